@@ -1,0 +1,147 @@
+"""Small pieces every test-bed server shares: waiting on state, running in a thread, the CLI."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Generic, Protocol, TypeVar
+
+T = TypeVar("T")
+
+
+class Observable:
+    """State that tests wait on: every change pulses a condition, nobody sleeps blindly.
+
+    Waiting on the event (with a generous timeout) rather than ``sleep`` keeps the
+    tests free of timing luck: they go as fast as the machine allows and fail with
+    a message naming what never happened.
+    """
+
+    def __init__(self) -> None:
+        self._changed: asyncio.Condition | None = None
+
+    def _condition(self) -> asyncio.Condition:
+        if self._changed is None:
+            self._changed = asyncio.Condition()
+        return self._changed
+
+    def notify(self) -> None:
+        """Wake every waiter; safe to call from sync code on the loop's thread."""
+        cond = self._condition()
+
+        async def _pulse() -> None:
+            async with cond:
+                cond.notify_all()
+
+        with contextlib.suppress(RuntimeError):
+            asyncio.get_running_loop().create_task(_pulse())
+
+    async def wait_until(
+        self, predicate: Callable[[], T], timeout: float = 10.0, what: str = "condition"
+    ) -> T:
+        """Return the predicate's first truthy value, or fail after ``timeout`` seconds."""
+        cond = self._condition()
+        deadline = time.monotonic() + timeout
+        async with cond:
+            while True:
+                value = predicate()
+                if value:
+                    return value
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"timed out after {timeout:.1f}s waiting for {what}")
+                # Re-check at least every 0.5 s: a few changes (a socket closing) do
+                # not go through notify().
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(cond.wait(), min(remaining, 0.5))
+
+
+class Server(Protocol):
+    """What ``run_main`` and ``ThreadedServer`` need of a test-bed server."""
+
+    @property
+    def url(self) -> str: ...
+
+    async def start(self) -> str: ...
+
+    async def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=Server)
+
+
+class ThreadedServer(Generic[S]):
+    """Runs an async server on its own loop in a daemon thread, for sync tests and tools."""
+
+    def __init__(self, server: S) -> None:
+        self.server = server
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self) -> ThreadedServer[S]:
+        self._thread.start()
+        self.call(self.server.start())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.call(self.server.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+        """Run a coroutine on the server's loop and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+def run_main(
+    description: str,
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    build: Callable[[argparse.Namespace], Server],
+    argv: list[str] | None = None,
+) -> int:
+    """Shared ``python -m tests.testbed.X`` entry: start, print the URL, run until interrupted."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=0, help="port (0: any free port)")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    server = build(args)
+
+    async def _main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        url = await server.start()
+        print(url, flush=True)
+        await stop.wait()
+        await server.stop()
+
+    asyncio.run(_main())
+    return 0
+
+
+async def first_of(*aws: Awaitable[Any]) -> None:
+    """Wait until any of the awaitables finishes, cancelling the rest."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def main_guard(fn: Callable[[], int]) -> None:
+    """Exit with the function's code; keeps each testbed ``__main__`` to one line."""
+    sys.exit(fn())

@@ -169,7 +169,7 @@ class HubRequest:
 class _Connection:
     id: str
     ws: web.WebSocketResponse
-    transport: asyncio.BaseTransport | None
+    transport: asyncio.Transport | None
     last_received: float = field(default_factory=time.monotonic)
     handshake_done: bool = False
     closed: bool = False
@@ -420,7 +420,10 @@ class GridHub(Observable):
         if not ws.can_prepare(request).ok:
             return web.Response(status=400, text="WebSocket upgrade expected")
         await ws.prepare(request)
-        conn = _Connection(connection_id, ws, request.transport)
+        transport = request.transport
+        conn = _Connection(
+            connection_id, ws, transport if isinstance(transport, asyncio.Transport) else None
+        )
         self.connections[connection_id] = conn
         self.notify()
         conn.tasks = [
@@ -479,7 +482,7 @@ class GridHub(Observable):
         a record whose terminator is not within that window is an error, so the
         limit counts the 0x1E.
         """
-        records = []
+        records: list[bytes] = []
         while True:
             idx = buffer.find(RS_BYTE)
             if idx == -1:
@@ -500,9 +503,8 @@ class GridHub(Observable):
             message = json.loads(record)
         except ValueError as exc:
             if not conn.handshake_done:
-                await self._handshake_reply(
-                    conn, {"error": f"An unexpected error occurred during connection handshake. {exc}"}
-                )
+                await self._handshake_reply(conn, {
+                    "error": f"An unexpected error occurred during connection handshake. {exc}"})
                 return
             raise ProtocolError(f"invalid JSON: {exc}") from exc
         if not isinstance(message, dict):

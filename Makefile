@@ -1,0 +1,94 @@
+# One place for every developer and CI command. `make test` on a fresh Debian 12
+# machine (as root) installs everything it needs, then runs the tests.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+CACHE  ?= $(HOME)/.cache/ghubai-tray
+LLAMA_CPP_VERSION := 0.3.36
+
+# Debian packages the test suite and later milestones need: a real X display and
+# tray host (Xvfb, trayer, xdotool, x11-utils, imagemagick), a D-Bus session with
+# a Secret Service (dbus, dbus-x11, gnome-keyring) and a notification daemon
+# (dunst), PyGObject's build dependencies and typelibs for the tray menu, NSIS
+# for the Windows installer, and cmake for building llama.cpp.
+APT_PACKAGES := xvfb trayer xdotool x11-utils imagemagick dbus dbus-x11 gnome-keyring \
+	dunst libgirepository1.0-dev libcairo2-dev pkg-config gir1.2-gtk-3.0 \
+	gir1.2-ayatanaappindicator3-0.1 nsis cmake build-essential
+
+.PHONY: help setup system-deps python-deps node-deps run test check lint typecheck demo clean
+
+help:
+	@echo "make run     start GhubAi Tray"
+	@echo "make test    install everything needed, then run the test suite"
+	@echo "make check   ruff + mypy --strict + the test suite"
+	@echo "make demo    start the test hub and the Ollama stand-in"
+
+setup: system-deps python-deps node-deps
+
+system-deps:
+	@missing=$$(for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; \
+	done); \
+	if [ -z "$$missing" ]; then echo "Debian packages: all present"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		echo "Installing Debian packages:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	else \
+		echo "NOTE: not root, so these Debian packages were not installed:" $$missing; \
+		echo "      run: sudo apt-get install" $$missing; \
+	fi
+	@command -v node >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get install -y -qq nodejs npm >/dev/null; \
+		else echo "NOTE: node is missing; the conformance tests will be skipped"; fi; }
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip wheel
+
+# The llama.cpp build takes ~3 minutes on 2 cores, so its wheel is cached outside
+# the checkout. GGML_NATIVE=OFF keeps the cached wheel runnable on any x86-64 CPU.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	@mkdir -p $(CACHE)/wheels
+	@if ! ls $(CACHE)/wheels/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1; then \
+		echo "Building llama-cpp-python $(LLAMA_CPP_VERSION) (about 3 minutes, cached afterwards)"; \
+		CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip wheel -q --no-deps -w $(CACHE)/wheels \
+			llama-cpp-python==$(LLAMA_CPP_VERSION); \
+	fi
+	$(BIN)/pip install -q "$$(ls $(CACHE)/wheels/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl | head -1)[server]"
+	@touch $@
+
+python-deps: $(VENV)/.installed
+
+tests/conformance/node_modules/.installed: tests/conformance/package-lock.json
+	@if command -v npm >/dev/null; then \
+		cd tests/conformance && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed; \
+	fi
+
+node-deps: tests/conformance/node_modules/.installed
+
+run: python-deps
+	$(BIN)/ghubai-tray
+
+test: setup
+	$(BIN)/pytest
+
+lint: python-deps
+	$(BIN)/ruff check .
+
+typecheck: python-deps
+	$(BIN)/mypy
+
+check: setup lint typecheck
+	$(BIN)/pytest
+
+demo: python-deps
+	@echo "Starting the test hub and the Ollama stand-in (Ctrl-C stops both)."
+	@trap 'kill 0' INT TERM EXIT; \
+	$(BIN)/python -m tests.testbed.hub --port 5080 & \
+	$(BIN)/python -m tests.testbed.ollama --port 11500 & \
+	wait
+
+clean:
+	rm -rf $(VENV) tests/conformance/node_modules .pytest_cache .mypy_cache .ruff_cache

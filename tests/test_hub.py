@@ -125,25 +125,32 @@ async def test_negotiate_requires_post(hub: GridHub, http: httpx.AsyncClient) ->
     assert (await http.get(f"{hub.url}/negotiate")).status_code == 405
 
 
-async def test_ids_are_single_use(hub: GridHub) -> None:
+async def _negotiate(hub: GridHub, version: int = 1) -> dict[str, Any]:
     async with aiohttp.ClientSession() as session:
-        async with session.post(f"{hub.url}/negotiate?negotiateVersion=1") as resp:
-            token = (await resp.json())["connectionToken"]
-        ws = await session.ws_connect(f"{hub.url}?id={token}")
-        with pytest.raises(aiohttp.WSServerHandshakeError) as err:
-            await session.ws_connect(f"{hub.url}?id={token}")
-        assert err.value.status == 404
+        async with session.post(f"{hub.url}/negotiate?negotiateVersion={version}") as resp:
+            body: dict[str, Any] = await resp.json()
+            return body
+
+
+async def _upgrade_status(hub: GridHub, conn_id: str) -> int:
+    """The status of a WebSocket upgrade with this id: 101 when accepted."""
+    async with aiohttp.ClientSession() as session:
+        try:
+            ws = await session.ws_connect(f"{hub.url}?id={conn_id}")
+        except aiohttp.WSServerHandshakeError as err:
+            return err.status
         await ws.close()
-    assert hub.http[-1].status == 404
+        return 101
+
+
+async def test_ids_are_single_use(hub: GridHub) -> None:
+    token = (await _negotiate(hub))["connectionToken"]
+    assert await _upgrade_status(hub, token) == 101
+    assert await _upgrade_status(hub, token) == 404
 
 
 async def test_v1_connection_id_is_not_the_id(hub: GridHub) -> None:
-    async with aiohttp.ClientSession() as session:
-        async with session.post(f"{hub.url}/negotiate?negotiateVersion=1") as resp:
-            conn_id = (await resp.json())["connectionId"]
-        with pytest.raises(aiohttp.WSServerHandshakeError) as err:
-            await session.ws_connect(f"{hub.url}?id={conn_id}")
-        assert err.value.status == 404
+    assert await _upgrade_status(hub, (await _negotiate(hub))["connectionId"]) == 404
 
 
 async def test_unknown_and_expired_ids_get_404(hub: GridHub, http: httpx.AsyncClient) -> None:
@@ -151,12 +158,7 @@ async def test_unknown_and_expired_ids_get_404(hub: GridHub, http: httpx.AsyncCl
                                                          "Upgrade": "websocket"})
     assert (resp.status_code, resp.text) == (404, "No Connection with that ID")
     hub.id_ttl = -1.0  # every id is already older than the time to live
-    async with aiohttp.ClientSession() as session:
-        async with session.post(f"{hub.url}/negotiate") as nego:
-            conn_id = (await nego.json())["connectionId"]
-        with pytest.raises(aiohttp.WSServerHandshakeError) as err:
-            await session.ws_connect(f"{hub.url}?id={conn_id}")
-        assert err.value.status == 404
+    assert await _upgrade_status(hub, (await _negotiate(hub, 0))["connectionId"]) == 404
 
 
 async def test_azure_redirect(http: httpx.AsyncClient) -> None:
@@ -448,16 +450,13 @@ async def test_fail_negotiate(hub: GridHub, http: httpx.AsyncClient, status: int
 async def test_restart_on_the_same_port(hub: GridHub, http: httpx.AsyncClient) -> None:
     client = await RawClient.connect(hub)
     await client.register()
-    stale = (await http.post(f"{hub.url}/negotiate?negotiateVersion=1")).json()["connectionToken"]
+    stale = (await _negotiate(hub))["connectionToken"]
     port = hub.port
     await hub.restart()
     assert hub.port == port and not hub.nodes
     await client.closed()
     await client.close()
-    async with aiohttp.ClientSession() as session:
-        with pytest.raises(aiohttp.WSServerHandshakeError) as err:
-            await session.ws_connect(f"{hub.url}?id={stale}")
-        assert err.value.status == 404
+    assert await _upgrade_status(hub, stale) == 404
     again = await RawClient.connect(hub)
     await again.register()
     await again.close()

@@ -12,6 +12,8 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Generic, Protocol, TypeVar
 
+from aiohttp import web
+
 T = TypeVar("T")
 
 
@@ -60,6 +62,23 @@ class Observable:
                 # not go through notify().
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(cond.wait(), min(remaining, 0.5))
+
+
+async def serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+    """Start ``app`` on ``host:port`` (0: any free port); return the runner and the port.
+
+    ``reuse_address`` lets a restarted server take its old port back at once,
+    which is what the hub's restart fault needs.
+    """
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    await site.start()
+    if port == 0:
+        sockets = getattr(site._server, "sockets", None)
+        assert sockets
+        port = int(sockets[0].getsockname()[1])
+    return runner, port
 
 
 class Server(Protocol):

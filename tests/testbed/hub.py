@@ -48,7 +48,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from tests.testbed._util import Observable, main_guard, run_main
+from tests.testbed._util import Observable, main_guard, run_main, serve
 
 RS = "\x1e"
 RS_BYTE = 0x1E
@@ -261,16 +261,7 @@ class GridHub(Observable):
         app.router.add_get("/azure/client/", self._websocket)
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/chat/completions", self._chat_completions)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
-        await site.start()
-        if self.port == 0:
-            server = site._server
-            assert server is not None
-            sockets = getattr(server, "sockets", None)
-            assert sockets
-            self.port = sockets[0].getsockname()[1]
+        self._runner, self.port = await serve(app, self.host, self.port)
         return self.url
 
     async def stop(self) -> None:

@@ -29,13 +29,13 @@ import hashlib
 import json
 import random
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from tests.testbed._util import Observable, main_guard, run_main
+from tests.testbed._util import Observable, main_guard, run_main, serve
 
 OLLAMA_VERSION = "0.12.6"
 BUSY = "server busy, please try again.  maximum pending requests exceeded"
@@ -204,15 +204,7 @@ class OllamaStandIn(Observable):
             r.add_post(path, self._management)
         r.add_delete("/api/delete", self._management)
         r.add_route("*", "/api/blobs/{digest}", self._management)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
-        await site.start()
-        if self.port == 0:
-            server = site._server
-            sockets = getattr(server, "sockets", None)
-            assert sockets
-            self.port = sockets[0].getsockname()[1]
+        self._runner, self.port = await serve(app, self.host, self.port)
         return self.url
 
     async def stop(self) -> None:
@@ -424,24 +416,11 @@ class OllamaStandIn(Observable):
                     "message": {"role": "assistant", "content": content},
                     "done_reason": "stop", "done": True, **gen.metrics()}
 
-        if body.get("stream") is False:
-            text = "".join([t async for t in self._paced(request, gen)])
-            return self._json(final(text))
+        def partial(token: str) -> dict[str, Any]:
+            return {"model": name, "created_at": go_time(),
+                    "message": {"role": "assistant", "content": token}, "done": False}
 
-        async def lines() -> AsyncIterator[str]:
-            i = 0
-            async for token in self._paced(request, gen):
-                if self.fault is Fault.MID_STREAM and i == self.fault_after:
-                    yield go_json({"error": "an error was encountered while running the model: "
-                                            "unexpected EOF"}) + "\n"
-                    return
-                yield go_json({"model": name, "created_at": go_time(),
-                               "message": {"role": "assistant", "content": token},
-                               "done": False}) + "\n"
-                i += 1
-            yield go_json(final("")) + "\n"
-
-        return await self._stream(request, "application/x-ndjson", lines())
+        return await self._native_answer(request, body, gen, partial, final)
 
     async def _generate(self, request: web.Request) -> web.StreamResponse:
         pre = await self._native_preamble(request)
@@ -461,6 +440,16 @@ class OllamaStandIn(Observable):
             return {"model": name, "created_at": go_time(), "response": text, "done": True,
                     "done_reason": "stop", "context": context, **gen.metrics()}
 
+        def partial(token: str) -> dict[str, Any]:
+            return {"model": name, "created_at": go_time(), "response": token, "done": False}
+
+        return await self._native_answer(request, body, gen, partial, final)
+
+    async def _native_answer(
+        self, request: web.Request, body: dict[str, Any], gen: _Generation,
+        partial: Callable[[str], dict[str, Any]], final: Callable[[str], dict[str, Any]],
+    ) -> web.StreamResponse:
+        """One object (``stream: false``) or NDJSON: a line per token, then the final one."""
         if body.get("stream") is False:
             text = "".join([t async for t in self._paced(request, gen)])
             return self._json(final(text))
@@ -472,8 +461,7 @@ class OllamaStandIn(Observable):
                     yield go_json({"error": "an error was encountered while running the model: "
                                             "unexpected EOF"}) + "\n"
                     return
-                yield go_json({"model": name, "created_at": go_time(), "response": token,
-                               "done": False}) + "\n"
+                yield go_json(partial(token)) + "\n"
                 i += 1
             yield go_json(final("")) + "\n"
 

@@ -7,10 +7,9 @@ import asyncio
 import contextlib
 import signal
 import sys
-import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Generic, Protocol, TypeVar
+from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 from aiohttp import web
 
@@ -92,36 +91,6 @@ class Server(Protocol):
     async def stop(self) -> None: ...
 
 
-S = TypeVar("S", bound=Server)
-
-
-class ThreadedServer(Generic[S]):
-    """Runs an async server on its own loop in a daemon thread, for sync tests and tools."""
-
-    def __init__(self, server: S) -> None:
-        self.server = server
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-
-    def __enter__(self) -> ThreadedServer[S]:
-        self._thread.start()
-        self.call(self.server.start())
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.call(self.server.stop())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
-
-    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
-        """Run a coroutine on the server's loop and wait for its result."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-
 def run_main(
     description: str,
     add_arguments: Callable[[argparse.ArgumentParser], None],
@@ -148,17 +117,6 @@ def run_main(
 
     asyncio.run(_main())
     return 0
-
-
-async def first_of(*aws: Awaitable[Any]) -> None:
-    """Wait until any of the awaitables finishes, cancelling the rest."""
-    tasks = [asyncio.ensure_future(a) for a in aws]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def main_guard(fn: Callable[[], int]) -> None:

@@ -1,0 +1,83 @@
+"""The worker's own exceptions, so callers catch our names and never a library's.
+
+    GhubAiError
+    ├── ConfigError          a setting is invalid (names the setting, its source, what is expected)
+    ├── TokenStoreError      the OS keyring cannot be used (says what to do instead)
+    ├── HubError             talking to the hub failed
+    │   ├── AuthRejected     401/403: the token is wrong; not a transient fault
+    │   ├── HubUnreachable   refused, timed out, TLS failure, 5xx, silent server
+    │   └── HubClosed        the hub ended the connection (with its reason)
+    ├── OllamaError          talking to Ollama failed
+    │   ├── OllamaUnreachable  nothing answers at the configured URL
+    │   ├── OllamaAnswerError  Ollama answered with an error (status and its message)
+    │   └── TagsParseError     ``/api/tags`` answered something that is not a model list
+    └── RequestRejected      an inference request from the hub was refused before Ollama saw it
+
+Foreign errors (aiohttp, httpx, keyring, OSError) are mapped where they enter,
+with ``raise ... from None`` when the original text could carry a URL with
+the token in its query string. Every message is written for the owner of the
+machine: it says what happened in plain words and, where it helps, what to do.
+"""
+
+from __future__ import annotations
+
+
+class GhubAiError(Exception):
+    """Base of every error the worker raises on purpose."""
+
+
+class ConfigError(GhubAiError):
+    """A setting is invalid; the program must not start half-configured (exit code 2)."""
+
+
+class TokenStoreError(GhubAiError):
+    """The OS keyring is missing, locked or refused the operation."""
+
+
+class HubError(GhubAiError):
+    """The hub connection failed; the supervisor publishes the text and retries."""
+
+
+class AuthRejected(HubError):
+    """The hub refused the token (HTTP 401/403); retried slowly, and at once on a new token."""
+
+
+class HubUnreachable(HubError):
+    """No usable hub at the URL right now; retried with backoff."""
+
+
+class HubClosed(HubError):
+    """The hub closed the connection, saying why (or not)."""
+
+    def __init__(self, message: str, *, allow_reconnect: bool = True) -> None:
+        super().__init__(message)
+        self.allow_reconnect = allow_reconnect
+
+
+class OllamaError(GhubAiError):
+    """Ollama could not serve a request or list its models."""
+
+
+class OllamaUnreachable(OllamaError):
+    """Nothing answers at the Ollama URL (not running, wrong port, firewall)."""
+
+
+class OllamaAnswerError(OllamaError):
+    """Ollama answered with an error; the text carries its status and message."""
+
+
+class TagsParseError(OllamaError):
+    """``/api/tags`` answered something that is not one of the known model-list shapes."""
+
+
+class RequestRejected(GhubAiError):
+    """An inference request was refused before reaching Ollama.
+
+    ``request_id`` is the id to send the ``[error]`` final to, or ``None`` when
+    the invocation had no usable id (then it is only logged).
+    """
+
+    def __init__(self, reason: str, request_id: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.request_id = request_id

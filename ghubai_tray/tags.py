@@ -1,0 +1,79 @@
+"""Reading Ollama's model list (``GET /api/tags``) into model names.
+
+Real Ollama answers ``{"models": [{"name": ..., "model": ...}, ...]}``; older
+and third-party servers answer a bare array of such objects, or of strings
+(the seed README's three shapes). Newer Ollama also lists *cloud* models,
+marked by ``remote_model``: they run on ollama.com under the owner's account,
+not on their GPU, so the worker reports them as remote and never shares them
+unless the owner names them explicitly (see :mod:`ghubai_tray.sharing`).
+
+Anything else (an HTML login page from a proxy, non-JSON, other shapes) is a
+:class:`TagsParseError`, never a silently empty list: an empty list would
+quietly stop all sharing, while an error tells the owner why.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ghubai_tray.errors import TagsParseError
+
+MAX_MODEL_NAME = 256  # Ollama's own names are far shorter; longer is not a model name
+
+
+@dataclass(frozen=True)
+class LocalModel:
+    """One model Ollama has: its name and whether it runs remotely (a cloud model)."""
+
+    name: str
+    remote: bool = False
+
+
+def _entry_name(entry: Any) -> tuple[str, bool] | None:
+    if isinstance(entry, str):
+        return entry, False
+    if not isinstance(entry, dict):
+        raise TagsParseError("a model entry is neither a name nor an object")
+    remote = entry.get("remote_model")
+    is_remote = isinstance(remote, str) and bool(remote.strip())
+    for key in ("name", "model", "remote_model"):
+        value = entry.get(key)
+        if isinstance(value, str) and value.strip():
+            return value, is_remote
+    return None  # an entry without any name is skipped, as the seed worker did
+
+
+def parse_tags(body: bytes | str) -> tuple[LocalModel, ...]:
+    """Return the models in an ``/api/tags`` answer, or raise :class:`TagsParseError`.
+
+    Names are trimmed, deduplicated case-insensitively (the hub matches them
+    that way) and kept in Ollama's order; the first spelling wins.
+    """
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise TagsParseError("Ollama's model list is not JSON") from None
+    if isinstance(data, dict):
+        if "models" not in data:
+            raise TagsParseError("Ollama's model list has no \"models\" field")
+        data = data["models"]
+        if data is None:  # Go encodes an empty slice declared as nil this way
+            data = []
+    if not isinstance(data, list):
+        raise TagsParseError("Ollama's model list is not a list")
+    models: list[LocalModel] = []
+    seen: set[str] = set()
+    for entry in data:
+        named = _entry_name(entry)
+        if named is None:
+            continue
+        name = named[0].strip()
+        if not name or len(name) > MAX_MODEL_NAME or not name.isprintable():
+            continue
+        key = name.casefold()
+        if key not in seen:
+            seen.add(key)
+            models.append(LocalModel(name, named[1]))
+    return tuple(models)

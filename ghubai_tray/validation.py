@@ -1,0 +1,108 @@
+"""Judging an inference request from the hub before anything of it reaches Ollama.
+
+The hub is trusted to route work, not to act on the donor's machine. So an
+``InferenceRequest`` is accepted only when every part is what inference needs:
+a usable request id, an endpoint on the allowlist (see
+:mod:`ghubai_tray.endpoints`), a model this worker shares right now, and a
+body that is one JSON object within the size limit naming that same model
+(otherwise a request routed for a shared model could run an unshared one).
+A refusal carries a reason in plain words for the ``[error]`` final chunk.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import Any
+
+from ghubai_tray.endpoints import EndpointRefused, allowed_endpoint
+from ghubai_tray.errors import RequestRejected
+
+MAX_REQUEST_ID = 128
+
+
+@dataclass(frozen=True)
+class InferenceRequest:
+    """A request that passed every check; ``endpoint`` is our own allowlist constant."""
+
+    request_id: str
+    model: str
+    endpoint: str
+    body: bytes
+
+
+def _field(obj: dict[str, Any], name: str) -> Any:
+    # ASP.NET matches property names case-insensitively; so do we.
+    folded = name.casefold()
+    return next((v for k, v in obj.items() if isinstance(k, str) and k.casefold() == folded), None)
+
+
+def usable_request_id(value: Any) -> str | None:
+    """The request id if a final chunk can be addressed to it, else None."""
+    if (isinstance(value, str) and 0 < len(value) <= MAX_REQUEST_ID and value.isprintable()
+            and value.strip() == value):
+        return value
+    return None
+
+
+def request_id_of(arguments: Any) -> str | None:
+    """The usable request id in an invocation's arguments, whatever else is wrong."""
+    if isinstance(arguments, list) and arguments and isinstance(arguments[0], dict):
+        return usable_request_id(_field(arguments[0], "requestId"))
+    return None
+
+
+def validate_request(
+    arguments: Any, shared_models: Collection[str], max_body_bytes: int
+) -> InferenceRequest:
+    """Return the checked request or raise :class:`RequestRejected` with a plain reason."""
+    if not isinstance(arguments, list) or len(arguments) != 1 or not isinstance(arguments[0], dict):
+        raise RequestRejected("the hub sent a request this worker cannot read",
+                              request_id_of(arguments))
+    payload = arguments[0]
+    request_id = usable_request_id(_field(payload, "requestId"))
+    if request_id is None:
+        raise RequestRejected("the request has no usable request id")
+
+    def refuse(reason: str) -> RequestRejected:
+        return RequestRejected(reason, request_id)
+
+    try:
+        endpoint = allowed_endpoint(_field(payload, "endpointUri"))
+    except EndpointRefused as exc:
+        raise refuse(str(exc)) from None
+
+    model = _field(payload, "model")
+    if not isinstance(model, str) or not model.strip():
+        raise refuse("the request names no model")
+    shared = {m.casefold(): m for m in shared_models}
+    if model.casefold() not in shared:
+        raise refuse(f"the model {model[:80]!r} is not shared by this worker")
+
+    encoded = _checked_body(_field(payload, "requestBody"), model, max_body_bytes, refuse)
+    return InferenceRequest(request_id, shared[model.casefold()], endpoint, encoded)
+
+
+def _checked_body(
+    body: Any, model: str, max_body_bytes: int, refuse: Callable[[str], RequestRejected]
+) -> bytes:
+    if not isinstance(body, str):
+        raise refuse("the request has no body")
+    try:
+        encoded = body.encode("utf-8")
+    except UnicodeEncodeError:
+        raise refuse("the request body is not valid text") from None
+    if len(encoded) > max_body_bytes:
+        raise refuse(f"the request body is {len(encoded):,} bytes, more than this worker's "
+                     f"limit of {max_body_bytes:,}")
+    try:
+        document = json.loads(body)
+    except ValueError:
+        raise refuse("the request body is not JSON") from None
+    if not isinstance(document, dict):
+        raise refuse("the request body is not a JSON object")
+    body_model = document.get("model")
+    if not isinstance(body_model, str) or body_model.casefold() != model.casefold():
+        raise refuse(f"the request body asks for a different model than {model[:80]!r}")
+    return encoded

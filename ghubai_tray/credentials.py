@@ -1,0 +1,163 @@
+"""The provider token: in the OS keyring, one per hub, never anywhere else.
+
+The keyring entry is service ``GhubAi`` with the hub URL's origin as the user
+name (``https://hub.example.com``), so each hub keeps its own token and
+changing the path of the same hub keeps it. ``PROVIDER_TOKEN`` (the seed's
+variable) overrides the keyring when set, for containers and services.
+
+Windows' Credential Manager holds at most 2,560 bytes per entry, stored as
+UTF-16, so long tokens (JWTs) fail there with error 1783. Tokens longer than
+:data:`PART_SIZE` characters are therefore stored in parts (``origin#1``,
+``origin#2``, ...) behind a small header entry, on every platform alike, so
+the code path is the one the tests exercise.
+
+Every keyring call may block (a desktop may ask to unlock the keyring): the
+worker calls these functions through ``asyncio.to_thread``, never on its loop.
+When there is no usable keyring at all we say so and what to do; we never
+fall back to writing the token into a plain file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from keyring.errors import KeyringError, NoKeyringError, PasswordDeleteError
+
+from ghubai_tray.errors import TokenStoreError
+
+SERVICE = "GhubAi"
+PART_SIZE = 1000
+_PARTS_HEADER = "ghubai-parts:"
+MAX_TOKEN_LENGTH = 64 * 1024
+NO_KEYRING_ADVICE = (
+    "set the token in the PROVIDER_TOKEN environment variable instead, or run a Secret "
+    "Service (gnome-keyring, KeePassXC or KWallet) in your desktop session")
+
+
+class Backend(Protocol):
+    """The three calls of the ``keyring`` module we use (injectable for tests)."""
+
+    def get_password(self, service_name: str, username: str) -> str | None: ...
+
+    def set_password(self, service_name: str, username: str, password: str) -> None: ...
+
+    def delete_password(self, service_name: str, username: str) -> None: ...
+
+
+def default_backend() -> Backend:
+    import keyring
+
+    return keyring
+
+
+def account_for(hub_url: str) -> str:
+    """The keyring user name for a hub: its origin (scheme, host, port if not default)."""
+    parts = urlsplit(hub_url)
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    default_port = {"http": 80, "https": 443}.get(parts.scheme)
+    port = f":{parts.port}" if parts.port and parts.port != default_port else ""
+    return f"{parts.scheme}://{host}{port}"
+
+
+def _mapped(action: str, exc: Exception) -> TokenStoreError:
+    if isinstance(exc, NoKeyringError):
+        return TokenStoreError(f"there is no OS keyring to {action} the token: {NO_KEYRING_ADVICE}")
+    kind = type(exc).__name__
+    return TokenStoreError(f"the OS keyring could not {action} the token ({kind}); "
+                           f"is it locked? Otherwise {NO_KEYRING_ADVICE}")
+
+
+def _call(action: str, fn: object, *args: str) -> object:
+    try:
+        return fn(*args)  # type: ignore[operator]
+    except KeyringError as exc:
+        raise _mapped(action, exc) from None
+
+
+def _check(token: str) -> str:
+    token = token.strip()
+    if not token:
+        raise TokenStoreError("the token is empty")
+    if len(token) > MAX_TOKEN_LENGTH or not token.isprintable() or any(c.isspace() for c in token):
+        raise TokenStoreError("that does not look like a token (spaces, line breaks or "
+                              "too long); paste it again")
+    return token
+
+
+def load_token(hub_url: str, backend: Backend | None = None) -> str | None:
+    """The stored token for this hub, or None; :class:`TokenStoreError` if unreadable."""
+    backend = backend or default_backend()
+    user = account_for(hub_url)
+    stored = _call("read", backend.get_password, SERVICE, user)
+    if not isinstance(stored, str):
+        return None
+    if not stored.startswith(_PARTS_HEADER):
+        return stored
+    count = int(stored.removeprefix(_PARTS_HEADER))
+    parts = [_call("read", backend.get_password, SERVICE, f"{user}#{i}") for i in range(count)]
+    if not all(isinstance(p, str) for p in parts):
+        raise TokenStoreError("the stored token is incomplete: run 'ghubai-tray token set' again")
+    return "".join(p for p in parts if isinstance(p, str))
+
+
+def store_token(hub_url: str, token: str, backend: Backend | None = None) -> None:
+    backend = backend or default_backend()
+    token = _check(token)
+    user = account_for(hub_url)
+    delete_token(hub_url, backend)
+    if len(token) <= PART_SIZE:
+        _call("store", backend.set_password, SERVICE, user, token)
+        return
+    parts = [token[i:i + PART_SIZE] for i in range(0, len(token), PART_SIZE)]
+    for i, part in enumerate(parts):
+        _call("store", backend.set_password, SERVICE, f"{user}#{i}", part)
+    _call("store", backend.set_password, SERVICE, user, f"{_PARTS_HEADER}{len(parts)}")
+
+
+def delete_token(hub_url: str, backend: Backend | None = None) -> bool:
+    """Remove this hub's token (and its parts); True if there was one."""
+    backend = backend or default_backend()
+    user = account_for(hub_url)
+    stored = _call("read", backend.get_password, SERVICE, user)
+    if not isinstance(stored, str):
+        return False
+    names = [user]
+    if stored.startswith(_PARTS_HEADER):
+        names += [f"{user}#{i}" for i in range(int(stored.removeprefix(_PARTS_HEADER)))]
+    for name in names:
+        try:
+            backend.delete_password(SERVICE, name)
+        except PasswordDeleteError:
+            pass  # a part already gone is what we want
+        except KeyringError as exc:
+            raise _mapped("remove", exc) from None
+    return True
+
+
+@dataclass(frozen=True)
+class TokenSource:
+    """The token the worker should use and where it came from, in words."""
+
+    token: str | None
+    where: str
+
+
+def resolve_token(
+    hub_url: str, environ: Mapping[str, str] | None = None, backend: Backend | None = None
+) -> TokenSource:
+    """``PROVIDER_TOKEN`` if set, else the keyring's token for this hub, else none."""
+    environ = os.environ if environ is None else environ
+    from_env = environ.get("PROVIDER_TOKEN", "").strip()
+    if from_env:
+        return TokenSource(from_env, "the PROVIDER_TOKEN variable")
+    token = load_token(hub_url, backend)
+    if token:
+        return TokenSource(token, f"the OS keyring (service {SERVICE}, "
+                                  f"account {account_for(hub_url)})")
+    return TokenSource(None, "nowhere: no token is set")

@@ -1,0 +1,417 @@
+"""One connection to the hub: negotiate, WebSocket, handshake, messages, keep-alive, close.
+
+pysignalr 1.3.3 gives us the hub protocol's message types and encoder, which
+are sound, but its client and transport have the defects listed in
+PROTOCOL.md (token missing from the first requests, headers copied into every
+invocation, retry counters never reset, stale ids retried, handlers blocking
+the receive loop, no server timeout, no clean stop, ``run()`` ending for good
+on many errors, ``send()`` waiting 10 s when disconnected). So this module
+keeps pysignalr's ``JSONProtocol`` and message dataclasses and replaces the
+client and transport with one small connection object per attempt:
+
+- it negotiates afresh every time, sending the token both as
+  ``Authorization: Bearer`` and as the ``access_token`` query parameter from
+  the very first request (the .NET client sends the header, the hub's own
+  handler reads only the query);
+- it never puts headers into invocations (``InvocationMessage.headers`` stays
+  None, so pysignalr's encoder leaves the field out);
+- it decodes messages tolerantly: an unknown field or type is skipped and
+  reported, never fatal;
+- it treats 30 s without a byte from the server as a dead connection, and
+  sends a Ping after 15 s without sending anything;
+- ``close()`` sends a Close message before closing the socket;
+- ``send()`` on a closed connection fails at once.
+
+Reconnection, backoff and what to do with messages belong to the supervisor
+in :mod:`ghubai_tray.worker`; this module knows one connection only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import ssl
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import aiohttp
+from pysignalr.messages import (
+    CloseMessage,
+    CompletionMessage,
+    InvocationMessage,
+    Message,
+    PingMessage,
+)
+from pysignalr.protocol.json import JSONProtocol
+
+from ghubai_tray.errors import AuthRejected, HubClosed, HubError, HubUnreachable
+
+log = logging.getLogger(__name__)
+
+RS = "\x1e"
+SERVER_TIMEOUT = 30.0  # ASP.NET's default: twice the server's 15 s keep-alive
+KEEPALIVE_INTERVAL = 15.0  # ASP.NET's default client keep-alive
+CONNECT_TIMEOUT = 15.0  # negotiate, upgrade and handshake, each
+MAX_REDIRECTS = 10  # Azure SignalR redirects once; more is a loop
+_protocol = JSONProtocol()
+
+
+# -- pure parts ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Negotiated:
+    """Where to open the WebSocket: the URL and the connection id to put in it."""
+
+    url: str
+    connection_id: str
+    access_token: str | None  # a redirect's own token replaces ours from then on
+
+
+@dataclass(frozen=True)
+class Redirect:
+    url: str
+    access_token: str | None
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """A record that is not a message we can read; the text says why."""
+
+    reason: str
+
+
+def with_query(url: str, **params: str | None) -> str:
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params]
+    query += [(k, v) for k, v in params.items() if v is not None]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def negotiate_url(url: str, token: str | None) -> str:
+    """``{url}/negotiate?...&negotiateVersion=1&access_token=...``, keeping the URL's query."""
+    parts = urlsplit(url)
+    path = parts.path.rstrip("/") + "/negotiate"
+    return with_query(urlunsplit(parts._replace(path=path)), negotiateVersion="1",
+                      access_token=token)
+
+
+def websocket_url(url: str, connection_id: str, token: str | None) -> str:
+    parts = urlsplit(url)
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+    return with_query(urlunsplit(parts._replace(scheme=scheme)), id=connection_id,
+                      access_token=token)
+
+
+def parse_negotiate(body: Any, url: str, access_token: str | None) -> Negotiated | Redirect:
+    """Read a negotiate answer (v0, v1 or an Azure redirect); HubError when unusable."""
+    if not isinstance(body, dict):
+        raise HubUnreachable("the hub's negotiate answer is not a JSON object")
+    if isinstance(body.get("error"), str):
+        raise HubUnreachable(f"the hub refused the connection: {body['error'][:200]}")
+    if isinstance(body.get("url"), str):
+        token = body.get("accessToken")
+        return Redirect(body["url"], token if isinstance(token, str) else None)
+    transports = body.get("availableTransports")
+    if isinstance(transports, list) and not any(
+        isinstance(t, dict) and t.get("transport") == "WebSockets" for t in transports
+    ):
+        raise HubUnreachable("the hub does not offer WebSockets")
+    version = body.get("negotiateVersion", 0)
+    key = "connectionToken" if isinstance(version, int) and version >= 1 else "connectionId"
+    connection_id = body.get(key)
+    if not isinstance(connection_id, str) or not connection_id:
+        raise HubUnreachable(f"the hub's negotiate answer has no {key}")
+    return Negotiated(url, connection_id, access_token)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def decode_record(record: str) -> Message | Malformed | None:
+    """One record (without its separator) as a pysignalr message; None for types we ignore.
+
+    Unlike pysignalr's ``parse_message``, which passes every field to the
+    dataclass and so fails on any field it does not know, this reads only
+    the fields we use and tolerates everything else.
+    """
+    try:
+        obj = json.loads(record)
+    except ValueError:
+        return Malformed("a message is not JSON")
+    if not isinstance(obj, dict):
+        return Malformed("a message is not a JSON object")
+    kind = obj.get("type")
+    if kind == 1:
+        target, arguments = obj.get("target"), obj.get("arguments", [])
+        if not isinstance(target, str):
+            return Malformed("an invocation has no target")
+        return InvocationMessage(invocation_id=_text(obj.get("invocationId")), target=target,
+                                 arguments=arguments)
+    if kind == 6:
+        return PingMessage()
+    if kind == 7:
+        allow = obj.get("allowReconnect")
+        return CloseMessage(error=_text(obj.get("error")),
+                            allow_reconnect=allow if isinstance(allow, bool) else None)
+    if kind == 3:
+        return CompletionMessage(invocation_id=str(obj.get("invocationId")),
+                                 error=_text(obj.get("error")))
+    if isinstance(kind, int) and not isinstance(kind, bool) and kind in (2, 4, 5):
+        return None  # streams the worker never starts
+    return Malformed(f"a message has an unknown type {str(kind)[:20]!r}")
+
+
+def split_records(buffer: str) -> tuple[list[str], str]:
+    """Complete records in ``buffer`` and the incomplete rest."""
+    *records, rest = buffer.split(RS)
+    return [r for r in records if r], rest
+
+
+def encode(message: Message) -> str:
+    return _protocol.encode(message)
+
+
+def handshake_error(record: str) -> str | None:
+    """None when the handshake answer accepts us, else the hub's reason."""
+    try:
+        obj = json.loads(record)
+    except ValueError:
+        return "the hub's handshake answer is not JSON"
+    if not isinstance(obj, dict):
+        return "the hub's handshake answer is not a JSON object"
+    error = obj.get("error")
+    return None if error is None else f"the hub refused the handshake: {str(error)[:200]}"
+
+
+# -- the connection ------------------------------------------------------
+
+
+def _host(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+
+
+def _status_error(status: int, where: str, url: str) -> HubError:
+    host = _host(url)
+    if status in (401, 403):
+        return AuthRejected(f"the hub at {host} refused the token (HTTP {status} on {where})")
+    if status == 404 and where == "negotiate":
+        return HubUnreachable(f"there is no hub at this URL on {host} (HTTP 404): check the path")
+    if status == 404:
+        return HubUnreachable(f"the hub at {host} forgot the connection before it opened")
+    return HubUnreachable(f"the hub at {host} answered HTTP {status} on {where}")
+
+
+def _mapped(exc: BaseException, url: str) -> HubError:
+    """A foreign error in plain words, never with the URL (its query holds the token)."""
+    host = _host(url)
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError | ssl.SSLCertVerificationError):
+        return HubUnreachable(
+            f"the certificate of {host} is not trusted by this computer; for a development "
+            "hub only, set ALLOW_INVALID_CERTS=1")
+    if isinstance(exc, aiohttp.ClientSSLError | ssl.SSLError):
+        return HubUnreachable(f"the secure connection to {host} failed")
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return HubUnreachable(f"the name {urlsplit(url).hostname} cannot be found")
+    if isinstance(exc, aiohttp.ClientConnectorError | ConnectionRefusedError):
+        return HubUnreachable(f"nothing answers at {host}")
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        return HubUnreachable(f"the hub at {host} did not answer in time")
+    if isinstance(exc, aiohttp.WSServerHandshakeError):
+        return _status_error(exc.status, "the WebSocket upgrade", url)
+    return HubUnreachable(f"the connection to {host} failed ({type(exc).__name__})")
+
+
+class HubConnection:
+    """One open, handshaken connection. Use :meth:`open`; iterate :meth:`messages`."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        ws: aiohttp.ClientWebSocketResponse,
+        host: str,
+        *,
+        server_timeout: float,
+        keepalive_interval: float,
+    ) -> None:
+        self._session = session
+        self._ws = ws
+        self.host = host
+        self._server_timeout = server_timeout
+        self._keepalive_interval = keepalive_interval
+        self._send_lock = asyncio.Lock()
+        self._last_sent = time.monotonic()
+        self._pending = ""
+        self._closed = False
+        self._keepalive = asyncio.create_task(self._keep_alive(), name="hub-keepalive")
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        token: str | None,
+        *,
+        ssl_context: ssl.SSLContext | bool,
+        server_timeout: float = SERVER_TIMEOUT,
+        keepalive_interval: float = KEEPALIVE_INTERVAL,
+        connect_timeout: float = CONNECT_TIMEOUT,
+    ) -> HubConnection:
+        """Negotiate, upgrade and handshake; :class:`HubError` says what failed."""
+        connector = aiohttp.TCPConnector(ssl=ssl_context)
+        session = aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=connect_timeout))
+        try:
+            negotiated = await _negotiate(session, url, token)
+            bearer = negotiated.access_token or token
+            headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+            ws = await session.ws_connect(
+                websocket_url(negotiated.url, negotiated.connection_id, bearer),
+                headers=headers, autoping=True, heartbeat=None, max_msg_size=0,
+                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0))
+            rest = await _handshake(ws, connect_timeout, url)
+        except HubError:
+            await session.close()
+            raise
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            await session.close()
+            raise _mapped(exc, url) from None
+        except BaseException:
+            await session.close()
+            raise
+        conn = cls(session, ws, _host(url), server_timeout=server_timeout,
+                   keepalive_interval=keepalive_interval)
+        conn._pending = rest
+        return conn
+
+    @property
+    def closed(self) -> bool:
+        return self._closed or self._ws.closed
+
+    async def send(self, message: Message) -> None:
+        """Send one message; :class:`HubUnreachable` at once if the connection is gone."""
+        if self.closed:
+            raise HubUnreachable("the hub connection is closed")
+        data = encode(message)
+        try:
+            async with self._send_lock:
+                await self._ws.send_str(data)
+        except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
+            self._closed = True
+            raise HubUnreachable(f"sending to the hub failed ({type(exc).__name__})") from None
+        self._last_sent = time.monotonic()
+
+    async def invoke(self, target: str, *arguments: Any) -> None:
+        """A plain invocation (no id, no headers): the hub returns nothing."""
+        await self.send(InvocationMessage(invocation_id=None, target=target,
+                                          arguments=list(arguments)))
+
+    async def messages(self) -> AsyncIterator[Message | Malformed]:
+        """Yield what the hub sends until it closes; raise :class:`HubError` when it ends.
+
+        Pings are consumed here. The iteration ends by raising: :class:`HubClosed`
+        for a Close message, :class:`HubUnreachable` for a dropped or silent connection.
+        """
+        deadline = time.monotonic() + self._server_timeout
+        while True:
+            records, self._pending = split_records(self._pending)
+            for record in records:
+                message = decode_record(record)
+                if isinstance(message, CloseMessage):
+                    self._closed = True
+                    reason = message.error or "the hub closed the connection"
+                    raise HubClosed(reason, allow_reconnect=message.allow_reconnect is not False)
+                if message is not None and not isinstance(message, PingMessage):
+                    yield message
+            remaining = deadline - time.monotonic()
+            try:
+                if remaining <= 0:
+                    raise TimeoutError
+                frame = await self._ws.receive(timeout=remaining)
+            except TimeoutError:
+                self._closed = True
+                raise HubUnreachable(
+                    f"the hub went silent for {self._server_timeout:g} s") from None
+            if frame.type == aiohttp.WSMsgType.TEXT:
+                self._pending += frame.data
+            elif frame.type == aiohttp.WSMsgType.BINARY:
+                self._pending += frame.data.decode("utf-8", "replace")
+            else:
+                self._closed = True
+                raise HubUnreachable("the hub dropped the connection")
+            deadline = time.monotonic() + self._server_timeout
+
+    async def close(self, error: str | None = None) -> None:
+        """Say goodbye (a Close message), then close the socket and the session."""
+        self._keepalive.cancel()
+        if not self.closed:
+            with contextlib.suppress(HubError):
+                await asyncio.wait_for(self.send(CloseMessage(error=error)), 2.0)
+        self._closed = True
+        with contextlib.suppress(Exception):
+            await self._ws.close()
+        await self._session.close()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._keepalive
+
+    async def _keep_alive(self) -> None:
+        while not self.closed:
+            wait = self._last_sent + self._keepalive_interval - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            try:
+                await self.send(PingMessage())
+            except HubError:
+                return
+
+
+async def _negotiate(session: aiohttp.ClientSession, url: str, token: str | None) -> Negotiated:
+    access = token
+    for _ in range(MAX_REDIRECTS):
+        headers = {"Authorization": f"Bearer {access}"} if access else {}
+        async with session.post(negotiate_url(url, access), headers=headers) as response:
+            if response.status != 200:
+                raise _status_error(response.status, "negotiate", url)
+            try:
+                body = await response.json(content_type=None)
+            except ValueError:
+                raise HubUnreachable(
+                    f"the negotiate answer from {_host(url)} is not JSON: is this a hub URL?"
+                ) from None
+        result = parse_negotiate(body, url, access)
+        if isinstance(result, Negotiated):
+            return result
+        url, access = result.url, result.access_token
+    raise HubUnreachable(f"the hub at {_host(url)} redirected too many times")
+
+
+async def _handshake(ws: aiohttp.ClientWebSocketResponse, timeout: float, url: str) -> str:
+    await ws.send_str(encode_handshake())
+    buffer = ""
+    deadline = time.monotonic() + timeout
+    while RS not in buffer:
+        frame = await ws.receive(timeout=max(0.0, deadline - time.monotonic()))
+        if frame.type == aiohttp.WSMsgType.TEXT:
+            buffer += frame.data
+        elif frame.type == aiohttp.WSMsgType.BINARY:
+            buffer += frame.data.decode("utf-8", "replace")
+        else:
+            raise HubUnreachable(f"the hub at {_host(url)} closed the connection during the "
+                                 "handshake")
+    record, rest = buffer.split(RS, 1)
+    error = handshake_error(record)
+    if error is not None:
+        await ws.close()
+        raise HubUnreachable(error)
+    return rest
+
+
+def encode_handshake() -> str:
+    return json.dumps({"protocol": _protocol.protocol, "version": _protocol.version}) + RS

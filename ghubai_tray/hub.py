@@ -351,8 +351,9 @@ class HubConnection:
         """Say goodbye (a Close message), then close the socket and the session."""
         self._keepalive.cancel()
         if not self.closed:
-            with contextlib.suppress(HubError):
-                await asyncio.wait_for(self.send(CloseMessage(error=error)), 2.0)
+            with contextlib.suppress(HubError, TimeoutError):
+                async with asyncio.timeout(2.0):
+                    await self.send(CloseMessage(error=error))
         self._closed = True
         with contextlib.suppress(Exception):
             await self._ws.close()

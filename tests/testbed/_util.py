@@ -69,7 +69,8 @@ async def serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunn
     ``reuse_address`` lets a restarted server take its old port back at once,
     which is what the hub's restart fault needs.
     """
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
+    # No access log: it would print every URL, and ours carry the token in the query.
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
     await site.start()

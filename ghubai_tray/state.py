@@ -1,0 +1,145 @@
+"""What the worker publishes (frozen snapshots) and what it accepts (commands).
+
+State flows one way: the worker owns every mutable thing and, after each
+change, publishes a new :class:`Snapshot`; the tray and the headless logger
+only read the latest one. Commands flow the other way, through
+``Worker.submit()``, as the small frozen dataclasses below.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ghubai_tray.config import Settings
+
+
+class Connection(enum.Enum):
+    NOT_CONFIGURED = "not configured"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    REGISTERED = "registered"
+    RECONNECTING = "reconnecting"
+    AUTH_REJECTED = "auth rejected"
+    STOPPED = "stopped"
+
+
+class State(enum.Enum):
+    """The headline state: the connection's, except that pausing overrides a live one."""
+
+    NOT_CONFIGURED = "not configured"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    REGISTERED = "registered"
+    RECONNECTING = "reconnecting"
+    AUTH_REJECTED = "auth rejected"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+
+
+class OllamaStatus(enum.Enum):
+    UNKNOWN = "not checked yet"
+    REACHABLE = "reachable"
+    UNREACHABLE = "not reachable"
+    BAD_ANSWER = "answering something unexpected"
+
+
+@dataclass(frozen=True)
+class ModelView:
+    name: str
+    remote: bool
+    shared: bool
+
+
+@dataclass(frozen=True)
+class Counters:
+    served: int = 0
+    failed: int = 0
+    refused: int = 0
+    chunks: int = 0
+    bytes: int = 0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything a person (or the tray) may want to know, at one instant."""
+
+    sequence: int = 0
+    connection: Connection = Connection.CONNECTING
+    reason: str = "starting"
+    hub_url: str = ""
+    next_attempt: datetime | None = None
+    registered_models: int | None = None  # as last acknowledged by the hub
+    ollama: OllamaStatus = OllamaStatus.UNKNOWN
+    ollama_reason: str = ""
+    ollama_url: str = ""
+    models: tuple[ModelView, ...] = ()
+    paused: bool = False
+    paused_until: datetime | None = None
+    insecure_tls: bool = False
+    active: int = 0
+    queued: int = 0
+    totals: Counters = field(default_factory=Counters)
+    per_model: tuple[tuple[str, Counters], ...] = ()
+
+    @property
+    def state(self) -> State:
+        live = self.connection in (Connection.CONNECTED, Connection.REGISTERED)
+        if self.paused and live:
+            return State.PAUSED
+        return State(self.connection.value)
+
+    @property
+    def shared_models(self) -> tuple[str, ...]:
+        return tuple(m.name for m in self.models if m.shared)
+
+
+# -- commands ------------------------------------------------------------
+
+
+class PauseMode(enum.Enum):
+    NOW = "now"  # cancel in-flight requests with "[error] paused by the owner"
+    AFTER_CURRENT = "after current"  # let them finish, take nothing new
+
+
+@dataclass(frozen=True)
+class Pause:
+    mode: PauseMode = PauseMode.AFTER_CURRENT
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Resume:
+    pass
+
+
+@dataclass(frozen=True)
+class SetModelShared:
+    name: str
+    shared: bool
+
+
+@dataclass(frozen=True)
+class SetShareNewModels:
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class ApplySettings:
+    """New settings (from the settings window or a reload); reconnects if the hub changed."""
+
+    settings: Settings
+
+
+@dataclass(frozen=True)
+class TokenChanged:
+    """The token was set or removed: read it again and reconnect at once."""
+
+
+@dataclass(frozen=True)
+class Stop:
+    grace: float = 10.0
+
+
+Command = Pause | Resume | SetModelShared | SetShareNewModels | ApplySettings | TokenChanged | Stop

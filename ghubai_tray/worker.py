@@ -1,0 +1,679 @@
+"""The worker: one asyncio root task that connects, discovers, registers and relays.
+
+It runs the same way under the tray (on a background thread) and headless
+(on the main thread). Inside, three long-lived loops share one owner of
+state, and every request is a task of its own:
+
+- the **hub supervisor** opens a fresh :class:`~ghubai_tray.hub.HubConnection`
+  per attempt, registers, reads messages, and on any failure publishes the
+  reason, cancels the requests of the dead connection and waits (exponential
+  backoff with jitter, capped; minutes after a rejected token) before trying
+  again, forever;
+- the **discovery loop** polls Ollama's ``/api/tags`` every few seconds and
+  nudges the registration when the shared list changes (a heartbeat repeats
+  it anyway);
+- the **command loop** applies what ``submit()`` hands over from other
+  threads, and ends a timed pause;
+- each **request** is validated, then forwarded under a semaphore, and ends
+  in exactly one final chunk sent under ``asyncio.shield`` (empty on success,
+  ``[error] ...`` otherwise), unless its connection is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import httpx
+from pysignalr.messages import InvocationMessage
+
+from ghubai_tray.config import Settings
+from ghubai_tray.credentials import TokenSource
+from ghubai_tray.errors import (
+    AuthRejected,
+    GhubAiError,
+    HubError,
+    OllamaError,
+    OllamaUnreachable,
+    RequestRejected,
+    TagsParseError,
+    TokenStoreError,
+)
+from ghubai_tray.framing import Done, Failed, Frame, Relay, framer_for, status_error
+from ghubai_tray.hub import HubConnection, Malformed
+from ghubai_tray.ollama import MAX_ERROR_BODY, OllamaClient, read_limited, unreachable_reason
+from ghubai_tray.sharing import is_shared
+from ghubai_tray.state import (
+    ApplySettings,
+    Command,
+    Connection,
+    Counters,
+    ModelView,
+    OllamaStatus,
+    Pause,
+    PauseMode,
+    Resume,
+    SetModelShared,
+    SetShareNewModels,
+    Snapshot,
+    Stop,
+    TokenChanged,
+)
+from ghubai_tray.tags import LocalModel
+from ghubai_tray.tls import client_context
+from ghubai_tray.validation import InferenceRequest, validate_request
+
+log = logging.getLogger("ghubai_tray.worker")
+
+# Backoff: the first retry comes within half a second (a hub restart is usually
+# quick), doubling up to 30 s; jitter spreads a crowd of workers reconnecting to
+# a hub that just came back. A rejected token is retried every 5 minutes only,
+# and at once when the token or the hub URL changes (checked every 15 s).
+BACKOFF_FIRST = 0.5
+BACKOFF_CAP = 30.0
+AUTH_RETRY = 300.0
+TOKEN_RECHECK = 15.0
+POLL_INTERVAL = 5.0  # a cheap /api/tags poll; RegisterNode is sent only on change
+QUEUE_PER_SLOT = 2  # requests that may wait for a slot, per concurrent slot (at least 4)
+REQUEST_TARGETS = {"requestinference", "requestopenai"}
+
+PAUSED_BY_OWNER = "paused by the owner"
+SHUTTING_DOWN = "worker shutting down"
+
+
+def backoff_delay(attempt: int, rng: random.Random | None = None) -> float:
+    """Seconds to wait before retry number ``attempt`` (1-based): 0.25-0.5 s, doubling, ≤ 30 s."""
+    base = min(BACKOFF_CAP, BACKOFF_FIRST * 2.0 ** max(0, attempt - 1))
+    return base * (rng or random).uniform(0.5, 1.0)
+
+
+class Connector(Protocol):
+    def __call__(self, url: str, token: str | None, *, ssl_context: Any
+                 ) -> Awaitable[HubConnection]: ...
+
+
+def _default_connector(url: str, token: str | None, *,
+                       ssl_context: Any) -> Awaitable[HubConnection]:
+    return HubConnection.open(url, token, ssl_context=ssl_context)
+
+
+class _HubGone(Exception):
+    """The request's hub connection died: nothing more can be sent for it."""
+
+
+class Worker:
+    """Build with settings and a token provider; ``await run()``; talk to it with ``submit()``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        token_provider: Callable[[str], TokenSource],
+        *,
+        connector: Connector = _default_connector,
+        persist: Callable[[dict[str, Any]], None] | None = None,
+        poll_interval: float = POLL_INTERVAL,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self._token_provider = token_provider
+        self._connector = connector
+        self._persist = persist
+        self._poll_interval = poll_interval
+        self._rng = rng or random.Random()
+        self._snapshot = Snapshot(hub_url=settings.hub_url, ollama_url=settings.ollama_url,
+                                  insecure_tls=settings.allow_invalid_certs,
+                                  paused=settings.paused, paused_until=settings.paused_until)
+        self._listeners: list[Callable[[Snapshot], None]] = []
+        self._changed: asyncio.Condition | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._commands: asyncio.Queue[Command] | None = None
+        self._wake_hub = asyncio.Event()
+        self._wake_discovery = asyncio.Event()
+        self._registration_due = asyncio.Event()
+        self._stop_requested: Stop | None = None
+        self._stopping = False
+        self._stopped = asyncio.Event()
+        self._models: tuple[LocalModel, ...] = ()
+        self._ollama_ok = False
+        self._conn: HubConnection | None = None
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._cancel_reasons: dict[str, str] = {}
+        self._slots = asyncio.Semaphore(settings.max_concurrent_requests)
+        self._active = 0
+        self._totals = Counters()
+        self._per_model: dict[str, Counters] = {}
+        self._ollama = self._new_ollama_client(settings)
+        self._token: str | None = None
+        self._logged_problem: dict[str, str] = {}
+        self._acknowledged = False  # the hub answered Registered on this connection
+        self._last_registered: list[str] | None = None
+
+    # -- the outside world's view -----------------------------------------
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    def subscribe(self, listener: Callable[[Snapshot], None]) -> None:
+        """Call ``listener`` with every new snapshot, on the worker's thread."""
+        self._listeners.append(listener)
+
+    def submit(self, command: Command) -> None:
+        """Hand a command to the worker; safe from any thread, never blocks."""
+        loop, queue = self._loop, self._commands
+        if loop is None or queue is None:
+            raise RuntimeError("the worker is not running")
+        loop.call_soon_threadsafe(queue.put_nowait, command)
+
+    async def wait_for(self, predicate: Callable[[Snapshot], Any], timeout: float,
+                       what: str = "a state") -> Snapshot:
+        """The first snapshot satisfying ``predicate``; TimeoutError naming ``what``."""
+        cond = self._condition()
+        try:
+            async with asyncio.timeout(timeout):
+                async with cond:
+                    await cond.wait_for(lambda: bool(predicate(self._snapshot)))
+        except TimeoutError:
+            raise TimeoutError(f"waited {timeout:g} s for {what}; last state: "
+                               f"{self._snapshot.state.value} ({self._snapshot.reason})") from None
+        return self._snapshot
+
+    # -- the root task -------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run until a :class:`Stop` command (or cancellation); then drain and close."""
+        self._loop = asyncio.get_running_loop()
+        self._commands = asyncio.Queue()
+        if self.settings.allow_invalid_certs:
+            log.warning("ALLOW_INVALID_CERTS is on: the hub's certificate is not checked")
+        loops = [asyncio.create_task(self._hub_loop(), name="hub-supervisor"),
+                 asyncio.create_task(self._discovery_loop(), name="discovery"),
+                 asyncio.create_task(self._command_loop(), name="commands")]
+        try:
+            await self._stopped.wait()
+            await self._drain(self._stop_requested.grace if self._stop_requested else 0.0)
+        finally:
+            self._stopping = True
+            for request in list(self._tasks.values()):
+                request.cancel()
+            for task in loops:
+                task.cancel()
+            await asyncio.gather(*loops, *self._tasks.values(), return_exceptions=True)
+            if self._conn is not None:
+                await self._conn.close()
+            await self._ollama.aclose()
+            self._publish(connection=Connection.STOPPED, reason="stopped", active=0)
+
+    async def _drain(self, grace: float) -> None:
+        """Stop taking work, give in-flight requests ``grace`` seconds, cancel the rest."""
+        self._stopping = True
+        self._registration_due.set()  # tell the hub: nothing more here
+        if self._tasks:
+            log.info("finishing %d request(s), up to %g s", len(self._tasks), grace)
+            await asyncio.wait(list(self._tasks.values()), timeout=grace)
+        await self._cancel_requests(SHUTTING_DOWN)
+
+    async def _cancel_requests(self, reason: str) -> None:
+        tasks = list(self._tasks.items())
+        for request_id, task in tasks:
+            self._cancel_reasons[request_id] = reason
+            task.cancel()
+        await asyncio.gather(*(t for _, t in tasks), return_exceptions=True)
+
+    # -- state -----------------------------------------------------------------
+
+    def _condition(self) -> asyncio.Condition:
+        if self._changed is None:
+            self._changed = asyncio.Condition()
+        return self._changed
+
+    def _publish(self, **changes: Any) -> None:
+        snap = replace(self._snapshot, sequence=self._snapshot.sequence + 1, **changes)
+        self._snapshot = snap
+        for listener in list(self._listeners):
+            try:
+                listener(snap)
+            except Exception:
+                log.exception("a snapshot listener failed")
+        cond = self._condition()
+
+        async def pulse() -> None:
+            async with cond:
+                cond.notify_all()
+
+        with contextlib.suppress(RuntimeError):
+            asyncio.get_running_loop().create_task(pulse())
+
+    def _model_views(self) -> tuple[ModelView, ...]:
+        s = self.settings
+        return tuple(ModelView(m.name, m.remote,
+                               is_shared(m, s.share_new_models, s.shared_models, s.unshared_models))
+                     for m in self._models)
+
+    def _publish_models(self) -> None:
+        self._publish(models=self._model_views())
+        self._registration_due.set()
+
+    def _registration_list(self) -> list[str]:
+        """What to register now: the shared models, or nothing when paused or unable to serve."""
+        if self._snapshot.paused or self._stopping or not self._ollama_ok:
+            return []
+        return list(self._snapshot.shared_models)
+
+    def _publish_counters(self) -> None:
+        self._publish(active=self._active, queued=len(self._tasks) - self._active,
+                      totals=self._totals, per_model=tuple(sorted(self._per_model.items())))
+
+    def _count(self, model: str | None, **increments: int) -> None:
+        def bump(c: Counters) -> Counters:
+            return replace(c, **{k: getattr(c, k) + v for k, v in increments.items()})
+
+        self._totals = bump(self._totals)
+        if model is not None:
+            self._per_model[model] = bump(self._per_model.get(model, Counters()))
+
+    def _log_once(self, topic: str, level: int, message: str) -> None:
+        """Log a recurring problem once per change, not once per poll."""
+        if self._logged_problem.get(topic) != message:
+            self._logged_problem[topic] = message
+            log.log(level, "%s", message)
+
+    # -- commands -----------------------------------------------------------------
+
+    async def _command_loop(self) -> None:
+        assert self._commands is not None
+        while True:
+            until = self._snapshot.paused_until if self._snapshot.paused else None
+            timeout = None if until is None else max(0.0, (until - _now()).total_seconds())
+            try:
+                async with asyncio.timeout(timeout):
+                    command = await self._commands.get()
+            except TimeoutError:
+                log.info("the pause has ended")
+                command = Resume()
+            try:
+                await self._apply(command)
+            except GhubAiError as exc:
+                log.error("%s", exc)
+
+    async def _apply(self, command: Command) -> None:  # noqa: C901 - one branch per command
+        if isinstance(command, Stop):
+            self._stop_requested = command
+            self._stopped.set()
+        elif isinstance(command, Pause):
+            self._publish(paused=True, paused_until=command.until)
+            self._registration_due.set()
+            log.info("paused%s", f" until {command.until:%H:%M}" if command.until else "")
+            await self._save({"paused": True, "paused_until": command.until})
+            if command.mode is PauseMode.NOW:
+                await self._cancel_requests(PAUSED_BY_OWNER)
+        elif isinstance(command, Resume):
+            self._publish(paused=False, paused_until=None)
+            self._registration_due.set()
+            log.info("resumed")
+            await self._save({"paused": False, "paused_until": None})
+        elif isinstance(command, SetModelShared):
+            shared = [m for m in self.settings.shared_models
+                      if m.casefold() != command.name.casefold()]
+            unshared = [m for m in self.settings.unshared_models
+                        if m.casefold() != command.name.casefold()]
+            (shared if command.shared else unshared).append(command.name)
+            await self._change_settings(shared_models=tuple(shared),
+                                        unshared_models=tuple(unshared))
+        elif isinstance(command, SetShareNewModels):
+            await self._change_settings(share_new_models=command.enabled)
+        elif isinstance(command, ApplySettings):
+            self._reconfigure(command.settings)
+        elif isinstance(command, TokenChanged):
+            self._token = None
+            self._reconnect_now()
+
+    async def _change_settings(self, **changes: Any) -> None:
+        self.settings = replace(self.settings, **changes)
+        self._publish_models()
+        await self._save(changes)
+
+    async def _save(self, changes: dict[str, Any]) -> None:
+        if self._persist is not None:
+            await asyncio.to_thread(self._persist, changes)
+
+    def _reconfigure(self, new: Settings) -> None:
+        old, self.settings = self.settings, new
+        if new.max_concurrent_requests != old.max_concurrent_requests:
+            self._slots = asyncio.Semaphore(new.max_concurrent_requests)
+        if new.ollama_url != old.ollama_url or new.allow_invalid_certs != old.allow_invalid_certs:
+            old_client, self._ollama = self._ollama, self._new_ollama_client(new)
+            asyncio.get_running_loop().create_task(old_client.aclose())
+            self._wake_discovery.set()
+        self._publish(hub_url=new.hub_url, ollama_url=new.ollama_url,
+                      insecure_tls=new.allow_invalid_certs, models=self._model_views())
+        self._registration_due.set()
+        if (new.hub_url, new.allow_invalid_certs) != (old.hub_url, old.allow_invalid_certs):
+            self._reconnect_now()
+
+    def _reconnect_now(self) -> None:
+        self._wake_hub.set()
+        if self._conn is not None:
+            asyncio.get_running_loop().create_task(self._conn.close())
+
+    @staticmethod
+    def _new_ollama_client(settings: Settings) -> OllamaClient:
+        return OllamaClient(settings.ollama_url, client_context(settings.allow_invalid_certs))
+
+    # -- discovery -------------------------------------------------------------------
+
+    async def _discovery_loop(self) -> None:
+        while True:
+            await self._discover()
+            self._wake_discovery.clear()
+            await _wait_event(self._wake_discovery, self._poll_interval)
+
+    async def _discover(self) -> None:
+        url = self.settings.ollama_url
+        try:
+            models = await self._ollama.tags()
+        except OllamaUnreachable as exc:
+            self._set_ollama(False, OllamaStatus.UNREACHABLE, str(exc), None)
+        except TagsParseError as exc:
+            self._set_ollama(False, OllamaStatus.BAD_ANSWER,
+                             f"{exc} (is something other than Ollama at {url}?)", None)
+        except OllamaError as exc:
+            self._set_ollama(False, OllamaStatus.BAD_ANSWER, str(exc), None)
+        else:
+            self._set_ollama(True, OllamaStatus.REACHABLE,
+                             f"{len(models)} model(s) at {url}", models)
+
+    def _set_ollama(self, ok: bool, status: OllamaStatus, reason: str,
+                    models: tuple[LocalModel, ...] | None) -> None:
+        level = logging.INFO if ok else logging.WARNING
+        self._log_once("ollama", level, f"Ollama: {reason}")
+        changed = ok != self._ollama_ok or (models is not None and models != self._models)
+        self._ollama_ok = ok
+        if models is not None:
+            self._models = models  # when Ollama is away, keep the last list for the menu
+        if changed or status is not self._snapshot.ollama or reason != self._snapshot.ollama_reason:
+            self._publish(ollama=status, ollama_reason=reason, models=self._model_views())
+        if changed:
+            self._registration_due.set()
+
+    # -- the hub supervisor ----------------------------------------------------------
+
+    async def _read_token(self) -> str | None:
+        try:
+            source = await asyncio.to_thread(self._token_provider, self.settings.hub_url)
+        except TokenStoreError as exc:
+            self._log_once("token", logging.WARNING, f"token: {exc}")
+            return None
+        return source.token
+
+    async def _hub_loop(self) -> None:
+        attempt = 0
+        while True:
+            self._wake_hub.clear()
+            token = self._token = await self._read_token()
+            settings = self.settings
+            self._publish(connection=Connection.CONNECTING if attempt == 0
+                          else Connection.RECONNECTING,
+                          reason=f"connecting to {_host(settings.hub_url)}", next_attempt=None)
+            if settings.allow_invalid_certs and settings.hub_url.startswith("https"):
+                log.warning("connecting without checking the hub's certificate "
+                            "(ALLOW_INVALID_CERTS=1)")
+            try:
+                context = client_context(settings.allow_invalid_certs)
+                conn = await self._connector(settings.hub_url, token, ssl_context=context)
+            except AuthRejected as exc:
+                await self._auth_rejected(str(exc), token)
+                attempt = 1
+                continue
+            except HubError as exc:
+                attempt += 1
+                await self._retry_later(str(exc), backoff_delay(attempt, self._rng), token)
+                continue
+            try:
+                if await self._session(conn):
+                    attempt = 0
+                reason = "the connection ended"
+            except HubError as exc:
+                reason = str(exc)
+            finally:
+                self._conn = None
+                await self._cancel_requests("the hub connection was lost")
+                await conn.close()
+            attempt += 1
+            self._log_once("hub", logging.WARNING, f"hub: {reason}")
+            await self._retry_later(reason, backoff_delay(attempt, self._rng), token)
+
+    async def _retry_later(self, reason: str, delay: float, token: str | None) -> None:
+        unconfigured = token is None and self.settings.is_default_hub
+        if unconfigured:
+            reason = ("not set up yet: no hub token, and no hub at the default address "
+                      f"{self.settings.hub_url} ({reason})")
+        self._log_once("hub", logging.WARNING, f"hub: {reason}")
+        self._publish(connection=Connection.NOT_CONFIGURED if unconfigured
+                      else Connection.RECONNECTING, reason=reason,
+                      next_attempt=_now() + timedelta(seconds=delay), registered_models=None)
+        await _wait_event(self._wake_hub, delay)
+
+    async def _auth_rejected(self, reason: str, token: str | None) -> None:
+        if token is None:
+            reason += ": this hub needs a token; run 'ghubai-tray token set' or set PROVIDER_TOKEN"
+        else:
+            reason += ": check the token (replace it with 'ghubai-tray token set')"
+        self._log_once("hub", logging.ERROR, f"hub: {reason}")
+        retry_at = time.monotonic() + AUTH_RETRY
+        self._publish(connection=Connection.AUTH_REJECTED, reason=reason,
+                      next_attempt=_now() + timedelta(seconds=AUTH_RETRY), registered_models=None)
+        while (left := retry_at - time.monotonic()) > 0:
+            await _wait_event(self._wake_hub, min(left, TOKEN_RECHECK))
+            if self._wake_hub.is_set() or await self._read_token() != token:
+                return
+
+    async def _session(self, conn: HubConnection) -> bool:
+        """Serve one connection until it ends; True if the hub acknowledged a registration."""
+        self._conn = conn
+        self._logged_problem.pop("hub", None)
+        log.info("connected to the hub at %s", conn.host)
+        self._publish(connection=Connection.CONNECTED, reason=f"connected to {conn.host}",
+                      next_attempt=None, registered_models=None)
+        self._acknowledged, self._last_registered = False, None
+        registrar = asyncio.create_task(self._registration_loop(conn), name="registration")
+        try:
+            async for message in conn.messages():
+                if isinstance(message, Malformed):
+                    log.warning("ignored a message from the hub: %s", message.reason)
+                elif isinstance(message, InvocationMessage):
+                    self._on_invocation(conn, message)
+            return self._acknowledged
+        finally:
+            registrar.cancel()
+            with contextlib.suppress(asyncio.CancelledError, HubError):
+                await registrar
+
+    async def _registration_loop(self, conn: HubConnection) -> None:
+        """RegisterNode now, on every change, and as a heartbeat."""
+        last_sent = 0.0
+        self._registration_due.set()
+        while True:
+            heartbeat = self.settings.discovery_interval
+            await _wait_event(self._registration_due,
+                              max(0.0, last_sent + heartbeat - time.monotonic()))
+            self._registration_due.clear()
+            models = self._registration_list()
+            if models == self._last_registered and time.monotonic() - last_sent < heartbeat:
+                continue
+            await conn.invoke("RegisterNode", {"machineName": self.settings.machine_name,
+                                               "availableModels": models})
+            if models != self._last_registered:
+                log.info("registered %d model(s): %s", len(models), ", ".join(models) or "none")
+            self._last_registered, last_sent = models, time.monotonic()
+
+    def _on_invocation(self, conn: HubConnection, message: InvocationMessage) -> None:
+        target = message.target.casefold()
+        if target in REQUEST_TARGETS:
+            self._accept(conn, message.arguments)
+        elif target == "registered":
+            self._acknowledged = True
+            count = len(self._last_registered or [])
+            paused = self._snapshot.paused
+            self._publish(connection=Connection.REGISTERED, registered_models=count,
+                          reason=(f"paused, connected to {conn.host}" if paused else
+                                  f"sharing {count} model(s) with {conn.host}"))
+        else:
+            self._log_once("target", logging.WARNING,
+                           f"the hub called {message.target[:60]!r}, which this worker does not "
+                           "have; ignored")
+
+    # -- requests --------------------------------------------------------------------
+
+    def _accept(self, conn: HubConnection, arguments: Any) -> None:
+        """Validate and start a request; never blocks the receive loop, never raises."""
+        try:
+            request = validate_request(arguments, self._snapshot.shared_models,
+                                       self.settings.max_request_body)
+            if not self._ollama_ok:
+                raise RequestRejected(f"Ollama is not reachable on this machine right now "
+                                      f"({self._snapshot.ollama_reason})", request.request_id)
+            if self._snapshot.paused:
+                raise RequestRejected(PAUSED_BY_OWNER, request.request_id)
+            if self._stopping:
+                raise RequestRejected(SHUTTING_DOWN, request.request_id)
+            if request.request_id in self._tasks:
+                log.warning("[%s] the hub sent this request twice; the copy is ignored",
+                            request.request_id)
+                return
+            limit = self.settings.max_concurrent_requests
+            if len(self._tasks) >= limit + max(4, QUEUE_PER_SLOT * limit):
+                raise RequestRejected(f"this worker is busy ({len(self._tasks)} requests in "
+                                      "progress or waiting); try again", request.request_id)
+        except RequestRejected as exc:
+            self._count(None, refused=1)
+            self._publish_counters()
+            if exc.request_id is None:
+                log.warning("dropped a request without a usable id: %s", exc.reason)
+                return
+            log.warning("[%s] refused: %s", exc.request_id, exc.reason)
+            asyncio.get_running_loop().create_task(
+                self._send_final(conn, exc.request_id, f"[error] {exc.reason}"))
+            return
+        task = asyncio.get_running_loop().create_task(self._serve(conn, request),
+                                                      name=f"request-{request.request_id}")
+        self._tasks[request.request_id] = task
+        self._publish_counters()
+
+    async def _serve(self, conn: HubConnection, request: InferenceRequest) -> None:
+        rid = request.request_id
+        final = "[error] the request failed"
+        try:
+            async with self._slots:
+                self._active += 1
+                self._publish_counters()
+                log.info("[%s] %s %s", rid, request.endpoint, request.model)
+                started = time.monotonic()
+                try:
+                    final = await self._forward(conn, request)
+                finally:
+                    self._active -= 1
+            outcome = "served" if final == "" else "failed"
+            self._count(request.model, **{outcome: 1})
+            log.info("[%s] %s in %.1f s%s", rid, outcome, time.monotonic() - started,
+                     f": {final}" if final else "")
+            await asyncio.shield(self._send_final(conn, rid, final))
+        except asyncio.CancelledError:
+            reason = self._cancel_reasons.pop(rid, "the request was cancelled")
+            self._count(request.model, failed=1)
+            log.info("[%s] cancelled: %s", rid, reason)
+            if not conn.closed:
+                await asyncio.shield(self._send_final(conn, rid, f"[error] {reason}"))
+            raise
+        except _HubGone:
+            self._count(request.model, failed=1)
+            log.info("[%s] abandoned: the hub connection is gone", rid)
+        finally:
+            self._tasks.pop(rid, None)
+            self._cancel_reasons.pop(rid, None)
+            self._publish_counters()
+
+    async def _send_final(self, conn: HubConnection, request_id: str, text: str) -> None:
+        try:
+            await conn.invoke("StreamInferenceResponse", {"requestId": request_id,
+                                                          "tokenFragment": text, "isFinal": True})
+        except HubError:
+            log.info("[%s] the final chunk could not be sent: the hub connection is gone",
+                     request_id)
+
+    async def _forward(self, conn: HubConnection, request: InferenceRequest) -> str:
+        """Relay Ollama's answer; return the final chunk's text ("" on success)."""
+        settings = self.settings
+        try:
+            async with asyncio.timeout(settings.total_timeout):
+                async with self._ollama.post_stream(request.endpoint, request.body,
+                                                    settings.idle_timeout) as response:
+                    if response.status_code >= 300:
+                        body = await read_limited(response, MAX_ERROR_BODY)
+                        return f"[error] {status_error(response.status_code, body)}"
+                    framer = framer_for(response.headers.get("content-type"))
+                    async for data in response.aiter_raw():
+                        for frame in framer.feed(data):
+                            if (end := await self._emit(conn, request, frame)) is not None:
+                                return end
+                    for frame in framer.finish():
+                        if (end := await self._emit(conn, request, frame)) is not None:
+                            return end
+        except TimeoutError:
+            return f"[error] the request took longer than {settings.total_timeout:g} s"
+        except httpx.ReadTimeout:
+            return f"[error] Ollama sent nothing for {settings.idle_timeout:g} s"
+        except (httpx.RemoteProtocolError, httpx.ReadError):
+            return "[error] Ollama closed the connection before the answer was complete"
+        except httpx.HTTPError as exc:
+            return f"[error] {unreachable_reason(exc, settings.ollama_url)}"
+        return "[error] Ollama's answer ended unexpectedly"
+
+    async def _emit(self, conn: HubConnection, request: InferenceRequest,
+                    frame: Frame) -> str | None:
+        if isinstance(frame, Done):
+            return ""
+        if isinstance(frame, Failed):
+            return f"[error] {frame.reason}"
+        assert isinstance(frame, Relay)
+        try:
+            await conn.invoke("StreamInferenceResponse", {"requestId": request.request_id,
+                                                          "tokenFragment": frame.text,
+                                                          "isFinal": False})
+        except HubError:
+            raise _HubGone from None
+        self._count(request.model, chunks=1, bytes=len(frame.text.encode("utf-8", "replace")))
+        return None
+
+
+async def _wait_event(event: asyncio.Event, timeout: float) -> bool:
+    """Wait for ``event`` up to ``timeout`` seconds; True if it was set.
+
+    ``asyncio.timeout`` rather than ``asyncio.wait_for``: on Python 3.11,
+    ``wait_for`` loses a cancellation that arrives as the event is set
+    (bpo-42130), which left a loop waiting forever during shutdown.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True
+
+
+def _now() -> datetime:
+    return datetime.now().astimezone()
+
+
+def _host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)

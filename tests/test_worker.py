@@ -1,0 +1,291 @@
+"""The worker against the test hub and the Ollama stand-in: register, relay, refuse, recover."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from ghubai_tray.state import Connection, OllamaStatus, Pause, PauseMode, Resume, SetModelShared
+from tests.testbed.hub import AuthMode, GridHub
+from tests.testbed.ollama import DEFAULT_REPLY, MANAGEMENT_PATHS, Fault, ModelInfo, OllamaStandIn
+from tests.worker_bed import TOKEN, running_bed, with_settings
+
+CHAT = {"model": "llama3.2:1b", "messages": [{"role": "user", "content": "Why is the sky blue?"}]}
+
+
+def chat(stream: bool, **extra: Any) -> dict[str, Any]:
+    return {**CHAT, "stream": stream, **extra}
+
+
+async def test_registers_the_shared_models_and_tracks_registered() -> None:
+    async with running_bed() as bed:
+        await bed.registered("llama3.2:1b", "mistral:7b")
+        snap = await bed.worker.wait_for(lambda s: s.connection is Connection.REGISTERED, 10,
+                                         "Registered")
+        assert snap.registered_models == 2
+        assert snap.ollama is OllamaStatus.REACHABLE
+        assert snap.reason.startswith("sharing 2 model(s) with 127.0.0.1:")
+        assert [m.name for m in snap.models if m.shared] == ["llama3.2:1b", "mistral:7b"]
+
+
+async def test_cloud_models_are_not_shared_unless_named() -> None:
+    ollama = OllamaStandIn(models=[ModelInfo("llama3.2:1b"),
+                                   ModelInfo("gpt-oss:120b-cloud", remote_model="gpt-oss:120b")])
+    async with running_bed(ollama=ollama) as bed:
+        await bed.registered("llama3.2:1b")
+        bed.worker.submit(SetModelShared("gpt-oss:120b-cloud", True))
+        await bed.registered("llama3.2:1b", "gpt-oss:120b-cloud")
+
+
+async def test_native_stream_relays_each_line_as_one_fragment_as_it_comes() -> None:
+    ollama = OllamaStandIn(token_delay=0.05)
+    async with running_bed(ollama=ollama) as bed:
+        await bed.registered("llama3.2:1b", "mistral:7b")
+        req = await bed.request("/api/chat", chat(True))
+        first = await anext(aiter(req.stream()))
+        assert json.loads(first)["message"]["content"] == DEFAULT_REPLY[0]
+        assert ollama.active == 1, "the first line arrived while Ollama was still generating"
+        await req.wait()
+        lines = [json.loads(f) for f in req.fragments]
+        assert "".join(line["message"]["content"] for line in lines) == "".join(DEFAULT_REPLY)
+        assert lines[-1]["done"] is True
+        assert req.chunks[-1] == {"requestId": req.request_id, "tokenFragment": "",
+                                  "isFinal": True}
+        assert [c["isFinal"] for c in req.chunks].count(True) == 1
+
+
+async def test_openai_stream_relays_event_data_without_done_marker() -> None:
+    async with running_bed() as bed:
+        await bed.registered("llama3.2:1b", "mistral:7b")
+        req = await bed.request("/v1/chat/completions", chat(True), target="RequestOpenAI")
+        await req.wait()
+        events = [json.loads(f) for f in req.fragments]
+        assert all(e["object"] == "chat.completion.chunk" for e in events)
+        text = "".join(e["choices"][0]["delta"].get("content", "") for e in events)
+        assert text == "".join(DEFAULT_REPLY)
+        assert req.chunks[-1]["tokenFragment"] == ""
+
+
+@pytest.mark.parametrize("endpoint", ["/api/chat", "/api/generate", "/api/embed",
+                                      "/api/embeddings", "/v1/chat/completions"])
+async def test_non_streamed_answers_concatenate_to_ollamas_json(endpoint: str) -> None:
+    body: dict[str, Any] = chat(False)
+    if "embed" in endpoint or endpoint == "/api/generate":
+        body = {"model": "llama3.2:1b", "prompt": "hi", "input": "hi", "stream": False}
+    async with running_bed() as bed:
+        await bed.registered("llama3.2:1b", "mistral:7b")
+        req = await bed.request(endpoint, body)
+        doc = json.loads(await req.wait())
+        assert isinstance(doc, dict) and "error" not in doc
+        assert req.chunks[-1]["tokenFragment"] == ""
+
+
+async def test_a_large_non_streamed_answer_arrives_in_fragments_under_the_limit() -> None:
+    ollama = OllamaStandIn(reply_tokens=["é\"<" * 20_000])
+    hub = GridHub(tokens=[TOKEN])
+    async with running_bed(hub=hub, ollama=ollama) as bed:
+        await bed.registered("llama3.2:1b", "mistral:7b")
+        req = await bed.request("/api/chat", chat(False))
+        doc = json.loads(await req.wait())
+        assert doc["message"]["content"] == "é\"<" * 20_000
+        assert len(req.fragments) > 3
+        assert not hub.closes, "no message reached the hub's size limit"
+
+
+FAULTS = {
+    "busy": (Fault.BUSY, "[error] Ollama answered 503: server busy, please try again.  "
+                         "maximum pending requests exceeded"),
+    "internal": (Fault.INTERNAL, "[error] Ollama answered 500: llama runner process has "
+                                 "terminated: exit status 2"),
+    "mid-stream": (Fault.MID_STREAM, "[error] Ollama: "),
+    "html": (Fault.HTML, "[error] Ollama's answer is not JSON"),
+    "garbage": (Fault.GARBAGE, "[error] Ollama's answer is not "),
+    "disconnect": (Fault.DISCONNECT, "[error] Ollama"),
+}
+
+
+@pytest.mark.parametrize("fault,final", FAULTS.values(), ids=FAULTS.keys())
+async def test_ollama_failures_end_in_one_error_final(fault: Fault, final: str) -> None:
+    async with running_bed() as bed:
+        await bed.registered("llama3.2:1b", "mistral:7b")
+        bed.ollama.fault = fault
+        req = await bed.request("/api/chat", chat(True))
+        await req.wait()
+        assert req.chunks[-1]["isFinal"] is True
+        assert req.chunks[-1]["tokenFragment"].startswith(final)
+        assert sum(bool(c["isFinal"]) for c in req.chunks) == 1
+        bed.ollama.fault = Fault.NONE
+        again = await bed.request("/api/chat", chat(False))
+        assert "error" not in json.loads(await again.wait()), "the worker is healthy afterwards"
+
+
+async def test_model_not_found_in_ollama_is_reported_with_ollamas_words() -> None:
+    async with running_bed() as bed:
+        await bed.registered("llama3.2:1b", "mistral:7b")
+        bed.ollama.models = [ModelInfo("mistral:7b")]  # gone since the last poll
+        req = await bed.request("/api/chat", chat(True))
+        await req.wait()
+        assert req.chunks[-1]["tokenFragment"] == ("[error] Ollama answered 404: model "
+                                                   "'llama3.2:1b' not found")
+
+
+ADVERSARIAL = [*MANAGEMENT_PATHS, "/api/pull/", "/API/CHAT", "/api/chat/../pull", "/api/%70ull",
+               "//evil.example/api/chat", "http://127.0.0.1:1/api/chat", "/api/chat?x=/api/pull",
+               "/api/chat#", "\\api\\pull", "/api/chat\u2044", "/api/ｃhat", "api/chat", "",
+               "/v1/models", "/api/tags", "/api/ps", "/api/version", "/", "/api/chat%00"]
+
+
+async def test_no_management_endpoint_is_ever_reached() -> None:
+    async with running_bed() as bed:
+        await bed.registered("llama3.2:1b", "mistral:7b")
+        requests = [await bed.request(e, chat(False)) for e in ADVERSARIAL]
+        for req in requests:
+            await req.wait()
+            assert req.chunks == [{"requestId": req.request_id, "isFinal": True,
+                                   "tokenFragment": req.chunks[0]["tokenFragment"]}]
+            assert req.chunks[0]["tokenFragment"].startswith("[error] ")
+        assert bed.ollama.requests == [r for r in bed.ollama.requests if r.path == "/api/tags"]
+        assert bed.ollama.management_requests == []
+        assert bed.worker.snapshot.totals.refused == len(ADVERSARIAL)
+
+
+async def test_refusals_name_the_problem() -> None:
+    async with running_bed() as bed:
+        await bed.registered("llama3.2:1b", "mistral:7b")
+        other = await bed.request("/api/chat", {**chat(True), "model": "mistral:7b"})
+        assert (await other.wait()).startswith("[error] the request body asks for a different")
+        node = next(iter(bed.hub.nodes.values()))
+        await bed.hub.invoke(node.connection_id, "RequestInference",
+                             {"requestId": "unshared-1", "model": "phi3", "endpointUri":
+                              "/api/chat", "requestBody": json.dumps({"model": "phi3"})})
+        await bed.hub.invoke(node.connection_id, "RequestInference", {"model": "phi3"})
+        await bed.hub.invoke(node.connection_id, "RequestInference", "junk", 42)
+        await bed.hub.wait_until(lambda: bed.hub.ignored_chunks, 10, "the refusal")
+        assert bed.hub.ignored_chunks == [{"requestId": "unshared-1", "isFinal": True,
+                                           "tokenFragment": "[error] the model 'phi3' is not "
+                                                            "shared by this worker"}]
+        ok = await bed.request("/api/chat", chat(False))
+        assert "error" not in json.loads(await ok.wait()), "junk did not hurt the worker"
+        assert bed.worker.snapshot.totals.refused == 4
+
+
+async def test_busy_worker_refuses_at_once_beyond_its_queue() -> None:
+    ollama = OllamaStandIn(token_delay=0.1)
+    async with running_bed(ollama=ollama, settings=with_settings(max_concurrent_requests=1)) \
+            as bed:
+        await bed.registered("llama3.2:1b", "mistral:7b")
+        requests = [await bed.request("/api/chat", chat(True)) for _ in range(6)]
+        busy = requests[5]
+        assert (await busy.wait()).startswith("[error] this worker is busy (5 requests")
+        await bed.worker.wait_for(lambda s: s.active == 1 and s.queued == 4, 10, "1 + 4 queued")
+        await ollama.wait_until(lambda: ollama.active == 1, 10, "the first request in Ollama")
+        peak = [0]
+        bed.worker.subscribe(lambda s: peak.__setitem__(0, max(peak[0], s.active)))
+        for req in requests[:5]:
+            await req.wait()
+            assert json.loads(req.fragments[-1])["done"] is True
+        assert peak[0] == 1, "one request at a time reaches Ollama"
+
+
+async def test_hub_drop_cancels_ollama_requests_and_the_worker_comes_back() -> None:
+    ollama = OllamaStandIn(token_delay=0.3)
+    async with running_bed(ollama=ollama) as bed:
+        await bed.registered("llama3.2:1b", "mistral:7b")
+        req = await bed.request("/api/chat", chat(True))
+        await anext(aiter(req.stream()))
+        first_connection = req.connection_id
+        await bed.hub.drop_connections()
+        await ollama.wait_until(lambda: ollama.cancellations, 10, "Ollama to see the cancel")
+        await bed.registered("llama3.2:1b", "mistral:7b")
+        assert next(iter(bed.hub.nodes)) != first_connection
+        again = await bed.request("/api/chat", chat(False))
+        assert "error" not in json.loads(await again.wait())
+
+
+async def test_pause_now_cancels_with_a_final_and_registers_nothing() -> None:
+    ollama = OllamaStandIn(token_delay=0.3)
+    async with running_bed(ollama=ollama) as bed:
+        await bed.registered("llama3.2:1b", "mistral:7b")
+        req = await bed.request("/api/chat", chat(True))
+        await anext(aiter(req.stream()))
+        bed.worker.submit(Pause(PauseMode.NOW))
+        assert (await req.wait()).endswith("[error] paused by the owner")
+        await bed.registered()
+        snap = await bed.worker.wait_for(lambda s: s.state.value == "paused", 10, "paused")
+        assert snap.connection is Connection.REGISTERED
+        await ollama.wait_until(lambda: ollama.cancellations, 10, "Ollama to see the cancel")
+        bed.worker.submit(Resume())
+        await bed.registered("llama3.2:1b", "mistral:7b")
+
+
+async def test_ollama_away_registers_nothing_then_comes_back() -> None:
+    async with running_bed() as bed:
+        await bed.registered("llama3.2:1b", "mistral:7b")
+        port = bed.ollama.port
+        await bed.ollama.stop()
+        snap = await bed.worker.wait_for(lambda s: s.ollama is OllamaStatus.UNREACHABLE, 10,
+                                         "Ollama unreachable")
+        assert snap.ollama_reason == f"Ollama is not reachable at {bed.ollama.url}: is it running?"
+        await bed.registered()
+        assert [m.name for m in snap.models] == ["llama3.2:1b", "mistral:7b"], "kept for the menu"
+        bed.ollama.port = port
+        await bed.ollama.start()
+        await bed.registered("llama3.2:1b", "mistral:7b")
+
+
+async def test_a_new_model_is_registered_without_waiting_for_the_heartbeat() -> None:
+    async with running_bed(settings=with_settings(discovery_interval=3600)) as bed:
+        await bed.registered("llama3.2:1b", "mistral:7b")
+        bed.ollama.models.append(ModelInfo("qwen2.5:0.5b"))
+        await bed.registered("llama3.2:1b", "mistral:7b", "qwen2.5:0.5b")
+
+
+async def test_the_token_never_travels_in_invocations() -> None:
+    async with running_bed() as bed:
+        await bed.registered("llama3.2:1b", "mistral:7b")
+        req = await bed.request("/api/chat", chat(True))
+        await req.wait()
+        sent = [f.data for f in bed.hub.frames if f.direction == "in"]
+        assert sent and not any(TOKEN in data for data in sent)
+        invocations = [m.message for m in bed.hub.messages
+                       if m.direction == "in" and m.message.get("type") == 1]
+        assert invocations and all(set(m) == {"type", "target", "arguments"}
+                                   for m in invocations)
+        first = bed.hub.http[0]
+        assert first.path.endswith("/negotiate")
+
+
+async def test_token_is_sent_on_the_very_first_request_both_ways() -> None:
+    hub = GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED)
+    async with running_bed(hub=hub) as bed:
+        await bed.registered("llama3.2:1b", "mistral:7b")
+        assert hub.http[0].path.endswith("/negotiate") and hub.http[0].status == 200
+        assert all(r.status != 401 for r in hub.http)
+
+
+async def test_many_concurrent_streams_each_end_once_in_order() -> None:
+    async with running_bed(settings=with_settings(max_concurrent_requests=8)) as bed:
+        await bed.registered("llama3.2:1b", "mistral:7b")
+        requests = [await bed.request("/api/generate", {"model": "llama3.2:1b", "prompt": "x"})
+                    for _ in range(8)]
+        for req in requests:
+            await req.wait()
+            tokens = [json.loads(f)["response"] for f in req.fragments]
+            assert "".join(tokens) == "".join(DEFAULT_REPLY)
+            assert [c["isFinal"] for c in req.chunks] == [False] * len(req.fragments) + [True]
+        snap = bed.worker.snapshot
+        assert snap.totals.served == 8 and snap.active == 0
+        assert dict(snap.per_model)["llama3.2:1b"].served == 8
+
+
+async def test_settings_change_of_sharing_re_registers() -> None:
+    async with running_bed() as bed:
+        await bed.registered("llama3.2:1b", "mistral:7b")
+        bed.worker.submit(SetModelShared("mistral:7b", False))
+        await bed.registered("llama3.2:1b")
+        snap = await bed.worker.wait_for(lambda s: s.shared_models == ("llama3.2:1b",), 10,
+                                         "mistral unshared")
+        assert [(m.name, m.shared) for m in snap.models] == [("llama3.2:1b", True),
+                                                             ("mistral:7b", False)]

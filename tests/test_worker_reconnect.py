@@ -1,0 +1,156 @@
+"""The worker recovers from every way a hub connection fails, and says why meanwhile."""
+
+from __future__ import annotations
+
+import json
+
+from ghubai_tray.state import Connection, Stop, TokenChanged
+from ghubai_tray.worker import BACKOFF_CAP, backoff_delay
+from tests.testbed.hub import AuthMode, GridHub
+from tests.testbed.ollama import OllamaStandIn
+from tests.worker_bed import TOKEN, running_bed, with_settings
+
+MODELS = ("llama3.2:1b", "mistral:7b")
+CHAT = {"model": "llama3.2:1b", "messages": [{"role": "user", "content": "hi"}], "stream": False}
+
+
+def test_backoff_starts_under_a_second_doubles_and_is_capped() -> None:
+    for attempt in range(1, 40):
+        delay = backoff_delay(attempt)
+        base = min(BACKOFF_CAP, 0.5 * 2 ** (attempt - 1))
+        assert base / 2 <= delay <= base
+    assert backoff_delay(1) <= 0.5 and backoff_delay(30) <= BACKOFF_CAP
+
+
+async def serves_again(bed: object) -> None:
+    from tests.worker_bed import Bed
+
+    assert isinstance(bed, Bed)
+    await bed.registered(*MODELS)
+    await bed.worker.wait_for(lambda s: s.connection is Connection.REGISTERED, 15, "Registered")
+    req = await bed.request("/api/chat", CHAT)
+    assert "error" not in json.loads(await req.wait())
+
+
+async def test_hub_restarted_on_the_same_port() -> None:
+    async with running_bed() as bed:
+        await serves_again(bed)
+        await bed.hub.restart()
+        await serves_again(bed)
+
+
+async def test_hub_down_for_a_while_then_back() -> None:
+    async with running_bed() as bed:
+        await serves_again(bed)
+        port = bed.hub.port
+        await bed.hub.stop()
+        snap = await bed.worker.wait_for(
+            lambda s: s.connection is Connection.RECONNECTING and s.next_attempt is not None
+            and "nothing answers" in s.reason, 15, "reconnecting with a reason")
+        assert snap.reason == f"nothing answers at 127.0.0.1:{port}"
+        bed.hub.port = port
+        await bed.hub.start()
+        await serves_again(bed)
+
+
+async def test_negotiate_failing_with_503_for_a_while() -> None:
+    async with running_bed() as bed:
+        await serves_again(bed)
+        bed.hub.fail_negotiate(503, times=3)
+        await bed.hub.drop_connections()
+        await bed.worker.wait_for(lambda s: "HTTP 503 on negotiate" in s.reason, 15, "the 503")
+        await serves_again(bed)
+        failures = [r for r in bed.hub.http if r.path.endswith("/negotiate") and r.status == 503]
+        assert len(failures) == 3
+
+
+async def test_silent_hub_is_noticed_and_left() -> None:
+    async with running_bed(server_timeout=1.5) as bed:
+        await serves_again(bed)
+        bed.hub.go_silent()
+        await bed.worker.wait_for(lambda s: "went silent for 1.5 s" in s.reason, 15, "silence")
+        bed.hub.go_silent(False)
+        await serves_again(bed)
+
+
+async def test_pings_keep_a_quiet_connection_alive() -> None:
+    # The worker pings after 1 s without sending; the hub gives up after 3 s of silence.
+    hub = GridHub(tokens=[TOKEN], client_timeout=3.0, ping_interval=0.3)
+    async with running_bed(hub=hub, server_timeout=2.0,
+                           settings=with_settings(discovery_interval=3600)) as bed:
+        await serves_again(bed)
+        connection = next(iter(hub.nodes))
+
+        def pings() -> list[object]:
+            return [m for m in hub.messages if m.direction == "in" and m.message.get("type") == 6]
+
+        await hub.wait_until(lambda: len(pings()) >= 3, 15, "three pings from the worker")
+        assert not hub.closes and next(iter(hub.nodes)) == connection
+
+
+async def test_close_with_and_without_allow_reconnect() -> None:
+    async with running_bed() as bed:
+        await serves_again(bed)
+        await bed.hub.close_connections(error="Server is shutting down.", allow_reconnect=True)
+        await bed.worker.wait_for(lambda s: "Server is shutting down." in s.reason, 15, "reason")
+        await serves_again(bed)
+        await bed.hub.close_connections(error="Go away.", allow_reconnect=False)
+        await bed.worker.wait_for(lambda s: "Go away." in s.reason, 15, "reason")
+        await serves_again(bed)
+
+
+async def test_token_rejected_then_fixed() -> None:
+    hub = GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED)
+    async with running_bed(hub=hub, token="wrong-token") as bed:
+        snap = await bed.worker.wait_for(lambda s: s.connection is Connection.AUTH_REJECTED, 15,
+                                         "auth rejected")
+        assert snap.reason.startswith(f"the hub at 127.0.0.1:{hub.port} refused the token "
+                                      "(HTTP 401 on negotiate): check the token")
+        tries = len(hub.http)
+        bed.token[0] = TOKEN
+        bed.worker.submit(TokenChanged())
+        await serves_again(bed)
+        assert len(hub.http) - tries <= 3, "no fast retry loop while rejected"
+
+
+async def test_no_token_and_a_hub_that_needs_one_says_what_to_do() -> None:
+    hub = GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED)
+    async with running_bed(hub=hub, token=None) as bed:
+        snap = await bed.worker.wait_for(lambda s: s.connection is Connection.AUTH_REJECTED, 15,
+                                         "auth rejected")
+        assert "run 'ghubai-tray token set' or set PROVIDER_TOKEN" in snap.reason
+
+
+async def test_nothing_configured_and_no_default_hub_is_not_configured() -> None:
+    async with running_bed(token=None, settings=with_settings(
+            hub_url="https://localhost:7197/gridhub")) as bed:
+        snap = await bed.worker.wait_for(lambda s: s.connection is Connection.NOT_CONFIGURED, 15,
+                                         "not configured")
+        assert snap.reason.startswith("not set up yet: no hub token")
+
+
+async def test_shutdown_gives_a_grace_period_then_cancels_with_a_final() -> None:
+    ollama = OllamaStandIn(token_delay=0.2, reply_tokens=["x"] * 200)
+    async with running_bed(ollama=ollama) as bed:
+        await bed.registered(*MODELS)
+        req = await bed.request("/api/chat", {**CHAT, "stream": True})
+        await anext(aiter(req.stream()))
+        bed.worker.submit(Stop(grace=0.5))
+        assert (await req.wait()).endswith("[error] worker shutting down")
+        await bed.worker.wait_for(lambda s: s.connection is Connection.STOPPED, 15, "stopped")
+        await ollama.wait_until(lambda: ollama.cancellations, 10, "Ollama to see the cancel")
+        registrations = [r.models for r in bed.hub.registrations]
+        assert registrations[-1] == (), "the hub was told nothing more is served here"
+        closes = [m for m in bed.hub.messages if m.direction == "in" and m.message.get("type") == 7]
+        assert closes, "the worker said goodbye with a Close message"
+
+
+async def test_shutdown_lets_a_short_request_finish() -> None:
+    ollama = OllamaStandIn(token_delay=0.05)
+    async with running_bed(ollama=ollama) as bed:
+        await bed.registered(*MODELS)
+        req = await bed.request("/api/chat", {**CHAT, "stream": True})
+        await anext(aiter(req.stream()))
+        bed.worker.submit(Stop(grace=10))
+        await req.wait()
+        assert req.chunks[-1]["tokenFragment"] == "" and json.loads(req.fragments[-1])["done"]

@@ -1,32 +1,187 @@
-"""The ``ghubai-tray`` command line.
+"""The ``ghubai-tray`` command line: the worker headless, the token, the doctor.
 
-Only ``--version`` exists so far: the worker (``--headless``, ``token``,
-``doctor``) and the tray are the next milestones, and until they land the
-command says so plainly instead of pretending to run.
+    ghubai-tray [settings flags] --headless     run the worker without a tray
+    ghubai-tray token set|clear|status          the provider token in the OS keyring
+    ghubai-tray doctor                          check everything, one line each
+    ghubai-tray --version
+
+Exit codes: 0 fine, 1 a failure at run time (doctor found a problem, no
+keyring), 2 a usage or configuration error (nothing was started).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import getpass
+import logging
+import signal
 import sys
+from collections.abc import Callable
 
-from ghubai_tray import __version__
+from ghubai_tray import __version__, logs
+from ghubai_tray.config import Settings, add_flags, flag_values, load_settings, save_settings
+from ghubai_tray.credentials import (
+    SERVICE,
+    TokenSource,
+    account_for,
+    delete_token,
+    resolve_token,
+    store_token,
+)
+from ghubai_tray.errors import ConfigError, TokenStoreError
+from ghubai_tray.state import Snapshot, Stop
+from ghubai_tray.worker import Worker
+
+log = logging.getLogger("ghubai_tray")
+DEFAULT_GRACE = 10.0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ghubai-tray",
-        description="Lend your GPU to a GhubAi hub: relays inference requests to your Ollama.",
-    )
+        description="Lend your GPU to a GhubAi hub: relays the hub's inference requests to "
+                    "your local Ollama, for the models you choose to share.",
+        epilog="Settings come from defaults, then config.toml, then environment variables, "
+               "then these flags. See README.md for the full table.")
     parser.add_argument("--version", action="version", version=f"GhubAi Tray {__version__}")
+    parser.add_argument("--headless", action="store_true",
+                        help="run the worker without a tray icon, until SIGINT/SIGTERM")
+    parser.add_argument("--grace", type=float, default=DEFAULT_GRACE, metavar="SECONDS",
+                        help="on stop, how long in-flight requests may finish (default 10)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debugging details")
+    add_flags(parser)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    token = commands.add_parser("token", help="store, remove or check the provider token",
+                                description="The provider token lives in the OS keyring "
+                                "(service GhubAi, one entry per hub). PROVIDER_TOKEN overrides it.")
+    token_commands = token.add_subparsers(dest="action", metavar="ACTION", required=True)
+    token_commands.add_parser("set", help="store a token (asked without echo, or read from stdin)")
+    token_commands.add_parser("clear", help="remove the stored token for the hub")
+    token_commands.add_parser("status", help="say whether a token is stored, and where "
+                              "(never prints it); exit 1 when there is none")
+    commands.add_parser("doctor", help="check config, token, Ollama, hub and TLS",
+                        description="Runs every check with one line each and a verdict; "
+                        "exit code 0 only when all is well.")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    build_parser().parse_args(argv)
-    print(
-        f"GhubAi Tray {__version__}: the worker and the tray are not built yet "
-        "(see 'Status' in README.md).",
-        file=sys.stderr,
-    )
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(flags=flag_values(args))
+    except ConfigError as exc:
+        _say(f"ghubai-tray: configuration error: {exc}")
+        return 2
+    if args.command == "token":
+        return _token(args.action, settings)
+    if args.command == "doctor":
+        return _doctor(settings)
+    if args.headless:
+        return run_headless(settings, grace=args.grace, verbose=args.verbose)
+    _say("The tray icon is not built yet (see 'Status' in README.md); run "
+         "'ghubai-tray --headless' to share your GPU without it.")
     return 1
+
+
+def _say(text: str) -> None:
+    if sys.stderr is not None:
+        print(text, file=sys.stderr)
+
+
+# -- headless --------------------------------------------------------------
+
+
+def run_headless(settings: Settings, *, grace: float, verbose: bool = False) -> int:
+    path = logs.setup(to_stderr=True, verbose=verbose)
+    log.info("GhubAi Tray %s headless; log file %s", __version__, path)
+    worker = Worker(settings, _redacting_token_provider, persist=save_settings)
+    worker.subscribe(_state_logger())
+    asyncio.run(_serve_until_signalled(worker, grace))
+    log.info("stopped")
+    return 0
+
+
+def _redacting_token_provider(hub_url: str) -> TokenSource:
+    source = resolve_token(hub_url)
+    logs.add_secret(source.token)
+    return source
+
+
+def _state_logger() -> Callable[[Snapshot], None]:
+    last: list[tuple[str, str]] = []
+
+    def listener(snap: Snapshot) -> None:
+        key = (snap.state.value, snap.reason)
+        if not last or last[0] != key:
+            last[:] = [key]
+            log.info("state: %s (%s)", *key)
+
+    return listener
+
+
+async def _serve_until_signalled(worker: Worker, grace: float) -> None:
+    loop = asyncio.get_running_loop()
+    run = asyncio.create_task(worker.run())
+
+    def stop(signame: str) -> None:
+        log.info("%s received: stopping (up to %g s for requests in progress)", signame, grace)
+        worker.submit(Stop(grace))
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop, sig.name)
+        except NotImplementedError:  # Windows: no loop signal handlers
+            signal.signal(sig, lambda n, _: loop.call_soon_threadsafe(stop, signal.Signals(n).name))
+    await run
+
+
+# -- token -----------------------------------------------------------------
+
+
+def _token(action: str, settings: Settings) -> int:
+    where = f"the OS keyring (service {SERVICE}, account {account_for(settings.hub_url)})"
+    try:
+        if action == "set":
+            token = _read_token(account_for(settings.hub_url))
+            store_token(settings.hub_url, token)
+            print(f"Stored the token for {account_for(settings.hub_url)} in {where}.")
+            return 0
+        if action == "clear":
+            if delete_token(settings.hub_url):
+                print(f"Removed the token for {account_for(settings.hub_url)} from {where}.")
+            else:
+                print(f"No token was stored for {account_for(settings.hub_url)}.")
+            return 0
+        source = resolve_token(settings.hub_url)
+    except TokenStoreError as exc:
+        _say(f"ghubai-tray: {exc}")
+        return 1
+    if source.token is None:
+        print(f"No token is set for {account_for(settings.hub_url)} (looked in PROVIDER_TOKEN "
+              f"and {where}).")
+        return 1
+    print(f"A token is set for {account_for(settings.hub_url)}: it comes from {source.where}.")
+    return 0
+
+
+def _read_token(account: str) -> str:
+    if sys.stdin is not None and sys.stdin.isatty():
+        return getpass.getpass(f"Token for {account} (input is hidden): ")
+    line = sys.stdin.readline() if sys.stdin is not None else ""
+    return line.strip()
+
+
+# -- doctor ----------------------------------------------------------------
+
+
+def _doctor(settings: Settings) -> int:
+    from ghubai_tray.doctor import run_checks, verdict
+
+    checks = asyncio.run(run_checks(settings))
+    for check in checks:
+        for line in check.lines():
+            print(line)
+    text, code = verdict(checks)
+    print(text)
+    return code

@@ -133,7 +133,9 @@ class Worker:
         self._listeners: list[Callable[[Snapshot], None]] = []
         self._changed: asyncio.Condition | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._commands: asyncio.Queue[Command] | None = None
+        # Since Python 3.10 asyncio queues bind to a loop on first use, so the queue
+        # can exist before run(): a command submitted early simply waits in it.
+        self._commands: asyncio.Queue[Command] = asyncio.Queue()
         self._wake_hub = asyncio.Event()
         self._wake_discovery = asyncio.Event()
         self._registration_due = asyncio.Event()
@@ -167,10 +169,10 @@ class Worker:
 
     def submit(self, command: Command) -> None:
         """Hand a command to the worker; safe from any thread, never blocks."""
-        loop, queue = self._loop, self._commands
-        if loop is None or queue is None:
-            raise RuntimeError("the worker is not running")
-        loop.call_soon_threadsafe(queue.put_nowait, command)
+        if self._loop is None:
+            self._commands.put_nowait(command)  # not running yet: same thread, no loop to wake
+        else:
+            self._loop.call_soon_threadsafe(self._commands.put_nowait, command)
 
     async def wait_for(self, predicate: Callable[[Snapshot], Any], timeout: float,
                        what: str = "a state") -> Snapshot:
@@ -190,7 +192,6 @@ class Worker:
     async def run(self) -> None:
         """Run until a :class:`Stop` command (or cancellation); then drain and close."""
         self._loop = asyncio.get_running_loop()
-        self._commands = asyncio.Queue()
         if self.settings.allow_invalid_certs:
             log.warning("ALLOW_INVALID_CERTS is on: the hub's certificate is not checked")
         loops = [asyncio.create_task(self._hub_loop(), name="hub-supervisor"),
@@ -288,7 +289,6 @@ class Worker:
     # -- commands -----------------------------------------------------------------
 
     async def _command_loop(self) -> None:
-        assert self._commands is not None
         while True:
             until = self._snapshot.paused_until if self._snapshot.paused else None
             timeout = None if until is None else max(0.0, (until - _now()).total_seconds())

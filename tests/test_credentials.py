@@ -1,0 +1,113 @@
+"""The token in a real Secret Service: per hub, long tokens in parts, never in a file."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import keyring
+import pytest
+from keyring.backends import SecretService, fail
+
+from ghubai_tray.credentials import (
+    PART_SIZE,
+    SERVICE,
+    account_for,
+    delete_token,
+    load_token,
+    resolve_token,
+    store_token,
+)
+from ghubai_tray.errors import TokenStoreError
+from tests.testbed.secrets import secret_service, secret_service_available
+
+pytestmark = pytest.mark.skipif(not secret_service_available(),
+                                reason="gnome-keyring and dbus are needed (make test installs them)")
+
+
+@pytest.fixture(scope="module")
+def keyring_env() -> Iterator[dict[str, str]]:
+    with secret_service() as env:
+        yield env
+
+
+@pytest.fixture
+def real_keyring(keyring_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for key, value in keyring_env.items():
+        monkeypatch.setenv(key, value)
+    previous = keyring.get_keyring()
+    keyring.set_keyring(SecretService.Keyring())
+    yield
+    keyring.set_keyring(previous)
+
+
+ORIGINS = {
+    "https-default-port": ("https://Hub.Example.com/gridhub", "https://hub.example.com"),
+    "https-explicit-default": ("https://hub.example.com:443/x", "https://hub.example.com"),
+    "other-port": ("https://hub.example.com:7197/gridhub", "https://hub.example.com:7197"),
+    "http": ("http://127.0.0.1:5080/gridhub?x=1", "http://127.0.0.1:5080"),
+    "ipv6": ("http://[::1]:5080/gridhub", "http://[::1]:5080"),
+}
+
+
+@pytest.mark.parametrize("url,origin", ORIGINS.values(), ids=ORIGINS.keys())
+def test_account_is_the_hub_origin(url: str, origin: str) -> None:
+    assert account_for(url) == origin
+
+
+@pytest.mark.usefixtures("real_keyring")
+def test_each_hub_has_its_own_token() -> None:
+    store_token("https://a.example/gridhub", "token-a")
+    store_token("https://b.example/gridhub", "token-b")
+    assert load_token("https://a.example/other-path") == "token-a"
+    assert load_token("https://b.example/gridhub") == "token-b"
+    assert keyring.get_password(SERVICE, "https://a.example") == "token-a"
+    assert delete_token("https://a.example/gridhub") is True
+    assert load_token("https://a.example/gridhub") is None
+    assert delete_token("https://a.example/gridhub") is False
+    assert load_token("https://b.example/gridhub") == "token-b"
+
+
+@pytest.mark.usefixtures("real_keyring")
+def test_a_long_token_is_stored_in_parts_and_removed_whole() -> None:
+    jwt = "eyJhbGciOiJSUzI1NiJ9." + "x" * (3 * PART_SIZE) + ".sig"
+    store_token("https://jwt.example", jwt)
+    assert load_token("https://jwt.example") == jwt
+    assert all(len(keyring.get_password(SERVICE, f"https://jwt.example#{i}") or "") <= PART_SIZE
+               for i in range(4))
+    store_token("https://jwt.example", "short")  # replacing drops the old parts
+    assert keyring.get_password(SERVICE, "https://jwt.example#0") is None
+    assert load_token("https://jwt.example") == "short"
+    delete_token("https://jwt.example")
+
+
+@pytest.mark.usefixtures("real_keyring")
+def test_provider_token_overrides_the_keyring() -> None:
+    store_token("https://c.example", "from-keyring")
+    assert resolve_token("https://c.example", {"PROVIDER_TOKEN": "from-env"}).token == "from-env"
+    source = resolve_token("https://c.example", {})
+    assert source.token == "from-keyring" and "OS keyring" in source.where
+    delete_token("https://c.example")
+    assert resolve_token("https://c.example", {}).token is None
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "two words", "line\nbreak", "x" * 70_000])
+@pytest.mark.usefixtures("real_keyring")
+def test_implausible_tokens_are_refused(bad: str) -> None:
+    with pytest.raises(TokenStoreError):
+        store_token("https://d.example", bad)
+
+
+def test_no_keyring_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    # keyring's own "no backend" keyring, what it selects when no Secret Service runs.
+    previous = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    try:
+        with pytest.raises(TokenStoreError) as caught:
+            store_token("https://e.example", "secret-token")
+        assert "PROVIDER_TOKEN" in str(caught.value) and "Secret Service" in str(caught.value)
+        with pytest.raises(TokenStoreError):
+            load_token("https://e.example")
+    finally:
+        keyring.set_keyring(previous)
+    assert os.environ.get("PROVIDER_TOKEN") is None

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.testbed.llm import LlamaServer, llama_server_available
+from tests.testbed.secrets import secret_service
 
 LLM_MISSING = ("llama-cpp-python[server] is not installed, so the real-model tests cannot run: "
                "`make test` installs it (first build about 3 minutes)")
@@ -38,3 +39,10 @@ def llama_server() -> Iterator[str]:
     url = server.start_sync()
     yield url
     server.stop_sync()
+
+
+@pytest.fixture(scope="session")
+def keyring_env() -> Iterator[dict[str, str]]:
+    """A private, unlocked Secret Service: the environment variables that reach it."""
+    with secret_service() as env:
+        yield env

@@ -19,18 +19,12 @@ from ghubai_tray.credentials import (
     store_token,
 )
 from ghubai_tray.errors import TokenStoreError
-from tests.testbed.secrets import secret_service, secret_service_available
+from tests.testbed.secrets import secret_service_available
 
 # Skipped on a developer machine without gnome-keyring; under CI it must run (and fails loudly).
 pytestmark = pytest.mark.skipif(
     not secret_service_available() and not os.environ.get("CI"),
     reason="gnome-keyring and dbus are needed (make test installs them)")
-
-
-@pytest.fixture(scope="module")
-def keyring_env() -> Iterator[dict[str, str]]:
-    with secret_service() as env:
-        yield env
 
 
 @pytest.fixture

@@ -1,0 +1,192 @@
+"""``ghubai-tray`` as people run it: a real process against the test hub and Ollama stand-in."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.testbed.hub import AuthMode, GridHub
+from tests.testbed.ollama import OllamaStandIn
+from tests.worker_bed import TOKEN
+
+MODELS = ("llama3.2:1b", "mistral:7b")
+SEED_VARIABLES = ("HUB_URL", "PROVIDER_TOKEN", "OLLAMA_LOCAL_URL", "ALLOW_INVALID_CERTS")
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """A clean environment: our config and logs in tmp_path, no keyring, no seed variables."""
+    base = {k: v for k, v in os.environ.items()
+            if k not in SEED_VARIABLES and not k.startswith(("GHUBAI_", "DBUS_"))}
+    base.update(GHUBAI_CONFIG=str(tmp_path / "config" / "config.toml"),
+                GHUBAI_LOG_DIR=str(tmp_path / "logs"), HOME=str(tmp_path / "home"),
+                XDG_CONFIG_HOME=str(tmp_path / "xdg"), PYTHONUNBUFFERED="1")
+    yield base
+
+
+async def cli(*args: str, env: dict[str, str], stdin: bytes = b"",
+              timeout: float = 60) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ghubai_tray", *args, env=env, stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+@pytest.mark.parametrize("args", [["--help"], ["token", "--help"], ["token", "set", "--help"],
+                                  ["token", "clear", "--help"], ["token", "status", "--help"],
+                                  ["doctor", "--help"], ["--version"]])
+async def test_every_command_has_help(args: list[str], env: dict[str, str]) -> None:
+    code, out, _ = await cli(*args, env=env)
+    assert code == 0 and out.strip()
+
+
+async def test_a_bad_setting_exits_2_naming_it(env: dict[str, str]) -> None:
+    code, _, err = await cli("--headless", env={**env, "HUB_URL": "hub.example.com"})
+    assert code == 2
+    assert "hub_url from the variable HUB_URL is 'hub.example.com'" in err
+    code, _, err = await cli("--max-concurrent-requests", "lots", "doctor", env=env)
+    assert code == 2 and "the flag --max-concurrent-requests" in err
+
+
+async def test_headless_registers_relays_and_stops_cleanly_on_sigterm(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    hub = GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED)
+    ollama = OllamaStandIn(token_delay=0.01)
+    await hub.start()
+    await ollama.start()
+    run_env = {**env, "HUB_URL": hub.url, "PROVIDER_TOKEN": TOKEN, "OLLAMA_LOCAL_URL": ollama.url,
+               "GHUBAI_MACHINE_NAME": "headless-node"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ghubai_tray", "--headless", env=run_env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        await hub.wait_until(lambda: any(n.models == MODELS for n in hub.nodes.values()), 30,
+                             "the headless worker to register")
+        req = await hub.dispatch("llama3.2:1b", "/api/chat", {"model": "llama3.2:1b",
+                                                               "messages": [], "stream": True})
+        await req.wait()
+        assert json.loads(req.fragments[-1])["done"] is True
+        proc.send_signal(signal.SIGTERM)
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await hub.stop()
+        await ollama.stop()
+    stderr = err.decode()
+    assert proc.returncode == 0, stderr
+    assert out == b"", "headless mode logs to stderr only"
+    for line in ("state: registered (sharing 2 model(s) with 127.0.0.1:",
+                 f"[{req.request_id}] served in", "SIGTERM received: stopping", "stopped"):
+        assert line in stderr
+    logged = (tmp_path / "logs" / "ghubai-tray.log").read_text()
+    assert "state: registered" in logged
+    assert TOKEN not in stderr and TOKEN not in logged
+
+
+async def test_headless_sigint_cancels_a_long_request_after_the_grace(env: dict[str, str]) -> None:
+    hub = GridHub()
+    ollama = OllamaStandIn(token_delay=0.2, reply_tokens=["x"] * 500)
+    await hub.start()
+    await ollama.start()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ghubai_tray", "--headless", "--grace", "0.5", "--hub-url", hub.url,
+        "--ollama-url", ollama.url, env=env, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    try:
+        await hub.wait_until(lambda: any(n.models == MODELS for n in hub.nodes.values()), 30,
+                             "registration")
+        req = await hub.dispatch("llama3.2:1b", "/api/chat", {
+            "model": "llama3.2:1b", "messages": [{"role": "user", "content": "a long story"}]})
+        await anext(aiter(req.stream()))
+        proc.send_signal(signal.SIGINT)
+        assert (await req.wait()).endswith("[error] worker shutting down")
+        await asyncio.wait_for(proc.communicate(), 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await hub.stop()
+        await ollama.stop()
+    assert proc.returncode == 0
+    assert ollama.cancellations == ["/api/chat"]
+
+
+async def test_doctor_all_well(env: dict[str, str]) -> None:
+    hub = GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED)
+    ollama = OllamaStandIn()
+    await hub.start()
+    await ollama.start()
+    try:
+        code, out, _ = await cli("doctor", env={**env, "HUB_URL": hub.url,
+                                                "PROVIDER_TOKEN": TOKEN,
+                                                "OLLAMA_LOCAL_URL": ollama.url})
+    finally:
+        await hub.stop()
+        await ollama.stop()
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[0].startswith("[  ok] config: ")
+    assert f"hub_url = {hub.url}  (the variable HUB_URL)" in out
+    assert "[  ok] token: from the PROVIDER_TOKEN variable" in lines
+    assert f"[  ok] Ollama: 2 model(s) at {ollama.url}: llama3.2:1b, mistral:7b" in lines
+    assert any(line.startswith("[  ok] hub: negotiate, WebSocket and handshake with 127.0.0.1:")
+               and line.endswith("token accepted") for line in lines)
+    assert "[  ok] TLS: not used: the hub is on this machine (http)" in lines
+    assert lines[-1] == "All is well: this machine is ready to share its models."
+    assert TOKEN not in out
+
+
+async def test_doctor_names_each_problem(env: dict[str, str]) -> None:
+    hub = GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED)
+    await hub.start()
+    try:
+        code, out, _ = await cli("doctor", env={**env, "HUB_URL": hub.url,
+                                                "PROVIDER_TOKEN": "wrong-token",
+                                                "OLLAMA_LOCAL_URL": "http://127.0.0.1:9"})
+    finally:
+        await hub.stop()
+    assert code == 1
+    assert ("[FAIL] Ollama: Ollama is not reachable at http://127.0.0.1:9: is it running?"
+            in out.splitlines())
+    assert f"[FAIL] hub: the hub at 127.0.0.1:{hub.port} refused the token (HTTP 401" in out
+    assert out.splitlines()[-1] == "2 problem(s) to fix: Ollama, hub."
+
+
+async def test_token_set_status_clear_in_the_real_keyring(
+    env: dict[str, str], keyring_env: dict[str, str], tmp_path: Path
+) -> None:
+    run_env = {**env, **keyring_env, "HUB_URL": "https://hub.example.com/gridhub"}
+    code, out, _ = await cli("token", "status", env=run_env)
+    assert code == 1 and "No token is set for https://hub.example.com" in out
+    code, out, err = await cli("token", "set", env=run_env, stdin=f"  {TOKEN}  \n".encode())
+    assert code == 0, err
+    assert "Stored the token for https://hub.example.com in the OS keyring" in out
+    code, out, _ = await cli("token", "status", env=run_env)
+    assert code == 0 and "comes from the OS keyring (service GhubAi" in out
+    code, out, _ = await cli("token", "status", env={**run_env, "PROVIDER_TOKEN": "x" * 8})
+    assert "comes from the PROVIDER_TOKEN variable" in out
+    code, out, _ = await cli("token", "clear", env=run_env)
+    assert code == 0 and "Removed the token" in out
+    code, out, _ = await cli("token", "status", env=run_env)
+    assert code == 1
+    assert not any(TOKEN in p.read_text(errors="replace")
+                   for p in tmp_path.rglob("*") if p.is_file() and "keyring" not in str(p))
+
+
+async def test_token_set_without_a_keyring_says_what_to_do(env: dict[str, str],
+                                                           tmp_path: Path) -> None:
+    code, out, err = await cli("token", "set", env=env, stdin=f"{TOKEN}\n".encode())
+    assert code == 1
+    assert "PROVIDER_TOKEN" in err and "Secret Service" in err
+    assert not any(TOKEN in p.read_text(errors="replace")
+                   for p in tmp_path.rglob("*") if p.is_file()), "never written to a file"

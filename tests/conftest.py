@@ -7,6 +7,7 @@ skipped with a loud reason and a banner at the end of the run; under CI
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 
@@ -14,6 +15,7 @@ import pytest
 
 from tests.testbed.llm import LlamaServer, llama_server_available
 from tests.testbed.secrets import secret_service
+from tests.worker_bed import TOKEN
 
 LLM_MISSING = ("llama-cpp-python[server] is not installed, so the real-model tests cannot run: "
                "`make test` installs it (first build about 3 minutes)")
@@ -46,3 +48,34 @@ def keyring_env() -> Iterator[dict[str, str]]:
     """A private, unlocked Secret Service: the environment variables that reach it."""
     with secret_service() as env:
         yield env
+
+
+class _Recorder(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def token_never_logged() -> Iterator[None]:
+    """Grep every log line of the whole run, at DEBUG and before any redaction, for the token.
+
+    The processes the CLI tests start write their own stderr and log files;
+    those tests grep them the same way.
+    """
+    recorder = _Recorder()
+    recorder.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(recorder)
+    root.setLevel(logging.DEBUG)
+    yield
+    attached = recorder in root.handlers
+    root.removeHandler(recorder)
+    root.setLevel(level)
+    leaks = [line for line in recorder.lines if TOKEN in line]
+    assert attached, "a test detached the log recorder, so the grep saw only part of the run"
+    assert not leaks, f"the token appeared in {len(leaks)} log line(s), first: {leaks[0][:300]}"

@@ -51,13 +51,14 @@ class Bed:
 async def running_bed(
     *, settings: Callable[[Settings], Settings] | None = None,
     hub: GridHub | None = None, ollama: OllamaStandIn | None = None,
-    token: str | None = TOKEN, server_timeout: float = 30.0,
+    token: str | None = TOKEN, server_timeout: float = 30.0, ollama_url: str | None = None,
 ) -> AsyncIterator[Bed]:
+    """Hub, Ollama stand-in and worker; ``ollama_url`` points the worker elsewhere."""
     hub = hub or GridHub(tokens=[TOKEN])
     ollama = ollama or OllamaStandIn()
     await hub.start()
     await ollama.start()
-    base = Settings(hub_url=hub.url, ollama_url=ollama.url, machine_name="test-node",
+    base = Settings(hub_url=hub.url, ollama_url=ollama_url or ollama.url, machine_name="test-node",
                     idle_timeout=10.0, total_timeout=60.0)
     holder: list[str | None] = [token]
     connector = functools.partial(HubConnection.open, server_timeout=server_timeout,

@@ -27,9 +27,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
+from aiohttp import web
 
-from tests.testbed._util import main_guard, run_main
+from tests.testbed._util import main_guard, run_main, serve
 
 MODEL_ALIAS = "tiny-llama"
 WORDS = ("the sky is blue because light scatters in air and we see it every day when sun "
@@ -189,6 +191,59 @@ class LlamaServer:
 
     async def stop(self) -> None:
         await asyncio.to_thread(self.stop_sync)
+
+
+class OllamaFront:
+    """Ollama's model list in front of the llama.cpp server, everything else passed through.
+
+    llama-cpp-python serves the OpenAI-compatible API but not ``/api/tags``,
+    which is how the worker discovers models. Real Ollama is itself a front
+    for a llama.cpp server, so this adds just that one route and relays every
+    other request byte for byte, streaming, status and content type kept.
+    """
+
+    def __init__(self, upstream: str, host: str = "127.0.0.1") -> None:
+        self.upstream = upstream.rstrip("/")
+        self.host = host
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> str:
+        app = web.Application()
+        app.router.add_get("/api/tags", self._tags)
+        app.router.add_route("*", "/{tail:.*}", self._pass)
+        self._session = aiohttp.ClientSession()
+        self._runner, self.port = await serve(app, self.host, 0)
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._session is not None:
+            await self._session.close()
+
+    async def _tags(self, request: web.Request) -> web.Response:
+        return web.json_response({"models": [{"name": MODEL_ALIAS, "model": MODEL_ALIAS}]})
+
+    async def _pass(self, request: web.Request) -> web.StreamResponse:
+        assert self._session is not None
+        body = await request.read()
+        async with self._session.request(
+            request.method, f"{self.upstream}{request.rel_url}", data=body,
+            headers={"Content-Type": request.headers.get("Content-Type", "application/json")},
+        ) as upstream:
+            response = web.StreamResponse(status=upstream.status, headers={
+                "Content-Type": upstream.headers.get("Content-Type", "application/json")})
+            await response.prepare(request)
+            async for chunk in upstream.content.iter_any():
+                await response.write(chunk)
+            await response.write_eof()
+            return response
 
 
 def _build(args: argparse.Namespace) -> LlamaServer:

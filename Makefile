@@ -19,7 +19,7 @@ APT_PACKAGES := xvfb trayer xdotool x11-utils imagemagick dbus dbus-x11 gnome-ke
 .PHONY: help setup system-deps python-deps node-deps run test check lint typecheck demo clean
 
 help:
-	@echo "make run     start GhubAi Tray"
+	@echo "make run     start GhubAi Tray (headless for now)"
 	@echo "make test    install everything needed, then run the test suite"
 	@echo "make check   ruff + mypy --strict + the test suite"
 	@echo "make demo    start the test hub and the Ollama stand-in"
@@ -68,8 +68,9 @@ tests/conformance/node_modules/.installed: tests/conformance/package-lock.json
 
 node-deps: tests/conformance/node_modules/.installed
 
+# Until the tray lands (next milestone), the app is the worker in headless mode.
 run: python-deps
-	$(BIN)/ghubai-tray
+	$(BIN)/ghubai-tray --headless
 
 test: setup
 	$(BIN)/pytest

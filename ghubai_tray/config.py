@@ -322,27 +322,32 @@ def load_settings(
         if s.env in environ:
             take(s.key, environ[s.env], f"the variable {s.env}")
             if s.key == "shared_models":
-                _shared_models_variable(values, sources, environ[s.env], environ)
-    for key, raw in (flags or {}).items():
+                _implied_share_new(values, sources, environ[s.env], sources["shared_models"],
+                                   explicit="GHUBAI_SHARE_NEW_MODELS" in environ)
+    flags = flags or {}
+    for key, raw in flags.items():
         take(key, raw, f"the flag {BY_KEY[key].flag}")
+    if "shared_models" in flags:
+        _implied_share_new(values, sources, flags["shared_models"], sources["shared_models"],
+                           explicit="share_new_models" in flags)
     if values.get("paused_until") is not None and "paused" not in values:
         values["paused"] = True
     return replace(Settings(), **values, sources=sources)
 
 
-def _shared_models_variable(
-    values: dict[str, Any], sources: dict[str, str], raw: str, environ: Mapping[str, str]
+def _implied_share_new(
+    values: dict[str, Any], sources: dict[str, str], raw: Any, source: str, explicit: bool
 ) -> None:
-    # GHUBAI_SHARED_MODELS=all shares everything; a list shares only those models,
-    # unless GHUBAI_SHARE_NEW_MODELS says otherwise: what someone writing a list means.
-    if raw.strip().lower() == "all":
+    # A list of shared models given as a variable or flag means "only these", unless
+    # new models are mentioned explicitly too; "all" means every model.
+    if isinstance(raw, str) and raw.strip().lower() == "all":
         values["shared_models"] = ()
         values["share_new_models"] = True
-    elif "GHUBAI_SHARE_NEW_MODELS" not in environ:
+    elif not explicit:
         values["share_new_models"] = False
     else:
         return
-    sources["share_new_models"] = "the variable GHUBAI_SHARED_MODELS"
+    sources["share_new_models"] = source
 
 
 def to_toml_value(key: str, value: Any) -> Any:

@@ -112,6 +112,9 @@ def test_sizes_and_model_lists(tmp_path: Path) -> None:
     s = load_settings(tmp_path / "x.toml", {"GHUBAI_SHARED_MODELS": "a",
                                             "GHUBAI_SHARE_NEW_MODELS": "1"})
     assert s.share_new_models is True
+    s = load_settings(tmp_path / "x.toml", {}, {"shared_models": "a,b"})
+    assert s.shared_models == ("a", "b") and s.share_new_models is False
+    assert s.source("share_new_models") == "the flag --shared-models"
 
 
 def test_a_pause_end_implies_paused(tmp_path: Path) -> None:

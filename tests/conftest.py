@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from tests.processes import clean_environment
 from tests.testbed.llm import LlamaServer, llama_server_available
 from tests.testbed.secrets import secret_service
 from tests.worker_bed import TOKEN
@@ -79,3 +81,9 @@ def token_never_logged() -> Iterator[None]:
     leaks = [line for line in recorder.lines if TOKEN in line]
     assert attached, "a test detached the log recorder, so the grep saw only part of the run"
     assert not leaks, f"the token appeared in {len(leaks)} log line(s), first: {leaks[0][:300]}"
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """A clean environment for running ``ghubai-tray`` as a process (see tests/processes.py)."""
+    return clean_environment(tmp_path)

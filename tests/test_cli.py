@@ -4,41 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.processes import cli
 from tests.testbed.hub import AuthMode, GridHub
 from tests.testbed.ollama import OllamaStandIn
 from tests.worker_bed import TOKEN
 
 MODELS = ("llama3.2:1b", "mistral:7b")
-SEED_VARIABLES = ("HUB_URL", "PROVIDER_TOKEN", "OLLAMA_LOCAL_URL", "ALLOW_INVALID_CERTS")
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """A clean environment: our config and logs in tmp_path, no keyring, no seed variables."""
-    base = {k: v for k, v in os.environ.items()
-            if k not in SEED_VARIABLES and not k.startswith(("GHUBAI_", "DBUS_"))}
-    base.update(GHUBAI_CONFIG=str(tmp_path / "config" / "config.toml"),
-                GHUBAI_LOG_DIR=str(tmp_path / "logs"), HOME=str(tmp_path / "home"),
-                XDG_CONFIG_HOME=str(tmp_path / "xdg"), PYTHONUNBUFFERED="1")
-    yield base
-
-
-async def cli(*args: str, env: dict[str, str], stdin: bytes = b"",
-              timeout: float = 60) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ghubai_tray", *args, env=env, stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 @pytest.mark.parametrize("args", [["--help"], ["token", "--help"], ["token", "set", "--help"],

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import signal
+import ssl
 import sys
 import time
 from collections.abc import Callable
@@ -63,7 +64,9 @@ class Observable:
                     await asyncio.wait_for(cond.wait(), min(remaining, 0.5))
 
 
-async def serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+async def serve(
+    app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext | None = None
+) -> tuple[web.AppRunner, int]:
     """Start ``app`` on ``host:port`` (0: any free port); return the runner and the port.
 
     ``reuse_address`` lets a restarted server take its old port back at once,
@@ -72,7 +75,7 @@ async def serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunn
     # No access log: it would print every URL, and ours carry the token in the query.
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=True)
+    site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=ssl_context)
     await site.start()
     if port == 0:
         sockets = getattr(site._server, "sockets", None)

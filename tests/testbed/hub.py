@@ -40,6 +40,7 @@ import contextlib
 import enum
 import json
 import os
+import ssl
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
@@ -212,6 +213,7 @@ class GridHub(Observable):
         redirect: bool = False,
         request_timeout: float = 300.0,
         breakage: Breakage = Breakage.NONE,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         super().__init__()
         self.host, self.port, self.path = host, port, path.rstrip("/")
@@ -225,6 +227,7 @@ class GridHub(Observable):
         self.redirect = redirect
         self.request_timeout = request_timeout
         self.breakage = breakage
+        self.tls = tls
         self.silent = False
         # Fault: the next N negotiates fail with this status (N None: until cleared).
         self._negotiate_failure: tuple[int, int | None] | None = None
@@ -247,7 +250,7 @@ class GridHub(Observable):
 
     @property
     def base(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     @property
     def url(self) -> str:
@@ -261,7 +264,7 @@ class GridHub(Observable):
         app.router.add_get("/azure/client/", self._websocket)
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/chat/completions", self._chat_completions)
-        self._runner, self.port = await serve(app, self.host, self.port)
+        self._runner, self.port = await serve(app, self.host, self.port, self.tls)
         return self.url
 
     async def stop(self) -> None:

@@ -3,13 +3,30 @@
 from __future__ import annotations
 
 import json
+import logging
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from ghubai_tray.state import Connection, OllamaStatus, Pause, PauseMode, Resume, SetModelShared
+from ghubai_tray.state import (
+    ApplySettings,
+    Connection,
+    OllamaStatus,
+    Pause,
+    PauseMode,
+    Resume,
+    SetModelShared,
+)
 from tests.testbed.hub import AuthMode, GridHub
-from tests.testbed.ollama import DEFAULT_REPLY, MANAGEMENT_PATHS, Fault, ModelInfo, OllamaStandIn
+from tests.testbed.ollama import (
+    DEFAULT_REPLY,
+    MANAGEMENT_PATHS,
+    Fault,
+    ModelInfo,
+    OllamaStandIn,
+    TagsShape,
+)
 from tests.worker_bed import TOKEN, running_bed, with_settings
 
 CHAT = {"model": "llama3.2:1b", "messages": [{"role": "user", "content": "Why is the sky blue?"}]}
@@ -289,3 +306,73 @@ async def test_settings_change_of_sharing_re_registers() -> None:
                                          "mistral unshared")
         assert [(m.name, m.shared) for m in snap.models] == [("llama3.2:1b", True),
                                                              ("mistral:7b", False)]
+
+
+async def test_ollama_too_slow_between_chunks_hits_the_idle_timeout() -> None:
+    ollama = OllamaStandIn(token_delay=3.0)
+    async with running_bed(ollama=ollama, settings=with_settings(idle_timeout=0.5)) as bed:
+        await bed.registered("llama3.2:1b", "mistral:7b")
+        req = await bed.request("/api/chat", chat(True))
+        assert (await req.wait()).endswith("[error] Ollama sent nothing for 0.5 s")
+        await ollama.wait_until(lambda: ollama.cancellations, 10, "Ollama to see the cancel")
+
+
+async def test_a_request_over_its_total_time_is_ended() -> None:
+    ollama = OllamaStandIn(token_delay=0.2, reply_tokens=["x"] * 100)
+    async with running_bed(ollama=ollama, settings=with_settings(total_timeout=1.0)) as bed:
+        await bed.registered("llama3.2:1b", "mistral:7b")
+        req = await bed.request("/api/chat", chat(True))
+        await req.wait()
+        assert req.chunks[-1]["tokenFragment"] == "[error] the request took longer than 1 s"
+        assert 0 < len(req.fragments) < 100
+
+
+async def test_an_oversized_streamed_event_fails_the_request_not_the_connection() -> None:
+    ollama = OllamaStandIn(reply_tokens=["small", "y" * 20_000, "never"])
+    async with running_bed(ollama=ollama) as bed:
+        await bed.registered("llama3.2:1b", "mistral:7b")
+        connection = next(iter(bed.hub.nodes))
+        req = await bed.request("/api/chat", chat(True))
+        await req.wait()
+        assert req.chunks[-1]["tokenFragment"].startswith(
+            "[error] Ollama sent one event larger than 16 KiB")
+        assert len(req.fragments) == 2  # the first line, then the error final
+        assert not bed.hub.closes and next(iter(bed.hub.nodes)) == connection
+
+
+async def test_a_broken_model_list_is_reported_once_not_every_poll(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="ghubai_tray")
+    async with running_bed() as bed:
+        await bed.registered("llama3.2:1b", "mistral:7b")
+        bed.ollama.tags_shape = TagsShape.HTML
+        snap = await bed.worker.wait_for(lambda s: s.ollama is OllamaStatus.BAD_ANSWER, 10,
+                                         "the bad answer")
+        assert snap.ollama_reason.startswith("Ollama's model list is not JSON (is something "
+                                             "other than Ollama at")
+        await bed.registered()
+        polls = len(bed.ollama.requests)
+        await bed.ollama.wait_until(lambda: len(bed.ollama.requests) >= polls + 5, 10,
+                                    "five more polls")
+        bed.ollama.tags_shape = TagsShape.OBJECT
+        await bed.registered("llama3.2:1b", "mistral:7b")
+    reports = [r for r in caplog.records if "model list is not JSON" in r.getMessage()]
+    assert len(reports) == 1
+
+
+async def test_a_new_hub_url_moves_the_worker_at_once() -> None:
+    other = GridHub(tokens=[TOKEN])
+    await other.start()
+    try:
+        async with running_bed() as bed:
+            await bed.registered("llama3.2:1b", "mistral:7b")
+            bed.worker.submit(ApplySettings(replace(bed.worker.settings, hub_url=other.url)))
+            await other.wait_until(lambda: other.nodes, 15, "registration at the new hub")
+            await bed.hub.wait_until(lambda: not bed.hub.nodes, 15, "leaving the old hub")
+            snap = await bed.worker.wait_for(lambda s: s.hub_url == other.url
+                                             and s.connection is Connection.REGISTERED, 15,
+                                             "registered at the new hub")
+            assert str(other.port) in snap.reason
+    finally:
+        await other.stop()

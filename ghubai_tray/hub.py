@@ -193,13 +193,14 @@ def handshake_error(record: str) -> str | None:
 # -- the connection ------------------------------------------------------
 
 
-def _host(url: str) -> str:
+def host_of(url: str) -> str:
+    """``host:port`` of a URL, for messages: never the path or query (the token is there)."""
     parts = urlsplit(url)
     return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
 
 
 def _status_error(status: int, where: str, url: str) -> HubError:
-    host = _host(url)
+    host = host_of(url)
     if status in (401, 403):
         return AuthRejected(f"the hub at {host} refused the token (HTTP {status} on {where})")
     if status == 404 and where == "negotiate":
@@ -211,7 +212,7 @@ def _status_error(status: int, where: str, url: str) -> HubError:
 
 def _mapped(exc: BaseException, url: str) -> HubError:
     """A foreign error in plain words, never with the URL (its query holds the token)."""
-    host = _host(url)
+    host = host_of(url)
     if isinstance(exc, aiohttp.ClientConnectorCertificateError | ssl.SSLCertVerificationError):
         return HubUnreachable(
             f"the certificate of {host} is not trusted by this computer; for a development "
@@ -285,7 +286,7 @@ class HubConnection:
         except BaseException:
             await session.close()
             raise
-        conn = cls(session, ws, _host(url), server_timeout=server_timeout,
+        conn = cls(session, ws, host_of(url), server_timeout=server_timeout,
                    keepalive_interval=keepalive_interval)
         conn._pending = rest
         return conn
@@ -384,13 +385,13 @@ async def _negotiate(session: aiohttp.ClientSession, url: str, token: str | None
                 body = await response.json(content_type=None)
             except ValueError:
                 raise HubUnreachable(
-                    f"the negotiate answer from {_host(url)} is not JSON: is this a hub URL?"
+                    f"the negotiate answer from {host_of(url)} is not JSON: is this a hub URL?"
                 ) from None
         result = parse_negotiate(body, url, access)
         if isinstance(result, Negotiated):
             return result
         url, access = result.url, result.access_token
-    raise HubUnreachable(f"the hub at {_host(url)} redirected too many times")
+    raise HubUnreachable(f"the hub at {host_of(url)} redirected too many times")
 
 
 async def _handshake(ws: aiohttp.ClientWebSocketResponse, timeout: float, url: str) -> str:
@@ -404,7 +405,7 @@ async def _handshake(ws: aiohttp.ClientWebSocketResponse, timeout: float, url: s
         elif frame.type == aiohttp.WSMsgType.BINARY:
             buffer += frame.data.decode("utf-8", "replace")
         else:
-            raise HubUnreachable(f"the hub at {_host(url)} closed the connection during the "
+            raise HubUnreachable(f"the hub at {host_of(url)} closed the connection during the "
                                  "handshake")
     record, rest = buffer.split(RS, 1)
     error = handshake_error(record)

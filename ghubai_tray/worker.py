@@ -47,7 +47,7 @@ from ghubai_tray.errors import (
     TokenStoreError,
 )
 from ghubai_tray.framing import Done, Failed, Frame, Relay, framer_for, status_error
-from ghubai_tray.hub import HubConnection, Malformed
+from ghubai_tray.hub import HubConnection, Malformed, host_of
 from ghubai_tray.ollama import MAX_ERROR_BODY, OllamaClient, read_limited, unreachable_reason
 from ghubai_tray.sharing import is_shared
 from ghubai_tray.state import (
@@ -421,7 +421,7 @@ class Worker:
             settings = self.settings
             self._publish(connection=Connection.CONNECTING if attempt == 0
                           else Connection.RECONNECTING,
-                          reason=f"connecting to {_host(settings.hub_url)}", next_attempt=None)
+                          reason=f"connecting to {host_of(settings.hub_url)}", next_attempt=None)
             if settings.allow_invalid_certs and settings.hub_url.startswith("https"):
                 log.warning("connecting without checking the hub's certificate "
                             "(ALLOW_INVALID_CERTS=1)")
@@ -670,10 +670,3 @@ async def _wait_event(event: asyncio.Event, timeout: float) -> bool:
 
 def _now() -> datetime:
     return datetime.now().astimezone()
-
-
-def _host(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)

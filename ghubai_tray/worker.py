@@ -371,7 +371,10 @@ class Worker:
 
     async def _discovery_loop(self) -> None:
         while True:
-            await self._discover()
+            try:
+                await self._discover()
+            except Exception:  # a bug here must not stop discovery for good
+                log.exception("unexpected error while asking Ollama for its models")
             self._wake_discovery.clear()
             await _wait_event(self._wake_discovery, self._poll_interval)
 
@@ -416,39 +419,46 @@ class Worker:
     async def _hub_loop(self) -> None:
         attempt = 0
         while True:
-            self._wake_hub.clear()
-            token = self._token = await self._read_token()
-            settings = self.settings
-            self._publish(connection=Connection.CONNECTING if attempt == 0
-                          else Connection.RECONNECTING,
-                          reason=f"connecting to {host_of(settings.hub_url)}", next_attempt=None)
-            if settings.allow_invalid_certs and settings.hub_url.startswith("https"):
-                log.warning("connecting without checking the hub's certificate "
-                            "(ALLOW_INVALID_CERTS=1)")
             try:
-                context = client_context(settings.allow_invalid_certs)
-                conn = await self._connector(settings.hub_url, token, ssl_context=context)
-            except AuthRejected as exc:
-                await self._auth_rejected(str(exc), token)
-                attempt = 1
-                continue
-            except HubError as exc:
+                attempt = await self._hub_attempt(attempt)
+            except Exception:  # a bug here must not end sharing for good: log it, go on
+                log.exception("unexpected error in the hub connection")
                 attempt += 1
-                await self._retry_later(str(exc), backoff_delay(attempt, self._rng), token)
-                continue
-            try:
-                if await self._session(conn):
-                    attempt = 0
-                reason = "the connection ended"
-            except HubError as exc:
-                reason = str(exc)
-            finally:
-                self._conn = None
-                await self._cancel_requests("the hub connection was lost")
-                await conn.close()
-            attempt += 1
-            self._log_once("hub", logging.WARNING, f"hub: {reason}")
-            await self._retry_later(reason, backoff_delay(attempt, self._rng), token)
+                await self._retry_later("an unexpected error (details in the log)",
+                                        backoff_delay(attempt, self._rng), self._token)
+
+    async def _hub_attempt(self, attempt: int) -> int:
+        """One connection attempt and, if it opens, its whole session; the next attempt number."""
+        self._wake_hub.clear()
+        token = self._token = await self._read_token()
+        settings = self.settings
+        self._publish(connection=Connection.CONNECTING if attempt == 0
+                      else Connection.RECONNECTING,
+                      reason=f"connecting to {host_of(settings.hub_url)}", next_attempt=None)
+        if settings.allow_invalid_certs and settings.hub_url.startswith("https"):
+            log.warning("connecting without checking the hub's certificate "
+                        "(ALLOW_INVALID_CERTS=1)")
+        try:
+            context = client_context(settings.allow_invalid_certs)
+            conn = await self._connector(settings.hub_url, token, ssl_context=context)
+        except AuthRejected as exc:
+            await self._auth_rejected(str(exc), token)
+            return 1
+        except HubError as exc:
+            await self._retry_later(str(exc), backoff_delay(attempt + 1, self._rng), token)
+            return attempt + 1
+        try:
+            if await self._session(conn):
+                attempt = 0
+            reason = "the connection ended"
+        except HubError as exc:
+            reason = str(exc)
+        finally:
+            self._conn = None
+            await self._cancel_requests("the hub connection was lost")
+            await conn.close()
+        await self._retry_later(reason, backoff_delay(attempt + 1, self._rng), token)
+        return attempt + 1
 
     async def _retry_later(self, reason: str, delay: float, token: str | None) -> None:
         unconfigured = token is None and self.settings.is_default_hub
@@ -489,7 +499,11 @@ class Worker:
                 if isinstance(message, Malformed):
                     log.warning("ignored a message from the hub: %s", message.reason)
                 elif isinstance(message, InvocationMessage):
-                    self._on_invocation(conn, message)
+                    try:
+                        self._on_invocation(conn, message)
+                    except Exception:  # one bad message must not end the connection
+                        log.exception("unexpected error handling %r from the hub",
+                                      message.target[:60])
             return self._acknowledged
         finally:
             registrar.cancel()

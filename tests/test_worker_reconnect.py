@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from typing import Any
 
+import pytest
+
+from ghubai_tray.config import Settings
+from ghubai_tray.credentials import TokenSource
+from ghubai_tray.hub import HubConnection
 from ghubai_tray.state import Connection, Stop, TokenChanged
-from ghubai_tray.worker import BACKOFF_CAP, backoff_delay
+from ghubai_tray.worker import BACKOFF_CAP, Worker, backoff_delay
 from tests.testbed.hub import AuthMode, GridHub
 from tests.testbed.ollama import OllamaStandIn
 from tests.worker_bed import TOKEN, running_bed, with_settings
@@ -154,3 +161,35 @@ async def test_shutdown_lets_a_short_request_finish() -> None:
         bed.worker.submit(Stop(grace=10))
         await req.wait()
         assert req.chunks[-1]["tokenFragment"] == "" and json.loads(req.fragments[-1])["done"]
+
+
+async def test_the_supervisor_survives_an_unexpected_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The connector is wrapped so that its first call fails the way a bug would (no real
+    # counterpart can produce an arbitrary exception on demand); later calls are real.
+    calls: list[int] = []
+
+    async def flaky(url: str, token: str | None, *, ssl_context: Any) -> HubConnection:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a bug")
+        return await HubConnection.open(url, token, ssl_context=ssl_context)
+
+    hub = GridHub(tokens=[TOKEN])
+    ollama = OllamaStandIn()
+    await hub.start()
+    await ollama.start()
+    worker = Worker(Settings(hub_url=hub.url, ollama_url=ollama.url, machine_name="n"),
+                    lambda url: TokenSource(TOKEN, "test"), connector=flaky, poll_interval=0.2)
+    task = asyncio.create_task(worker.run())
+    try:
+        await worker.wait_for(lambda s: s.connection is Connection.REGISTERED, 15, "Registered")
+        assert len(calls) == 2
+        assert any("unexpected error in the hub connection" in r.getMessage()
+                   for r in caplog.records)
+    finally:
+        worker.submit(Stop(0))
+        await asyncio.wait_for(task, 20)
+        await hub.stop()
+        await ollama.stop()

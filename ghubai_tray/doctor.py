@@ -58,7 +58,8 @@ def token_check(settings: Settings) -> tuple[Check, TokenSource | None]:
     try:
         source = resolve_token(settings.hub_url)
     except TokenStoreError as exc:
-        return Check(Level.FAIL, "token", str(exc)), None
+        # Not a failure by itself: a hub may need no token (the hub check tells).
+        return Check(Level.WARN, "token", str(exc)), None
     if source.token is None:
         return Check(Level.WARN, "token", "none is set; a hub that needs one will refuse this "
                      "machine ('ghubai-tray token set')"), source

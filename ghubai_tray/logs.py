@@ -26,7 +26,8 @@ FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
 _PATTERNS = (
     re.compile(r"(?i)(bearer\s+)[^\s\"',;]+"),
     re.compile(r"(?i)(access_token=)[^&\s\"',;]+"),
-    re.compile(r"(?i)(\"?(?:provider_)?token\"?\s*[:=]\s*\"?)[^\s\"',;&]+"),
+    re.compile(r"(?i)(\"(?:provider_|access_)?token\"\s*:\s*\")[^\"]+"),
+    re.compile(r"(?i)\b((?:provider_)?token=)[^&\s\"',;]+"),
 )
 _secrets: set[str] = set()
 

@@ -16,7 +16,10 @@ CASES = {
               "GET /gridhub?id=1&access_token=[redacted]&x=2"),
     "json-token": ('{"token": "zz-top-secret"}', '{"token": "[redacted]"}'),
     "known-secret-anywhere": ("prefix known-secret-42 suffix", "prefix [redacted] suffix"),
+    "env-style": ("PROVIDER_TOKEN=abc123 ghubai-tray", "PROVIDER_TOKEN=[redacted] ghubai-tray"),
     "harmless": ("[r1] served in 0.4 s", "[r1] served in 0.4 s"),
+    "words-about-tokens": ("token: there is no OS keyring to read the token: set it",
+                           "token: there is no OS keyring to read the token: set it"),
 }
 
 

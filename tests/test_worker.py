@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -376,3 +377,30 @@ async def test_a_new_hub_url_moves_the_worker_at_once() -> None:
             assert str(other.port) in snap.reason
     finally:
         await other.stop()
+
+
+async def test_a_timed_pause_ends_by_itself_and_both_are_saved() -> None:
+    saved: list[dict[str, Any]] = []
+    async with running_bed(persist=saved.append) as bed:
+        await bed.registered("llama3.2:1b", "mistral:7b")
+        until = datetime.now().astimezone() + timedelta(seconds=1)
+        bed.worker.submit(Pause(PauseMode.AFTER_CURRENT, until))
+        await bed.registered()
+        assert bed.worker.snapshot.paused_until == until
+        assert bed.hub.node_for("llama3.2:1b") is None, "a paused worker is not routed to"
+        await bed.registered("llama3.2:1b", "mistral:7b", timeout=15)
+        assert not bed.worker.snapshot.paused
+        assert saved == [{"paused": True, "paused_until": until},
+                         {"paused": False, "paused_until": None}]
+
+
+async def test_a_request_arriving_while_paused_is_refused_in_words() -> None:
+    async with running_bed(settings=with_settings(paused=True)) as bed:
+        await bed.registered()
+        node = next(iter(bed.hub.nodes.values()))
+        await bed.hub.invoke(node.connection_id, "RequestInference", {
+            "requestId": "p1", "model": "llama3.2:1b", "endpointUri": "/api/chat",
+            "requestBody": json.dumps(chat(False))})
+        await bed.hub.wait_until(lambda: bed.hub.ignored_chunks, 10, "the refusal")
+        assert bed.hub.ignored_chunks[0]["tokenFragment"] == "[error] paused by the owner"
+        assert bed.worker.snapshot.state.value == "paused"

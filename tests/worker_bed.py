@@ -52,6 +52,7 @@ async def running_bed(
     *, settings: Callable[[Settings], Settings] | None = None,
     hub: GridHub | None = None, ollama: OllamaStandIn | None = None,
     token: str | None = TOKEN, server_timeout: float = 30.0, ollama_url: str | None = None,
+    persist: Callable[[dict[str, Any]], None] | None = None,
 ) -> AsyncIterator[Bed]:
     """Hub, Ollama stand-in and worker; ``ollama_url`` points the worker elsewhere."""
     hub = hub or GridHub(tokens=[TOKEN])
@@ -65,7 +66,7 @@ async def running_bed(
                                   keepalive_interval=min(15.0, server_timeout / 2))
     worker = Worker(settings(base) if settings else base,
                     lambda url: TokenSource(holder[0], "the test"),
-                    connector=connector, poll_interval=0.2)
+                    connector=connector, poll_interval=0.2, persist=persist)
     task = asyncio.create_task(worker.run())
     bed = Bed(hub, ollama, worker, holder)
     try:

@@ -58,6 +58,7 @@ SERVER_TIMEOUT = 30.0  # ASP.NET's default: twice the server's 15 s keep-alive
 KEEPALIVE_INTERVAL = 15.0  # ASP.NET's default client keep-alive
 CONNECT_TIMEOUT = 15.0  # negotiate, upgrade and handshake, each
 MAX_REDIRECTS = 10  # Azure SignalR redirects once; more is a loop
+MAX_MESSAGE_BYTES = 32 * 1024  # the hub's default MaximumReceiveMessageSize, separator included
 _protocol = JSONProtocol()
 
 
@@ -176,6 +177,21 @@ def split_records(buffer: str) -> tuple[list[str], str]:
 
 def encode(message: Message) -> str:
     return _protocol.encode(message)
+
+
+def registration(machine_name: str, models: list[str]) -> tuple[dict[str, Any], int]:
+    """The ``RegisterNode`` argument, cut to fit the hub's message limit.
+
+    Returns the argument and how many models had to be left out (0 almost
+    always: it takes hundreds of models to reach 32 KiB).
+    """
+    kept = list(models)
+    while True:
+        arg = {"machineName": machine_name, "availableModels": kept}
+        message = InvocationMessage(invocation_id=None, target="RegisterNode", arguments=[arg])
+        if len(encode(message).encode()) <= MAX_MESSAGE_BYTES - 1024 or not kept:
+            return arg, len(models) - len(kept)
+        kept = kept[: len(kept) * 9 // 10]
 
 
 def handshake_error(record: str) -> str | None:

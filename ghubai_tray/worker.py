@@ -47,7 +47,7 @@ from ghubai_tray.errors import (
     TokenStoreError,
 )
 from ghubai_tray.framing import Done, Failed, Frame, Relay, framer_for, status_error
-from ghubai_tray.hub import HubConnection, Malformed, host_of
+from ghubai_tray.hub import HubConnection, Malformed, host_of, registration
 from ghubai_tray.ollama import MAX_ERROR_BODY, OllamaClient, read_limited, unreachable_reason
 from ghubai_tray.sharing import is_shared
 from ghubai_tray.state import (
@@ -522,8 +522,12 @@ class Worker:
             models = self._registration_list()
             if models == self._last_registered and time.monotonic() - last_sent < heartbeat:
                 continue
-            await conn.invoke("RegisterNode", {"machineName": self.settings.machine_name,
-                                               "availableModels": models})
+            argument, left_out = registration(self.settings.machine_name, models)
+            if left_out:
+                self._log_once("registration", logging.WARNING,
+                               f"{left_out} model(s) left out of the registration: the list is "
+                               "too long for one hub message")
+            await conn.invoke("RegisterNode", argument)
             if models != self._last_registered:
                 log.info("registered %d model(s): %s", len(models), ", ".join(models) or "none")
             self._last_registered, last_sent = models, time.monotonic()

@@ -18,6 +18,7 @@ from pysignalr.messages import (
 
 from ghubai_tray.errors import HubUnreachable
 from ghubai_tray.hub import (
+    MAX_MESSAGE_BYTES,
     RS,
     Malformed,
     Negotiated,
@@ -28,6 +29,7 @@ from ghubai_tray.hub import (
     handshake_error,
     negotiate_url,
     parse_negotiate,
+    registration,
     split_records,
     websocket_url,
 )
@@ -141,3 +143,14 @@ def test_our_invocations_carry_no_headers_and_end_with_the_separator() -> None:
     ("nope", "the hub's handshake answer is not JSON")])
 def test_handshake_answers(record: str, error: str | None) -> None:
     assert handshake_error(record) == error
+
+
+def test_registration_fits_the_message_limit() -> None:
+    few = ["llama3.2:1b", "mistral:7b"]
+    assert registration("m", few) == ({"machineName": "m", "availableModels": few}, 0)
+    many = [f"namespace/model-{i:04d}:latest-" + "é" * 40 for i in range(2000)]
+    arg, left_out = registration("m", many)
+    kept = arg["availableModels"]
+    assert left_out == 2000 - len(kept) > 0 and kept == many[: len(kept)]
+    message = InvocationMessage(invocation_id=None, target="RegisterNode", arguments=[arg])
+    assert len(encode(message).encode()) <= MAX_MESSAGE_BYTES

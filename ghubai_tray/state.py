@@ -15,18 +15,10 @@ from datetime import datetime
 from ghubai_tray.config import Settings
 
 
-class Connection(enum.Enum):
-    NOT_CONFIGURED = "not configured"
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    REGISTERED = "registered"
-    RECONNECTING = "reconnecting"
-    AUTH_REJECTED = "auth rejected"
-    STOPPED = "stopped"
-
-
 class State(enum.Enum):
-    """The headline state: the connection's, except that pausing overrides a live one."""
+    """The worker's states. ``Snapshot.connection`` holds every one but PAUSED;
+    ``Snapshot.state`` is the headline: the connection's, except that pausing
+    overrides a live connection."""
 
     NOT_CONFIGURED = "not configured"
     CONNECTING = "connecting"
@@ -66,7 +58,7 @@ class Snapshot:
     """Everything a person (or the tray) may want to know, at one instant."""
 
     sequence: int = 0
-    connection: Connection = Connection.CONNECTING
+    connection: State = State.CONNECTING
     reason: str = "starting"
     hub_url: str = ""
     next_attempt: datetime | None = None
@@ -85,10 +77,8 @@ class Snapshot:
 
     @property
     def state(self) -> State:
-        live = self.connection in (Connection.CONNECTED, Connection.REGISTERED)
-        if self.paused and live:
-            return State.PAUSED
-        return State(self.connection.value)
+        live = self.connection in (State.CONNECTED, State.REGISTERED)
+        return State.PAUSED if self.paused and live else self.connection
 
     @property
     def shared_models(self) -> tuple[str, ...]:

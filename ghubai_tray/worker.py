@@ -53,7 +53,6 @@ from ghubai_tray.sharing import is_shared
 from ghubai_tray.state import (
     ApplySettings,
     Command,
-    Connection,
     Counters,
     ModelView,
     OllamaStatus,
@@ -63,6 +62,7 @@ from ghubai_tray.state import (
     SetModelShared,
     SetShareNewModels,
     Snapshot,
+    State,
     Stop,
     TokenChanged,
 )
@@ -210,7 +210,7 @@ class Worker:
             if self._conn is not None:
                 await self._conn.close()
             await self._ollama.aclose()
-            self._publish(connection=Connection.STOPPED, reason="stopped", active=0)
+            self._publish(connection=State.STOPPED, reason="stopped", active=0)
 
     async def _drain(self, grace: float) -> None:
         """Stop taking work, give in-flight requests ``grace`` seconds, cancel the rest."""
@@ -432,8 +432,8 @@ class Worker:
         self._wake_hub.clear()
         token = self._token = await self._read_token()
         settings = self.settings
-        self._publish(connection=Connection.CONNECTING if attempt == 0
-                      else Connection.RECONNECTING,
+        self._publish(connection=State.CONNECTING if attempt == 0
+                      else State.RECONNECTING,
                       reason=f"connecting to {host_of(settings.hub_url)}", next_attempt=None)
         if settings.allow_invalid_certs and settings.hub_url.startswith("https"):
             log.warning("connecting without checking the hub's certificate "
@@ -466,8 +466,8 @@ class Worker:
             reason = ("not set up yet: no hub token, and no hub at the default address "
                       f"{self.settings.hub_url} ({reason})")
         self._log_once("hub", logging.WARNING, f"hub: {reason}")
-        self._publish(connection=Connection.NOT_CONFIGURED if unconfigured
-                      else Connection.RECONNECTING, reason=reason,
+        self._publish(connection=State.NOT_CONFIGURED if unconfigured
+                      else State.RECONNECTING, reason=reason,
                       next_attempt=_now() + timedelta(seconds=delay), registered_models=None)
         await _wait_event(self._wake_hub, delay)
 
@@ -478,7 +478,7 @@ class Worker:
             reason += ": check the token (replace it with 'ghubai-tray token set')"
         self._log_once("hub", logging.ERROR, f"hub: {reason}")
         retry_at = time.monotonic() + AUTH_RETRY
-        self._publish(connection=Connection.AUTH_REJECTED, reason=reason,
+        self._publish(connection=State.AUTH_REJECTED, reason=reason,
                       next_attempt=_now() + timedelta(seconds=AUTH_RETRY), registered_models=None)
         while (left := retry_at - time.monotonic()) > 0:
             await _wait_event(self._wake_hub, min(left, TOKEN_RECHECK))
@@ -490,7 +490,7 @@ class Worker:
         self._conn = conn
         self._logged_problem.pop("hub", None)
         log.info("connected to the hub at %s", conn.host)
-        self._publish(connection=Connection.CONNECTED, reason=f"connected to {conn.host}",
+        self._publish(connection=State.CONNECTED, reason=f"connected to {conn.host}",
                       next_attempt=None, registered_models=None)
         self._acknowledged, self._last_registered = False, None
         registrar = asyncio.create_task(self._registration_loop(conn), name="registration")
@@ -540,7 +540,7 @@ class Worker:
             self._acknowledged = True
             count = len(self._last_registered or [])
             paused = self._snapshot.paused
-            self._publish(connection=Connection.REGISTERED, registered_models=count,
+            self._publish(connection=State.REGISTERED, registered_models=count,
                           reason=(f"paused, connected to {conn.host}" if paused else
                                   f"sharing {count} model(s) with {conn.host}"))
         else:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ghubai_tray.state import Connection
+from ghubai_tray.state import State
 from tests.processes import cli
 from tests.testbed.certs import LoopbackPKI, make_pki
 from tests.testbed.hub import GridHub
@@ -25,7 +25,7 @@ async def test_an_untrusted_certificate_is_refused_with_advice(pki: LoopbackPKI)
     hub = GridHub(tokens=[TOKEN], tls=pki.server_context())
     async with running_bed(hub=hub) as bed:
         snap = await bed.worker.wait_for(lambda s: "not trusted" in s.reason, 15, "the refusal")
-        assert snap.connection is Connection.RECONNECTING
+        assert snap.connection is State.RECONNECTING
         assert snap.reason == (f"the certificate of 127.0.0.1:{hub.port} is not trusted by this "
                                "computer; for a development hub only, set ALLOW_INVALID_CERTS=1")
         assert not hub.nodes and not snap.insecure_tls

@@ -12,12 +12,12 @@ import pytest
 
 from ghubai_tray.state import (
     ApplySettings,
-    Connection,
     OllamaStatus,
     Pause,
     PauseMode,
     Resume,
     SetModelShared,
+    State,
 )
 from tests.testbed.hub import AuthMode, GridHub
 from tests.testbed.ollama import (
@@ -40,7 +40,7 @@ def chat(stream: bool, **extra: Any) -> dict[str, Any]:
 async def test_registers_the_shared_models_and_tracks_registered() -> None:
     async with running_bed() as bed:
         await bed.registered("llama3.2:1b", "mistral:7b")
-        snap = await bed.worker.wait_for(lambda s: s.connection is Connection.REGISTERED, 10,
+        snap = await bed.worker.wait_for(lambda s: s.connection is State.REGISTERED, 10,
                                          "Registered")
         assert snap.registered_models == 2
         assert snap.ollama is OllamaStatus.REACHABLE
@@ -232,7 +232,7 @@ async def test_pause_now_cancels_with_a_final_and_registers_nothing() -> None:
         assert (await req.wait()).endswith("[error] paused by the owner")
         await bed.registered()
         snap = await bed.worker.wait_for(lambda s: s.state.value == "paused", 10, "paused")
-        assert snap.connection is Connection.REGISTERED
+        assert snap.connection is State.REGISTERED
         await ollama.wait_until(lambda: ollama.cancellations, 10, "Ollama to see the cancel")
         bed.worker.submit(Resume())
         await bed.registered("llama3.2:1b", "mistral:7b")
@@ -372,7 +372,7 @@ async def test_a_new_hub_url_moves_the_worker_at_once() -> None:
             await other.wait_until(lambda: other.nodes, 15, "registration at the new hub")
             await bed.hub.wait_until(lambda: not bed.hub.nodes, 15, "leaving the old hub")
             snap = await bed.worker.wait_for(lambda s: s.hub_url == other.url
-                                             and s.connection is Connection.REGISTERED, 15,
+                                             and s.connection is State.REGISTERED, 15,
                                              "registered at the new hub")
             assert str(other.port) in snap.reason
     finally:

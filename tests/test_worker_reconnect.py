@@ -11,7 +11,7 @@ import pytest
 from ghubai_tray.config import Settings
 from ghubai_tray.credentials import TokenSource
 from ghubai_tray.hub import HubConnection
-from ghubai_tray.state import Connection, Stop, TokenChanged
+from ghubai_tray.state import State, Stop, TokenChanged
 from ghubai_tray.worker import BACKOFF_CAP, Worker, backoff_delay
 from tests.testbed.hub import AuthMode, GridHub
 from tests.testbed.ollama import OllamaStandIn
@@ -34,7 +34,7 @@ async def serves_again(bed: object) -> None:
 
     assert isinstance(bed, Bed)
     await bed.registered(*MODELS)
-    await bed.worker.wait_for(lambda s: s.connection is Connection.REGISTERED, 15, "Registered")
+    await bed.worker.wait_for(lambda s: s.connection is State.REGISTERED, 15, "Registered")
     req = await bed.request("/api/chat", CHAT)
     assert "error" not in json.loads(await req.wait())
 
@@ -52,7 +52,7 @@ async def test_hub_down_for_a_while_then_back() -> None:
         port = bed.hub.port
         await bed.hub.stop()
         snap = await bed.worker.wait_for(
-            lambda s: s.connection is Connection.RECONNECTING and s.next_attempt is not None
+            lambda s: s.connection is State.RECONNECTING and s.next_attempt is not None
             and "nothing answers" in s.reason, 15, "reconnecting with a reason")
         assert snap.reason == f"nothing answers at 127.0.0.1:{port}"
         bed.hub.port = port
@@ -109,7 +109,7 @@ async def test_close_with_and_without_allow_reconnect() -> None:
 async def test_token_rejected_then_fixed() -> None:
     hub = GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED)
     async with running_bed(hub=hub, token="wrong-token") as bed:
-        snap = await bed.worker.wait_for(lambda s: s.connection is Connection.AUTH_REJECTED, 15,
+        snap = await bed.worker.wait_for(lambda s: s.connection is State.AUTH_REJECTED, 15,
                                          "auth rejected")
         assert snap.reason.startswith(f"the hub at 127.0.0.1:{hub.port} refused the token "
                                       "(HTTP 401 on negotiate): check the token")
@@ -123,7 +123,7 @@ async def test_token_rejected_then_fixed() -> None:
 async def test_no_token_and_a_hub_that_needs_one_says_what_to_do() -> None:
     hub = GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED)
     async with running_bed(hub=hub, token=None) as bed:
-        snap = await bed.worker.wait_for(lambda s: s.connection is Connection.AUTH_REJECTED, 15,
+        snap = await bed.worker.wait_for(lambda s: s.connection is State.AUTH_REJECTED, 15,
                                          "auth rejected")
         assert "run 'ghubai-tray token set' or set PROVIDER_TOKEN" in snap.reason
 
@@ -131,7 +131,7 @@ async def test_no_token_and_a_hub_that_needs_one_says_what_to_do() -> None:
 async def test_nothing_configured_and_no_default_hub_is_not_configured() -> None:
     async with running_bed(token=None, settings=with_settings(
             hub_url="https://localhost:7197/gridhub")) as bed:
-        snap = await bed.worker.wait_for(lambda s: s.connection is Connection.NOT_CONFIGURED, 15,
+        snap = await bed.worker.wait_for(lambda s: s.connection is State.NOT_CONFIGURED, 15,
                                          "not configured")
         assert snap.reason.startswith("not set up yet: no hub token")
 
@@ -144,7 +144,7 @@ async def test_shutdown_gives_a_grace_period_then_cancels_with_a_final() -> None
         await anext(aiter(req.stream()))
         bed.worker.submit(Stop(grace=0.5))
         assert (await req.wait()).endswith("[error] worker shutting down")
-        await bed.worker.wait_for(lambda s: s.connection is Connection.STOPPED, 15, "stopped")
+        await bed.worker.wait_for(lambda s: s.connection is State.STOPPED, 15, "stopped")
         await ollama.wait_until(lambda: ollama.cancellations, 10, "Ollama to see the cancel")
         registrations = [r.models for r in bed.hub.registrations]
         assert registrations[-1] == (), "the hub was told nothing more is served here"
@@ -184,7 +184,7 @@ async def test_the_supervisor_survives_an_unexpected_error(
                     lambda url: TokenSource(TOKEN, "test"), connector=flaky, poll_interval=0.2)
     task = asyncio.create_task(worker.run())
     try:
-        await worker.wait_for(lambda s: s.connection is Connection.REGISTERED, 15, "Registered")
+        await worker.wait_for(lambda s: s.connection is State.REGISTERED, 15, "Registered")
         assert len(calls) == 2
         assert any("unexpected error in the hub connection" in r.getMessage()
                    for r in caplog.records)

@@ -216,6 +216,9 @@ SETTINGS: tuple[Setting, ...] = (
             "models always shared (cloud models only when named here)", ()),
     Setting("unshared_models", "GHUBAI_UNSHARED_MODELS", "--unshared-models", parse_models,
             "models never shared", ()),
+    Setting("free_gpu_when_paused", "GHUBAI_FREE_GPU_WHEN_PAUSED", "--free-gpu-when-paused",
+            parse_bool, "on pausing, unload the shared models so the GPU's memory is yours again",
+            True),
     Setting("paused", "GHUBAI_PAUSED", "--paused", parse_bool,
             "start paused: connected, but sharing nothing", False),
     Setting("paused_until", "GHUBAI_PAUSED_UNTIL", "--paused-until", parse_time,
@@ -240,6 +243,7 @@ class Settings:
     share_new_models: bool = True
     shared_models: tuple[str, ...] = ()
     unshared_models: tuple[str, ...] = ()
+    free_gpu_when_paused: bool = True
     paused: bool = False
     paused_until: datetime | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)

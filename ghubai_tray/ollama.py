@@ -50,6 +50,25 @@ class OllamaClient:
             raise OllamaAnswerError(status_error(response.status_code, body))
         return parse_tags(body)
 
+    async def loaded_models(self) -> list[str]:
+        """Models Ollama holds in memory now (``/api/ps``); empty when it cannot tell."""
+        try:
+            response = await self._client.get("/api/ps", timeout=TAGS_TIMEOUT)
+            models = response.json().get("models") or []
+            return [m["name"] for m in models
+                    if isinstance(m, dict) and isinstance(m.get("name"), str)]
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return []
+
+    async def unload(self, model: str) -> bool:
+        """Ask Ollama to free ``model``'s memory now (``keep_alive: 0``, no prompt)."""
+        try:
+            response = await self._client.post(
+                "/api/generate", json={"model": model, "keep_alive": 0}, timeout=30.0)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
     @asynccontextmanager
     async def post_stream(self, path: str, body: bytes, idle_timeout: float
                           ) -> AsyncIterator[httpx.Response]:

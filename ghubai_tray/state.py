@@ -12,6 +12,7 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from ghubai_tray.activity import Activity
 from ghubai_tray.config import Settings
 
 
@@ -69,11 +70,13 @@ class Snapshot:
     models: tuple[ModelView, ...] = ()
     paused: bool = False
     paused_until: datetime | None = None
+    free_gpu_when_paused: bool = True
     insecure_tls: bool = False
     active: int = 0
     queued: int = 0
     totals: Counters = field(default_factory=Counters)
     per_model: tuple[tuple[str, Counters], ...] = ()
+    activity: Activity = field(default_factory=Activity)
 
     @property
     def state(self) -> State:
@@ -116,6 +119,11 @@ class SetShareNewModels:
 
 
 @dataclass(frozen=True)
+class SetFreeGpuWhenPaused:
+    enabled: bool
+
+
+@dataclass(frozen=True)
 class ApplySettings:
     """New settings (from the settings window or a reload); reconnects if the hub changed."""
 
@@ -132,4 +140,5 @@ class Stop:
     grace: float = 10.0
 
 
-Command = Pause | Resume | SetModelShared | SetShareNewModels | ApplySettings | TokenChanged | Stop
+Command = (Pause | Resume | SetModelShared | SetShareNewModels | SetFreeGpuWhenPaused
+           | ApplySettings | TokenChanged | Stop)

@@ -26,14 +26,17 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
 from pysignalr.messages import InvocationMessage
 
+from ghubai_tray import activity
+from ghubai_tray.activity import Activity
 from ghubai_tray.config import Settings
 from ghubai_tray.credentials import TokenSource
 from ghubai_tray.errors import (
@@ -59,6 +62,7 @@ from ghubai_tray.state import (
     Pause,
     PauseMode,
     Resume,
+    SetFreeGpuWhenPaused,
     SetModelShared,
     SetShareNewModels,
     Snapshot,
@@ -81,6 +85,7 @@ BACKOFF_CAP = 30.0
 AUTH_RETRY = 300.0
 TOKEN_RECHECK = 15.0
 POLL_INTERVAL = 5.0  # a cheap /api/tags poll; RegisterNode is sent only on change
+ACTIVITY_SAVE_INTERVAL = 60.0
 QUEUE_PER_SLOT = 2  # requests that may wait for a slot, per concurrent slot (at least 4)
 REQUEST_TARGETS = {"requestinference", "requestopenai"}
 
@@ -118,6 +123,7 @@ class Worker:
         *,
         connector: Connector = _default_connector,
         persist: Callable[[dict[str, Any]], None] | None = None,
+        activity_path: Path | None = None,
         poll_interval: float = POLL_INTERVAL,
         rng: random.Random | None = None,
     ) -> None:
@@ -125,11 +131,14 @@ class Worker:
         self._token_provider = token_provider
         self._connector = connector
         self._persist = persist
+        self._activity_path = activity_path
+        self._activity_saved: Activity | None = None
         self._poll_interval = poll_interval
         self._rng = rng or random.Random()
         self._snapshot = Snapshot(hub_url=settings.hub_url, ollama_url=settings.ollama_url,
                                   insecure_tls=settings.allow_invalid_certs,
-                                  paused=settings.paused, paused_until=settings.paused_until)
+                                  paused=settings.paused, paused_until=settings.paused_until,
+                                  free_gpu_when_paused=settings.free_gpu_when_paused)
         self._listeners: list[Callable[[Snapshot], None]] = []
         self._changed: asyncio.Condition | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -154,6 +163,7 @@ class Worker:
         self._ollama = self._new_ollama_client(settings)
         self._token: str | None = None
         self._logged_problem: dict[str, str] = {}
+        self._side_jobs: set[asyncio.Task[None]] = set()
         self._acknowledged = False  # the hub answered Registered on this connection
         self._last_registered: list[str] | None = None
 
@@ -192,11 +202,15 @@ class Worker:
     async def run(self) -> None:
         """Run until a :class:`Stop` command (or cancellation); then drain and close."""
         self._loop = asyncio.get_running_loop()
+        if self._activity_path is not None:
+            self._activity_saved = await asyncio.to_thread(activity.load, self._activity_path)
+            self._publish(activity=activity.for_day(self._activity_saved, date.today()))
         if self.settings.allow_invalid_certs:
             log.warning("ALLOW_INVALID_CERTS is on: the hub's certificate is not checked")
         loops = [asyncio.create_task(self._hub_loop(), name="hub-supervisor"),
                  asyncio.create_task(self._discovery_loop(), name="discovery"),
-                 asyncio.create_task(self._command_loop(), name="commands")]
+                 asyncio.create_task(self._command_loop(), name="commands"),
+                 asyncio.create_task(self._activity_loop(), name="activity")]
         try:
             await self._stopped.wait()
             await self._drain(self._stop_requested.grace if self._stop_requested else 0.0)
@@ -204,12 +218,14 @@ class Worker:
             self._stopping = True
             for request in list(self._tasks.values()):
                 request.cancel()
-            for task in loops:
+            for task in [*loops, *self._side_jobs]:
                 task.cancel()
-            await asyncio.gather(*loops, *self._tasks.values(), return_exceptions=True)
+            await asyncio.gather(*loops, *self._tasks.values(), *self._side_jobs,
+                                 return_exceptions=True)
             if self._conn is not None:
                 await self._conn.close()
             await self._ollama.aclose()
+            await self._save_activity()
             self._publish(connection=State.STOPPED, reason="stopped", active=0)
 
     async def _drain(self, grace: float) -> None:
@@ -249,8 +265,8 @@ class Worker:
             async with cond:
                 cond.notify_all()
 
-        with contextlib.suppress(RuntimeError):
-            asyncio.get_running_loop().create_task(pulse())
+        with contextlib.suppress(RuntimeError):  # no running loop: nobody can be waiting
+            self._spawn(pulse())
 
     def _model_views(self) -> tuple[ModelView, ...]:
         s = self.settings
@@ -279,6 +295,28 @@ class Worker:
         self._totals = bump(self._totals)
         if model is not None:
             self._per_model[model] = bump(self._per_model.get(model, Counters()))
+        tally = {"requests": increments.get("served", 0), "tokens": increments.get("chunks", 0),
+                 "failed": increments.get("failed", 0) + increments.get("refused", 0)}
+        self._snapshot = replace(self._snapshot, activity=activity.bump(
+            self._snapshot.activity, date.today(), **tally))
+
+    async def _activity_loop(self) -> None:
+        """Save the activity ledger once a minute when it changed (and at the end)."""
+        while True:
+            await asyncio.sleep(ACTIVITY_SAVE_INTERVAL)
+            self._publish(activity=activity.for_day(self._snapshot.activity, date.today()))
+            await self._save_activity()
+
+    async def _save_activity(self) -> None:
+        current = self._snapshot.activity
+        if self._activity_path is None or current == self._activity_saved:
+            return
+        try:
+            await asyncio.to_thread(activity.save, self._activity_path, current)
+        except OSError as exc:
+            self._log_once("activity", logging.WARNING, f"cannot save the activity: {exc}")
+            return
+        self._activity_saved = current
 
     def _log_once(self, topic: str, level: int, message: str) -> None:
         """Log a recurring problem once per change, not once per poll."""
@@ -314,6 +352,8 @@ class Worker:
             await self._save({"paused": True, "paused_until": command.until})
             if command.mode is PauseMode.NOW:
                 await self._cancel_requests(PAUSED_BY_OWNER)
+            if self._snapshot.free_gpu_when_paused:
+                self._spawn(self._free_gpu())
         elif isinstance(command, Resume):
             self._publish(paused=False, paused_until=None)
             self._registration_due.set()
@@ -329,6 +369,9 @@ class Worker:
                                         unshared_models=tuple(unshared))
         elif isinstance(command, SetShareNewModels):
             await self._change_settings(share_new_models=command.enabled)
+        elif isinstance(command, SetFreeGpuWhenPaused):
+            self._publish(free_gpu_when_paused=command.enabled)
+            await self._change_settings(free_gpu_when_paused=command.enabled)
         elif isinstance(command, ApplySettings):
             self._reconfigure(command.settings)
         elif isinstance(command, TokenChanged):
@@ -344,16 +387,37 @@ class Worker:
         if self._persist is not None:
             await asyncio.to_thread(self._persist, changes)
 
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a small side job; kept referenced until done, cancelled when the worker stops."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._side_jobs.add(task)
+        task.add_done_callback(self._side_jobs.discard)
+
+    async def _free_gpu(self) -> None:
+        """Once the last request has ended, unload the shared models Ollama holds in memory."""
+        try:
+            await self.wait_for(lambda s: (s.active == 0 and s.queued == 0) or not s.paused,
+                                timeout=self.settings.total_timeout + 60, what="requests to end")
+        except TimeoutError:
+            return
+        if not self._snapshot.paused:
+            return
+        shared = {m.casefold() for m in self._snapshot.shared_models}
+        for model in await self._ollama.loaded_models():
+            if model.casefold() in shared and await self._ollama.unload(model):
+                log.info("freed the GPU memory held by %s", model)
+
     def _reconfigure(self, new: Settings) -> None:
         old, self.settings = self.settings, new
         if new.max_concurrent_requests != old.max_concurrent_requests:
             self._slots = asyncio.Semaphore(new.max_concurrent_requests)
         if new.ollama_url != old.ollama_url or new.allow_invalid_certs != old.allow_invalid_certs:
             old_client, self._ollama = self._ollama, self._new_ollama_client(new)
-            asyncio.get_running_loop().create_task(old_client.aclose())
+            self._spawn(old_client.aclose())
             self._wake_discovery.set()
         self._publish(hub_url=new.hub_url, ollama_url=new.ollama_url,
-                      insecure_tls=new.allow_invalid_certs, models=self._model_views())
+                      insecure_tls=new.allow_invalid_certs, models=self._model_views(),
+                      free_gpu_when_paused=new.free_gpu_when_paused)
         self._registration_due.set()
         if (new.hub_url, new.allow_invalid_certs) != (old.hub_url, old.allow_invalid_certs):
             self._reconnect_now()
@@ -361,7 +425,7 @@ class Worker:
     def _reconnect_now(self) -> None:
         self._wake_hub.set()
         if self._conn is not None:
-            asyncio.get_running_loop().create_task(self._conn.close())
+            self._spawn(self._conn.close())
 
     @staticmethod
     def _new_ollama_client(settings: Settings) -> OllamaClient:
@@ -577,8 +641,7 @@ class Worker:
                 log.warning("dropped a request without a usable id: %s", exc.reason)
                 return
             log.warning("[%s] refused: %s", exc.request_id, exc.reason)
-            asyncio.get_running_loop().create_task(
-                self._send_final(conn, exc.request_id, f"[error] {exc.reason}"))
+            self._spawn(self._send_final(conn, exc.request_id, f"[error] {exc.reason}"))
             return
         task = asyncio.get_running_loop().create_task(self._serve(conn, request),
                                                       name=f"request-{request.request_id}")

@@ -6,16 +6,20 @@ import json
 import logging
 from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ghubai_tray import activity
+from ghubai_tray.activity import Activity, Tally
 from ghubai_tray.state import (
     ApplySettings,
     OllamaStatus,
     Pause,
     PauseMode,
     Resume,
+    SetFreeGpuWhenPaused,
     SetModelShared,
     State,
 )
@@ -390,6 +394,7 @@ async def test_a_timed_pause_ends_by_itself_and_both_are_saved() -> None:
         assert bed.hub.node_for("llama3.2:1b") is None, "a paused worker is not routed to"
         await bed.registered("llama3.2:1b", "mistral:7b", timeout=15)
         assert not bed.worker.snapshot.paused
+        await bed.hub.wait_until(lambda: len(saved) == 2, 10, "the resume to be saved")
         assert saved == [{"paused": True, "paused_until": until},
                          {"paused": False, "paused_until": None}]
 
@@ -404,3 +409,42 @@ async def test_a_request_arriving_while_paused_is_refused_in_words() -> None:
         await bed.hub.wait_until(lambda: bed.hub.ignored_chunks, 10, "the refusal")
         assert bed.hub.ignored_chunks[0]["tokenFragment"] == "[error] paused by the owner"
         assert bed.worker.snapshot.state.value == "paused"
+
+
+async def test_pausing_frees_the_gpu_once_requests_end_unless_told_not_to() -> None:
+    ollama = OllamaStandIn(token_delay=0.05)
+    async with running_bed(ollama=ollama) as bed:
+        await bed.registered("llama3.2:1b", "mistral:7b")
+        req = await bed.request("/api/chat", chat(True))
+        await anext(aiter(req.stream()))
+        bed.worker.submit(Pause(PauseMode.AFTER_CURRENT))
+        await req.wait()
+        assert json.loads(req.fragments[-1])["done"] is True, "the current request finished"
+        await ollama.wait_until(lambda: ollama.unloads == ["llama3.2:1b"], 10, "the unload")
+        bed.worker.submit(Resume())
+        await bed.registered("llama3.2:1b", "mistral:7b")
+        bed.worker.submit(SetFreeGpuWhenPaused(False))
+        await bed.worker.wait_for(lambda s: not s.free_gpu_when_paused, 10, "the option off")
+        again = await bed.request("/api/chat", chat(False))
+        await again.wait()
+        bed.worker.submit(Pause(PauseMode.NOW))
+        await bed.registered()
+        assert ollama.loaded and ollama.unloads == ["llama3.2:1b"], "left loaded this time"
+
+
+async def test_activity_counts_today_and_since_install_and_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "activity.json"
+    previous = Activity("2000-01-01", Tally(5, 1, 50), Tally(7, 2, 70))
+    activity.save(path, previous)
+    async with running_bed(activity_path=path) as bed:
+        await bed.registered("llama3.2:1b", "mistral:7b")
+        ok = await bed.request("/api/chat", chat(True))
+        await ok.wait()
+        bad = await bed.request("/api/pull", chat(True))
+        await bad.wait()
+        snap = await bed.worker.wait_for(lambda s: s.activity.today.requests == 1
+                                         and s.activity.today.failed == 1, 10, "the tallies")
+        tokens = len(ok.fragments)
+        assert snap.activity.today == Tally(1, 1, tokens), "a new day started from zero"
+        assert snap.activity.lifetime == Tally(8, 3, 70 + tokens)
+    assert activity.load(path) == snap.activity

@@ -7,6 +7,7 @@ import functools
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from ghubai_tray.config import Settings
@@ -52,7 +53,7 @@ async def running_bed(
     *, settings: Callable[[Settings], Settings] | None = None,
     hub: GridHub | None = None, ollama: OllamaStandIn | None = None,
     token: str | None = TOKEN, server_timeout: float = 30.0, ollama_url: str | None = None,
-    persist: Callable[[dict[str, Any]], None] | None = None,
+    persist: Callable[[dict[str, Any]], None] | None = None, activity_path: Path | None = None,
 ) -> AsyncIterator[Bed]:
     """Hub, Ollama stand-in and worker; ``ollama_url`` points the worker elsewhere."""
     hub = hub or GridHub(tokens=[TOKEN])
@@ -66,7 +67,8 @@ async def running_bed(
                                   keepalive_interval=min(15.0, server_timeout / 2))
     worker = Worker(settings(base) if settings else base,
                     lambda url: TokenSource(holder[0], "the test"),
-                    connector=connector, poll_interval=0.2, persist=persist)
+                    connector=connector, poll_interval=0.2, persist=persist,
+                    activity_path=activity_path)
     task = asyncio.create_task(worker.run())
     bed = Bed(hub, ollama, worker, holder)
     try:

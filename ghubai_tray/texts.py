@@ -1,0 +1,62 @@
+"""Every word the tray shows a person, in one place (menus, tooltips, notifications)."""
+
+from __future__ import annotations
+
+APP = "GhubAi Tray"
+
+# Status, as the tooltip and the first menu line say it.
+NOT_SET_UP = "Not set up yet: choose Set up… to connect to a hub"
+TOKEN_REFUSED = "The hub refused the token: choose Settings… to replace it"
+OLLAMA_NOT_RUNNING = "Ollama is not running"
+OLLAMA_ODD = "Something other than Ollama answers at the Ollama address"
+NOTHING_SHARED = "Connected, but no model is shared: choose some under Models"
+CERTS_NOT_CHECKED = "Connected without checking the hub's certificate"
+PAUSED = "Paused"
+PAUSED_UNTIL = "Paused until {until}"
+SERVING = "Serving {n} request{s} for {host}"
+SHARING = "Sharing {n} model{s} with {host}"
+RECONNECTING = "Cannot reach {host}; trying again{when}"
+CONNECTING = "Connecting to {host}…"
+STOPPED = "Stopped"
+
+# Menu.
+SET_UP = "Set up…"
+HUB_LINE = "Hub: {host} ({state})"
+OLLAMA_LINE = "Ollama: {state}"
+MODELS = "Models"
+NO_MODELS = "Ollama has no models"
+CLOUD = " (cloud)"
+SHARE_NEW = "Share new models automatically"
+ACTIVITY = "Activity"
+SERVING_NOW = "Serving now: {n}"
+TODAY = "Today: {requests} requests, {tokens} tokens"
+SINCE_INSTALL = "Since install: {requests} requests, {tokens} tokens"
+FAILED_TODAY = "Failed or refused today: {n}"
+PAUSE = "Pause"
+PAUSE_NOW = "Pause now (stop current requests)"
+PAUSE_AFTER = "Finish current requests, then pause"
+PAUSE_30 = "Pause for 30 minutes"
+PAUSE_60 = "Pause for 1 hour"
+PAUSE_MORNING = "Pause until tomorrow morning"
+FREE_GPU = "Free GPU memory when paused"
+RESUME = "Resume"
+SETTINGS = "Settings…"
+START_AT_LOGIN = "Start at login"
+OPEN_LOGS = "Open log folder"
+COPY_DIAGNOSTICS = "Copy diagnostics"
+ABOUT = "About GhubAi Tray {version}"
+QUIT = "Quit"
+
+# Notifications (one per episode).
+NOTIFY_TOKEN = "The hub refused the token. Choose Settings… in the GhubAi menu to replace it."
+NOTIFY_OLLAMA = "Ollama has not been reachable for a minute, so nothing is shared. Is it running?"
+NOTIFY_HUB = "The hub has been unreachable for five minutes. GhubAi keeps trying."
+NOTIFY_BACK = "Back to sharing your GPU with {host}."
+
+# Desktop integration.
+NO_MENU = ("The tray menu needs PyGObject and the Gtk 3 / Ayatana AppIndicator libraries. "
+           "On Debian/Ubuntu: sudo apt install gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1 "
+           "python3-gi")
+NO_DISPLAY = ("There is no graphical display here, so the tray icon cannot start. "
+              "Run 'ghubai-tray --headless' instead.")
+ALREADY_RUNNING = "GhubAi Tray is already running: look for its icon in the system tray."

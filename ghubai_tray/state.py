@@ -71,6 +71,7 @@ class Snapshot:
     paused: bool = False
     paused_until: datetime | None = None
     free_gpu_when_paused: bool = True
+    share_new_models: bool = True
     insecure_tls: bool = False
     active: int = 0
     queued: int = 0

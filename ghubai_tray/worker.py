@@ -138,7 +138,8 @@ class Worker:
         self._snapshot = Snapshot(hub_url=settings.hub_url, ollama_url=settings.ollama_url,
                                   insecure_tls=settings.allow_invalid_certs,
                                   paused=settings.paused, paused_until=settings.paused_until,
-                                  free_gpu_when_paused=settings.free_gpu_when_paused)
+                                  free_gpu_when_paused=settings.free_gpu_when_paused,
+                                  share_new_models=settings.share_new_models)
         self._listeners: list[Callable[[Snapshot], None]] = []
         self._changed: asyncio.Condition | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -275,7 +276,8 @@ class Worker:
                      for m in self._models)
 
     def _publish_models(self) -> None:
-        self._publish(models=self._model_views())
+        self._publish(models=self._model_views(),
+                      share_new_models=self.settings.share_new_models)
         self._registration_due.set()
 
     def _registration_list(self) -> list[str]:
@@ -417,7 +419,8 @@ class Worker:
             self._wake_discovery.set()
         self._publish(hub_url=new.hub_url, ollama_url=new.ollama_url,
                       insecure_tls=new.allow_invalid_certs, models=self._model_views(),
-                      free_gpu_when_paused=new.free_gpu_when_paused)
+                      free_gpu_when_paused=new.free_gpu_when_paused,
+                      share_new_models=new.share_new_models)
         self._registration_due.set()
         if (new.hub_url, new.allow_invalid_certs) != (old.hub_url, old.allow_invalid_certs):
             self._reconnect_now()

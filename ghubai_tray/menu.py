@@ -1,0 +1,164 @@
+"""The tray menu as data: ``render_menu(snapshot, desktop)`` is pure and re-run whole.
+
+Nothing here touches pystray: the menu is a tuple of :class:`Item` values a
+thin adapter (:mod:`ghubai_tray.tray`) turns into pystray objects, so every
+state can be tested without a display. Clicks name an :data:`Action`: a
+worker command, a desktop action, or a pause whose end is computed at click
+time (:func:`resolve`), never at render time.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from ghubai_tray import texts
+from ghubai_tray.icon import hub_host, status_line
+from ghubai_tray.state import (
+    Command,
+    OllamaStatus,
+    Pause,
+    PauseMode,
+    Resume,
+    SetFreeGpuWhenPaused,
+    SetModelShared,
+    SetShareNewModels,
+    Snapshot,
+    State,
+)
+
+MORNING_HOUR = 8
+
+
+class Ui(enum.Enum):
+    """What the tray itself does (the worker is not involved)."""
+
+    SET_UP = "set up"
+    SETTINGS = "settings"
+    TOGGLE_AUTOSTART = "toggle autostart"
+    OPEN_LOGS = "open logs"
+    COPY_DIAGNOSTICS = "copy diagnostics"
+    ABOUT = "about"
+    QUIT = "quit"
+
+
+@dataclass(frozen=True)
+class PauseFor:
+    minutes: int
+
+
+@dataclass(frozen=True)
+class PauseUntilMorning:
+    pass
+
+
+Action = Command | Ui | PauseFor | PauseUntilMorning
+
+
+@dataclass(frozen=True)
+class Item:
+    text: str
+    action: Action | None = None
+    enabled: bool = True
+    checked: bool | None = None  # None: not a check item
+    submenu: tuple[Item, ...] = ()
+    default: bool = False  # what a left click does, where the platform has one
+
+    @property
+    def is_separator(self) -> bool:
+        return self.text == "-"
+
+
+SEPARATOR = Item("-", enabled=False)
+
+
+@dataclass(frozen=True)
+class Desktop:
+    """Facts about the desktop the menu shows that the worker does not own."""
+
+    version: str
+    autostart: bool | None  # None: start at login is not available here
+
+
+def _info(text: str) -> Item:
+    return Item(text, enabled=False)
+
+
+def _ollama_line(snap: Snapshot) -> str:
+    if snap.ollama is OllamaStatus.REACHABLE:
+        count = len(snap.models)
+        return texts.OLLAMA_LINE.format(state=f"running, {count} model{'s' * (count != 1)}")
+    if snap.ollama is OllamaStatus.UNREACHABLE:
+        return texts.OLLAMA_LINE.format(state=f"not running at {snap.ollama_url}")
+    return texts.OLLAMA_LINE.format(state=snap.ollama.value)
+
+
+def _models(snap: Snapshot) -> Item:
+    items = [Item(m.name + (texts.CLOUD if m.remote else ""), SetModelShared(m.name, not m.shared),
+                  checked=m.shared) for m in snap.models]
+    if not items:
+        items = [_info(texts.NO_MODELS)]
+    share_new = SetShareNewModels(not snap.share_new_models)
+    return Item(texts.MODELS, submenu=(*items, SEPARATOR,
+                                       Item(texts.SHARE_NEW, share_new,
+                                            checked=snap.share_new_models)))
+
+
+def _activity(snap: Snapshot) -> Item:
+    today, life = snap.activity.today, snap.activity.lifetime
+    return Item(texts.ACTIVITY, submenu=(
+        _info(texts.SERVING_NOW.format(n=snap.active)),
+        _info(texts.TODAY.format(requests=today.requests, tokens=today.tokens)),
+        _info(texts.FAILED_TODAY.format(n=today.failed)),
+        _info(texts.SINCE_INSTALL.format(requests=life.requests, tokens=life.tokens))))
+
+
+def _pause(snap: Snapshot) -> Item:
+    return Item(texts.PAUSE, submenu=(
+        Item(texts.PAUSE_NOW, Pause(PauseMode.NOW)),
+        Item(texts.PAUSE_AFTER, Pause(PauseMode.AFTER_CURRENT)),
+        Item(texts.PAUSE_30, PauseFor(30)),
+        Item(texts.PAUSE_60, PauseFor(60)),
+        Item(texts.PAUSE_MORNING, PauseUntilMorning()),
+        SEPARATOR,
+        Item(texts.FREE_GPU, SetFreeGpuWhenPaused(not snap.free_gpu_when_paused),
+             checked=snap.free_gpu_when_paused)))
+
+
+def render_menu(snap: Snapshot, desktop: Desktop) -> tuple[Item, ...]:
+    """The whole menu for this snapshot."""
+    items: list[Item] = []
+    if snap.state is State.NOT_CONFIGURED:
+        items.append(Item(texts.SET_UP, Ui.SET_UP, default=True))
+    items += [_info(status_line(snap)),
+              _info(texts.HUB_LINE.format(host=hub_host(snap), state=snap.state.value)),
+              _info(_ollama_line(snap)), SEPARATOR]
+    if snap.paused:
+        items.append(Item(texts.RESUME, Resume()))
+    items += [_pause(snap), _models(snap), _activity(snap), SEPARATOR,
+              Item(texts.SETTINGS, Ui.SETTINGS, default=snap.state is not State.NOT_CONFIGURED),
+              Item(texts.START_AT_LOGIN, Ui.TOGGLE_AUTOSTART, enabled=desktop.autostart is not None,
+                   checked=bool(desktop.autostart)),
+              Item(texts.OPEN_LOGS, Ui.OPEN_LOGS),
+              Item(texts.COPY_DIAGNOSTICS, Ui.COPY_DIAGNOSTICS),
+              Item(texts.ABOUT.format(version=desktop.version), Ui.ABOUT),
+              SEPARATOR,
+              Item(texts.QUIT, Ui.QUIT)]
+    return tuple(items)
+
+
+def morning(now: datetime) -> datetime:
+    """8:00 tomorrow, in the owner's time zone."""
+    tomorrow = (now + timedelta(days=1)).date()
+    return datetime(tomorrow.year, tomorrow.month, tomorrow.day, MORNING_HOUR,
+                    tzinfo=now.tzinfo)
+
+
+def resolve(action: Action, now: datetime) -> Command | Ui:
+    """Turn a clicked action into what to do, computing pause ends from ``now``."""
+    if isinstance(action, PauseFor):
+        return Pause(PauseMode.AFTER_CURRENT, now + timedelta(minutes=action.minutes))
+    if isinstance(action, PauseUntilMorning):
+        return Pause(PauseMode.AFTER_CURRENT, morning(now))
+    return action

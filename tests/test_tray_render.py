@@ -1,0 +1,194 @@
+"""The icon, the tooltip and the menu as pure functions of the snapshot, state by state."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from PIL import Image, ImageChops, ImageStat
+
+from ghubai_tray.icon import IconKind, icon_for, icon_image, icon_kind, title_for
+from ghubai_tray.menu import (
+    Desktop,
+    Item,
+    PauseFor,
+    PauseUntilMorning,
+    Ui,
+    morning,
+    render_menu,
+    resolve,
+)
+from ghubai_tray.state import (
+    ModelView,
+    OllamaStatus,
+    Pause,
+    PauseMode,
+    Resume,
+    SetFreeGpuWhenPaused,
+    SetModelShared,
+    SetShareNewModels,
+    Snapshot,
+    State,
+)
+
+MODELS = (ModelView("llama3.2:1b", False, True), ModelView("mistral:7b", False, True),
+          ModelView("gpt-oss:120b-cloud", True, False))
+BASE = Snapshot(connection=State.REGISTERED, hub_url="https://hub.example.com/gridhub",
+                ollama=OllamaStatus.REACHABLE, ollama_url="http://localhost:11434",
+                models=MODELS, registered_models=2)
+UNTIL = datetime(2026, 11, 24, 18, 30, tzinfo=UTC)
+
+
+def snap(**changes: Any) -> Snapshot:
+    return replace(BASE, **changes)
+
+
+STATES: dict[str, tuple[Snapshot, IconKind, str]] = {
+    "contributing": (snap(), IconKind.CONTRIBUTING,
+                     "GhubAi — Sharing 2 models with hub.example.com"),
+    "serving": (snap(active=1), IconKind.SERVING,
+                "GhubAi — Serving 1 request for hub.example.com"),
+    "connecting": (snap(connection=State.CONNECTING), IconKind.CONNECTING,
+                   "GhubAi — Connecting to hub.example.com…"),
+    "connected-not-yet-registered": (snap(connection=State.CONNECTED), IconKind.CONNECTING,
+                                     "GhubAi — Connecting to hub.example.com…"),
+    "reconnecting": (snap(connection=State.RECONNECTING,
+                          next_attempt=datetime(2026, 1, 1, 9, 5, 7)), IconKind.CONNECTING,
+                     "GhubAi — Cannot reach hub.example.com; trying again at 09:05:07"),
+    "paused": (snap(paused=True), IconKind.PAUSED, "GhubAi — Paused"),
+    "paused-until": (snap(paused=True, paused_until=UNTIL), IconKind.PAUSED,
+                     "GhubAi — Paused until 18:30"),
+    "not-configured": (snap(connection=State.NOT_CONFIGURED), IconKind.ATTENTION,
+                       "GhubAi — Not set up yet: choose Set up… to connect to a hub"),
+    "token-rejected": (snap(connection=State.AUTH_REJECTED), IconKind.ATTENTION,
+                       "GhubAi — The hub refused the token: choose Settings… to replace it"),
+    "ollama-down": (snap(ollama=OllamaStatus.UNREACHABLE), IconKind.ATTENTION,
+                    "GhubAi — Ollama is not running"),
+    "ollama-odd": (snap(ollama=OllamaStatus.BAD_ANSWER), IconKind.ATTENTION,
+                   "GhubAi — Something other than Ollama answers at the Ollama address"),
+    "nothing-shared": (snap(models=tuple(replace(m, shared=False) for m in MODELS)),
+                       IconKind.ATTENTION,
+                       "GhubAi — Connected, but no model is shared: choose some under Models"),
+    "certs-not-checked": (snap(insecure_tls=True), IconKind.ATTENTION,
+                          "GhubAi — Connected without checking the hub's certificate"),
+    "paused-while-ollama-down": (snap(paused=True, ollama=OllamaStatus.UNREACHABLE),
+                                 IconKind.PAUSED, "GhubAi — Paused"),
+    "stopped": (snap(connection=State.STOPPED), IconKind.CONNECTING, "GhubAi — Stopped"),
+}
+
+
+@pytest.mark.parametrize("state,kind,title", STATES.values(), ids=STATES.keys())
+def test_icon_and_tooltip(state: Snapshot, kind: IconKind, title: str) -> None:
+    assert icon_kind(state) is kind
+    assert title_for(state) == title
+    image = icon_for(state, 32)
+    assert image.size == (32, 32) and image.mode == "RGBA"
+
+
+def test_tooltips_fit_windows_limit() -> None:
+    long = snap(hub_url="https://" + "h" * 200 + ".example/gridhub")
+    assert len(title_for(long)) <= 127 and title_for(long).endswith("…")
+
+
+@pytest.mark.parametrize("size", [16, 24, 32, 64])
+def test_every_look_is_distinct_at_every_size(size: int) -> None:
+    images = {kind: icon_image(kind, size) for kind in IconKind}
+    kinds = list(IconKind)
+    for i, a in enumerate(kinds):
+        for b in kinds[i + 1:]:
+            diff = _difference(images[a], images[b])
+            assert diff > 0.02, f"{a.value} and {b.value} look alike at {size} px ({diff:.3f})"
+            gray = _difference(images[a].convert("LA"), images[b].convert("LA"))
+            assert gray > 0.01, f"{a.value} and {b.value} differ only by colour at {size} px"
+
+
+def _difference(a: Image.Image, b: Image.Image) -> float:
+    """Mean absolute difference over all channels, from 0 (same) to 1."""
+    means = ImageStat.Stat(ImageChops.difference(a, b)).mean
+    return float(sum(means)) / (len(means) * 255)
+
+
+DESKTOP = Desktop(version="1.2.3", autostart=False)
+
+
+def texts_of(items: tuple[Item, ...]) -> list[str]:
+    return [i.text for i in items]
+
+
+def find(items: tuple[Item, ...], text: str) -> Item:
+    return next(i for i in items if i.text == text)
+
+
+def test_the_menu_when_contributing() -> None:
+    menu = render_menu(snap(), DESKTOP)
+    assert texts_of(menu) == [
+        "Sharing 2 models with hub.example.com", "Hub: hub.example.com (registered)",
+        "Ollama: running, 3 models", "-", "Pause", "Models", "Activity", "-", "Settings…",
+        "Start at login", "Open log folder", "Copy diagnostics", "About GhubAi Tray 1.2.3", "-",
+        "Quit"]
+    assert [i.enabled for i in menu[:3]] == [False, False, False]
+    assert find(menu, "Settings…").default and find(menu, "Settings…").action is Ui.SETTINGS
+    assert find(menu, "Quit").action is Ui.QUIT
+    assert find(menu, "Start at login").checked is False
+
+
+def test_models_submenu_toggles_each_model_and_new_models() -> None:
+    models = find(render_menu(snap(), DESKTOP), "Models").submenu
+    assert [(i.text, i.checked, i.action) for i in models] == [
+        ("llama3.2:1b", True, SetModelShared("llama3.2:1b", False)),
+        ("mistral:7b", True, SetModelShared("mistral:7b", False)),
+        ("gpt-oss:120b-cloud (cloud)", False, SetModelShared("gpt-oss:120b-cloud", True)),
+        ("-", None, None),
+        ("Share new models automatically", True, SetShareNewModels(False))]
+    empty = find(render_menu(snap(models=()), DESKTOP), "Models").submenu
+    assert empty[0] == Item("Ollama has no models", enabled=False)
+
+
+def test_pause_submenu_and_resume() -> None:
+    pause = find(render_menu(snap(), DESKTOP), "Pause").submenu
+    assert [(i.text, i.action) for i in pause] == [
+        ("Pause now (stop current requests)", Pause(PauseMode.NOW)),
+        ("Finish current requests, then pause", Pause(PauseMode.AFTER_CURRENT)),
+        ("Pause for 30 minutes", PauseFor(30)), ("Pause for 1 hour", PauseFor(60)),
+        ("Pause until tomorrow morning", PauseUntilMorning()), ("-", None),
+        ("Free GPU memory when paused", SetFreeGpuWhenPaused(False))]
+    paused = render_menu(snap(paused=True, paused_until=UNTIL), DESKTOP)
+    assert texts_of(paused)[:5] == ["Paused until 18:30", "Hub: hub.example.com (paused)",
+                                    "Ollama: running, 3 models", "-", "Resume"]
+    assert find(paused, "Resume").action == Resume()
+
+
+def test_set_up_comes_first_when_not_configured() -> None:
+    menu = render_menu(snap(connection=State.NOT_CONFIGURED), DESKTOP)
+    assert menu[0] == Item("Set up…", Ui.SET_UP, default=True)
+    assert not find(menu, "Settings…").default
+
+
+def test_activity_submenu() -> None:
+    from ghubai_tray.activity import Activity, Tally
+
+    activity = Activity("2026-11-24", Tally(3, 1, 120), Tally(40, 2, 9000))
+    items = find(render_menu(snap(active=2, activity=activity), DESKTOP), "Activity").submenu
+    assert texts_of(items) == ["Serving now: 2", "Today: 3 requests, 120 tokens",
+                               "Failed or refused today: 1",
+                               "Since install: 40 requests, 9000 tokens"]
+    assert not any(i.enabled for i in items)
+
+
+def test_start_at_login_greyed_out_where_unavailable() -> None:
+    item = find(render_menu(snap(), Desktop("1", autostart=None)), "Start at login")
+    assert not item.enabled
+    assert find(render_menu(snap(), Desktop("1", autostart=True)), "Start at login").checked
+
+
+def test_pause_ends_are_computed_when_clicked() -> None:
+    now = datetime(2026, 11, 24, 23, 50, tzinfo=timezone(timedelta(hours=1)))
+    assert resolve(PauseFor(30), now) == Pause(PauseMode.AFTER_CURRENT,
+                                               now + timedelta(minutes=30))
+    assert resolve(PauseUntilMorning(), now) == Pause(
+        PauseMode.AFTER_CURRENT, datetime(2026, 11, 25, 8, 0, tzinfo=now.tzinfo))
+    assert resolve(Ui.QUIT, now) is Ui.QUIT
+    assert morning(datetime(2026, 12, 31, 1, 0, tzinfo=UTC)) == datetime(2027, 1, 1, 8,
+                                                                          tzinfo=UTC)

@@ -1,0 +1,60 @@
+"""When to tell the owner something, as a pure policy: one notification per episode.
+
+An episode starts when a condition begins and lasts until it clears; the
+policy speaks once when an episode has lasted long enough to matter (a token
+refused: at once; Ollama away: a minute; the hub away: five minutes) and once
+more, "back to sharing", when the worker is contributing again after such an
+outage. Never a storm: flapping inside the thresholds says nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from ghubai_tray import texts
+from ghubai_tray.icon import hub_host
+from ghubai_tray.state import OllamaStatus, Snapshot, State
+
+OLLAMA_AFTER = 60.0
+HUB_AFTER = 300.0
+
+
+@dataclass(frozen=True)
+class Episodes:
+    """When each current problem began (monotonic seconds), and which were announced."""
+
+    since: dict[str, float] = field(default_factory=dict)
+    announced: frozenset[str] = frozenset()
+
+
+def _problems(snap: Snapshot) -> set[str]:
+    found = set()
+    if snap.state is State.AUTH_REJECTED:
+        found.add("token")
+    if snap.state is not State.PAUSED and snap.ollama in (OllamaStatus.UNREACHABLE,
+                                                          OllamaStatus.BAD_ANSWER):
+        found.add("ollama")
+    if snap.state in (State.RECONNECTING, State.CONNECTING, State.NOT_CONFIGURED):
+        found.add("hub")
+    return found
+
+
+_AFTER = {"token": 0.0, "ollama": OLLAMA_AFTER, "hub": HUB_AFTER}
+_TEXT = {"token": texts.NOTIFY_TOKEN, "ollama": texts.NOTIFY_OLLAMA, "hub": texts.NOTIFY_HUB}
+
+
+def update(episodes: Episodes, snap: Snapshot, now: float) -> tuple[Episodes, list[str]]:
+    """The new episodes and the notifications to show now (usually none)."""
+    current = _problems(snap)
+    since = {p: episodes.since.get(p, now) for p in current}
+    messages = [_TEXT[p] for p in sorted(current)
+                if p not in episodes.announced and now - since[p] >= _AFTER[p]]
+    announced = (episodes.announced & current) | {p for p in current
+                                                  if now - since[p] >= _AFTER[p]}
+    recovered = episodes.announced - current
+    contributing = snap.state is State.REGISTERED and bool(snap.shared_models) and not current
+    if recovered and contributing:
+        messages.append(texts.NOTIFY_BACK.format(host=hub_host(snap)))
+    elif recovered:
+        announced |= recovered  # not back yet: remember, so "back" is said when it is
+    return replace(episodes, since=since, announced=frozenset(announced)), messages

@@ -1,5 +1,6 @@
 """The ``ghubai-tray`` command line: the worker headless, the token, the doctor.
 
+    ghubai-tray [settings flags]                the tray icon (the worker on a thread)
     ghubai-tray [settings flags] --headless     run the worker without a tray
     ghubai-tray token set|clear|status          the provider token in the OS keyring
     ghubai-tray doctor                          check everything, one line each
@@ -15,6 +16,7 @@ import argparse
 import asyncio
 import getpass
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -31,7 +33,7 @@ from ghubai_tray.credentials import (
 )
 from ghubai_tray.errors import ConfigError, TokenStoreError
 from ghubai_tray.state import Snapshot, Stop
-from ghubai_tray.worker import Worker
+from ghubai_tray.worker import Worker, blocking_calls_pending, run_in_new_loop
 
 log = logging.getLogger("ghubai_tray")
 DEFAULT_GRACE = 10.0
@@ -50,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--grace", type=float, default=DEFAULT_GRACE, metavar="SECONDS",
                         help="on stop, how long in-flight requests may finish (default 10)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debugging details")
+    # The tray starts its settings window as a separate process through this flag.
+    parser.add_argument("--settings-window", action="store_true", help=argparse.SUPPRESS)
     add_flags(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     token = commands.add_parser("token", help="store, remove or check the provider token",
@@ -68,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.settings_window:
+        from ghubai_tray.settings_window import main as settings_window
+
+        return settings_window()
     try:
         settings = load_settings(flags=flag_values(args))
     except ConfigError as exc:
@@ -79,9 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         return _doctor(settings)
     if args.headless:
         return run_headless(settings, grace=args.grace, verbose=args.verbose)
-    _say("The tray icon is not built yet (see 'Status' in README.md); run "
-         "'ghubai-tray --headless' to share your GPU without it.")
-    return 1
+    return run_tray(settings, flags=flag_values(args), grace=args.grace, verbose=args.verbose)
 
 
 def _say(text: str) -> None:
@@ -97,9 +103,18 @@ def run_headless(settings: Settings, *, grace: float, verbose: bool = False) -> 
     log.info("GhubAi Tray %s headless; log file %s", __version__, path)
     worker = Worker(settings, _redacting_token_provider, persist=save_settings)
     worker.subscribe(_state_logger())
-    asyncio.run(_serve_until_signalled(worker, grace))
+    run_in_new_loop(_serve_until_signalled(worker, grace))
     log.info("stopped")
-    return 0
+    return _exit_even_if_stuck(0)
+
+
+def _exit_even_if_stuck(code: int) -> int:
+    """Exit now if a blocking call (a keyring prompt nobody answers) would hold the process."""
+    if blocking_calls_pending():
+        log.warning("a keyring call is still waiting (an unlock prompt?); exiting without it")
+        logging.shutdown()
+        os._exit(code)
+    return code
 
 
 def _redacting_token_provider(hub_url: str) -> TokenSource:
@@ -134,6 +149,34 @@ async def _serve_until_signalled(worker: Worker, grace: float) -> None:
         except NotImplementedError:  # Windows: no loop signal handlers
             signal.signal(sig, lambda n, _: loop.call_soon_threadsafe(stop, signal.Signals(n).name))
     await run
+
+
+# -- tray ------------------------------------------------------------------
+
+
+def run_tray(settings: Settings, *, flags: dict[str, object], grace: float,
+             verbose: bool = False) -> int:
+    from ghubai_tray import texts
+    from ghubai_tray.autostart import for_this_platform
+    from ghubai_tray.single_instance import SingleInstance
+
+    with SingleInstance() as first:
+        if not first:
+            _say(texts.ALREADY_RUNNING)
+            return 0
+        path = logs.setup(to_stderr=True, verbose=verbose)
+        log.info("GhubAi Tray %s; log file %s", __version__, path)
+        try:
+            import pystray  # noqa: F401 - with no display this raises, and not ImportError
+        except Exception as exc:
+            log.error("cannot start the tray icon (%s: %s)", type(exc).__name__, exc)
+            _say(texts.NO_DISPLAY)
+            return 1
+        from ghubai_tray.tray import TrayApp
+
+        app = TrayApp(settings, _redacting_token_provider, autostart=for_this_platform(),
+                      log_file=path, flags=dict(flags), grace=grace)
+        return _exit_even_if_stuck(app.run())
 
 
 # -- token -----------------------------------------------------------------

@@ -118,9 +118,14 @@ def _is_local(host: str) -> bool:
         return False
 
 
-async def run_checks(settings: Settings) -> list[Check]:
-    token, source = token_check(settings)
-    checks = [config_check(settings), token]
+async def run_checks(settings: Settings, token: str | None = None) -> list[Check]:
+    """Every check; ``token``, when given, is tested instead of the stored one."""
+    if token is not None:
+        return [Check(Level.OK, "token", "the one just entered"),
+                await ollama_check(settings), await hub_check(settings, token),
+                tls_check(settings)]
+    token_line, source = token_check(settings)
+    checks = [config_check(settings), token_line]
     checks.append(await ollama_check(settings))
     checks.append(await hub_check(settings, source.token if source else None))
     checks.append(tls_check(settings))

@@ -25,8 +25,10 @@ import asyncio
 import contextlib
 import logging
 import random
+import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -86,11 +88,37 @@ AUTH_RETRY = 300.0
 TOKEN_RECHECK = 15.0
 POLL_INTERVAL = 5.0  # a cheap /api/tags poll; RegisterNode is sent only on change
 ACTIVITY_SAVE_INTERVAL = 60.0
+BLOCKING_THREAD_PREFIX = "ghubai-blocking"
 QUEUE_PER_SLOT = 2  # requests that may wait for a slot, per concurrent slot (at least 4)
 REQUEST_TARGETS = {"requestinference", "requestopenai"}
 
 PAUSED_BY_OWNER = "paused by the owner"
 SHUTTING_DOWN = "worker shutting down"
+
+
+def run_in_new_loop(coro: Coroutine[Any, Any, None]) -> None:
+    """``asyncio.run`` without waiting, at the end, for blocking calls still in progress.
+
+    A keyring call can hang on an unlock prompt nobody answers; ``asyncio.run``
+    would then wait for its thread forever at shutdown. Our blocking calls run
+    on a pool of daemon-like threads we leave behind instead (see
+    :func:`blocking_calls_pending`), so stopping never depends on them.
+    """
+    loop = asyncio.new_event_loop()
+    executor = ThreadPoolExecutor(thread_name_prefix=BLOCKING_THREAD_PREFIX)
+    loop.set_default_executor(executor)
+    try:
+        loop.run_until_complete(coro)
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
+        loop.close()
+
+
+def blocking_calls_pending() -> bool:
+    """True while a blocking call (keyring, file) of a finished worker still runs."""
+    return any(t.name.startswith(BLOCKING_THREAD_PREFIX) and t.is_alive()
+               for t in threading.enumerate())
 
 
 def backoff_delay(attempt: int, rng: random.Random | None = None) -> float:
@@ -165,6 +193,8 @@ class Worker:
         self._token: str | None = None
         self._logged_problem: dict[str, str] = {}
         self._side_jobs: set[asyncio.Task[None]] = set()
+        # Set once run() owns a loop: from then on submit() is safe from any thread.
+        self.running = threading.Event()
         self._acknowledged = False  # the hub answered Registered on this connection
         self._last_registered: list[str] | None = None
 
@@ -179,7 +209,11 @@ class Worker:
         self._listeners.append(listener)
 
     def submit(self, command: Command) -> None:
-        """Hand a command to the worker; safe from any thread, never blocks."""
+        """Hand a command to the worker; never blocks.
+
+        Safe from any thread once :attr:`running` is set; before that, only from
+        the thread that will call :meth:`run`.
+        """
         if self._loop is None:
             self._commands.put_nowait(command)  # not running yet: same thread, no loop to wake
         else:
@@ -203,6 +237,7 @@ class Worker:
     async def run(self) -> None:
         """Run until a :class:`Stop` command (or cancellation); then drain and close."""
         self._loop = asyncio.get_running_loop()
+        self.running.set()
         if self._activity_path is not None:
             self._activity_saved = await asyncio.to_thread(activity.load, self._activity_path)
             self._publish(activity=activity.for_day(self._activity_saved, date.today()))

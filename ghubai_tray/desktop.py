@@ -1,0 +1,81 @@
+"""Small desktop chores: open a folder, put text on the clipboard, the diagnostics report.
+
+Each is a best effort with an honest answer: where a platform lacks the tool
+(no ``xclip`` or ``wl-copy`` on a minimal Linux), the function says so and the
+caller falls back (the diagnostics are also saved to a file and opened).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+
+from ghubai_tray import __version__
+from ghubai_tray.config import SETTINGS, Settings
+from ghubai_tray.logs import redact
+
+LOG_TAIL = 200
+
+
+def open_path(path: Path) -> None:
+    """Show a folder or file in the desktop's own application."""
+    if sys.platform == "win32":  # pragma: no cover - Windows only
+        os.startfile(path)  # type: ignore[attr-defined,unused-ignore]
+    elif sys.platform == "darwin":  # pragma: no cover
+        subprocess.Popen(["open", str(path)], start_new_session=True)
+    else:
+        subprocess.Popen(["xdg-open", str(path)], start_new_session=True,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def copy_text(text: str) -> bool:
+    """Put ``text`` on the clipboard; False when no clipboard tool is available."""
+    if sys.platform == "win32":  # pragma: no cover - Windows only
+        command = ["clip"]
+        data = text.encode("utf-16-le")
+    else:
+        tools = (["wl-copy"], ["xclip", "-selection", "clipboard"], ["xsel", "--clipboard",
+                                                                     "--input"])
+        command = next((t for t in tools if shutil.which(t[0])), [])
+        data = text.encode()
+    if not command:
+        return False
+    try:
+        # The tool keeps serving the clipboard after we return (X11 needs an owner).
+        proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        assert proc.stdin is not None
+        proc.stdin.write(data)
+        proc.stdin.close()
+    except OSError:
+        return False
+    return True
+
+
+def diagnostics(settings: Settings, history: Iterable[tuple[datetime, str]], log_file: Path,
+                backend: str) -> str:
+    """A report to paste into a support request: versions, settings, states, last log lines.
+
+    The token is never part of it (it is not a setting), and the whole text
+    goes through the log redactor as well.
+    """
+    lines = [f"GhubAi Tray {__version__}", f"Python {platform.python_version()} on "
+             f"{platform.platform()}", f"tray backend: {backend}",
+             f"frozen: {bool(getattr(sys, 'frozen', False))}", "", "settings:"]
+    lines += [f"  {s.key} = {getattr(settings, s.key)!s}  ({settings.source(s.key)})"
+              for s in SETTINGS]
+    lines += ["", "state history:"]
+    lines += [f"  {when:%Y-%m-%d %H:%M:%S} {text}" for when, text in history]
+    lines += ["", f"last log lines ({log_file}):"]
+    try:
+        tail = log_file.read_text(encoding="utf-8", errors="replace").splitlines()[-LOG_TAIL:]
+    except OSError as exc:
+        tail = [f"(cannot read the log: {exc})"]
+    lines += [f"  {line}" for line in tail]
+    return redact("\n".join(lines) + "\n")

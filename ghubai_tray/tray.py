@@ -1,0 +1,328 @@
+"""The tray application: the icon on the main thread, the worker on one background thread.
+
+State flows one way. The worker publishes snapshots; each one only *nudges*
+a refresher thread (at most one refresh pending), which re-renders the icon,
+tooltip and whole menu from the latest snapshot and decides on notifications.
+Clicks become commands handed to ``Worker.submit()`` or small desktop jobs
+run on their own threads, so the icon's thread never waits on the network,
+the keyring or a window. Quit stops the icon, then drains the worker within
+its grace period and joins its thread; the process always exits.
+
+pystray backends differ (see PLATFORM.md): gtk and appindicator marshal icon,
+title, menu and notifications onto the Gtk main loop themselves, so calling
+them from the refresher is safe; on Windows ``update_menu()`` is not
+thread-safe (pystray issue #60), so it is posted to the icon's own window
+thread as a private message. The xorg fallback has no menu at all: we detect
+it (``HAS_MENU``) and say what to install.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ghubai_tray import __version__, activity, desktop, notifications, texts
+from ghubai_tray.autostart import Autostart, launch_command
+from ghubai_tray.config import Settings, load_settings, save_settings
+from ghubai_tray.credentials import TokenSource
+from ghubai_tray.icon import icon_for, icon_kind, status_line, title_for
+from ghubai_tray.logs import log_dir
+from ghubai_tray.menu import Action, Desktop, Item, Ui, render_menu, resolve
+from ghubai_tray.state import ApplySettings, Command, Snapshot, State, Stop, TokenChanged
+from ghubai_tray.worker import Worker, run_in_new_loop
+
+log = logging.getLogger("ghubai_tray.tray")
+ICON_SIZE = 64
+WM_GHUBAI_UPDATE_MENU = 0x400 + 42  # WM_USER + 42: ours, beside pystray's WM_USER + 10/11
+
+
+class TrayApp:
+    """Build with the settings and how to find the token; ``run()`` blocks until Quit."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        token_provider: Callable[[str], TokenSource],
+        *,
+        autostart: Autostart | None,
+        log_file: Path,
+        flags: dict[str, Any] | None = None,
+        grace: float = 10.0,
+        open_settings_when_unconfigured: bool = True,
+    ) -> None:
+        self.worker = Worker(settings, token_provider, persist=save_settings,
+                             activity_path=activity.default_path())
+        self._autostart = autostart
+        self._autostart_on: bool | None = None
+        self._log_file = log_file
+        self._flags = flags or {}
+        self._grace = grace
+        self._offer_settings = open_settings_when_unconfigured
+        self._latest = self.worker.snapshot
+        self._nudge = threading.Event()
+        self._quitting = threading.Event()
+        self._history: collections.deque[tuple[datetime, str]] = collections.deque(maxlen=100)
+        self._episodes = notifications.Episodes()
+        self._settings_window: subprocess.Popen[bytes] | None = None
+        self._icon: Any = None
+        self._shown: tuple[Any, ...] = ()
+        self._thread = threading.Thread(target=self._run_worker, name="ghubai-worker",
+                                        daemon=True)
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def run(self) -> int:
+        import pystray  # may raise for want of a display: the caller explains
+
+        self.worker.subscribe(self._on_snapshot)
+        self._thread.start()
+        self.worker.running.wait(10)
+        self._autostart_on = self._read_autostart()
+        snap = self._latest
+        self._icon = pystray.Icon("ghubai-tray", icon_for(snap, ICON_SIZE), title_for(snap),
+                                  menu=pystray.Menu(self._pystray_items))
+        self._install_signal_handlers()
+        try:
+            self._icon.run(setup=self._setup)
+        except Exception as exc:  # GLib errors at stop without a notification daemon
+            if not self._quitting.is_set():
+                raise
+            log.debug("the icon stopped with %s", type(exc).__name__)
+        self._shutdown()
+        return 0
+
+    def _setup(self, icon: Any) -> None:
+        icon.visible = True
+        backend = type(icon).__module__.rsplit("._", 1)[-1]
+        log.info("tray started (%s backend)", backend)
+        if not icon.HAS_MENU:
+            log.warning("%s", texts.NO_MENU)
+        # Set the image once more now that the icon is embedded: some XEmbed trays
+        # first embed it 1 pixel wide and only grow it on the next image change.
+        icon.icon = icon_for(self._latest, ICON_SIZE)
+        threading.Thread(target=self._refresh_loop, name="tray-refresh", daemon=True).start()
+        self._nudge.set()
+
+    def quit(self) -> None:
+        """Stop the icon; ``run()`` then drains the worker and returns."""
+        self._quitting.set()
+        self._nudge.set()
+        if self._icon is not None:
+            self._icon.stop()
+
+    def _shutdown(self) -> None:
+        started = time.monotonic()
+        if self._thread.is_alive():
+            self.worker.submit(Stop(self._grace))
+            self._thread.join(self._grace + 2)
+        if self._thread.is_alive():
+            log.error("the worker did not stop within %g s; exiting anyway", self._grace + 2)
+        log.info("quit in %.1f s", time.monotonic() - started)
+
+    def _run_worker(self) -> None:
+        try:
+            run_in_new_loop(self.worker.run())
+        except Exception:
+            log.exception("the worker stopped unexpectedly")
+
+    def _install_signal_handlers(self) -> None:
+        # Gtk's main loop runs in C: a Python signal handler would wait for the next
+        # Python callback. GLib's own signal source runs promptly inside the loop.
+        try:
+            from gi.repository import GLib
+
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, sig, self._on_signal)
+        except (ImportError, AttributeError, ValueError):
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda *_: self.quit())
+
+    def _on_signal(self) -> bool:
+        log.info("signal received: quitting")
+        threading.Thread(target=self.quit, daemon=True).start()
+        return False  # remove the GLib source
+
+    # -- snapshots in, icon and menu out ---------------------------------------
+
+    def _on_snapshot(self, snap: Snapshot) -> None:
+        """On the worker's thread: remember, nudge, return at once."""
+        self._latest = snap
+        self._nudge.set()
+
+    def _refresh_loop(self) -> None:
+        kind, title = None, None
+        while not self._quitting.is_set():
+            self._nudge.wait()
+            self._nudge.clear()
+            if self._quitting.is_set():
+                return
+            snap = self._latest
+            try:
+                if icon_kind(snap) != kind:
+                    kind = icon_kind(snap)
+                    self._icon.icon = icon_for(snap, ICON_SIZE)
+                if title_for(snap) != title:
+                    title = title_for(snap)
+                    self._icon.title = title
+                    self._history.append((datetime.now(), status_line(snap)))
+                if self._render(snap) != self._shown:
+                    self._update_menu()
+                self._notify(snap)
+                self._first_run(snap)
+            except Exception:
+                log.exception("refreshing the tray icon failed")
+
+    def _desktop(self) -> Desktop:
+        return Desktop(version=__version__, autostart=self._autostart_on)
+
+    def _render(self, snap: Snapshot) -> tuple[Item, ...]:
+        return render_menu(snap, self._desktop())
+
+    def _pystray_items(self) -> tuple[Any, ...]:
+        """Called by pystray whenever it (re)builds the menu: render the latest, whole."""
+        items = self._render(self._latest)
+        self._shown = items
+        return to_pystray(items, self._click)
+
+    def _update_menu(self) -> None:
+        if sys.platform == "win32":  # pragma: no cover - Windows only
+            from pystray._util import win32
+
+            handlers = self._icon._message_handlers
+            handlers.setdefault(WM_GHUBAI_UPDATE_MENU, lambda *_: self._icon.update_menu())
+            win32.PostMessage(self._icon._hwnd, WM_GHUBAI_UPDATE_MENU, 0, 0)
+        else:
+            self._icon.update_menu()
+
+    def _notify(self, snap: Snapshot) -> None:
+        self._episodes, messages = notifications.update(self._episodes, snap, time.monotonic())
+        for message in messages:
+            log.info("notification: %s", message)
+            if self._icon.HAS_NOTIFICATION:
+                self._icon.notify(message, texts.APP)
+
+    def _first_run(self, snap: Snapshot) -> None:
+        if self._offer_settings and snap.state is State.NOT_CONFIGURED:
+            self._offer_settings = False
+            self._open_settings()
+
+    # -- clicks ------------------------------------------------------------------
+
+    def _click(self, action: Action) -> None:
+        """On the icon's thread: hand work elsewhere and return at once."""
+        what = resolve(action, datetime.now().astimezone())
+        log.info("menu: %s", what)
+        if isinstance(what, Ui):
+            if what is Ui.QUIT:
+                self.quit()
+            else:
+                threading.Thread(target=self._desktop_job, args=(what,), daemon=True,
+                                 name=f"tray-{what.name.lower()}").start()
+        else:
+            self._submit(what)
+
+    def _submit(self, command: Command) -> None:
+        self.worker.submit(command)
+
+    def _desktop_job(self, what: Ui) -> None:
+        try:
+            if what in (Ui.SETTINGS, Ui.SET_UP):
+                self._open_settings()
+            elif what is Ui.TOGGLE_AUTOSTART and self._autostart is not None:
+                self._autostart.set(not self._autostart_on)
+                self._autostart_on = self._read_autostart()
+                self._nudge.set()
+            elif what is Ui.OPEN_LOGS:
+                desktop.open_path(log_dir())
+            elif what is Ui.COPY_DIAGNOSTICS:
+                self._copy_diagnostics()
+            elif what is Ui.ABOUT and self._icon.HAS_NOTIFICATION:
+                self._icon.notify(f"{texts.APP} {__version__}: lends your GPU to a GhubAi hub, "
+                                  "for the models you choose.", texts.APP)
+        except Exception:
+            log.exception("the menu action %s failed", what.value)
+
+    def _read_autostart(self) -> bool | None:
+        if self._autostart is None:
+            return None
+        try:
+            return self._autostart.enabled()
+        except OSError:
+            return None
+
+    def _copy_diagnostics(self) -> None:
+        backend = type(self._icon).__module__.rsplit("._", 1)[-1]
+        report = desktop.diagnostics(self.worker.settings, list(self._history), self._log_file,
+                                     backend)
+        saved = log_dir() / "diagnostics.txt"
+        saved.write_text(report, encoding="utf-8")
+        if desktop.copy_text(report):
+            message = f"Diagnostics copied to the clipboard (also saved in {saved})."
+        else:
+            message = f"Diagnostics saved in {saved}."
+            desktop.open_path(saved)
+        log.info("%s", message)
+        if self._icon.HAS_NOTIFICATION:
+            self._icon.notify(message, texts.APP)
+
+    def _open_settings(self) -> None:
+        if self._settings_window is not None and self._settings_window.poll() is None:
+            return  # already open
+        self._settings_window = subprocess.Popen([*launch_command(), "--settings-window"])
+        threading.Thread(target=self._await_settings, args=(self._settings_window,),
+                         daemon=True, name="settings-window").start()
+
+    def _await_settings(self, window: subprocess.Popen[bytes]) -> None:
+        if window.wait() != 0:
+            return  # closed without saving
+        try:
+            settings = load_settings(flags=self._flags)
+        except Exception:
+            log.exception("the new settings cannot be read")
+            return
+        log.info("settings changed: applying them")
+        self._submit(ApplySettings(settings))
+        self._submit(TokenChanged())
+
+
+def to_pystray(items: tuple[Item, ...], click: Callable[[Action], None]) -> tuple[Any, ...]:
+    """The thin adapter: our menu description to pystray objects."""
+    import pystray
+
+    def build(item: Item) -> Any:
+        if item.is_separator:
+            return pystray.Menu.SEPARATOR
+        if item.submenu:
+            return pystray.MenuItem(item.text, pystray.Menu(*(build(i) for i in item.submenu)),
+                                    enabled=item.enabled)
+        # pystray counts a callback's parameters (defaults included), so closures
+        # are made by factories rather than with default-argument lambdas.
+        handler = None if item.action is None else _on_click(click, item.action)
+        checked = None if item.checked is None else _constant(item.checked)
+        return pystray.MenuItem(item.text, handler, checked=checked, enabled=item.enabled,
+                                default=item.default)
+
+    return tuple(build(i) for i in items)
+
+
+def _on_click(click: Callable[[Action], None], action: Action) -> Callable[[Any, Any], None]:
+    def handler(_icon: Any, _item: Any) -> None:
+        click(action)
+
+    return handler
+
+
+def _constant(value: bool) -> Callable[[Any], bool]:
+    def read(_item: Any) -> bool:
+        return value
+
+    return read

@@ -83,6 +83,7 @@ class TrayApp:
     def run(self) -> int:
         import pystray  # may raise for want of a display: the caller explains
 
+        _set_program_name()
         self.worker.subscribe(self._on_snapshot)
         self._thread.start()
         self.worker.running.wait(10)
@@ -326,3 +327,14 @@ def _constant(value: bool) -> Callable[[Any], bool]:
         return value
 
     return read
+
+
+def _set_program_name() -> None:
+    """Name the process for the desktop (window class, notifications), not ``__main__.py``."""
+    try:
+        from gi.repository import GLib
+
+        GLib.set_prgname("ghubai-tray")
+        GLib.set_application_name(texts.APP)
+    except (ImportError, AttributeError):
+        pass

@@ -1,0 +1,155 @@
+"""The tray on a real X display: find the icon, open the menu, pause, resume, share, quit.
+
+Xvfb, trayer (the tray host), dunst (notifications), a D-Bus session with a
+real Secret Service holding the token, the test hub and the Ollama stand-in;
+the app runs as a real process with pystray's Gtk backend, and the test
+drives it with xdotool as a person would. Screenshots land in ``artifacts/``
+(or ``$GHUBAI_ARTIFACTS``): the README's pictures come from here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ghubai_tray.menu import Desktop as MenuDesktop
+from ghubai_tray.menu import render_menu
+from ghubai_tray.state import ModelView, OllamaStatus, Snapshot, State
+from tests.processes import clean_environment, cli
+from tests.testbed.desktop import Desktop, desktop_available, keys_to, real_desktop, wait_for
+from tests.testbed.hub import AuthMode, GridHub
+from tests.testbed.ollama import OllamaStandIn
+from tests.worker_bed import TOKEN
+
+pytestmark = pytest.mark.skipif(not desktop_available() and not os.environ.get("CI"),
+                                reason="Xvfb, trayer, xdotool, dunst needed (make test installs)")
+MENU_AREA = (620, 360, 404, 0)  # width, height, x, y: the menus open under the icon, top right
+ARTIFACTS = Path(os.environ.get("GHUBAI_ARTIFACTS", Path(__file__).parent.parent / "artifacts"))
+MODELS = ("llama3.2:1b", "mistral:7b")
+GRACE = 3.0
+
+
+def menu_for(*, paused: bool = False) -> tuple:  # type: ignore[type-arg]
+    """The menu the app shows in the states this test walks through (for key paths)."""
+    snap = Snapshot(connection=State.REGISTERED, hub_url="http://127.0.0.1/gridhub",
+                    ollama=OllamaStatus.REACHABLE, paused=paused,
+                    models=tuple(ModelView(m, False, True) for m in MODELS))
+    return render_menu(snap, MenuDesktop(version="x", autostart=False))
+
+
+@dataclass
+class TrayBed:
+    hub: GridHub
+    ollama: OllamaStandIn
+    desk: Desktop
+    proc: asyncio.subprocess.Process
+
+    async def registered(self, *models: str) -> None:
+        await self.hub.wait_until(lambda: any(n.models == models for n in self.hub.nodes.values()),
+                                  20, f"the hub to hold {models}")
+
+    async def menu(self, *path: str, paused: bool = False) -> None:
+        await asyncio.to_thread(self.desk.open_menu)
+        await asyncio.to_thread(self.desk.press, *keys_to(menu_for(paused=paused), path))
+
+
+@pytest.fixture
+async def tray(tmp_path: Path, keyring_env: dict[str, str]) -> AsyncIterator[TrayBed]:
+    hub = GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED)
+    ollama = OllamaStandIn(token_delay=0.2)
+    await hub.start()
+    await ollama.start()
+    env = {**clean_environment(tmp_path), **keyring_env, "HUB_URL": hub.url,
+           "OLLAMA_LOCAL_URL": ollama.url, "PYSTRAY_BACKEND": "gtk",
+           "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_RUNTIME_DIR": str(tmp_path)}
+    # The token goes into the real Secret Service the way a person stores it.
+    code, _, err = await cli("token", "set", env=env, stdin=f"{TOKEN}\n".encode())
+    assert code == 0, err
+    with real_desktop(ARTIFACTS, extra_env={"DBUS_SESSION_BUS_ADDRESS":
+                                            keyring_env["DBUS_SESSION_BUS_ADDRESS"]}) as desk:
+        env.update(desk.env)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ghubai_tray", "--grace", str(GRACE), env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        bed = TrayBed(hub, ollama, desk, proc)
+        try:
+            yield bed
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            await hub.stop()
+            await ollama.stop()
+
+
+async def quit_and_time(bed: TrayBed, paused: bool = False) -> float:
+    await asyncio.to_thread(bed.desk.open_menu)
+    started = time.monotonic()
+    await asyncio.to_thread(bed.desk.press, *keys_to(menu_for(paused=paused), ["Quit"]))
+    out, err = await asyncio.wait_for(bed.proc.communicate(), GRACE + 10)
+    assert bed.proc.returncode == 0, err.decode()
+    assert TOKEN.encode() not in out + err
+    return time.monotonic() - started
+
+
+async def test_pause_resume_share_and_quit_from_the_menu(tray: TrayBed) -> None:
+    await tray.registered(*MODELS)
+    title = await asyncio.to_thread(wait_for, "the contributing tooltip", lambda: (
+        tray.desk.icon_title().startswith("GhubAi — Sharing 2 models") and tray.desk.icon_title()))
+    assert title == f"GhubAi — Sharing 2 models with 127.0.0.1:{tray.hub.port}"
+    icon = tray.desk.tray_icon()
+    assert icon is not None
+    await asyncio.to_thread(tray.desk.screenshot, "tray-icon-contributing.png",
+                            (icon.width + 8, icon.height + 8, icon.x - 4, icon.y - 4))
+    await asyncio.to_thread(tray.desk.open_menu)
+    await asyncio.to_thread(tray.desk.screenshot, "tray-menu.png", MENU_AREA)
+    await asyncio.to_thread(tray.desk.press, "Down", "Down", "Right")
+    await asyncio.to_thread(tray.desk.screenshot, "tray-menu-models.png", MENU_AREA)
+    await asyncio.to_thread(tray.desk.close_menus)
+
+    await tray.menu("Pause", "Pause now (stop current requests)")
+    await tray.registered()
+    await asyncio.to_thread(wait_for, "the paused tooltip",
+                            lambda: tray.desk.icon_title() == "GhubAi — Paused")
+    await asyncio.to_thread(tray.desk.open_menu)
+    await asyncio.to_thread(tray.desk.screenshot, "tray-menu-paused.png", MENU_AREA)
+    await asyncio.to_thread(tray.desk.close_menus)
+
+    await tray.menu("Resume", paused=True)
+    await tray.registered(*MODELS)
+
+    await tray.menu("Models", "llama3.2:1b")
+    await tray.registered("mistral:7b")
+
+    elapsed = await quit_and_time(tray)
+    assert elapsed < GRACE + 2
+
+
+async def test_quit_while_serving_ends_the_request_and_exits_in_time(tray: TrayBed) -> None:
+    tray.ollama.reply_tokens = ["word "] * 500  # 100 s at 0.2 s a token: it cannot finish
+    await tray.registered(*MODELS)
+    req = await tray.hub.dispatch("llama3.2:1b", "/api/chat", {
+        "model": "llama3.2:1b", "messages": [{"role": "user", "content": "a long story"}]})
+    await anext(aiter(req.stream()))
+    await asyncio.to_thread(wait_for, "the serving tooltip",
+                            lambda: "Serving 1 request" in tray.desk.icon_title())
+    elapsed = await quit_and_time(tray)
+    assert elapsed < GRACE + 2
+    assert (await req.wait()).endswith("[error] worker shutting down")
+    await tray.ollama.wait_until(lambda: tray.ollama.cancellations == ["/api/chat"], 10,
+                                 "Ollama to see the request cancelled")
+
+
+async def test_quit_while_the_hub_is_unreachable_exits_in_time(tray: TrayBed) -> None:
+    await tray.registered(*MODELS)
+    await tray.hub.stop()
+    await asyncio.to_thread(wait_for, "the reconnecting tooltip",
+                            lambda: "Cannot reach" in tray.desk.icon_title())
+    assert await quit_and_time(tray) < GRACE + 2

@@ -49,7 +49,7 @@ $(BIN)/python:
 # The llama.cpp build takes ~3 minutes on 2 cores, so its wheel is cached outside
 # the checkout. GGML_NATIVE=OFF keeps the cached wheel runnable on any x86-64 CPU.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,menu]'
 	@mkdir -p $(CACHE)/wheels
 	@if ! ls $(CACHE)/wheels/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1; then \
 		echo "Building llama-cpp-python $(LLAMA_CPP_VERSION) (about 3 minutes, cached afterwards)"; \

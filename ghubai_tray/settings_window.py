@@ -39,7 +39,7 @@ def validate_form(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str
         try:
             parsed[key] = BY_KEY[key].parse(values[key])
         except ValueError as exc:
-            errors[key] = str(exc).capitalize()
+            errors[key] = str(exc)[:1].upper() + str(exc)[1:]
     return (parsed if not errors else {}), errors
 
 
@@ -58,11 +58,13 @@ class SettingsWindow:
         self.insecure = tk.BooleanVar(value=settings.allow_invalid_certs)
         self.errors: dict[str, ttk.Label] = {}
         row = 0
+        entries = []
         for key in ("hub_url", "ollama_url"):
             ttk.Label(frame, text=LABELS[key]).grid(row=row, column=0, sticky="w", pady=2)
-            ttk.Entry(frame, textvariable=self.vars[key], width=44).grid(row=row, column=1,
-                                                                         sticky="we")
+            entries.append(ttk.Entry(frame, textvariable=self.vars[key], width=44))
+            entries[-1].grid(row=row, column=1, sticky="we")
             row = self._error_row(frame, key, row + 1)
+        entries[0].focus_set()
         ttk.Label(frame, text="Provider token").grid(row=row, column=0, sticky="w", pady=2)
         self.token = tk.StringVar()
         ttk.Entry(frame, textvariable=self.token, show="•", width=44).grid(row=row, column=1,
@@ -88,7 +90,8 @@ class SettingsWindow:
         self.insecure.trace_add("write", lambda *_: self._show_warning())
         self._show_warning()
         row += 2
-        self.result = tk.Text(frame, height=7, width=70, state="disabled", wrap="word")
+        self.result = tk.Text(frame, height=7, width=70, state="disabled", wrap="word",
+                              takefocus=0)
         self.result.grid(row=row, column=0, columnspan=2, pady=(10, 4))
         buttons = ttk.Frame(frame)
         buttons.grid(row=row + 1, column=0, columnspan=2, sticky="e")
@@ -97,6 +100,7 @@ class SettingsWindow:
         ttk.Button(buttons, text="Cancel", command=root.destroy).grid(row=0, column=1, padx=4)
         ttk.Button(buttons, text="Save", command=self.save).grid(row=0, column=2, padx=4)
         root.bind("<Escape>", lambda _: root.destroy())
+        root.bind("<Return>", lambda _: self.save())
 
     def _error_row(self, frame: ttk.Frame, key: str, row: int) -> int:
         self.errors[key] = ttk.Label(frame, text="", foreground="#c00000", wraplength=420)

@@ -1,0 +1,97 @@
+"""Start at login, single instance, diagnostics, no display: the desktop's small pieces."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from ghubai_tray import texts
+from ghubai_tray.autostart import LinuxAutostart, desktop_entry, launch_command
+from ghubai_tray.config import Settings
+from ghubai_tray.desktop import diagnostics
+from ghubai_tray.single_instance import SingleInstance
+from tests.processes import cli
+from tests.worker_bed import TOKEN
+
+
+def test_autostart_adds_one_file_and_removes_exactly_it(tmp_path: Path) -> None:
+    autostart = LinuxAutostart(tmp_path)
+    (tmp_path / "autostart").mkdir()
+    (tmp_path / "autostart" / "other.desktop").write_text("[Desktop Entry]\n")
+    assert not autostart.enabled()
+    autostart.set(True)
+    assert autostart.enabled()
+    text = autostart.path.read_text()
+    assert text == desktop_entry(launch_command())
+    assert "Exec=" in text and "-m ghubai_tray" in text and "Name=GhubAi Tray" in text
+    autostart.set(False)
+    assert not autostart.enabled()
+    assert sorted(p.name for p in (tmp_path / "autostart").iterdir()) == ["other.desktop"]
+    autostart.set(False)  # turning off twice is fine
+
+
+def test_a_user_disabled_entry_reads_as_off(tmp_path: Path) -> None:
+    autostart = LinuxAutostart(tmp_path)
+    autostart.set(True)
+    autostart.path.write_text(autostart.path.read_text() + "Hidden=true\n")
+    assert not autostart.enabled()
+
+
+async def test_a_second_instance_says_one_runs_and_exits(tmp_path: Path) -> None:
+    lock = tmp_path / "ghubai-tray.lock"
+    with SingleInstance(lock) as first:
+        assert first
+        assert not SingleInstance(lock).acquire()
+        code, _, err = await cli(env={"XDG_RUNTIME_DIR": str(tmp_path), "PATH": "/usr/bin:/bin",
+                                      "GHUBAI_CONFIG": str(tmp_path / "c.toml"),
+                                      "GHUBAI_LOG_DIR": str(tmp_path / "logs"),
+                                      "HOME": str(tmp_path)})
+        assert code == 0 and texts.ALREADY_RUNNING in err
+    with SingleInstance(lock) as again:
+        assert again, "the lock is free once the holder is gone"
+
+
+async def test_the_lock_dies_with_its_holder(tmp_path: Path) -> None:
+    lock = tmp_path / "l.lock"
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "import sys, time; from ghubai_tray.single_instance import "
+        "SingleInstance; s = SingleInstance(__import__('pathlib').Path(sys.argv[1])); "
+        "print(s.acquire(), flush=True); time.sleep(60)", str(lock),
+        stdout=asyncio.subprocess.PIPE)
+    assert holder.stdout is not None
+    assert (await holder.stdout.readline()).strip() == b"True"
+    assert not SingleInstance(lock).acquire()
+    holder.kill()  # like kill -9: no clean-up code runs
+    await holder.wait()
+    assert SingleInstance(lock).acquire()
+
+
+async def test_no_display_suggests_headless(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_RUNTIME_DIR": str(tmp_path),
+           "GHUBAI_CONFIG": str(tmp_path / "c.toml"), "GHUBAI_LOG_DIR": str(tmp_path / "l"),
+           "PROVIDER_TOKEN": TOKEN}
+    code, _, err = await cli(env=env)
+    assert code == 1 and texts.NO_DISPLAY in err
+
+
+def test_diagnostics_hold_what_helps_and_never_the_token(tmp_path: Path) -> None:
+    log = tmp_path / "ghubai-tray.log"
+    log.write_text("line one\nAuthorization: Bearer abcdef\nlast line\n")
+    report = diagnostics(Settings(hub_url="https://hub.example.com/gridhub"),
+                         [(datetime(2026, 11, 24, 18, 0), "Sharing 2 models")], log, "gtk")
+    assert report.startswith("GhubAi Tray ")
+    assert "tray backend: gtk" in report
+    assert "  hub_url = https://hub.example.com/gridhub  (default)" in report
+    assert "  2026-11-24 18:00:00 Sharing 2 models" in report
+    assert "  last line" in report and "abcdef" not in report
+    missing = diagnostics(Settings(), [], tmp_path / "none.log", "gtk")
+    assert "(cannot read the log:" in missing
+
+
+@pytest.mark.parametrize("field", ["hub_url", "ollama_url", "max_concurrent_requests"])
+def test_diagnostics_list_every_setting(field: str, tmp_path: Path) -> None:
+    assert f"  {field} = " in diagnostics(Settings(), [], tmp_path / "x", "xorg")

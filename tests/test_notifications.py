@@ -1,0 +1,57 @@
+"""The notification policy: one per episode, after the episode has lasted long enough."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ghubai_tray import texts
+from ghubai_tray.notifications import HUB_AFTER, OLLAMA_AFTER, Episodes, update
+from ghubai_tray.state import ModelView, OllamaStatus, Snapshot, State
+
+OK = Snapshot(connection=State.REGISTERED, hub_url="https://hub.example.com/gridhub",
+              ollama=OllamaStatus.REACHABLE, models=(ModelView("m", False, True),))
+OLLAMA_DOWN = replace(OK, ollama=OllamaStatus.UNREACHABLE)
+HUB_DOWN = replace(OK, connection=State.RECONNECTING)
+REJECTED = replace(OK, connection=State.AUTH_REJECTED)
+BACK = texts.NOTIFY_BACK.format(host="hub.example.com")
+
+
+def run(timeline: list[tuple[float, Snapshot]]) -> list[tuple[float, str]]:
+    episodes, said = Episodes(), []
+    for now, snap in timeline:
+        episodes, messages = update(episodes, snap, now)
+        said += [(now, m) for m in messages]
+    return said
+
+
+def test_all_quiet_says_nothing() -> None:
+    assert run([(t, OK) for t in range(0, 1000, 10)]) == []
+
+
+def test_a_refused_token_is_said_at_once_and_once() -> None:
+    assert run([(0, REJECTED), (1, REJECTED), (500, REJECTED)]) == [(0, texts.NOTIFY_TOKEN)]
+
+
+def test_ollama_away_for_a_minute_then_back() -> None:
+    said = run([(0, OK), (10, OLLAMA_DOWN), (10 + OLLAMA_AFTER - 1, OLLAMA_DOWN),
+                (10 + OLLAMA_AFTER, OLLAMA_DOWN), (200, OLLAMA_DOWN), (300, OK), (400, OK)])
+    assert said == [(10 + OLLAMA_AFTER, texts.NOTIFY_OLLAMA), (300, BACK)]
+
+
+def test_short_outages_say_nothing_even_when_they_flap() -> None:
+    timeline = []
+    for i in range(50):
+        timeline += [(i * 40.0, HUB_DOWN), (i * 40.0 + 20, OK)]
+    assert run(timeline) == []
+
+
+def test_hub_away_for_five_minutes_then_back_via_reconnecting() -> None:
+    said = run([(0, HUB_DOWN), (HUB_AFTER, HUB_DOWN), (HUB_AFTER + 5,
+                                                        replace(OK, connection=State.CONNECTED)),
+                (HUB_AFTER + 6, OK)])
+    assert said == [(HUB_AFTER, texts.NOTIFY_HUB), (HUB_AFTER + 6, BACK)]
+
+
+def test_pausing_is_not_an_ollama_outage() -> None:
+    paused = replace(OLLAMA_DOWN, paused=True)
+    assert run([(0, paused), (OLLAMA_AFTER * 3, paused)]) == []

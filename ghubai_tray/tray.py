@@ -74,6 +74,7 @@ class TrayApp:
         self._episodes = notifications.Episodes()
         self._settings_window: subprocess.Popen[bytes] | None = None
         self._icon: Any = None
+        self._latin1_titles = False
         self._shown: tuple[Any, ...] = ()
         self._thread = threading.Thread(target=self._run_worker, name="ghubai-worker",
                                         daemon=True)
@@ -89,9 +90,11 @@ class TrayApp:
         self.worker.running.wait(10)
         self._autostart_on = self._read_autostart()
         snap = self._latest
-        self._icon = pystray.Icon("ghubai-tray", icon_for(snap, ICON_SIZE), title_for(snap),
+        # python-xlib writes window titles as Latin-1: the xorg fallback gets plain dashes.
+        self._latin1_titles = pystray.Icon.__module__.endswith("_xorg")
+        self._icon = pystray.Icon("ghubai-tray", icon_for(snap, ICON_SIZE), self._title(snap),
                                   menu=pystray.Menu(self._pystray_items))
-        self._install_signal_handlers()
+        self._install_signal_handlers(glib=False)
         try:
             self._icon.run(setup=self._setup)
         except Exception as exc:  # GLib errors at stop without a notification daemon
@@ -103,6 +106,8 @@ class TrayApp:
 
     def _setup(self, icon: Any) -> None:
         icon.visible = True
+        if "gtk" in type(icon).__module__ or "appindicator" in type(icon).__module__:
+            self._install_signal_handlers(glib=True)
         backend = type(icon).__module__.rsplit("._", 1)[-1]
         log.info("tray started (%s backend)", backend)
         if not icon.HAS_MENU:
@@ -122,6 +127,9 @@ class TrayApp:
 
     def _shutdown(self) -> None:
         started = time.monotonic()
+        window = self._settings_window
+        if window is not None and window.poll() is None:
+            window.terminate()  # quitting the app closes its window too
         if self._thread.is_alive():
             self.worker.submit(Stop(self._grace))
             self._thread.join(self._grace + 2)
@@ -135,15 +143,24 @@ class TrayApp:
         except Exception:
             log.exception("the worker stopped unexpectedly")
 
-    def _install_signal_handlers(self) -> None:
-        # Gtk's main loop runs in C: a Python signal handler would wait for the next
-        # Python callback. GLib's own signal source runs promptly inside the loop.
-        try:
-            from gi.repository import GLib
+    def _install_signal_handlers(self, glib: bool) -> None:
+        """Quit cleanly on SIGINT/SIGTERM.
 
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, sig, self._on_signal)
-        except (ImportError, AttributeError, ValueError):
+        Gtk's main loop runs in C, so a Python signal handler would wait for the
+        next Python callback; GLib's own signal source runs promptly inside the
+        loop. It is installed from ``_setup``, after pystray's Gtk start-up has
+        reset SIGINT to its default.
+        """
+        if glib:
+            try:
+                from gi.repository import GLib
+
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, sig, self._on_signal)
+                return
+            except (ImportError, AttributeError, ValueError):
+                pass
+        if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, lambda *_: self.quit())
 
@@ -171,8 +188,8 @@ class TrayApp:
                 if icon_kind(snap) != kind:
                     kind = icon_kind(snap)
                     self._icon.icon = icon_for(snap, ICON_SIZE)
-                if title_for(snap) != title:
-                    title = title_for(snap)
+                if self._title(snap) != title:
+                    title = self._title(snap)
                     self._icon.title = title
                     self._history.append((datetime.now(), status_line(snap)))
                 if self._render(snap) != self._shown:
@@ -181,6 +198,13 @@ class TrayApp:
                 self._first_run(snap)
             except Exception:
                 log.exception("refreshing the tray icon failed")
+
+    def _title(self, snap: Snapshot) -> str:
+        title = title_for(snap)
+        if self._latin1_titles:
+            title = title.replace("—", "-").replace("…", "...")
+            title = title.encode("latin-1", "replace").decode("latin-1")
+        return title
 
     def _desktop(self) -> Desktop:
         return Desktop(version=__version__, autostart=self._autostart_on)
@@ -278,7 +302,9 @@ class TrayApp:
     def _open_settings(self) -> None:
         if self._settings_window is not None and self._settings_window.poll() is None:
             return  # already open
-        self._settings_window = subprocess.Popen([*launch_command(), "--settings-window"])
+        self._settings_window = subprocess.Popen([*launch_command(), "--settings-window"],
+                                                 stdin=subprocess.DEVNULL,
+                                                 stdout=subprocess.DEVNULL)
         threading.Thread(target=self._await_settings, args=(self._settings_window,),
                          daemon=True, name="settings-window").start()
 

@@ -89,10 +89,12 @@ async def tray(tmp_path: Path, keyring_env: dict[str, str]) -> AsyncIterator[Tra
             await ollama.stop()
 
 
-async def quit_and_time(bed: TrayBed, paused: bool = False) -> float:
+async def quit_and_time(bed: TrayBed) -> float:
+    """Choose Quit; the seconds from the click until the process has exited."""
     await asyncio.to_thread(bed.desk.open_menu)
+    await asyncio.to_thread(bed.desk.press, "Up")  # Up from the top selects the last item: Quit
     started = time.monotonic()
-    await asyncio.to_thread(bed.desk.press, *keys_to(menu_for(paused=paused), ["Quit"]))
+    await asyncio.to_thread(bed.desk.run, "xdotool", "key", "Return")
     out, err = await asyncio.wait_for(bed.proc.communicate(), GRACE + 10)
     assert bed.proc.returncode == 0, err.decode()
     assert TOKEN.encode() not in out + err
@@ -153,3 +155,72 @@ async def test_quit_while_the_hub_is_unreachable_exits_in_time(tray: TrayBed) ->
     await asyncio.to_thread(wait_for, "the reconnecting tooltip",
                             lambda: "Cannot reach" in tray.desk.icon_title())
     assert await quit_and_time(tray) < GRACE + 2
+
+
+async def test_settings_opens_from_the_menu(tray: TrayBed) -> None:
+    await tray.registered(*MODELS)
+    await tray.menu("Settings…")
+    window = await asyncio.to_thread(wait_for, "the settings window", lambda: next(
+        (w for w in tray.desk.windows(tree=False) if w.name == "GhubAi Tray settings"), None))
+    assert window.width > 100
+    await asyncio.to_thread(tray.desk.run, "xdotool", "search", "--name", "GhubAi Tray settings",
+                            "windowfocus", "--sync")
+    await asyncio.to_thread(tray.desk.press, "Escape")
+    await asyncio.to_thread(wait_for, "the window to close", lambda: not any(
+        w.name == "GhubAi Tray settings" and "IsViewable" in tray.desk.run("xwininfo", "-id", w.id)
+        for w in tray.desk.windows(tree=False)))
+    assert await quit_and_time(tray) < GRACE + 2
+
+
+async def test_first_start_without_setup_opens_the_settings(tmp_path: Path) -> None:
+    env = {**clean_environment(tmp_path), "PYSTRAY_BACKEND": "gtk",
+           "XDG_RUNTIME_DIR": str(tmp_path), "PROVIDER_TOKEN": "",
+           "HUB_URL": "https://localhost:7197/gridhub", "OLLAMA_LOCAL_URL": "http://127.0.0.1:9"}
+    with real_desktop(ARTIFACTS) as desk:
+        env.update(desk.env)
+        env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"  # no keyring here
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ghubai_tray", env=env, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        try:
+            await asyncio.to_thread(wait_for, "the 'not set up' tooltip",
+                                    lambda: "Not set up yet" in desk.icon_title())
+            await asyncio.to_thread(wait_for, "the settings window", lambda: any(
+                w.name == "GhubAi Tray settings" for w in desk.windows(tree=False)))
+            icon = desk.tray_icon()
+            assert icon is not None
+            await asyncio.to_thread(desk.screenshot, "tray-icon-attention.png",
+                                    (icon.width + 8, icon.height + 8, icon.x - 4, icon.y - 4))
+            menu = render_menu(Snapshot(connection=State.NOT_CONFIGURED),
+                               MenuDesktop(version="x", autostart=False))
+            assert menu[0].text == "Set up…"
+            proc.send_signal(2)  # SIGINT, as Ctrl-C in a terminal
+            await asyncio.wait_for(proc.communicate(), GRACE + 10)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    assert proc.returncode == 0
+
+
+async def test_without_pygobject_the_icon_has_no_menu_and_says_what_to_install(
+    tmp_path: Path,
+) -> None:
+    env = {**clean_environment(tmp_path), "PYSTRAY_BACKEND": "xorg",
+           "XDG_RUNTIME_DIR": str(tmp_path), "PROVIDER_TOKEN": TOKEN,
+           "HUB_URL": "http://127.0.0.1:9/gridhub", "OLLAMA_LOCAL_URL": "http://127.0.0.1:9"}
+    with real_desktop(ARTIFACTS) as desk:
+        env.update(desk.env)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ghubai_tray", env=env, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        try:
+            log = tmp_path / "logs" / "ghubai-tray.log"
+            await asyncio.to_thread(wait_for, "the warning", lambda: log.exists()
+                                    and "gir1.2-ayatanaappindicator3-0.1" in log.read_text())
+            proc.terminate()
+            await asyncio.wait_for(proc.communicate(), GRACE + 10)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()

@@ -22,7 +22,7 @@ help:
 	@echo "make run     start GhubAi Tray (headless for now)"
 	@echo "make test    install everything needed, then run the test suite"
 	@echo "make check   ruff + mypy --strict + the test suite"
-	@echo "make demo    start the test hub and the Ollama stand-in"
+	@echo "make demo    the hub, the Ollama stand-in and the tray, with a request every 5 s"
 
 setup: system-deps python-deps node-deps
 
@@ -84,12 +84,10 @@ typecheck: python-deps
 check: setup lint typecheck
 	$(BIN)/pytest
 
+# The hub, the Ollama stand-in and the tray, with a request through the hub every
+# 5 s (DEMO_ARGS="--llm" for real llama.cpp tokens, "--headless" without a display).
 demo: python-deps
-	@echo "Starting the test hub and the Ollama stand-in (Ctrl-C stops both)."
-	@trap 'kill 0' INT TERM EXIT; \
-	$(BIN)/python -m tests.testbed.hub --port 5080 & \
-	$(BIN)/python -m tests.testbed.ollama --port 11500 & \
-	wait
+	$(BIN)/python -m tests.testbed.demo $(DEMO_ARGS)
 
 clean:
 	rm -rf $(VENV) tests/conformance/node_modules .pytest_cache .mypy_cache .ruff_cache

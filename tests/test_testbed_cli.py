@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -43,3 +44,22 @@ def test_ollama_runs_standalone() -> None:
 @pytest.mark.llm
 def test_llm_runs_standalone() -> None:
     _run_until_url(["tests.testbed.llm"], "/v1/models", "tiny-llama")
+
+
+def test_demo_relays_requests_through_a_headless_worker(tmp_path: Path) -> None:
+    # Ports 0: any free ones; the demo keeps its settings and logs under .demo/ in its cwd.
+    with subprocess.Popen([sys.executable, "-m", "tests.testbed.demo", "--headless",
+                           "--every", "0.5", "--hub-port", "0", "--ollama-port", "0"],
+                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as proc:
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:  # the demo prints each answer as it streams in
+                if "Rayleigh scattering" in line:
+                    break
+            else:
+                raise AssertionError("the demo never printed an answer")
+        finally:
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(30) == 0
+    assert (tmp_path / ".demo" / "logs" / "ghubai-tray.log").exists()

@@ -1,0 +1,110 @@
+"""``make demo``: the whole thing working, in one command, for a newcomer to watch.
+
+Starts the test hub (port 5080), the Ollama stand-in (port 11500) or, with
+``--llm``, the real llama.cpp server on the tiny model behind an Ollama
+front, then GhubAi Tray itself (the tray, or ``--headless``) with its own
+settings and logs under ``.demo/`` (your real settings are not touched), and
+asks the hub for a streamed chat completion every few seconds, printing the
+answer as it arrives. Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import httpx
+
+from tests.testbed._util import main_guard
+from tests.testbed.hub import AuthMode, GridHub
+from tests.testbed.llm import MODEL_ALIAS, LlamaServer, OllamaFront
+from tests.testbed.ollama import OllamaStandIn
+
+TOKEN = "demo-token"
+
+
+async def ask_forever(hub: GridHub, model: str, every: float) -> None:
+    number = 0
+    async with httpx.AsyncClient(timeout=120) as client:
+        while True:
+            await asyncio.sleep(every)
+            number += 1
+            if not hub.models():
+                print(f"[demo] request {number}: no worker has registered yet", flush=True)
+                continue
+            body = {"model": model, "stream": True, "max_tokens": 24,
+                    "messages": [{"role": "user", "content": "Why is the sky blue?"}]}
+            print(f"[demo] request {number}: ", end="", flush=True)
+            async with client.stream("POST", f"{hub.base}/v1/chat/completions",
+                                     json=body) as response:
+                async for line in response.aiter_lines():
+                    data = line.removeprefix("data: ").strip()
+                    if not data or data == "[DONE]":
+                        continue
+                    if data.startswith("[error]"):
+                        print(data, end="", flush=True)
+                        continue
+                    with contextlib.suppress(ValueError, KeyError, IndexError):
+                        delta = json.loads(data)["choices"][0]["delta"].get("content") or ""
+                        print(delta, end="", flush=True)
+            print(flush=True)
+
+
+async def demo(args: argparse.Namespace) -> int:
+    root = Path(".demo").resolve()
+    hub = GridHub(port=args.hub_port, tokens=[TOKEN], auth=AuthMode.REQUIRED)
+    await hub.start()
+    llama: LlamaServer | None = None
+    backend: OllamaStandIn | OllamaFront
+    if args.llm:
+        llama = LlamaServer()
+        backend = OllamaFront(await llama.start())
+        model = MODEL_ALIAS
+    else:
+        backend = OllamaStandIn(port=args.ollama_port, token_delay=0.08)
+        model = "llama3.2:1b"
+    await backend.start()
+    print(f"[demo] hub {hub.url} (token {TOKEN}), Ollama at {backend.url}", flush=True)
+    env = {**os.environ, "HUB_URL": hub.url, "OLLAMA_LOCAL_URL": backend.url,
+           "PROVIDER_TOKEN": TOKEN, "GHUBAI_CONFIG": str(root / "config.toml"),
+           "GHUBAI_LOG_DIR": str(root / "logs"), "XDG_DATA_HOME": str(root / "data"),
+           "GHUBAI_MACHINE_NAME": "demo-machine"}
+    command = [sys.executable, "-m", "ghubai_tray"] + (["--headless"] if args.headless else [])
+    app = await asyncio.create_subprocess_exec(*command, env=env)
+    asker = asyncio.create_task(ask_forever(hub, model, args.every))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    ended = asyncio.create_task(app.wait())
+    await asyncio.wait([asyncio.create_task(stop.wait()), ended],
+                       return_when=asyncio.FIRST_COMPLETED)
+    asker.cancel()
+    if app.returncode is None:
+        app.send_signal(signal.SIGTERM)
+        await app.wait()
+    await backend.stop()
+    if llama is not None:
+        await llama.stop()
+    await hub.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--llm", action="store_true", help="real tokens from llama.cpp")
+    parser.add_argument("--headless", action="store_true", help="no tray icon")
+    parser.add_argument("--every", type=float, default=5.0, help="seconds between requests")
+    parser.add_argument("--hub-port", type=int, default=5080)
+    parser.add_argument("--ollama-port", type=int, default=11500)
+    return asyncio.run(demo(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main_guard(main)

@@ -16,10 +16,16 @@ APT_PACKAGES := xvfb trayer xdotool x11-utils imagemagick dbus dbus-x11 gnome-ke
 	dunst libgirepository1.0-dev libcairo2-dev pkg-config gir1.2-gtk-3.0 \
 	gir1.2-ayatanaappindicator3-0.1 nsis cmake build-essential
 
-.PHONY: help setup system-deps python-deps node-deps run test check lint typecheck demo clean
+# Real screenshots for the README: the desktop tests take them under Xvfb.
+screenshots: setup
+	GHUBAI_ARTIFACTS=$(CURDIR)/artifacts $(BIN)/pytest -q tests/test_tray_desktop.py tests/test_settings_window.py
+	mkdir -p docs/screenshots && cp artifacts/*.png docs/screenshots/
+	$(BIN)/python docs/icon_states.py
+
+.PHONY: screenshots help setup system-deps python-deps node-deps run test check lint typecheck demo clean
 
 help:
-	@echo "make run     start GhubAi Tray (headless for now)"
+	@echo "make run     start GhubAi Tray (the tray icon)"
 	@echo "make test    install everything needed, then run the test suite"
 	@echo "make check   ruff + mypy --strict + the test suite"
 	@echo "make demo    the hub, the Ollama stand-in and the tray, with a request every 5 s"
@@ -68,9 +74,8 @@ tests/conformance/node_modules/.installed: tests/conformance/package-lock.json
 
 node-deps: tests/conformance/node_modules/.installed
 
-# Until the tray lands (next milestone), the app is the worker in headless mode.
 run: python-deps
-	$(BIN)/ghubai-tray --headless
+	$(BIN)/ghubai-tray
 
 test: setup
 	$(BIN)/pytest

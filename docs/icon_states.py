@@ -1,4 +1,7 @@
-"""Draw the five icon looks side by side at tray sizes, for the README (python docs/icon_states.py)."""
+"""Draw the five icon looks side by side at tray sizes, for the README.
+
+    python docs/icon_states.py
+"""
 
 from __future__ import annotations
 

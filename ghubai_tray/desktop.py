@@ -23,15 +23,19 @@ from ghubai_tray.logs import redact
 LOG_TAIL = 200
 
 
-def open_path(path: Path) -> None:
-    """Show a folder or file in the desktop's own application."""
-    if sys.platform == "win32":  # pragma: no cover - Windows only
-        os.startfile(path)  # type: ignore[attr-defined,unused-ignore]
-    elif sys.platform == "darwin":  # pragma: no cover
-        subprocess.Popen(["open", str(path)], start_new_session=True)
-    else:
-        subprocess.Popen(["xdg-open", str(path)], start_new_session=True,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def open_path(path: Path) -> bool:
+    """Show a folder or file in the desktop's own application; False if nothing can."""
+    try:
+        if sys.platform == "win32":  # pragma: no cover - Windows only
+            os.startfile(path)  # type: ignore[attr-defined,unused-ignore]
+        elif sys.platform == "darwin":  # pragma: no cover
+            subprocess.Popen(["open", str(path)], start_new_session=True)
+        else:
+            subprocess.Popen(["xdg-open", str(path)], start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError:
+        return False
+    return True
 
 
 def copy_text(text: str) -> bool:

@@ -50,6 +50,7 @@ class TrayBed:
     ollama: OllamaStandIn
     desk: Desktop
     proc: asyncio.subprocess.Process
+    home: Path  # the test's directory: config, logs, autostart entries land here
 
     async def registered(self, *models: str) -> None:
         await self.hub.wait_until(lambda: any(n.models == models for n in self.hub.nodes.values()),
@@ -78,7 +79,7 @@ async def tray(tmp_path: Path, keyring_env: dict[str, str]) -> AsyncIterator[Tra
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "ghubai_tray", "--grace", str(GRACE), env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        bed = TrayBed(hub, ollama, desk, proc)
+        bed = TrayBed(hub, ollama, desk, proc, tmp_path)
         try:
             yield bed
         finally:
@@ -129,6 +130,15 @@ async def test_pause_resume_share_and_quit_from_the_menu(tray: TrayBed) -> None:
 
     await tray.menu("Models", "llama3.2:1b")
     await tray.registered("mistral:7b")
+
+    autostart = tray.home / "xdg" / "autostart" / "ghubai-tray.desktop"
+    await tray.menu("Start at login")
+    await asyncio.to_thread(wait_for, "the autostart entry", autostart.exists)
+    assert "-m ghubai_tray" in autostart.read_text()
+    await tray.menu("Copy diagnostics")
+    report = tray.home / "logs" / "diagnostics.txt"
+    await asyncio.to_thread(wait_for, "the diagnostics", report.exists)
+    assert "state history:" in report.read_text() and TOKEN not in report.read_text()
 
     elapsed = await quit_and_time(tray)
     assert elapsed < GRACE + 2

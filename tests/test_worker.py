@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from ghubai_tray import activity
 from ghubai_tray.activity import Activity, Tally
+from ghubai_tray.endpoints import ALLOWED_ENDPOINTS
 from ghubai_tray.state import (
     ApplySettings,
     OllamaStatus,
@@ -448,3 +450,28 @@ async def test_activity_counts_today_and_since_install_and_is_kept(tmp_path: Pat
         assert snap.activity.today == Tally(1, 1, tokens), "a new day started from zero"
         assert snap.activity.lifetime == Tally(8, 3, 70 + tokens)
     assert activity.load(path) == snap.activity
+
+
+PIECES = ["/", "//", "..", ".", "%2e", "%2f", "%2F", "\\", "api", "pull", "chat", "generate",
+          "v1", "embed", "delete", "blobs", "http:", "https://evil", "@", "?", "#", "\u2215",
+          "\uff0f", "\u2024", ";", " ", "\t", "\x00", "API", "Chat", "completions", "%00", "~"]
+
+
+async def test_no_path_the_hub_can_build_reaches_anything_but_inference() -> None:
+    """A seeded fuzz through the real worker: 300 paths assembled from tricky pieces."""
+    rng = random.Random(20261124)
+    paths = {"".join(rng.choice(PIECES) for _ in range(rng.randint(1, 8))) for _ in range(300)}
+    async with running_bed(settings=with_settings(max_concurrent_requests=8)) as bed:
+        await bed.registered("llama3.2:1b", "mistral:7b")
+        requests = []
+        for path in sorted(paths):
+            requests.append(await bed.request(path, chat(False)))
+            if len(requests) % 8 == 0:  # stay within the worker's queue
+                for req in requests[-8:]:
+                    await req.wait()
+        for req in requests:
+            await req.wait()
+            assert sum(bool(c["isFinal"]) for c in req.chunks) == 1
+    reached = {r.path for r in bed.ollama.requests}
+    assert reached <= {"/api/tags", *ALLOWED_ENDPOINTS}
+    assert bed.ollama.management_requests == []

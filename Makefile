@@ -14,7 +14,7 @@ LLAMA_CPP_VERSION := 0.3.36
 # for the Windows installer, and cmake for building llama.cpp.
 APT_PACKAGES := xvfb trayer xdotool x11-utils imagemagick dbus dbus-x11 gnome-keyring \
 	dunst libgirepository1.0-dev libcairo2-dev pkg-config gir1.2-gtk-3.0 \
-	gir1.2-ayatanaappindicator3-0.1 nsis cmake build-essential
+	gir1.2-ayatanaappindicator3-0.1 nsis cmake build-essential desktop-file-utils
 
 # Real screenshots for the README: the desktop tests take them under Xvfb.
 screenshots: setup
@@ -22,7 +22,7 @@ screenshots: setup
 	mkdir -p docs/screenshots && cp artifacts/*.png docs/screenshots/
 	$(BIN)/python docs/icon_states.py
 
-.PHONY: screenshots help setup system-deps python-deps node-deps run test check lint typecheck demo clean
+.PHONY: bundle deb tarball nsis dist dist-check screenshots help setup system-deps python-deps node-deps run test check lint typecheck demo clean
 
 help:
 	@echo "make run     start GhubAi Tray (the tray icon)"
@@ -94,5 +94,50 @@ check: setup lint typecheck
 demo: python-deps
 	$(BIN)/python -m tests.testbed.demo $(DEMO_ARGS)
 
+# -- distribution (installer/) ------------------------------------------------------
+VERSION = $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' ghubai_tray/__init__.py)
+BUNDLE  := build/dist/ghubai-tray
+
+$(VENV)/.dist-tools: $(VENV)/.installed
+	$(BIN)/pip install -q "pyinstaller>=6.10,<7"
+	@touch $@
+
+# PyInstaller one-folder bundle; under xvfb-run because pystray's hook imports its backends.
+bundle: setup $(VENV)/.dist-tools
+	rm -rf $(BUNDLE)
+	xvfb-run -a $(BIN)/pyinstaller --noconfirm --log-level WARN --distpath build/dist \
+		--workpath build/work installer/ghubai-tray.spec 2>&1 | grep -v -e GError -e _child -e '^ ' || true
+	@test -x $(BUNDLE)/ghubai-tray
+	@echo "bundle: $$(du -s --apparent-size --block-size=1M $(BUNDLE) | cut -f1) MB unpacked in $(BUNDLE)"
+
+deb: bundle
+	bash installer/linux/build-deb.sh $(BUNDLE) dist $(BIN)/python
+
+tarball: bundle
+	rm -rf build/tar && mkdir -p build/tar dist
+	cp -a $(BUNDLE) build/tar/ghubai-tray
+	install -Dm644 installer/linux/ghubai-tray.desktop build/tar/ghubai-tray/share/ghubai-tray.desktop
+	install -Dm644 installer/linux/ghubai-tray.service build/tar/ghubai-tray/share/ghubai-tray.service
+	install -Dm644 installer/linux/INSTALL.md build/tar/ghubai-tray/INSTALL.md
+	install -Dm644 assets/ghubai-256.png build/tar/ghubai-tray/share/icons/ghubai-tray-256.png
+	tar -C build/tar -czf dist/ghubai-tray-$(VERSION)-linux-x86_64.tar.gz ghubai-tray
+	@echo dist/ghubai-tray-$(VERSION)-linux-x86_64.tar.gz
+
+# The Windows bundle can only be built on Windows (.github/workflows/windows.yml). Here the
+# NSIS script is compiled against a staged placeholder folder, so a broken script fails CI.
+nsis: setup
+	rm -rf build/winstage && mkdir -p build/winstage/_internal dist
+	echo "placeholder: the real bundle is built on a Windows runner" > build/winstage/ghubai-tray.exe
+	cd installer/windows && makensis -V2 -DVERSION=$(VERSION) -DSTAGE=$(CURDIR)/build/winstage \
+		-DOUTFILE=$(CURDIR)/dist/ghubai-tray-$(VERSION)-setup-CHECK-ONLY.exe ghubai-tray.nsi
+
+dist: deb tarball nsis
+	@ls -la dist/
+
+# Install the .deb here, run it (version, doctor, headless against the test hub, the tray
+# under Xvfb), remove it, and check what is left (as root, as in CI).
+dist-check: dist
+	GHUBAI_DEB=$$(ls dist/ghubai-tray_$(VERSION)_amd64.deb) $(BIN)/pytest -q -m dist
+
 clean:
-	rm -rf $(VENV) tests/conformance/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) tests/conformance/node_modules .pytest_cache .mypy_cache .ruff_cache build dist

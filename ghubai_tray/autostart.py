@@ -33,7 +33,7 @@ def desktop_entry(command: list[str]) -> str:
         "[Desktop Entry]", "Type=Application", "Name=GhubAi Tray",
         "Comment=Share your GPU with a GhubAi hub", f"Exec={shlex.join(command)}",
         "Icon=ghubai-tray", "Terminal=false", "X-GNOME-Autostart-enabled=true",
-        "Categories=Network;Utility;", ""])
+        "Categories=Network;", ""])
 
 
 class LinuxAutostart:

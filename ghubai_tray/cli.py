@@ -71,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # A windowed Windows build has no console: sys.stdout and sys.stderr are None there,
+    # and print() would fail. Nothing is lost: the log file has everything.
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115
     args = build_parser().parse_args(argv)
     if args.settings_window:
         from ghubai_tray.settings_window import main as settings_window

@@ -1,0 +1,114 @@
+; GhubAi Tray: a per-user Windows installer (no administrator prompt).
+;
+;   makensis -DVERSION=0.1.0 -DSTAGE=path\to\ghubai-tray -DOUTFILE=ghubai-tray-0.1.0-setup.exe ghubai-tray.nsi
+;
+; STAGE is PyInstaller's one-folder build (ghubai-tray.exe and _internal\).
+; Installs to %LOCALAPPDATA%\Programs\GhubAi Tray, adds a Start menu shortcut,
+; optionally starts at login (the same HKCU Run value the app's own menu
+; toggle writes), and refuses to run while GhubAi Tray is running (its
+; single-instance mutex, Local\GhubAiTray, tells). The uninstaller removes the
+; program, its Run value and shortcuts, and asks before removing settings,
+; logs and the stored token.
+
+Unicode true
+!include "MUI2.nsh"
+!include "LogicLib.nsh"
+
+!ifndef VERSION
+  !error "define VERSION (-DVERSION=x.y.z)"
+!endif
+!ifndef STAGE
+  !error "define STAGE, the PyInstaller one-folder build to package"
+!endif
+!ifndef OUTFILE
+  !define OUTFILE "ghubai-tray-${VERSION}-setup.exe"
+!endif
+
+!define APP "GhubAi Tray"
+!define EXE "ghubai-tray.exe"
+!define RUNKEY "Software\Microsoft\Windows\CurrentVersion\Run"
+!define UNINSTKEY "Software\Microsoft\Windows\CurrentVersion\Uninstall\GhubAiTray"
+!define MUTEX "Local\GhubAiTray"
+
+Name "${APP}"
+OutFile "${OUTFILE}"
+InstallDir "$LOCALAPPDATA\Programs\${APP}"
+RequestExecutionLevel user
+SetCompressor /SOLID lzma
+VIProductVersion "${VERSION}.0"
+VIAddVersionKey "ProductName" "${APP}"
+VIAddVersionKey "FileVersion" "${VERSION}"
+VIAddVersionKey "ProductVersion" "${VERSION}"
+VIAddVersionKey "FileDescription" "${APP} installer"
+VIAddVersionKey "CompanyName" "GhubAi"
+VIAddVersionKey "LegalCopyright" "GhubAi Tray developers"
+
+!define MUI_ICON "..\..\assets\ghubai.ico"
+!define MUI_UNICON "..\..\assets\ghubai.ico"
+!define MUI_FINISHPAGE_RUN "$INSTDIR\${EXE}"
+!define MUI_FINISHPAGE_RUN_TEXT "Start ${APP} now"
+!insertmacro MUI_PAGE_WELCOME
+!insertmacro MUI_PAGE_COMPONENTS
+!insertmacro MUI_PAGE_INSTFILES
+!insertmacro MUI_PAGE_FINISH
+!insertmacro MUI_UNPAGE_CONFIRM
+!insertmacro MUI_UNPAGE_INSTFILES
+!insertmacro MUI_LANGUAGE "English"
+
+; Refuse while the app runs: its single-instance mutex exists then.
+!macro RefuseWhileRunning
+  System::Call 'kernel32::OpenMutexW(i 0x00100000, i 0, w "${MUTEX}") p .r0'
+  ${If} $0 P<> 0
+    System::Call 'kernel32::CloseHandle(p r0)'
+    MessageBox MB_OK|MB_ICONEXCLAMATION "${APP} is running. Choose Quit in its menu, then try again."
+    Abort
+  ${EndIf}
+!macroend
+
+Function .onInit
+  !insertmacro RefuseWhileRunning
+FunctionEnd
+
+Function un.onInit
+  !insertmacro RefuseWhileRunning
+FunctionEnd
+
+Section "${APP}" SecApp
+  SectionIn RO
+  SetOutPath "$INSTDIR"
+  File /r "${STAGE}\*.*"
+  WriteUninstaller "$INSTDIR\uninstall.exe"
+  CreateDirectory "$SMPROGRAMS"
+  CreateShortCut "$SMPROGRAMS\${APP}.lnk" "$INSTDIR\${EXE}"
+  WriteRegStr HKCU "${UNINSTKEY}" "DisplayName" "${APP}"
+  WriteRegStr HKCU "${UNINSTKEY}" "DisplayVersion" "${VERSION}"
+  WriteRegStr HKCU "${UNINSTKEY}" "Publisher" "GhubAi"
+  WriteRegStr HKCU "${UNINSTKEY}" "DisplayIcon" "$INSTDIR\${EXE}"
+  WriteRegStr HKCU "${UNINSTKEY}" "UninstallString" '"$INSTDIR\uninstall.exe"'
+  WriteRegDWORD HKCU "${UNINSTKEY}" "NoModify" 1
+  WriteRegDWORD HKCU "${UNINSTKEY}" "NoRepair" 1
+SectionEnd
+
+Section "Start at login" SecLogin
+  ; The same value the app's "Start at login" menu item writes.
+  WriteRegStr HKCU "${RUNKEY}" "${APP}" '"$INSTDIR\${EXE}"'
+SectionEnd
+
+LangString DESC_APP ${LANG_ENGLISH} "The tray application (required)."
+LangString DESC_LOGIN ${LANG_ENGLISH} "Start ${APP} when you log in, so your GPU is shared whenever the computer is on."
+!insertmacro MUI_FUNCTION_DESCRIPTION_BEGIN
+  !insertmacro MUI_DESCRIPTION_TEXT ${SecApp} $(DESC_APP)
+  !insertmacro MUI_DESCRIPTION_TEXT ${SecLogin} $(DESC_LOGIN)
+!insertmacro MUI_FUNCTION_DESCRIPTION_END
+
+Section "Uninstall"
+  MessageBox MB_YESNO|MB_ICONQUESTION "Also remove your ${APP} settings, logs and the stored token?" IDNO keep
+    ; The app removes the token from Windows Credential Manager itself.
+    ExecWait '"$INSTDIR\${EXE}" token clear'
+    RMDir /r "$LOCALAPPDATA\GhubAi"
+  keep:
+  DeleteRegValue HKCU "${RUNKEY}" "${APP}"
+  Delete "$SMPROGRAMS\${APP}.lnk"
+  RMDir /r "$INSTDIR"
+  DeleteRegKey HKCU "${UNINSTKEY}"
+SectionEnd

@@ -1,0 +1,127 @@
+"""The .deb as a user gets it: install with dpkg, run it, remove it, see what stays.
+
+Run by ``make dist-check`` (which builds the package and sets ``GHUBAI_DEB``),
+as root, as in CI: it really installs into /opt and /usr and removes again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.processes import clean_environment
+from tests.testbed.desktop import desktop_available, real_desktop, wait_for
+from tests.testbed.hub import AuthMode, GridHub
+from tests.testbed.ollama import OllamaStandIn
+from tests.worker_bed import TOKEN
+
+DEB = os.environ.get("GHUBAI_DEB", "")
+pytestmark = [pytest.mark.dist,
+              pytest.mark.skipif(not DEB, reason="set GHUBAI_DEB (make dist-check does)"),
+              pytest.mark.skipif(os.geteuid() != 0, reason="installing a .deb needs root")]
+MODELS = ("llama3.2:1b", "mistral:7b")
+ARTIFACTS = Path(os.environ.get("GHUBAI_ARTIFACTS", Path(__file__).parent.parent / "artifacts"))
+
+
+def dpkg(*args: str) -> str:
+    return subprocess.run(["dpkg", *args], check=True, capture_output=True, text=True,
+                          timeout=300).stdout
+
+
+@pytest.fixture(scope="module")
+def installed() -> Iterator[list[str]]:
+    """Install the package; yield its files; remove it and check nothing is left behind."""
+    subprocess.run(["dpkg", "-r", "ghubai-tray"], capture_output=True, timeout=300)
+    dpkg("-i", DEB)
+    files = [f for f in dpkg("-L", "ghubai-tray").splitlines() if f and f != "/."]
+    yield files
+    dpkg("-r", "ghubai-tray")
+    left = [f for f in files if os.path.lexists(f) and not os.path.isdir(f)]
+    assert left == [], f"files left behind after removal: {left[:5]}"
+    assert not Path("/opt/ghubai-tray").exists()
+
+
+def test_the_package_holds_what_a_desktop_needs(installed: list[str]) -> None:
+    expected = ["/opt/ghubai-tray/ghubai-tray", "/usr/bin/ghubai-tray",
+                "/usr/share/applications/ghubai-tray.desktop",
+                "/usr/share/icons/hicolor/48x48/apps/ghubai-tray.png",
+                "/usr/lib/systemd/user/ghubai-tray.service",
+                "/usr/share/man/man1/ghubai-tray.1.gz"]
+    assert set(expected) <= set(installed)
+    control = dpkg("-s", "ghubai-tray")
+    assert "Recommends: gir1.2-ayatanaappindicator3-0.1" in control
+    version = subprocess.run(["/usr/bin/ghubai-tray", "--version"], capture_output=True,
+                             text=True, check=True, timeout=60).stdout
+    assert version.startswith("GhubAi Tray ")
+    man = subprocess.run(["zcat", "/usr/share/man/man1/ghubai-tray.1.gz"], capture_output=True,
+                         text=True, check=True).stdout
+    assert ".SH NAME" in man and "HUB_URL" in man
+
+
+async def test_installed_doctor_and_headless_relay_a_streamed_request(
+    installed: list[str], tmp_path: Path
+) -> None:
+    hub = GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED)
+    ollama = OllamaStandIn(token_delay=0.01)
+    await hub.start()
+    await ollama.start()
+    env = {**clean_environment(tmp_path), "HUB_URL": hub.url, "PROVIDER_TOKEN": TOKEN,
+           "OLLAMA_LOCAL_URL": ollama.url}
+    try:
+        doctor = await asyncio.create_subprocess_exec(
+            "/usr/bin/ghubai-tray", "doctor", env=env, stdout=asyncio.subprocess.PIPE)
+        out, _ = await asyncio.wait_for(doctor.communicate(), 60)
+        assert doctor.returncode == 0, out.decode()
+        proc = await asyncio.create_subprocess_exec(
+            "/usr/bin/ghubai-tray", "--headless", env=env, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        try:
+            await hub.wait_until(lambda: any(n.models == MODELS for n in hub.nodes.values()),
+                                 60, "the installed worker to register")
+            req = await hub.dispatch("llama3.2:1b", "/api/chat", {
+                "model": "llama3.2:1b", "stream": True,
+                "messages": [{"role": "user", "content": "hi"}]})
+            await req.wait()
+            assert json.loads(req.fragments[-1])["done"] is True
+            proc.send_signal(signal.SIGTERM)
+            _, err = await asyncio.wait_for(proc.communicate(), 30)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+        assert proc.returncode == 0, err.decode()
+        assert TOKEN.encode() not in err
+    finally:
+        await hub.stop()
+        await ollama.stop()
+    # What the user made stays theirs: removal must not touch it (checked after dpkg -r).
+    assert (tmp_path / "logs" / "ghubai-tray.log").exists()
+
+
+@pytest.mark.skipif(not desktop_available(), reason="Xvfb and trayer needed")
+async def test_installed_tray_shows_its_icon(installed: list[str], tmp_path: Path) -> None:
+    env = {**clean_environment(tmp_path), "HUB_URL": "http://127.0.0.1:9/gridhub",
+           "PROVIDER_TOKEN": TOKEN, "OLLAMA_LOCAL_URL": "http://127.0.0.1:9",
+           "XDG_RUNTIME_DIR": str(tmp_path)}
+    with real_desktop(ARTIFACTS) as desk:
+        env.update(desk.env)
+        proc = await asyncio.create_subprocess_exec(
+            "/usr/bin/ghubai-tray", env=env, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL)
+        try:
+            icon = await asyncio.to_thread(wait_for, "the installed app's icon", desk.tray_icon)
+            await asyncio.to_thread(desk.screenshot, "installed-tray.png",
+                                    (320, 40, icon.x + icon.width - 320, 0))
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(proc.wait(), 20)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    assert proc.returncode == 0

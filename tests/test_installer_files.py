@@ -1,0 +1,80 @@
+"""The installer files that cannot be run here are still checked: structure, not hope."""
+
+from __future__ import annotations
+
+import configparser
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTALLER = ROOT / "installer"
+
+
+def dockerfile() -> list[tuple[str, str]]:
+    """The Dockerfile's instructions (continuation lines joined, comments dropped)."""
+    text = (INSTALLER / "Dockerfile").read_text().replace("\\\n", " ")
+    lines = [line.strip() for line in text.splitlines()]
+    return [(line.split()[0].upper(), line.split(None, 1)[1]) for line in lines
+            if line and not line.startswith("#")]
+
+
+def test_the_container_runs_headless_as_a_non_root_user_with_a_health_check() -> None:
+    steps = dockerfile()
+    kinds = [k for k, _ in steps]
+    assert steps[0] == ("FROM", "python:3.11-slim")
+    assert kinds.index("USER") < kinds.index("ENTRYPOINT")
+    assert dict(steps)["USER"] not in ("root", "0")
+    assert dict(steps)["ENTRYPOINT"] == '["ghubai-tray", "--headless"]'
+    assert "doctor" in dict(steps)["HEALTHCHECK"]
+    env = " ".join(v for k, v in steps if k == "ENV")
+    for variable in ("HUB_URL=", "OLLAMA_LOCAL_URL=", "ALLOW_INVALID_CERTS="):
+        assert variable in env
+    assert "PROVIDER_TOKEN" not in env, "a token must never be baked into an image"
+    for _, source in (s for s in steps if s[0] == "COPY"):
+        for path in source.split()[:-1]:
+            assert (ROOT / path).exists(), f"COPY {path}: no such file"
+
+
+def test_the_systemd_user_unit_runs_headless() -> None:
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str  # type: ignore[assignment,method-assign]
+    unit.read(INSTALLER / "linux" / "ghubai-tray.service")
+    assert unit["Service"]["ExecStart"] == "/usr/bin/ghubai-tray --headless"
+    assert unit["Install"]["WantedBy"] == "default.target"
+    assert unit["Service"]["Restart"] == "on-failure"
+
+
+@pytest.mark.skipif(not shutil.which("desktop-file-validate"), reason="desktop-file-utils")
+def test_the_desktop_entry_is_valid() -> None:
+    result = subprocess.run(["desktop-file-validate",
+                             str(INSTALLER / "linux" / "ghubai-tray.desktop")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and not result.stdout.strip(), result.stdout
+
+
+def test_the_installer_and_the_app_agree_on_the_run_value_and_the_mutex() -> None:
+    from ghubai_tray.autostart import RUN_KEY, VALUE_NAME
+    from ghubai_tray.single_instance import MUTEX_NAME
+
+    nsi = (INSTALLER / "windows" / "ghubai-tray.nsi").read_text()
+    assert f'!define RUNKEY "{RUN_KEY}"' in nsi
+    assert f'!define APP "{VALUE_NAME}"' in nsi
+    assert f'!define MUTEX "{MUTEX_NAME}"' in nsi
+    assert "RequestExecutionLevel user" in nsi
+    assert 'InstallDir "$LOCALAPPDATA\\Programs\\${APP}"' in nsi
+
+
+@pytest.mark.skipif(not shutil.which("makensis"), reason="nsis (make test installs it)")
+def test_the_nsis_script_compiles(tmp_path: Path) -> None:
+    stage = tmp_path / "stage"
+    (stage / "_internal").mkdir(parents=True)
+    (stage / "ghubai-tray.exe").write_text("placeholder")
+    out = tmp_path / "setup.exe"
+    result = subprocess.run(["makensis", "-V2", "-DVERSION=1.2.3", f"-DSTAGE={stage}",
+                             f"-DOUTFILE={out}", "ghubai-tray.nsi"],
+                            cwd=INSTALLER / "windows", capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert out.stat().st_size > 50_000

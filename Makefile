@@ -28,6 +28,7 @@ help:
 	@echo "make run     start GhubAi Tray (the tray icon)"
 	@echo "make test    install everything needed, then run the test suite"
 	@echo "make check   ruff + mypy --strict + the test suite"
+	@echo "make dist    build the bundle, the .deb, the tarball; compile the NSIS script"
 	@echo "make demo    the hub, the Ollama stand-in and the tray, with a request every 5 s"
 
 setup: system-deps python-deps node-deps

@@ -22,7 +22,7 @@ screenshots: setup
 	mkdir -p docs/screenshots && cp artifacts/*.png docs/screenshots/
 	$(BIN)/python docs/icon_states.py
 
-.PHONY: bundle deb tarball nsis dist dist-check screenshots help setup system-deps python-deps node-deps run test check lint typecheck demo clean
+.PHONY: bench bundle deb tarball nsis dist dist-check screenshots help setup system-deps python-deps node-deps run test check lint typecheck demo clean
 
 help:
 	@echo "make run     start GhubAi Tray (the tray icon)"
@@ -94,6 +94,11 @@ check: setup lint typecheck
 # 5 s (DEMO_ARGS="--llm" for real llama.cpp tokens, "--headless" without a display).
 demo: python-deps
 	$(BIN)/python -m tests.testbed.demo $(DEMO_ARGS)
+
+# Benchmarks print figures and ratios against a baseline measured in the same run; they
+# never pass or fail. BENCH_ARGS="--quick" for a short run; --write keeps bench/RESULTS.md.
+bench: setup
+	xvfb-run -a $(BIN)/python -m bench.run $(BENCH_ARGS)
 
 # -- distribution (installer/) ------------------------------------------------------
 VERSION = $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' ghubai_tray/__init__.py)

@@ -27,8 +27,10 @@ def escaped_cost(char: str) -> int:
 
 def fragment_cost(text: str) -> int:
     """Worst-case encoded size of ``text`` as a JSON string body (quotes excluded)."""
-    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
-        return len(text)  # the common case, without a loop over characters
+    if text.isascii() and text.isprintable():
+        # The common case (a JSON line from Ollama), counted without a loop over characters:
+        # only quotes and backslashes grow, to two bytes each.
+        return len(text) + text.count('"') + text.count("\\")
     return sum(escaped_cost(c) for c in text)
 
 

@@ -126,14 +126,21 @@ class NdjsonFramer:
             line = raw.decode("utf-8")
         except UnicodeDecodeError:
             return [self._end(Failed("Ollama sent a line that is not UTF-8 text"))]
+        if fragment_cost(line) > MAX_FRAGMENT_COST:
+            return [self._end(Failed(TOO_LARGE))]
+        stripped = line.strip()
+        if not (stripped.startswith("{") and stripped.endswith("}")):
+            return [self._end(Failed("Ollama sent a line that is not a JSON object"))]
+        if '"error"' not in line and '"done":true' not in line.replace(" ", ""):
+            # The hot path: a token line can be neither an error nor the end, so it is
+            # relayed without being parsed (the hub parses it anyway).
+            return [Relay(line)]
         obj = _json_or_none(line)
         if not isinstance(obj, dict):
             return [self._end(Failed("Ollama sent a line that is not a JSON object"))]
         message = error_text(obj)
         if message is not None:
             return [self._end(Failed(f"Ollama: {message}"))]
-        if fragment_cost(line) > MAX_FRAGMENT_COST:
-            return [self._end(Failed(TOO_LARGE))]
         if obj.get("done") is True:
             return [Relay(line), self._end(Done())]
         return [Relay(line)]

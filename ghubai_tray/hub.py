@@ -40,6 +40,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiohttp
+import orjson
 from pysignalr.messages import (
     CloseMessage,
     CompletionMessage,
@@ -176,7 +177,10 @@ def split_records(buffer: str) -> tuple[list[str], str]:
 
 
 def encode(message: Message) -> str:
-    return _protocol.encode(message)
+    """One record: pysignalr's message, serialised with orjson as pysignalr's
+    ``BaseJSONProtocol`` does (several times faster than the stdlib encoder its
+    ``JSONProtocol`` uses, which matters at thousands of chunks a second)."""
+    return orjson.dumps(message.dump()).decode() + RS
 
 
 def registration(machine_name: str, models: list[str]) -> tuple[dict[str, Any], int]:

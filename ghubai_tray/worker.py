@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -135,6 +135,14 @@ class Connector(Protocol):
 def _default_connector(url: str, token: str | None, *,
                        ssl_context: Any) -> Awaitable[HubConnection]:
     return HubConnection.open(url, token, ssl_context=ssl_context)
+
+
+@dataclass
+class _Relayed:
+    """What one request relayed: counted locally, added to the counters once at its end."""
+
+    chunks: int = 0
+    bytes: int = 0
 
 
 class _HubGone(Exception):
@@ -550,8 +558,7 @@ class Worker:
             await self._retry_later(str(exc), backoff_delay(attempt + 1, self._rng), token)
             return attempt + 1
         try:
-            if await self._session(conn):
-                attempt = 0
+            await self._session(conn)
             reason = "the connection ended"
         except HubError as exc:
             reason = str(exc)
@@ -559,6 +566,10 @@ class Worker:
             self._conn = None
             await self._cancel_requests("the hub connection was lost")
             await conn.close()
+        if self._acknowledged:
+            # The hub accepted us on that connection: whatever ended it, the backoff starts
+            # over (sessions always end by an error, so this cannot hang on their result).
+            attempt = 0
         await self._retry_later(reason, backoff_delay(attempt + 1, self._rng), token)
         return attempt + 1
 
@@ -587,8 +598,8 @@ class Worker:
             if self._wake_hub.is_set() or await self._read_token() != token:
                 return
 
-    async def _session(self, conn: HubConnection) -> bool:
-        """Serve one connection until it ends; True if the hub acknowledged a registration."""
+    async def _session(self, conn: HubConnection) -> None:
+        """Serve one connection until it ends (always by raising HubError, or cancellation)."""
         self._conn = conn
         self._logged_problem.pop("hub", None)
         log.info("connected to the hub at %s", conn.host)
@@ -606,7 +617,6 @@ class Worker:
                     except Exception:  # one bad message must not end the connection
                         log.exception("unexpected error handling %r from the hub",
                                       message.target[:60])
-            return self._acknowledged
         finally:
             registrar.cancel()
             with contextlib.suppress(asyncio.CancelledError, HubError):
@@ -689,6 +699,7 @@ class Worker:
     async def _serve(self, conn: HubConnection, request: InferenceRequest) -> None:
         rid = request.request_id
         final = "[error] the request failed"
+        relayed = _Relayed()
         try:
             async with self._slots:
                 self._active += 1
@@ -696,7 +707,7 @@ class Worker:
                 log.info("[%s] %s %s", rid, request.endpoint, request.model)
                 started = time.monotonic()
                 try:
-                    final = await self._forward(conn, request)
+                    final = await self._forward(conn, request, relayed)
                 finally:
                     self._active -= 1
             outcome = "served" if final == "" else "failed"
@@ -715,6 +726,7 @@ class Worker:
             self._count(request.model, failed=1)
             log.info("[%s] abandoned: the hub connection is gone", rid)
         finally:
+            self._count(request.model, chunks=relayed.chunks, bytes=relayed.bytes)
             self._tasks.pop(rid, None)
             self._cancel_reasons.pop(rid, None)
             self._publish_counters()
@@ -727,7 +739,8 @@ class Worker:
             log.info("[%s] the final chunk could not be sent: the hub connection is gone",
                      request_id)
 
-    async def _forward(self, conn: HubConnection, request: InferenceRequest) -> str:
+    async def _forward(self, conn: HubConnection, request: InferenceRequest,
+                       relayed: _Relayed) -> str:
         """Relay Ollama's answer; return the final chunk's text ("" on success)."""
         settings = self.settings
         try:
@@ -740,10 +753,12 @@ class Worker:
                     framer = framer_for(response.headers.get("content-type"))
                     async for data in response.aiter_raw():
                         for frame in framer.feed(data):
-                            if (end := await self._emit(conn, request, frame)) is not None:
+                            end = await self._emit(conn, request, frame, relayed)
+                            if end is not None:
                                 return end
                     for frame in framer.finish():
-                        if (end := await self._emit(conn, request, frame)) is not None:
+                        end = await self._emit(conn, request, frame, relayed)
+                        if end is not None:
                             return end
         except TimeoutError:
             return f"[error] the request took longer than {settings.total_timeout:g} s"
@@ -755,8 +770,9 @@ class Worker:
             return f"[error] {unreachable_reason(exc, settings.ollama_url)}"
         return "[error] Ollama's answer ended unexpectedly"
 
-    async def _emit(self, conn: HubConnection, request: InferenceRequest,
-                    frame: Frame) -> str | None:
+    async def _emit(self, conn: HubConnection, request: InferenceRequest, frame: Frame,
+                    relayed: _Relayed) -> str | None:
+        """Send one frame; the final chunk's text once the answer is over, else None."""
         if isinstance(frame, Done):
             return ""
         if isinstance(frame, Failed):
@@ -768,7 +784,8 @@ class Worker:
                                                           "isFinal": False})
         except HubError:
             raise _HubGone from None
-        self._count(request.model, chunks=1, bytes=len(frame.text.encode("utf-8", "replace")))
+        relayed.chunks += 1
+        relayed.bytes += len(frame.text.encode("utf-8", "replace"))
         return None
 
 

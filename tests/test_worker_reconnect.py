@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from ghubai_tray.config import Settings
 from ghubai_tray.credentials import TokenSource
 from ghubai_tray.hub import HubConnection
 from ghubai_tray.state import State, Stop, TokenChanged
-from ghubai_tray.worker import BACKOFF_CAP, Worker, backoff_delay
+from ghubai_tray.worker import BACKOFF_CAP, BACKOFF_FIRST, Worker, backoff_delay
 from tests.testbed.hub import AuthMode, GridHub
 from tests.testbed.ollama import OllamaStandIn
 from tests.worker_bed import TOKEN, running_bed, with_settings
@@ -193,3 +194,17 @@ async def test_the_supervisor_survives_an_unexpected_error(
         await asyncio.wait_for(task, 20)
         await hub.stop()
         await ollama.stop()
+
+
+async def test_the_backoff_starts_over_after_every_accepted_connection() -> None:
+    """Regression: a registered session ends by an error, which skipped the reset, so the
+    tenth hub restart of a run waited the full 30 s (found by the recovery benchmark)."""
+    async with running_bed() as bed:
+        for _ in range(6):
+            await serves_again(bed)
+            await bed.hub.drop_connections()
+            snap = await bed.worker.wait_for(lambda s: s.next_attempt is not None, 15,
+                                             "a retry to be scheduled")
+            assert snap.next_attempt is not None
+            wait = (snap.next_attempt - datetime.now().astimezone()).total_seconds()
+            assert wait <= BACKOFF_FIRST, f"retry {wait:.2f} s away after an accepted session"

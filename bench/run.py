@@ -1,0 +1,300 @@
+"""``make bench``: how fast GhubAi Tray relays, measured against a baseline in the same run.
+
+Every figure is a comparison made here and now, on this machine: the same
+stream read straight from the Ollama stand-in (the baseline) and read through
+the worker and the test hub. Nothing passes or fails; the tables are printed
+and, with ``--write``, kept in bench/RESULTS.md with the date, machine and
+commit. The worker runs as its own process (``ghubai-tray --headless``), as
+on a donor's machine, so its CPU and memory are its own.
+
+    python -m bench.run [--quick] [--write] [--llm]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import httpx
+
+from tests.testbed.hub import AuthMode, GridHub
+from tests.testbed.ollama import ModelInfo, OllamaStandIn
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "bench-token"
+MODEL = "llama3.2:1b"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass
+class Worker:
+    proc: asyncio.subprocess.Process
+    home: Path
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+
+    def rss_mb(self) -> float:
+        pages = int(Path(f"/proc/{self.proc.pid}/statm").read_text().split()[1])
+        return pages * PAGE / 1024 / 1024
+
+
+@asynccontextmanager
+async def bed(token_delay: float, tokens: int, concurrency: int = 2,
+              tray: bool = False) -> AsyncIterator[tuple[GridHub, OllamaStandIn, Worker]]:
+    hub = GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED, request_timeout=600)
+    ollama = OllamaStandIn(token_delay=token_delay, reply_tokens=["tok "] * tokens,
+                           models=[ModelInfo(MODEL)])
+    await hub.start()
+    await ollama.start()
+    home = Path(tempfile.mkdtemp(prefix="ghubai-bench-"))
+    env = {**os.environ, "HUB_URL": hub.url, "PROVIDER_TOKEN": TOKEN,
+           "OLLAMA_LOCAL_URL": ollama.url, "GHUBAI_CONFIG": str(home / "config.toml"),
+           "GHUBAI_LOG_DIR": str(home / "logs"), "XDG_DATA_HOME": str(home / "data"),
+           "XDG_RUNTIME_DIR": str(home), "GHUBAI_MAX_CONCURRENT_REQUESTS": str(concurrency)}
+    args = [sys.executable, "-m", "ghubai_tray"] + ([] if tray else ["--headless"])
+    proc = await asyncio.create_subprocess_exec(*args, env=env, stdout=subprocess.DEVNULL,
+                                                stderr=subprocess.DEVNULL)
+    try:
+        await hub.wait_until(lambda: hub.node_for(MODEL), 60, "the worker to register")
+        yield hub, ollama, Worker(proc, home)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 30)
+        await hub.stop()
+        await ollama.stop()
+
+
+async def arrivals(client: httpx.AsyncClient, url: str, body: dict[str, object],
+                   sse: bool) -> list[float]:
+    """Seconds from sending the request to each event's arrival."""
+    started = time.perf_counter()
+    times: list[float] = []
+    async with client.stream("POST", url, json=body) as response:
+        async for line in response.aiter_lines():
+            if not line.strip() or (sse and line.strip() == "data: [DONE]"):
+                continue
+            times.append(time.perf_counter() - started)
+    return times
+
+
+def chat(tokens: int) -> dict[str, object]:
+    return {"model": MODEL, "stream": True, "max_tokens": tokens,
+            "messages": [{"role": "user", "content": "bench"}]}
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def relay_overhead(quick: bool) -> list[str]:
+    tokens, delay = (100, 0.01) if quick else (200, 0.01)
+    rows = ["| streams | added latency p50 | added latency p99 | chunks/s direct | "
+            "chunks/s relayed | throughput ratio |", "|---:|---:|---:|---:|---:|---:|"]
+    for streams in (1, 4, 16, 64):
+        async with bed(delay, tokens, concurrency=streams) as (hub, ollama, _):
+            async with httpx.AsyncClient(timeout=600) as client:
+                direct_url = f"{ollama.url}/v1/chat/completions"
+                relayed_url = f"{hub.base}/v1/chat/completions"
+                t0 = time.perf_counter()
+                direct = await asyncio.gather(*(arrivals(client, direct_url, chat(tokens), True)
+                                                for _ in range(streams)))
+                t_direct = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                relayed = await asyncio.gather(*(arrivals(client, relayed_url, chat(tokens),
+                                                          True) for _ in range(streams)))
+                t_relayed = time.perf_counter() - t0
+        added = [r - d for rs, ds in zip(relayed, direct, strict=True)
+                 for r, d in zip(rs, ds, strict=False)]
+        n_direct = sum(map(len, direct))
+        n_relayed = sum(map(len, relayed))
+        rows.append(f"| {streams} | {statistics.median(added) * 1000:.2f} ms | "
+                    f"{pct(added, 0.99) * 1000:.2f} ms | {n_direct / t_direct:,.0f} | "
+                    f"{n_relayed / t_relayed:,.0f} | "
+                    f"{(n_relayed / t_relayed) / (n_direct / t_direct):.2f} |")
+    return rows
+
+
+async def relay_ceiling(quick: bool) -> list[str]:
+    tokens = 5_000 if quick else 20_000
+    async with bed(0.0, tokens) as (hub, ollama, worker):
+        async with httpx.AsyncClient(timeout=600) as client:
+            t0 = time.perf_counter()
+            direct = await arrivals(client, f"{ollama.url}/api/chat",
+                                    {**chat(tokens), "options": {"num_predict": tokens}}, False)
+            t_direct = time.perf_counter() - t0
+        cpu0 = worker.cpu_seconds()
+        t0 = time.perf_counter()
+        req = await hub.dispatch(MODEL, "/api/chat",
+                                 {**chat(tokens), "options": {"num_predict": tokens}})
+        await req.wait(600)
+        t_relayed = time.perf_counter() - t0
+        cpu = worker.cpu_seconds() - cpu0
+        chunks = len(req.fragments)
+    per_chunk = cpu / chunks
+    return ["| path | chunks | chunks/s end to end | worker CPU per 1,000 chunks | "
+            "worker's one-core ceiling (goal ≥ 20,000/s) |", "|---|---:|---:|---:|---:|",
+            f"| direct from the stand-in | {len(direct):,} | {len(direct) / t_direct:,.0f} | — "
+            "| — |",
+            f"| through the worker and hub | {chunks:,} | {chunks / t_relayed:,.0f} | "
+            f"{per_chunk * 1000 * 1000:.1f} ms | {1 / per_chunk:,.0f}/s |", "",
+            "The end-to-end rate is bounded by the test hub and the stand-in, which share one "
+            "event loop in the benchmark process; the worker's own ceiling is its CPU time "
+            "per chunk, measured from /proc for its process."]
+
+
+async def first_chunk(quick: bool, llm_url: str | None) -> list[str]:
+    runs = 5 if quick else 20
+    rows = ["| source | endpoint | direct p50 | relayed p50 | added |", "|---|---|---:|---:|---:|"]
+    async with bed(0.0, 20) as (hub, ollama, _):
+        async with httpx.AsyncClient(timeout=120) as client:
+            for endpoint, sse in (("/api/chat", False), ("/v1/chat/completions", True)):
+                direct, relayed = [], []
+                for _ in range(runs):
+                    direct.append((await arrivals(client, f"{ollama.url}{endpoint}",
+                                                  chat(20), sse))[0])
+                    t0 = time.perf_counter()
+                    req = await hub.dispatch(MODEL, endpoint, chat(20))
+                    await anext(aiter(req.stream()))
+                    relayed.append(time.perf_counter() - t0)
+                    await req.wait()
+                d, r = statistics.median(direct), statistics.median(relayed)
+                rows.append(f"| Ollama stand-in | `{endpoint}` | {d * 1000:.1f} ms | "
+                            f"{r * 1000:.1f} ms | {(r - d) * 1000:+.1f} ms |")
+    if llm_url:
+        rows += await _first_chunk_llm(llm_url, runs)
+    return rows
+
+
+async def _first_chunk_llm(llm_url: str, runs: int) -> list[str]:
+    from tests.testbed.llm import MODEL_ALIAS, OllamaFront
+
+    front = OllamaFront(llm_url)
+    await front.start()
+    hub = GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED)
+    await hub.start()
+    home = Path(tempfile.mkdtemp(prefix="ghubai-bench-"))
+    env = {**os.environ, "HUB_URL": hub.url, "PROVIDER_TOKEN": TOKEN,
+           "OLLAMA_LOCAL_URL": front.url, "GHUBAI_CONFIG": str(home / "c.toml"),
+           "GHUBAI_LOG_DIR": str(home / "logs"), "XDG_DATA_HOME": str(home)}
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "ghubai_tray",
+                                                "--headless", env=env,
+                                                stderr=subprocess.DEVNULL)
+    body = {"model": MODEL_ALIAS, "stream": True, "max_tokens": 8, "temperature": 0,
+            "messages": [{"role": "user", "content": "Why is the sky blue?"}]}
+    try:
+        await hub.wait_until(lambda: hub.node_for(MODEL_ALIAS), 60, "registration")
+        async with httpx.AsyncClient(timeout=120) as client:
+            direct = [(await arrivals(client, f"{llm_url}/v1/chat/completions", body, True))[0]
+                      for _ in range(runs)]
+            relayed = [(await arrivals(client, f"{hub.base}/v1/chat/completions", body,
+                                       True))[0] for _ in range(runs)]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await proc.wait()
+        await hub.stop()
+        await front.stop()
+    d, r = statistics.median(direct), statistics.median(relayed)
+    return [f"| llama.cpp tiny model | `/v1/chat/completions` | {d * 1000:.1f} ms | "
+            f"{r * 1000:.1f} ms | {(r - d) * 1000:+.1f} ms |"]
+
+
+async def idle_footprint(quick: bool) -> list[str]:
+    seconds = 10 if quick else 60
+    rows = ["| mode | RSS after settling | CPU over the idle period (goal ≤ 60 MB, ≤ 0.2 %) |",
+            "|---|---:|---:|"]
+    modes = [("--headless", False)]
+    if os.environ.get("DISPLAY"):
+        modes.append(("tray (Xvfb)", True))
+    for name, tray in modes:
+        async with bed(0.0, 10, tray=tray) as (_, _, worker):
+            await asyncio.sleep(3)  # let start-up settle before measuring the idle state
+            cpu0, t0 = worker.cpu_seconds(), time.perf_counter()
+            await asyncio.sleep(seconds)
+            cpu = (worker.cpu_seconds() - cpu0) / (time.perf_counter() - t0) * 100
+            rows.append(f"| {name} | {worker.rss_mb():.1f} MB | {cpu:.2f} % over {seconds} s |")
+    return rows
+
+
+async def recovery(quick: bool) -> list[str]:
+    rows = ["| event | time until the hub's registry shows it |", "|---|---:|"]
+    async with bed(0.0, 10) as (hub, ollama, _):
+        times = []
+        for _ in range(3 if quick else 10):
+            await hub.stop()
+            t0 = time.perf_counter()
+            await hub.start()
+            await hub.wait_until(lambda: hub.node_for(MODEL), 60, "re-registration")
+            times.append(time.perf_counter() - t0)
+        rows.append(f"| hub restarted → registered again (median of {len(times)}) | "
+                    f"{statistics.median(times) * 1000:.0f} ms |")
+        t0 = time.perf_counter()
+        ollama.models.append(ModelInfo("qwen2.5:0.5b"))
+        await hub.wait_until(lambda: hub.node_for("qwen2.5:0.5b"), 60, "the new model")
+        rows.append(f"| a newly pulled model → in the registry | "
+                    f"{(time.perf_counter() - t0) * 1000:.0f} ms |")
+    return rows
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, cwd=ROOT).stdout.strip() or "unknown"
+    return (f"{date.today()}, {os.cpu_count()} × {cpu}, Python {platform.python_version()}, "
+            f"{platform.system()} {platform.release()}, commit {commit}")
+
+
+async def main(args: argparse.Namespace) -> str:
+    llm_url = None
+    server = None
+    if args.llm:
+        from tests.testbed.llm import LlamaServer
+
+        server = LlamaServer()
+        llm_url = await server.start()
+    sections = [("Relay overhead (paced stream, 10 ms a token; direct vs through worker and hub)",
+                 await relay_overhead(args.quick)),
+                ("Relay ceiling (unpaced native stream)", await relay_ceiling(args.quick)),
+                ("Time to first chunk", await first_chunk(args.quick, llm_url)),
+                ("Idle footprint while connected", await idle_footprint(args.quick)),
+                ("Recovery", await recovery(args.quick))]
+    if server is not None:
+        await server.stop()
+    out = [f"Measured {machine()}.", ""]
+    for title, rows in sections:
+        out += [f"### {title}", "", *rows, ""]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="GhubAi Tray benchmarks")
+    parser.add_argument("--quick", action="store_true", help="fewer and shorter runs")
+    parser.add_argument("--write", action="store_true", help="keep the tables in RESULTS.md")
+    parser.add_argument("--llm", action="store_true", help="also time the real llama.cpp model")
+    arguments = parser.parse_args()
+    report = asyncio.run(main(arguments))
+    print(report)
+    if arguments.write:
+        header = ("# Benchmark results\n\nThe latest `make bench` run (`python -m bench.run "
+                  "--write --llm`). How each figure is obtained: bench/run.py's docstrings.\n\n")
+        (ROOT / "bench" / "RESULTS.md").write_text(header + report)

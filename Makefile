@@ -114,7 +114,8 @@ bundle: setup $(VENV)/.dist-tools
 	xvfb-run -a $(BIN)/pyinstaller --noconfirm --log-level WARN --distpath build/dist \
 		--workpath build/work installer/ghubai-tray.spec 2>&1 | grep -v -e GError -e _child -e '^ ' || true
 	@test -x $(BUNDLE)/ghubai-tray
-	@echo "bundle: $$(du -s --apparent-size --block-size=1M $(BUNDLE) | cut -f1) MB unpacked in $(BUNDLE)"
+	@du -s --apparent-size --block-size=1K $(BUNDLE) | \
+		awk '{printf "bundle: %.1f MiB (%.1f MB) unpacked in $(BUNDLE)\n", $$1/1024, $$1*1.024/1000}' 
 
 deb: bundle
 	bash installer/linux/build-deb.sh $(BUNDLE) dist $(BIN)/python

@@ -70,7 +70,8 @@ class SettingsWindow:
         ttk.Entry(frame, textvariable=self.token, show="•", width=44).grid(row=row, column=1,
                                                                            sticky="we")
         row += 1
-        self.token_state = ttk.Label(frame, text=self._token_state(), foreground="#555")
+        self.token_state = ttk.Label(frame, text=self._token_state(), foreground="#555",
+                                     wraplength=420)
         self.token_state.grid(row=row, column=1, sticky="w")
         self.remove_token = tk.BooleanVar(value=False)
         ttk.Checkbutton(frame, text="Remove the stored token", variable=self.remove_token).grid(

@@ -22,7 +22,7 @@ screenshots: setup
 	mkdir -p docs/screenshots && cp artifacts/*.png docs/screenshots/
 	$(BIN)/python docs/icon_states.py
 
-.PHONY: bench bundle deb tarball nsis dist dist-check screenshots help setup system-deps python-deps node-deps run test check lint typecheck demo clean
+.PHONY: fuzz bench bundle deb tarball nsis dist dist-check screenshots help setup system-deps python-deps node-deps run test check lint typecheck demo clean
 
 help:
 	@echo "make run     start GhubAi Tray (the tray icon)"
@@ -94,6 +94,13 @@ check: setup lint typecheck
 # 5 s (DEMO_ARGS="--llm" for real llama.cpp tokens, "--headless" without a display).
 demo: python-deps
 	$(BIN)/python -m tests.testbed.demo $(DEMO_ARGS)
+
+# Every property test (tags, framing, validation, endpoints, fragments, hub records, config)
+# with at least 10,000 generated cases each.
+fuzz: setup
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -q --timeout 1800 \
+		tests/test_tags.py tests/test_framing.py tests/test_validation.py \
+		tests/test_endpoints.py tests/test_fragments.py tests/test_hub_protocol.py
 
 # Benchmarks print figures and ratios against a baseline measured in the same run; they
 # never pass or fail. BENCH_ARGS="--quick" for a short run; --write keeps bench/RESULTS.md.

@@ -13,11 +13,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.processes import clean_environment
 from tests.testbed.llm import LlamaServer, llama_server_available
 from tests.testbed.secrets import secret_service
 from tests.worker_bed import TOKEN
+
+# Property tests: a quick profile for every run, and a "fuzz" profile (make fuzz) with at
+# least 10,000 generated cases per property.
+settings.register_profile("default", max_examples=100, deadline=None)
+settings.register_profile("fuzz", max_examples=10_000, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 LLM_MISSING = ("llama-cpp-python[server] is not installed, so the real-model tests cannot run: "
                "`make test` installs it (first build about 3 minutes)")

@@ -22,7 +22,7 @@ screenshots: setup
 	mkdir -p docs/screenshots && cp artifacts/*.png docs/screenshots/
 	$(BIN)/python docs/icon_states.py
 
-.PHONY: fuzz bench bundle deb tarball nsis dist dist-check screenshots help setup system-deps python-deps node-deps run test check lint typecheck demo clean
+.PHONY: soak fuzz bench bundle deb tarball nsis dist dist-check screenshots help setup system-deps python-deps node-deps run test check lint typecheck demo clean
 
 help:
 	@echo "make run     start GhubAi Tray (the tray icon)"
@@ -94,6 +94,12 @@ check: setup lint typecheck
 # 5 s (DEMO_ARGS="--llm" for real llama.cpp tokens, "--headless" without a display).
 demo: python-deps
 	$(BIN)/python -m tests.testbed.demo $(DEMO_ARGS)
+
+# Steady load with random faults; fails if memory grows or a request hangs (SOAK_SECONDS=120
+# in CI, 10 minutes by default).
+SOAK_SECONDS ?= 600
+soak: setup
+	$(BIN)/python -m bench.soak --seconds $(SOAK_SECONDS)
 
 # Every property test (tags, framing, validation, endpoints, fragments, hub records, config)
 # with at least 10,000 generated cases each.

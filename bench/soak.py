@@ -128,6 +128,12 @@ async def soak(seconds: float, seed: int) -> int:
         await hub.stop()
         await ollama.stop()
 
+    return 0 if report(samples, seconds, faults, served, stuck) else 1
+
+
+def report(samples: list[tuple[float, float]], seconds: float, faults: int, served: int,
+           stuck: int) -> bool:
+    """Print the RSS table and the verdict; True when memory stayed flat and nothing hung."""
     quarter = max(1, len(samples) // 4)
     early = statistics.median(rss for _, rss in samples[quarter:2 * quarter])
     late = statistics.median(rss for _, rss in samples[-quarter:])
@@ -139,8 +145,7 @@ async def soak(seconds: float, seed: int) -> int:
     print(f"\nRSS median, second quarter {early:.1f} MB, last quarter {late:.1f} MB "
           f"(growth {late - early:+.1f} MB, limit {GROWTH_LIMIT_MB:g}); "
           f"requests left hanging on a live connection: {stuck}")
-    return 0 if late - early <= GROWTH_LIMIT_MB and stuck == 0 and served > 0 else 1
-
+    return late - early <= GROWTH_LIMIT_MB and stuck == 0 and served > 0
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="GhubAi Tray soak test")

@@ -315,11 +315,13 @@ class HubConnection:
     def closed(self) -> bool:
         return self._closed or self._ws.closed
 
-    async def send(self, message: Message) -> None:
-        """Send one message; :class:`HubUnreachable` at once if the connection is gone."""
+    async def send(self, *messages: Message) -> None:
+        """Send messages in one WebSocket frame (the protocol allows several records per
+        frame, each still within the size limit); :class:`HubUnreachable` at once if the
+        connection is gone."""
         if self.closed:
             raise HubUnreachable("the hub connection is closed")
-        data = encode(message)
+        data = "".join(encode(m) for m in messages)
         try:
             async with self._send_lock:
                 await self._ws.send_str(data)
@@ -332,6 +334,11 @@ class HubConnection:
         """A plain invocation (no id, no headers): the hub returns nothing."""
         await self.send(InvocationMessage(invocation_id=None, target=target,
                                           arguments=list(arguments)))
+
+    async def invoke_each(self, target: str, arguments: list[Any]) -> None:
+        """One plain invocation per argument, all in one frame: one system call, not many."""
+        await self.send(*(InvocationMessage(invocation_id=None, target=target,
+                                            arguments=[argument]) for argument in arguments))
 
     async def messages(self) -> AsyncIterator[Message | Malformed]:
         """Yield what the hub sends until it closes; raise :class:`HubError` when it ends.

@@ -19,6 +19,8 @@ import logging
 import os
 import signal
 import sys
+import threading
+import time
 from collections.abc import Callable
 
 from ghubai_tray import __version__, logs
@@ -114,12 +116,30 @@ def run_headless(settings: Settings, *, grace: float, verbose: bool = False) -> 
 
 
 def _exit_even_if_stuck(code: int) -> int:
-    """Exit now if a blocking call (a keyring prompt nobody answers) would hold the process."""
+    """Exit now if a thread left behind would hold the process open.
+
+    A keyring call waiting on an unlock prompt nobody answers, or a thread of
+    a tray backend waiting on a loop that has stopped: Python waits for such
+    threads at exit, forever. They get a second to finish, then we leave.
+    """
     if blocking_calls_pending():
         log.warning("a keyring call is still waiting (an unlock prompt?); exiting without it")
         logging.shutdown()
         os._exit(code)
+    deadline = time.monotonic() + 1.0
+    for thread in _stray_threads():
+        thread.join(max(0.0, deadline - time.monotonic()))
+    if stray := _stray_threads():
+        log.warning("exiting without threads that did not stop: %s",
+                    ", ".join(t.name for t in stray))
+        logging.shutdown()
+        os._exit(code)
     return code
+
+
+def _stray_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate()
+            if t is not threading.current_thread() and not t.daemon and t.is_alive()]
 
 
 def _redacting_token_provider(hub_url: str) -> TokenSource:

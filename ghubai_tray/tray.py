@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -70,6 +71,8 @@ class TrayApp:
         self._latest = self.worker.snapshot
         self._nudge = threading.Event()
         self._quitting = threading.Event()
+        self._quit_started = 0.0
+        self._finished = threading.Event()
         self._history: collections.deque[tuple[datetime, str]] = collections.deque(maxlen=100)
         self._episodes = notifications.Episodes()
         self._settings_window: subprocess.Popen[bytes] | None = None
@@ -105,37 +108,63 @@ class TrayApp:
         return 0
 
     def _setup(self, icon: Any) -> None:
-        icon.visible = True
+        """Runs on pystray's own non-daemon thread: start things and return at once.
+
+        Showing the icon and drawing it wait for the icon's loop; if a Quit
+        stops that loop first, a call made from here would wait forever and
+        hold the process open. The daemon refresh thread makes those calls.
+        """
         if "gtk" in type(icon).__module__ or "appindicator" in type(icon).__module__:
             self._install_signal_handlers(glib=True)
         backend = type(icon).__module__.rsplit("._", 1)[-1]
         log.info("tray started (%s backend)", backend)
         if not icon.HAS_MENU:
             log.warning("%s", texts.NO_MENU)
-        # Set the image once more now that the icon is embedded: some XEmbed trays
-        # first embed it 1 pixel wide and only grow it on the next image change.
-        icon.icon = icon_for(self._latest, ICON_SIZE)
         threading.Thread(target=self._refresh_loop, name="tray-refresh", daemon=True).start()
         self._nudge.set()
 
     def quit(self) -> None:
-        """Stop the icon; ``run()`` then drains the worker and returns."""
+        """Start quitting and return at once, from any thread.
+
+        The worker starts draining now, while the icon stops; ``run()`` then
+        returns. A watchdog makes sure the process ends within the grace
+        period plus 2 s even if the icon's loop never returns: python-xlib's
+        threaded mode can deadlock while the xorg fallback stops.
+        """
+        if self._quitting.is_set():
+            return
         self._quitting.set()
+        self._quit_started = time.monotonic()
         self._nudge.set()
+        if self._thread.is_alive():
+            self.worker.submit(Stop(self._grace))
+        threading.Thread(target=self._stop_icon, daemon=True, name="tray-quit").start()
+
+    def _stop_icon(self) -> None:
         if self._icon is not None:
-            self._icon.stop()
+            # icon.stop() waits for the icon's loop: from a thread of its own, so
+            # that a stuck loop cannot keep the watchdog below from acting.
+            threading.Thread(target=self._icon.stop, daemon=True, name="tray-stop").start()
+        self._thread.join(self._grace + 2)
+        # The main thread needs a moment after the worker to log and return.
+        left = self._quit_started + self._grace + 2 - time.monotonic()
+        if self._finished.wait(min(1.0, max(0.5, left))):
+            return
+        log.error("the tray icon did not stop; exiting without it")
+        logging.shutdown()
+        os._exit(0)
 
     def _shutdown(self) -> None:
-        started = time.monotonic()
+        """On the main thread once the icon's loop has returned."""
+        self.quit()  # the loop may also end on its own (the tray host went away)
         window = self._settings_window
         if window is not None and window.poll() is None:
             window.terminate()  # quitting the app closes its window too
-        if self._thread.is_alive():
-            self.worker.submit(Stop(self._grace))
-            self._thread.join(self._grace + 2)
+        self._thread.join(max(0.0, self._quit_started + self._grace + 2 - time.monotonic()))
         if self._thread.is_alive():
             log.error("the worker did not stop within %g s; exiting anyway", self._grace + 2)
-        log.info("quit in %.1f s", time.monotonic() - started)
+        log.info("quit in %.1f s", time.monotonic() - self._quit_started)
+        self._finished.set()
 
     def _run_worker(self) -> None:
         try:
@@ -161,8 +190,23 @@ class TrayApp:
             except (ImportError, AttributeError, ValueError):
                 pass
         if threading.current_thread() is threading.main_thread():
+            signalled = threading.Event()
             for sig in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(sig, lambda *_: self.quit())
+                signal.signal(sig, lambda *_: signalled.set())
+            threading.Thread(target=self._quit_when, args=(signalled,), daemon=True,
+                             name="tray-signals").start()
+
+    def _quit_when(self, signalled: threading.Event) -> None:
+        """Quit from a thread of its own once a signal has come.
+
+        A Python signal handler runs on the main thread between two bytecodes,
+        possibly inside python-xlib while it holds its display locks: stopping
+        the icon from there deadlocked one run in eight. The handler only sets
+        an event; this thread does the stopping, like any other caller would.
+        """
+        signalled.wait()
+        log.info("signal received: quitting")
+        self.quit()
 
     def _on_signal(self) -> bool:
         log.info("signal received: quitting")
@@ -177,6 +221,15 @@ class TrayApp:
         self._nudge.set()
 
     def _refresh_loop(self) -> None:
+        if self._quitting.is_set():
+            return
+        try:
+            self._icon.visible = True
+            # Set the image once more now that the icon is embedded: some XEmbed trays
+            # first embed it 1 pixel wide and only grow it on the next image change
+            # (the loop below sets it on its first pass).
+        except Exception:
+            log.exception("showing the tray icon failed")
         kind, title = None, None
         while not self._quitting.is_set():
             self._nudge.wait()

@@ -234,3 +234,39 @@ async def test_without_pygobject_the_icon_has_no_menu_and_says_what_to_install(
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
+
+
+@pytest.mark.parametrize("backend", ["gtk", "xorg"])
+async def test_a_signal_during_start_up_still_exits_in_time(tmp_path: Path, backend: str) -> None:
+    """Regression: SIGTERM while pystray's setup thread showed the icon held the process open.
+
+    The icon's loop stopped first and the (non-daemon) setup thread waited on
+    it forever; CI caught it about one run in eight on the xorg fallback. Ten
+    starts each, the signal sent the instant the tray logs that it started
+    (read from its stderr as it is written, so the signal lands in start-up).
+    """
+    with real_desktop(ARTIFACTS) as desk:
+        for attempt in range(10):
+            home = tmp_path / str(attempt)
+            env = {**clean_environment(home), **desk.env, "PYSTRAY_BACKEND": backend,
+                   "XDG_RUNTIME_DIR": str(home), "PROVIDER_TOKEN": TOKEN,
+                   "HUB_URL": "http://127.0.0.1:9/gridhub", "OLLAMA_LOCAL_URL": "http://127.0.0.1:9"}
+            home.mkdir()
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "ghubai_tray", "--grace", str(GRACE), env=env,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+            assert proc.stderr is not None
+            try:
+                async with asyncio.timeout(20):
+                    while b"tray started" not in await proc.stderr.readline():
+                        pass
+                started = time.monotonic()
+                proc.terminate()
+                await asyncio.wait_for(proc.communicate(), GRACE + 10)
+                elapsed = time.monotonic() - started
+            finally:
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+            assert proc.returncode == 0, f"attempt {attempt}"
+            assert elapsed < GRACE + 2, f"attempt {attempt}: {elapsed:.1f} s"

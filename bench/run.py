@@ -37,7 +37,6 @@ ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-token"
 MODEL = "llama3.2:1b"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 @dataclass
@@ -49,9 +48,37 @@ class Worker:
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
 
-    def rss_mb(self) -> float:
-        pages = int(Path(f"/proc/{self.proc.pid}/statm").read_text().split()[1])
-        return pages * PAGE / 1024 / 1024
+    def memory(self) -> Memory:
+        return memory_of(self.proc.pid)
+
+
+@dataclass(frozen=True)
+class Memory:
+    """RSS counts shared libraries in full; PSS splits them among their users;
+    private is what this process alone holds (freed when it exits)."""
+
+    rss: float
+    pss: float
+    private: float
+
+
+def memory_of(pid: int) -> Memory:
+    kb = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        name, value = line.split(":", 1)
+        kb[name] = int(value.split()[0])
+    return Memory(rss=kb["Rss"] / 1024, pss=kb["Pss"] / 1024,
+                  private=(kb["Private_Clean"] + kb["Private_Dirty"]) / 1024)
+
+
+# The least a Python tray icon with a menu costs: pystray, Pillow and the same Gtk
+# backend, one item, nothing else. Measured beside the tray as its baseline.
+BARE_TRAY = """
+import pystray
+from PIL import Image
+pystray.Icon("bare", Image.new("RGBA", (64, 64), (0, 128, 255, 255)), "bare",
+             menu=pystray.Menu(pystray.MenuItem("Quit", lambda icon: icon.stop()))).run()
+"""
 
 
 @asynccontextmanager
@@ -222,19 +249,36 @@ async def _first_chunk_llm(llm_url: str, runs: int) -> list[str]:
 
 async def idle_footprint(quick: bool) -> list[str]:
     seconds = 10 if quick else 60
-    rows = ["| mode | RSS after settling | CPU over the idle period (goal ≤ 60 MB, ≤ 0.2 %) |",
-            "|---|---:|---:|"]
-    modes = [("--headless", False)]
+    rows = ["| process | RSS | PSS | private | CPU over the idle period |",
+            "|---|---:|---:|---:|---:|"]
+    modes = [("ghubai-tray --headless", False)]
     if os.environ.get("DISPLAY"):
-        modes.append(("tray (Xvfb)", True))
+        modes.append(("ghubai-tray (tray, Xvfb)", True))
     for name, tray in modes:
         async with bed(0.0, 10, tray=tray) as (_, _, worker):
             await asyncio.sleep(3)  # let start-up settle before measuring the idle state
             cpu0, t0 = worker.cpu_seconds(), time.perf_counter()
             await asyncio.sleep(seconds)
             cpu = (worker.cpu_seconds() - cpu0) / (time.perf_counter() - t0) * 100
-            rows.append(f"| {name} | {worker.rss_mb():.1f} MB | {cpu:.2f} % over {seconds} s |")
+            rows.append(memory_row(name, worker.memory(), f"{cpu:.2f} % over {seconds} s"))
+    if os.environ.get("DISPLAY"):
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-c", BARE_TRAY,
+                                                    env={**os.environ, "GDK_GL": "disable"},
+                                                    stdout=subprocess.DEVNULL,
+                                                    stderr=subprocess.DEVNULL)
+        try:
+            await asyncio.sleep(3 + seconds / 6)  # the same settling, a shorter look
+            rows.append(memory_row("baseline: a bare pystray icon, one menu item",
+                                   memory_of(proc.pid), "—"))
+        finally:
+            proc.terminate()
+            await proc.wait()
     return rows
+
+
+def memory_row(name: str, mem: Memory, cpu: str) -> str:
+    return (f"| {name} | {mem.rss:.1f} MB | {mem.pss:.1f} MB | {mem.private:.1f} MB "
+            f"| {cpu} |")
 
 
 async def recovery(quick: bool) -> list[str]:

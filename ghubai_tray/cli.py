@@ -191,6 +191,10 @@ def run_tray(settings: Settings, *, flags: dict[str, object], grace: float,
             return 0
         path = logs.setup(to_stderr=True, verbose=verbose)
         log.info("GhubAi Tray %s; log file %s", __version__, path)
+        # A tray icon never draws with OpenGL, but GDK 3 on X11 probes GLX at start-up
+        # to choose visuals, loading the GL driver (with Mesa, all of libLLVM): 54 MB
+        # more RSS, measured (bench/RESULTS.md). Users can still set GDK_GL themselves.
+        os.environ.setdefault("GDK_GL", "disable")
         try:
             import pystray  # noqa: F401 - with no display this raises, and not ImportError
         except Exception as exc:

@@ -254,13 +254,18 @@ async def idle_footprint(quick: bool) -> list[str]:
     modes = [("ghubai-tray --headless", False)]
     if os.environ.get("DISPLAY"):
         modes.append(("ghubai-tray (tray, Xvfb)", True))
+    verdicts = []
     for name, tray in modes:
         async with bed(0.0, 10, tray=tray) as (_, _, worker):
             await asyncio.sleep(3)  # let start-up settle before measuring the idle state
             cpu0, t0 = worker.cpu_seconds(), time.perf_counter()
             await asyncio.sleep(seconds)
             cpu = (worker.cpu_seconds() - cpu0) / (time.perf_counter() - t0) * 100
-            rows.append(memory_row(name, worker.memory(), f"{cpu:.2f} % over {seconds} s"))
+            mem = worker.memory()
+            rows.append(memory_row(name, mem, f"{cpu:.2f} % over {seconds} s"))
+            met = mem.rss <= 60 and cpu <= 0.2
+            verdicts.append(f"{name}: {'met' if met else 'not met'} ({mem.rss:.1f} MB, "
+                            f"{cpu:.2f} %)")
     if os.environ.get("DISPLAY"):
         proc = await asyncio.create_subprocess_exec(sys.executable, "-c", BARE_TRAY,
                                                     env={**os.environ, "GDK_GL": "disable"},
@@ -268,11 +273,14 @@ async def idle_footprint(quick: bool) -> list[str]:
                                                     stderr=subprocess.DEVNULL)
         try:
             await asyncio.sleep(3 + seconds / 6)  # the same settling, a shorter look
-            rows.append(memory_row("baseline: a bare pystray icon, one menu item",
-                                   memory_of(proc.pid), "—"))
+            bare = memory_of(proc.pid)
+            rows.append(memory_row("baseline: a bare pystray icon, one menu item", bare, "—"))
         finally:
             proc.terminate()
             await proc.wait()
+        verdicts.append(f"a bare pystray icon alone takes {bare.rss:.1f} MB RSS "
+                        f"({bare.private:.1f} MB private) with the same Gtk backend")
+    rows += ["", "Goal ≤ 60 MB RSS and ≤ 0.2 % CPU. " + "; ".join(verdicts) + "."]
     return rows
 
 

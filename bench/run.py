@@ -82,16 +82,19 @@ pystray.Icon("bare", Image.new("RGBA", (64, 64), (0, 128, 255, 255)), "bare",
 
 
 @asynccontextmanager
-async def bed(token_delay: float, tokens: int, concurrency: int = 2,
-              tray: bool = False) -> AsyncIterator[tuple[GridHub, OllamaStandIn, Worker]]:
+async def bed(token_delay: float, tokens: int, concurrency: int = 2, tray: bool = False,
+              ollama_url: str | None = None,
+              ) -> AsyncIterator[tuple[GridHub, OllamaStandIn, Worker]]:
+    """Hub and stand-in here, the worker as a process; ``ollama_url``: another stand-in."""
     hub = GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED, request_timeout=600)
     ollama = OllamaStandIn(token_delay=token_delay, reply_tokens=["tok "] * tokens,
                            models=[ModelInfo(MODEL)])
     await hub.start()
     await ollama.start()
+    ollama_url = ollama_url or ollama.url
     home = Path(tempfile.mkdtemp(prefix="ghubai-bench-"))
     env = {**os.environ, "HUB_URL": hub.url, "PROVIDER_TOKEN": TOKEN,
-           "OLLAMA_LOCAL_URL": ollama.url, "GHUBAI_CONFIG": str(home / "config.toml"),
+           "OLLAMA_LOCAL_URL": ollama_url, "GHUBAI_CONFIG": str(home / "config.toml"),
            "GHUBAI_LOG_DIR": str(home / "logs"), "XDG_DATA_HOME": str(home / "data"),
            "XDG_RUNTIME_DIR": str(home), "GHUBAI_MAX_CONCURRENT_REQUESTS": str(concurrency)}
     args = [sys.executable, "-m", "ghubai_tray"] + ([] if tray else ["--headless"])
@@ -130,37 +133,66 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def chunk_latencies(arrivals_by_stream: list[list[float]], started: list[float],
+                    writes: list[list[float]]) -> list[float]:
+    """Each chunk's arrival minus the moment the stand-in wrote it.
+
+    Stream k asks for its own number of tokens, so its writes are found by
+    count (one more than its events: the ``[DONE]`` line). Measuring against the
+    source's own write times leaves out how the source's pacing drifts from run
+    to run, which in a back-to-back comparison dwarfed the relay's cost.
+    """
+    by_count = {len(w): w for w in writes}
+    out: list[float] = []
+    for times, t0 in zip(arrivals_by_stream, started, strict=True):
+        sent = by_count[len(times) + 1]
+        out += [t0 + arrived - left for arrived, left in zip(times, sent, strict=False)]
+    return out
+
+
+async def timed_streams(client: httpx.AsyncClient, url: str, tokens: int,
+                        streams: int) -> tuple[list[list[float]], list[float], float]:
+    """Concurrent streams, stream k asking for tokens + k: arrivals, start times, duration."""
+    starts = [0.0] * streams
+
+    async def one(k: int) -> list[float]:
+        starts[k] = time.perf_counter()
+        return await arrivals(client, url, chat(tokens + k), True)
+
+    t0 = time.perf_counter()
+    results = await asyncio.gather(*(one(k) for k in range(streams)))
+    return list(results), starts, time.perf_counter() - t0
+
+
 async def relay_overhead(quick: bool) -> list[str]:
     tokens, delay = (100, 0.01) if quick else (200, 0.01)
-    rows = ["| streams | added latency p50 | added latency p99 | chunks/s direct | "
-            "chunks/s relayed | throughput ratio |", "|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| streams | chunk latency direct p50 / p99 | relayed p50 / p99 | "
+            "added p50 | added p99 | chunks/s direct | chunks/s relayed | throughput ratio |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for streams in (1, 4, 16, 64):
         async with bed(delay, tokens, concurrency=streams) as (hub, ollama, _):
             async with httpx.AsyncClient(timeout=600) as client:
-                direct_url = f"{ollama.url}/v1/chat/completions"
-                relayed_url = f"{hub.base}/v1/chat/completions"
-                t0 = time.perf_counter()
-                direct = await asyncio.gather(*(arrivals(client, direct_url, chat(tokens), True)
-                                                for _ in range(streams)))
-                t_direct = time.perf_counter() - t0
-                t0 = time.perf_counter()
-                relayed = await asyncio.gather(*(arrivals(client, relayed_url, chat(tokens),
-                                                          True) for _ in range(streams)))
-                t_relayed = time.perf_counter() - t0
-        added = [r - d for rs, ds in zip(relayed, direct, strict=True)
-                 for r, d in zip(rs, ds, strict=False)]
-        n_direct = sum(map(len, direct))
-        n_relayed = sum(map(len, relayed))
-        rows.append(f"| {streams} | {statistics.median(added) * 1000:.2f} ms | "
-                    f"{pct(added, 0.99) * 1000:.2f} ms | {n_direct / t_direct:,.0f} | "
-                    f"{n_relayed / t_relayed:,.0f} | "
+                ollama.stream_writes.clear()
+                direct, d_starts, t_direct = await timed_streams(
+                    client, f"{ollama.url}/v1/chat/completions", tokens, streams)
+                d_lat = chunk_latencies(direct, d_starts, ollama.stream_writes)
+                ollama.stream_writes.clear()
+                relayed, r_starts, t_relayed = await timed_streams(
+                    client, f"{hub.base}/v1/chat/completions", tokens, streams)
+                r_lat = chunk_latencies(relayed, r_starts, ollama.stream_writes)
+        n_direct, n_relayed = sum(map(len, direct)), sum(map(len, relayed))
+        d50, d99 = statistics.median(d_lat) * 1000, pct(d_lat, 0.99) * 1000
+        r50, r99 = statistics.median(r_lat) * 1000, pct(r_lat, 0.99) * 1000
+        rows.append(f"| {streams} | {d50:.2f} / {d99:.2f} ms | {r50:.2f} / {r99:.2f} ms | "
+                    f"{r50 - d50:+.2f} ms | {r99 - d99:+.2f} ms | "
+                    f"{n_direct / t_direct:,.0f} | {n_relayed / t_relayed:,.0f} | "
                     f"{(n_relayed / t_relayed) / (n_direct / t_direct):.2f} |")
-    return rows + ["", "Added latency: the arrival of chunk *i* through hub and worker minus "
-                   "its arrival straight from the stand-in, in two back-to-back runs at the "
-                   "same concurrency. The clients, the hub and the stand-in share this "
-                   "benchmark's one event loop, so from 16 streams on the figures include "
-                   "that loop's own queueing (a negative median: the direct run was the more "
-                   "delayed one)."]
+    return rows + ["", "Chunk latency: from the moment the stand-in wrote a chunk to its "
+                   "arrival at the client, straight from the stand-in or through the worker "
+                   "and the hub, in back-to-back runs at the same concurrency; added is the "
+                   "difference. The clients, the hub and the stand-in share this benchmark's "
+                   "one event loop (the worker is its own process), so at 64 streams the "
+                   "figures include that loop's queueing too."]
 
 
 async def relay_ceiling(quick: bool) -> list[str]:

@@ -171,6 +171,9 @@ class OllamaStandIn(Observable):
         self.requests: list[Recorded] = []
         self.cancellations: list[str] = []  # paths whose generation the client abandoned
         self.completed: list[str] = []
+        # time.perf_counter() after each write of each streamed response, for the
+        # benchmarks: a chunk's latency is its arrival minus when it left here.
+        self.stream_writes: list[list[float]] = []
         self.loaded: dict[str, float] = {}
         self.unloads: list[str] = []
         self.active = 0
@@ -309,9 +312,12 @@ class OllamaStandIn(Observable):
         response = web.StreamResponse(headers={"Content-Type": content_type})
         await response.prepare(request)
         self.active += 1
+        writes: list[float] = []
+        self.stream_writes.append(writes)
         try:
             async for line in lines:
                 await response.write(line.encode())
+                writes.append(time.perf_counter())
             self.completed.append(request.path)
         except _ClientGone:
             raise  # already recorded where it was noticed

@@ -351,7 +351,8 @@ PROFILE_NOTE = (
     "worker relaying one unpaced 60,000-chunk stream. What the profiles showed and what "
     "was done: a new dataclass and a JSON parse per token line, and the standard json "
     "encoder (worker CPU 72 ms per 1,000 chunks; now counters per request, token lines "
-    "relayed unparsed, orjson: 17 to 21 ms); one `socket.send` per event (the events of "
+    "relayed unparsed, orjson: about 20 ms, this run's figure below); one "
+    "`socket.send` per event (the events of "
     "one read now leave in one WebSocket frame). What remains is evenly split between "
     "reading Ollama's HTTP response (httpx/h11) and writing WebSocket frames (aiohttp).")
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from ghubai_tray import texts
 from ghubai_tray.menu import Desktop as MenuDesktop
 from ghubai_tray.menu import render_menu
 from ghubai_tray.state import ModelView, OllamaStatus, Snapshot, State
@@ -164,6 +165,37 @@ async def test_quit_while_the_hub_is_unreachable_exits_in_time(tray: TrayBed) ->
     await tray.hub.stop()
     await asyncio.to_thread(wait_for, "the reconnecting tooltip",
                             lambda: "Cannot reach" in tray.desk.icon_title())
+    assert await quit_and_time(tray) < GRACE + 2
+
+
+async def _paused(tray: TrayBed) -> None:
+    await tray.menu("Pause", "Pause now (stop current requests)")
+
+
+async def _token_refused(tray: TrayBed) -> None:
+    tray.hub.tokens.clear()
+    await tray.hub.close_connections(error="Token revoked.", allow_reconnect=True)
+
+
+async def _ollama_gone(tray: TrayBed) -> None:
+    await tray.ollama.stop()
+
+
+# The states the other tests do not quit in, how to get there, and their tooltip.
+QUIT_STATES = {
+    "paused": (_paused, "GhubAi — " + texts.PAUSED),
+    "token refused": (_token_refused, "GhubAi — " + texts.TOKEN_REFUSED),
+    "Ollama not running": (_ollama_gone, "GhubAi — " + texts.OLLAMA_NOT_RUNNING),
+}
+
+
+@pytest.mark.parametrize("state", QUIT_STATES)
+async def test_quit_in_each_remaining_state_exits_in_time(tray: TrayBed, state: str) -> None:
+    enter, tooltip = QUIT_STATES[state]
+    await tray.registered(*MODELS)
+    await enter(tray)
+    await asyncio.to_thread(wait_for, f"the {state!r} tooltip",
+                            lambda: tray.desk.icon_title() == tooltip)
     assert await quit_and_time(tray) < GRACE + 2
 
 

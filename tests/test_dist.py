@@ -65,6 +65,34 @@ def test_the_package_holds_what_a_desktop_needs(installed: list[str]) -> None:
     assert ".SH NAME" in man and "HUB_URL" in man
 
 
+GLIBC = {"libc.so.6", "libm.so.6", "libdl.so.2", "libpthread.so.0", "librt.so.1",
+         "ld-linux-x86-64.so.2", "libutil.so.1"}
+
+
+def test_every_library_taken_from_the_system_is_a_dependency(installed: list[str]) -> None:
+    """The bundle leaves some libraries to the system (PyInstaller never bundles the
+    graphics stack's libxcb and libwayland; we leave libdbus-1): each must come from a
+    package the .deb depends on, or a machine without it gets a tray that cannot start."""
+    bundled: set[str] = set()
+    needed: set[str] = set()
+    for path in map(Path, installed):
+        if not path.is_relative_to("/opt/ghubai-tray") or not path.is_file():
+            continue
+        bundled.add(path.name)
+        dynamic = subprocess.run(["readelf", "-d", str(path)], capture_output=True,
+                                 text=True).stdout
+        needed |= {line.split("[", 1)[1].rstrip("]") for line in dynamic.splitlines()
+                   if "(NEEDED)" in line}
+    from_system = needed - bundled - GLIBC
+    assert from_system, "the bundle is expected to use a few system libraries"
+    depends = next(line for line in dpkg("-s", "ghubai-tray").splitlines()
+                   if line.startswith("Depends:"))
+    depended = {d.strip().split(" ")[0] for d in depends.split(":", 1)[1].split(",")}
+    for library in sorted(from_system):
+        owner = dpkg("-S", f"*/{library}").split(":", 1)[0]
+        assert owner in depended, f"{library} (from {owner}) is not in {depends}"
+
+
 async def test_installed_doctor_and_headless_relay_a_streamed_request(
     installed: list[str], tmp_path: Path
 ) -> None:

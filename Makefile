@@ -101,12 +101,13 @@ SOAK_SECONDS ?= 600
 soak: setup
 	$(BIN)/python -m bench.soak --seconds $(SOAK_SECONDS)
 
-# Every property test (tags, framing, validation, endpoints, fragments, hub records, config)
-# with at least 10,000 generated cases each.
+# Every property test (tags, framing, validation, endpoints, fragments, hub records, and
+# arbitrary invocations into a live worker) with at least 10,000 generated cases each.
 fuzz: setup
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -q --timeout 1800 \
 		tests/test_tags.py tests/test_framing.py tests/test_validation.py \
-		tests/test_endpoints.py tests/test_fragments.py tests/test_hub_protocol.py
+		tests/test_endpoints.py tests/test_fragments.py tests/test_hub_protocol.py \
+		tests/test_fuzz_hub.py
 
 # Benchmarks print figures and ratios against a baseline measured in the same run; they
 # never pass or fail. BENCH_ARGS="--quick" for a short run; --write keeps bench/RESULTS.md.

@@ -145,14 +145,17 @@ class TrayApp:
             # icon.stop() waits for the icon's loop: from a thread of its own, so
             # that a stuck loop cannot keep the watchdog below from acting.
             threading.Thread(target=self._icon.stop, daemon=True, name="tray-stop").start()
-        self._thread.join(self._grace + 2)
+        self._thread.join(self._quit_time_left())
         # The main thread needs a moment after the worker to log and return.
-        left = self._quit_started + self._grace + 2 - time.monotonic()
-        if self._finished.wait(min(1.0, max(0.5, left))):
+        if self._finished.wait(min(1.0, max(0.5, self._quit_time_left()))):
             return
         log.error("the tray icon did not stop; exiting without it")
         logging.shutdown()
         os._exit(0)
+
+    def _quit_time_left(self) -> float:
+        """Seconds left of Quit's budget: the grace period plus 2 s from the click."""
+        return max(0.0, self._quit_started + self._grace + 2 - time.monotonic())
 
     def _shutdown(self) -> None:
         """On the main thread once the icon's loop has returned."""
@@ -160,7 +163,7 @@ class TrayApp:
         window = self._settings_window
         if window is not None and window.poll() is None:
             window.terminate()  # quitting the app closes its window too
-        self._thread.join(max(0.0, self._quit_started + self._grace + 2 - time.monotonic()))
+        self._thread.join(self._quit_time_left())
         if self._thread.is_alive():
             log.error("the worker did not stop within %g s; exiting anyway", self._grace + 2)
         log.info("quit in %.1f s", time.monotonic() - self._quit_started)
@@ -200,9 +203,9 @@ class TrayApp:
         """Quit from a thread of its own once a signal has come.
 
         A Python signal handler runs on the main thread between two bytecodes,
-        possibly inside python-xlib while it holds its display locks: stopping
-        the icon from there deadlocked one run in eight. The handler only sets
-        an event; this thread does the stopping, like any other caller would.
+        possibly inside python-xlib while it holds its display locks, where
+        taking a lock (starting a thread, submitting to the worker) could
+        deadlock. The handler only sets an event; this thread quits.
         """
         signalled.wait()
         log.info("signal received: quitting")
@@ -210,7 +213,7 @@ class TrayApp:
 
     def _on_signal(self) -> bool:
         log.info("signal received: quitting")
-        threading.Thread(target=self.quit, daemon=True).start()
+        self.quit()  # returns at once: the stopping happens on threads of its own
         return False  # remove the GLib source
 
     # -- snapshots in, icon and menu out ---------------------------------------
@@ -225,11 +228,11 @@ class TrayApp:
             return
         try:
             self._icon.visible = True
-            # Set the image once more now that the icon is embedded: some XEmbed trays
-            # first embed it 1 pixel wide and only grow it on the next image change
-            # (the loop below sets it on its first pass).
         except Exception:
             log.exception("showing the tray icon failed")
+        # kind starts as None, so the first pass sets the image once more now that the
+        # icon is embedded: some XEmbed trays first embed it 1 pixel wide and only grow
+        # it on the next image change.
         kind, title = None, None
         while not self._quitting.is_set():
             self._nudge.wait()

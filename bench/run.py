@@ -20,7 +20,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.common import Memory, memory_of, worker_env
 from tests.testbed.hub import AuthMode, GridHub
 from tests.testbed.ollama import ModelInfo, OllamaStandIn
 
@@ -43,7 +43,6 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 @dataclass
 class Worker:
     proc: asyncio.subprocess.Process
-    home: Path
 
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -51,25 +50,6 @@ class Worker:
 
     def memory(self) -> Memory:
         return memory_of(self.proc.pid)
-
-
-@dataclass(frozen=True)
-class Memory:
-    """RSS counts shared libraries in full; PSS splits them among their users;
-    private is what this process alone holds (freed when it exits)."""
-
-    rss: float
-    pss: float
-    private: float
-
-
-def memory_of(pid: int) -> Memory:
-    kb = {}
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
-        name, value = line.split(":", 1)
-        kb[name] = int(value.split()[0])
-    return Memory(rss=kb["Rss"] / 1024, pss=kb["Pss"] / 1024,
-                  private=(kb["Private_Clean"] + kb["Private_Dirty"]) / 1024)
 
 
 # The least a Python tray icon with a menu costs: pystray, Pillow and the same Gtk
@@ -93,11 +73,7 @@ async def bed(token_delay: float, tokens: int, concurrency: int = 2, tray: bool 
                            models=[ModelInfo(MODEL)])
     await hub.start()
     await ollama.start()
-    home = Path(tempfile.mkdtemp(prefix="ghubai-bench-"))
-    env = {**os.environ, "HUB_URL": hub.url, "PROVIDER_TOKEN": TOKEN,
-           "OLLAMA_LOCAL_URL": ollama.url, "GHUBAI_CONFIG": str(home / "config.toml"),
-           "GHUBAI_LOG_DIR": str(home / "logs"), "XDG_DATA_HOME": str(home / "data"),
-           "XDG_RUNTIME_DIR": str(home), "GHUBAI_MAX_CONCURRENT_REQUESTS": str(concurrency)}
+    env = worker_env(hub.url, ollama.url, TOKEN, concurrency)
     args = [sys.executable, "-m", "ghubai_tray"] + ([] if tray else ["--headless"])
     if profile is not None:
         args[1:1] = ["-m", "pyinstrument", "--renderer", "text", "--no-color",
@@ -106,7 +82,7 @@ async def bed(token_delay: float, tokens: int, concurrency: int = 2, tray: bool 
                                                 stderr=subprocess.DEVNULL)
     try:
         await hub.wait_until(lambda: hub.node_for(MODEL), 60, "the worker to register")
-        yield hub, ollama, Worker(proc, home)
+        yield hub, ollama, Worker(proc)
     finally:
         proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(proc.wait(), 30)
@@ -257,10 +233,7 @@ async def _first_chunk_llm(llm_url: str, runs: int) -> list[str]:
     await front.start()
     hub = GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED)
     await hub.start()
-    home = Path(tempfile.mkdtemp(prefix="ghubai-bench-"))
-    env = {**os.environ, "HUB_URL": hub.url, "PROVIDER_TOKEN": TOKEN,
-           "OLLAMA_LOCAL_URL": front.url, "GHUBAI_CONFIG": str(home / "c.toml"),
-           "GHUBAI_LOG_DIR": str(home / "logs"), "XDG_DATA_HOME": str(home)}
+    env = worker_env(hub.url, front.url, TOKEN)
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "ghubai_tray",
                                                 "--headless", env=env,
                                                 stderr=subprocess.DEVNULL)
@@ -287,9 +260,9 @@ async def idle_footprint(quick: bool) -> list[str]:
     seconds = 10 if quick else 60
     rows = ["| process | RSS | PSS | private | CPU over the idle period |",
             "|---|---:|---:|---:|---:|"]
-    modes = [("ghubai-tray --headless", False)]
-    if os.environ.get("DISPLAY"):
-        modes.append(("ghubai-tray (tray, Xvfb)", True))
+    display = bool(os.environ.get("DISPLAY"))
+    modes = [("ghubai-tray --headless", False)] + ([("ghubai-tray (tray, Xvfb)", True)]
+                                                   if display else [])
     verdicts = []
     for name, tray in modes:
         async with bed(0.0, 10, tray=tray) as (_, _, worker):
@@ -302,7 +275,7 @@ async def idle_footprint(quick: bool) -> list[str]:
             met = mem.rss <= 60 and cpu <= 0.2
             verdicts.append(f"{name}: {'met' if met else 'not met'} ({mem.rss:.1f} MB, "
                             f"{cpu:.2f} %)")
-    if os.environ.get("DISPLAY"):
+    if display:
         proc = await asyncio.create_subprocess_exec(sys.executable, "-c", BARE_TRAY,
                                                     env={**os.environ, "GDK_GL": "disable"},
                                                     stdout=subprocess.DEVNULL,

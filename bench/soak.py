@@ -16,28 +16,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 
+from bench.common import memory_of, worker_env
 from tests.testbed.hub import AuthMode, GridHub, HubRequest
 from tests.testbed.ollama import Fault, ModelInfo, OllamaStandIn
 
 TOKEN = "soak-token"
 MODEL = "llama3.2:1b"
 GROWTH_LIMIT_MB = 15.0
-
-
-def rss_mb(pid: int) -> float:
-    pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") / 1024 / 1024
 
 
 async def fault(rng: random.Random, hub: GridHub, ollama: OllamaStandIn) -> str:
@@ -70,11 +63,7 @@ async def soak(seconds: float, seed: int) -> int:
                            models=[ModelInfo(MODEL)])
     await hub.start()
     await ollama.start()
-    home = Path(tempfile.mkdtemp(prefix="ghubai-soak-"))
-    env = {**os.environ, "HUB_URL": hub.url, "PROVIDER_TOKEN": TOKEN,
-           "OLLAMA_LOCAL_URL": ollama.url, "GHUBAI_CONFIG": str(home / "c.toml"),
-           "GHUBAI_LOG_DIR": str(home / "logs"), "XDG_DATA_HOME": str(home),
-           "GHUBAI_MAX_CONCURRENT_REQUESTS": "4"}
+    env = worker_env(hub.url, ollama.url, TOKEN, concurrency=4)
     worker = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "ghubai_tray", "--headless", env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -111,7 +100,7 @@ async def soak(seconds: float, seed: int) -> int:
             if worker.returncode is not None:
                 print("the worker died", file=sys.stderr)
                 return 1
-            samples.append((time.monotonic() - start, rss_mb(worker.pid)))
+            samples.append((time.monotonic() - start, memory_of(worker.pid).rss))
             if time.monotonic() >= next_fault:
                 kind = await fault(rng, hub, ollama)
                 faults += 1

@@ -7,6 +7,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from ghubai_tray.endpoints import ALLOWED_ENDPOINTS, EndpointRefused, allowed_endpoint
+from tests.adversarial import PATH_PIECES
 
 
 @pytest.mark.parametrize("path", ALLOWED_ENDPOINTS)
@@ -62,9 +63,7 @@ def test_any_text_is_either_refused_or_exactly_allowlisted(raw: str) -> None:
         assert raw in ALLOWED_ENDPOINTS and got == raw
 
 
-_PIECES = st.sampled_from(["/", "//", ".", "..", "%2e", "%2f", "%2F", "%00", "\\", "?", "#",
-                           ";", ":", "@", "api", "chat", "pull", "v1", "generate", " ", "\t",
-                           "\u2215", "\u0430", "\uff0e", "~", "&"])
+_PIECES = st.sampled_from(PATH_PIECES)
 
 
 @given(st.sampled_from(ALLOWED_ENDPOINTS), st.lists(_PIECES, min_size=1, max_size=6),

@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 from ghubai_tray.endpoints import ALLOWED_ENDPOINTS
 from ghubai_tray.validation import MAX_REQUEST_ID, usable_request_id
 from ghubai_tray.worker import REQUEST_TARGETS
+from tests.adversarial import ADVERSARIAL_PATHS, PATH_PIECES
 from tests.worker_bed import Bed, running_bed, with_settings
 
 T = TypeVar("T")
@@ -82,9 +83,7 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=3)
     | st.dictionaries(st.text(max_size=8), children, max_size=3),
     max_leaves=8)
-paths = st.sampled_from([*ALLOWED_ENDPOINTS, "/api/pull", "/api/delete", "/api/create",
-                         "//evil/api/chat", "/api/chat?x=1", "http://evil/api/chat",
-                         "/api/%63hat", "/api/chat/../pull", "\\api\\chat", "/API/CHAT"])
+paths = st.sampled_from([*ALLOWED_ENDPOINTS, *ADVERSARIAL_PATHS])
 good_body = json.dumps({"model": MODELS[0], "messages": [], "stream": False})
 bodies = st.one_of(st.just(good_body), st.text(max_size=40), json_values.map(json.dumps),
                    st.integers(BODY_LIMIT - 8, 2 * BODY_LIMIT).map(
@@ -96,13 +95,12 @@ others = {"model": st.one_of(st.sampled_from([*MODELS, "phi3", "LLAMA3.2:1B"]), 
           "endpointUri": st.one_of(paths, st.text(max_size=30), json_values),
           "requestBody": bodies,
           "extra": json_values}
-_PIECES = st.sampled_from(["/", "//", ".", "..", "%2e", "%2f", "%00", "\\", "?", "#", ";", ":",
-                           "@", "api", "pull", "delete", "v1", " ", "\u2215", "\u0430", "\uff0e"])
 # An allowed path with pieces added around it, or a management path, or an allowed one.
 endpoints = st.one_of(
     st.builds(lambda base, extra, before: extra + base if before else base + extra,
               st.sampled_from(ALLOWED_ENDPOINTS),
-              st.lists(_PIECES, min_size=1, max_size=4).map("".join), st.booleans()),
+              st.lists(st.sampled_from(PATH_PIECES), min_size=1, max_size=4).map("".join),
+              st.booleans()),
     paths, paths)
 
 

@@ -25,10 +25,10 @@ from ghubai_tray.state import (
     SetModelShared,
     State,
 )
+from tests.adversarial import ADVERSARIAL_PATHS
 from tests.testbed.hub import AuthMode, GridHub
 from tests.testbed.ollama import (
     DEFAULT_REPLY,
-    MANAGEMENT_PATHS,
     Fault,
     ModelInfo,
     OllamaStandIn,
@@ -155,16 +155,10 @@ async def test_model_not_found_in_ollama_is_reported_with_ollamas_words() -> Non
                                                    "'llama3.2:1b' not found")
 
 
-ADVERSARIAL = [*MANAGEMENT_PATHS, "/api/pull/", "/API/CHAT", "/api/chat/../pull", "/api/%70ull",
-               "//evil.example/api/chat", "http://127.0.0.1:1/api/chat", "/api/chat?x=/api/pull",
-               "/api/chat#", "\\api\\pull", "/api/chat\u2044", "/api/ｃhat", "api/chat", "",
-               "/v1/models", "/api/tags", "/api/ps", "/api/version", "/", "/api/chat%00"]
-
-
 async def test_no_management_endpoint_is_ever_reached() -> None:
     async with running_bed() as bed:
         await bed.registered("llama3.2:1b", "mistral:7b")
-        requests = [await bed.request(e, chat(False)) for e in ADVERSARIAL]
+        requests = [await bed.request(e, chat(False)) for e in ADVERSARIAL_PATHS]
         for req in requests:
             await req.wait()
             assert req.chunks == [{"requestId": req.request_id, "isFinal": True,
@@ -172,7 +166,7 @@ async def test_no_management_endpoint_is_ever_reached() -> None:
             assert req.chunks[0]["tokenFragment"].startswith("[error] ")
         assert bed.ollama.requests == [r for r in bed.ollama.requests if r.path == "/api/tags"]
         assert bed.ollama.management_requests == []
-        assert bed.worker.snapshot.totals.refused == len(ADVERSARIAL)
+        assert bed.worker.snapshot.totals.refused == len(ADVERSARIAL_PATHS)
 
 
 async def test_refusals_name_the_problem() -> None:

@@ -20,6 +20,15 @@ def clean_environment(tmp_path: Path) -> dict[str, str]:
     return base
 
 
+def offline_environment(home: Path) -> dict[str, str]:
+    """Configured, with a token, but nothing answers at the hub's or Ollama's address
+    (port 9, discard): for tests of the app itself rather than of its connections."""
+    from tests.worker_bed import TOKEN
+
+    return {**clean_environment(home), "XDG_RUNTIME_DIR": str(home), "PROVIDER_TOKEN": TOKEN,
+            "HUB_URL": "http://127.0.0.1:9/gridhub", "OLLAMA_LOCAL_URL": "http://127.0.0.1:9"}
+
+
 async def cli(*args: str, env: dict[str, str], stdin: bytes = b"",
               timeout: float = 60) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import clean_environment
+from tests.processes import clean_environment, offline_environment
 from tests.testbed.desktop import desktop_available, real_desktop, wait_for
 from tests.testbed.hub import AuthMode, GridHub
 from tests.testbed.ollama import OllamaStandIn
@@ -134,9 +134,7 @@ async def test_installed_doctor_and_headless_relay_a_streamed_request(
 
 @pytest.mark.skipif(not desktop_available(), reason="Xvfb and trayer needed")
 async def test_installed_tray_shows_its_icon(installed: list[str], tmp_path: Path) -> None:
-    env = {**clean_environment(tmp_path), "HUB_URL": "http://127.0.0.1:9/gridhub",
-           "PROVIDER_TOKEN": TOKEN, "OLLAMA_LOCAL_URL": "http://127.0.0.1:9",
-           "XDG_RUNTIME_DIR": str(tmp_path)}
+    env = offline_environment(tmp_path)
     with real_desktop(ARTIFACTS) as desk:
         env.update(desk.env)
         proc = await asyncio.create_subprocess_exec(

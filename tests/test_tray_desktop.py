@@ -23,7 +23,7 @@ from ghubai_tray import texts
 from ghubai_tray.menu import Desktop as MenuDesktop
 from ghubai_tray.menu import render_menu
 from ghubai_tray.state import ModelView, OllamaStatus, Snapshot, State
-from tests.processes import clean_environment, cli
+from tests.processes import clean_environment, cli, offline_environment
 from tests.testbed.desktop import Desktop, desktop_available, keys_to, real_desktop, wait_for
 from tests.testbed.hub import AuthMode, GridHub
 from tests.testbed.ollama import OllamaStandIn
@@ -248,9 +248,7 @@ async def test_first_start_without_setup_opens_the_settings(tmp_path: Path) -> N
 async def test_without_pygobject_the_icon_has_no_menu_and_says_what_to_install(
     tmp_path: Path,
 ) -> None:
-    env = {**clean_environment(tmp_path), "PYSTRAY_BACKEND": "xorg",
-           "XDG_RUNTIME_DIR": str(tmp_path), "PROVIDER_TOKEN": TOKEN,
-           "HUB_URL": "http://127.0.0.1:9/gridhub", "OLLAMA_LOCAL_URL": "http://127.0.0.1:9"}
+    env = {**offline_environment(tmp_path), "PYSTRAY_BACKEND": "xorg"}
     with real_desktop(ARTIFACTS) as desk:
         env.update(desk.env)
         proc = await asyncio.create_subprocess_exec(
@@ -280,9 +278,7 @@ async def test_a_signal_during_start_up_still_exits_in_time(tmp_path: Path, back
     with real_desktop(ARTIFACTS) as desk:
         for attempt in range(10):
             home = tmp_path / str(attempt)
-            env = {**clean_environment(home), **desk.env, "PYSTRAY_BACKEND": backend,
-                   "XDG_RUNTIME_DIR": str(home), "PROVIDER_TOKEN": TOKEN,
-                   "HUB_URL": "http://127.0.0.1:9/gridhub", "OLLAMA_LOCAL_URL": "http://127.0.0.1:9"}
+            env = {**offline_environment(home), **desk.env, "PYSTRAY_BACKEND": backend}
             home.mkdir()
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "ghubai_tray", "--grace", str(GRACE), env=env,

@@ -15,7 +15,9 @@ def worker_env(hub_url: str, ollama_url: str, token: str, concurrency: int = 2) 
     return {**os.environ, "HUB_URL": hub_url, "PROVIDER_TOKEN": token,
             "OLLAMA_LOCAL_URL": ollama_url, "GHUBAI_CONFIG": str(home / "config.toml"),
             "GHUBAI_LOG_DIR": str(home / "logs"), "XDG_DATA_HOME": str(home / "data"),
-            "XDG_RUNTIME_DIR": str(home), "GHUBAI_MAX_CONCURRENT_REQUESTS": str(concurrency)}
+            "XDG_RUNTIME_DIR": str(home), "GHUBAI_MAX_CONCURRENT_REQUESTS": str(concurrency),
+            # the benchmarks' long streams (60,000 chunks) exceed the default output ceiling
+            "GHUBAI_MAX_OUTPUT_TOKENS": "1048576"}
 
 
 @dataclass(frozen=True)

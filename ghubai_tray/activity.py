@@ -26,6 +26,7 @@ class Tally:
     requests: int = 0  # served successfully
     failed: int = 0  # failed, cancelled or refused
     tokens: int = 0
+    limited: int = 0  # requests the owner's ceilings changed
 
 
 @dataclass(frozen=True)

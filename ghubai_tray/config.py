@@ -31,6 +31,7 @@ import platformdirs
 import tomli_w
 
 from ghubai_tray.errors import ConfigError
+from ghubai_tray.request_body import Ceilings
 
 APP_NAME = "GhubAi"
 DEFAULT_HUB_URL = "https://localhost:7197/gridhub"  # the seed's default
@@ -205,6 +206,19 @@ SETTINGS: tuple[Setting, ...] = (
             "requests sent to Ollama at the same time", 2),
     Setting("max_request_body", "GHUBAI_MAX_REQUEST_BODY", "--max-request-body", parse_size,
             "largest request body accepted from the hub", 4 * 1024 * 1024),
+    Setting("max_keep_alive", "GHUBAI_MAX_KEEP_ALIVE", "--max-keep-alive",
+            _bounded(0, 86400, "seconds", False),
+            "longest a hub request may keep a model in memory after it ends, in seconds", 300.0),
+    Setting("max_context", "GHUBAI_MAX_CONTEXT", "--max-context",
+            _bounded(256, 1048576, "tokens", True),
+            "largest context (num_ctx) a hub request may ask for; memory grows with it", 8192),
+    Setting("max_output_tokens", "GHUBAI_MAX_OUTPUT_TOKENS", "--max-output-tokens",
+            _bounded(1, 1048576, "tokens", True),
+            "most tokens one hub request may generate", 4096),
+    Setting("max_images", "GHUBAI_MAX_IMAGES", "--max-images", _bounded(0, 64, "images", True),
+            "most images one hub request may carry", 4),
+    Setting("max_image_size", "GHUBAI_MAX_IMAGE_SIZE", "--max-image-size", parse_size,
+            "largest image a hub request may carry", 10 * 1024 * 1024),
     Setting("idle_timeout", "GHUBAI_IDLE_TIMEOUT", "--idle-timeout",
             _bounded(1, 3600, "seconds", False),
             "seconds Ollama may stay silent during one answer (model loading included)", 300.0),
@@ -238,6 +252,11 @@ class Settings:
     discovery_interval: float = 30.0
     max_concurrent_requests: int = 2
     max_request_body: int = 4 * 1024 * 1024
+    max_keep_alive: float = 300.0
+    max_context: int = 8192
+    max_output_tokens: int = 4096
+    max_images: int = 4
+    max_image_size: int = 10 * 1024 * 1024
     idle_timeout: float = 300.0
     total_timeout: float = 3600.0
     share_new_models: bool = True
@@ -254,6 +273,13 @@ class Settings:
     @property
     def is_default_hub(self) -> bool:
         return self.hub_url == DEFAULT_HUB_URL
+
+    @property
+    def ceilings(self) -> Ceilings:
+        """The owner's limits on one hub request, as the body rebuilder takes them."""
+        return Ceilings(keep_alive=self.max_keep_alive, context=self.max_context,
+                        output_tokens=self.max_output_tokens, images=self.max_images,
+                        image_bytes=self.max_image_size)
 
 
 assert {f.name for f in fields(Settings)} - {"sources"} == set(BY_KEY), "SETTINGS and Settings"

@@ -111,6 +111,7 @@ def _activity(snap: Snapshot) -> Item:
         _info(texts.SERVING_NOW.format(n=snap.active)),
         _info(texts.TODAY.format(requests=today.requests, tokens=today.tokens)),
         _info(texts.FAILED_TODAY.format(n=today.failed)),
+        _info(texts.LIMITED_TODAY.format(n=today.limited)),
         _info(texts.SINCE_INSTALL.format(requests=life.requests, tokens=life.tokens))))
 
 

@@ -50,6 +50,8 @@ class Counters:
     served: int = 0
     failed: int = 0
     refused: int = 0
+    limited: int = 0  # requests the owner's ceilings changed (capped or fields left out)
+    unanswered: int = 0  # refusals dropped because the hub was not reading
     chunks: int = 0
     bytes: int = 0
 
@@ -78,6 +80,7 @@ class Snapshot:
     totals: Counters = field(default_factory=Counters)
     per_model: tuple[tuple[str, Counters], ...] = ()
     activity: Activity = field(default_factory=Activity)
+    notice: str | None = None  # a problem the owner should read, in words (a failed save)
 
     @property
     def state(self) -> State:

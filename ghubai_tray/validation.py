@@ -4,32 +4,36 @@ The hub is trusted to route work, not to act on the donor's machine. So an
 ``InferenceRequest`` is accepted only when every part is what inference needs:
 a usable request id, an endpoint on the allowlist (see
 :mod:`ghubai_tray.endpoints`), a model this worker shares right now, and a
-body that is one JSON object within the size limit naming that same model
-(otherwise a request routed for a shared model could run an unshared one).
-A refusal carries a reason in plain words for the ``[error]`` final chunk.
+body within the size limit that :mod:`ghubai_tray.request_body` can rebuild
+for that same model within the owner's ceilings. What is forwarded is the
+rebuilt body, never the hub's bytes (otherwise a request routed for a shared
+model could run an unshared one). A refusal carries a reason in plain words
+for the final chunk.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 from ghubai_tray.endpoints import EndpointRefused, allowed_endpoint
 from ghubai_tray.errors import RequestRejected
+from ghubai_tray.request_body import BodyRefused, Canonical, Ceilings, canonical_body
 
 MAX_REQUEST_ID = 128
 
 
 @dataclass(frozen=True)
 class InferenceRequest:
-    """A request that passed every check; ``endpoint`` is our own allowlist constant."""
+    """A request that passed every check; ``endpoint`` is our own allowlist constant,
+    ``body`` the worker's own serialisation, and ``canonical`` says what was capped."""
 
     request_id: str
     model: str
     endpoint: str
     body: bytes
+    canonical: Canonical | None = None
 
 
 def _field(obj: dict[str, Any], name: str) -> Any:
@@ -54,7 +58,8 @@ def request_id_of(arguments: Any) -> str | None:
 
 
 def validate_request(
-    arguments: Any, shared_models: Collection[str], max_body_bytes: int
+    arguments: Any, shared_models: Collection[str], max_body_bytes: int,
+    ceilings: Ceilings | None = None,
 ) -> InferenceRequest:
     """Return the checked request or raise :class:`RequestRejected` with a plain reason."""
     if not isinstance(arguments, list) or len(arguments) != 1 or not isinstance(arguments[0], dict):
@@ -79,30 +84,20 @@ def validate_request(
     shared = {m.casefold(): m for m in shared_models}
     if model.casefold() not in shared:
         raise refuse(f"the model {model[:80]!r} is not shared by this worker")
+    exact = shared[model.casefold()]
 
-    encoded = _checked_body(_field(payload, "requestBody"), model, max_body_bytes, refuse)
-    return InferenceRequest(request_id, shared[model.casefold()], endpoint, encoded)
-
-
-def _checked_body(
-    body: Any, model: str, max_body_bytes: int, refuse: Callable[[str], RequestRejected]
-) -> bytes:
+    body = _field(payload, "requestBody")
     if not isinstance(body, str):
         raise refuse("the request has no body")
     try:
-        encoded = body.encode("utf-8")
+        size = len(body.encode("utf-8"))
     except UnicodeEncodeError:
         raise refuse("the request body is not valid text") from None
-    if len(encoded) > max_body_bytes:
-        raise refuse(f"the request body is {len(encoded):,} bytes, more than this worker's "
+    if size > max_body_bytes:
+        raise refuse(f"the request body is {size:,} bytes, more than this worker's "
                      f"limit of {max_body_bytes:,}")
     try:
-        document = json.loads(body)
-    except ValueError:
-        raise refuse("the request body is not JSON") from None
-    if not isinstance(document, dict):
-        raise refuse("the request body is not a JSON object")
-    body_model = document.get("model")
-    if not isinstance(body_model, str) or body_model.casefold() != model.casefold():
-        raise refuse(f"the request body asks for a different model than {model[:80]!r}")
-    return encoded
+        canonical = canonical_body(endpoint, body, exact, ceilings or Ceilings())
+    except BodyRefused as exc:
+        raise refuse(str(exc)) from None
+    return InferenceRequest(request_id, exact, endpoint, canonical.body, canonical)

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from tests.processes import clean_environment
+from tests.testbed.godecode import GO_MISSING, go_available
 from tests.testbed.llm import LlamaServer, llama_server_available
 from tests.testbed.secrets import secret_service
 from tests.worker_bed import TOKEN
@@ -32,16 +33,21 @@ LLM_MISSING = ("llama-cpp-python[server] is not installed, so the real-model tes
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    if item.get_closest_marker("llm") and not llama_server_available():
-        if os.environ.get("CI"):
-            pytest.fail(LLM_MISSING, pytrace=False)
-        pytest.skip(LLM_MISSING)
+    for marker, available, missing in (("llm", llama_server_available, LLM_MISSING),
+                                       ("go", go_available, GO_MISSING)):
+        if item.get_closest_marker(marker) and not available():
+            if os.environ.get("CI"):
+                pytest.fail(missing, pytrace=False)
+            pytest.skip(missing)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not llama_server_available():
         terminalreporter.write_sep("!", "REAL-MODEL TESTS DID NOT RUN", red=True, bold=True)
         terminalreporter.write_line(LLM_MISSING, red=True)
+    if not go_available():
+        terminalreporter.write_sep("!", "OLLAMA'S GO DECODER DID NOT RUN", red=True, bold=True)
+        terminalreporter.write_line(GO_MISSING, red=True)
 
 
 @pytest.fixture(scope="session")

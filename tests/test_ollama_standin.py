@@ -255,12 +255,16 @@ async def test_v1_completions_stream_matches_ollama(client: httpx.AsyncClient) -
     assert_same_shape(objs[-1], expected[1])
 
 
-async def test_requested_length_is_honoured(client: httpx.AsyncClient) -> None:
+async def test_the_answer_ends_by_itself_or_at_the_requested_length(
+        client: httpx.AsyncClient, ollama: OllamaStandIn) -> None:
+    ollama.reply_tokens = ["w "] * 100
     resp = await client.post("/api/chat", json={**CHAT, "options": {"num_predict": 50}})
     assert len(resp.text.splitlines()) == 51
     resp = await client.post("/v1/chat/completions", json={**CHAT, "stream": True,
                                                            "max_tokens": 20})
     assert resp.text.count("chat.completion.chunk") == 21
+    resp = await client.post("/api/chat", json={**CHAT, "options": {"num_predict": 4096}})
+    assert len(resp.text.splitlines()) == 101
 
 
 async def test_mid_stream_error_native(client: httpx.AsyncClient, ollama: OllamaStandIn) -> None:

@@ -169,10 +169,11 @@ def test_set_up_comes_first_when_not_configured() -> None:
 def test_activity_submenu() -> None:
     from ghubai_tray.activity import Activity, Tally
 
-    activity = Activity("2026-11-24", Tally(3, 1, 120), Tally(40, 2, 9000))
+    activity = Activity("2026-11-24", Tally(3, 1, 120, 2), Tally(40, 2, 9000))
     items = find(render_menu(snap(active=2, activity=activity), DESKTOP), "Activity").submenu
     assert texts_of(items) == ["Serving now: 2", "Today: 3 requests, 120 tokens",
                                "Failed or refused today: 1",
+                               "Kept within your limits today: 2",
                                "Since install: 40 requests, 9000 tokens"]
     assert not any(i.enabled for i in items)
 

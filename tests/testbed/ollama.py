@@ -10,10 +10,13 @@ line and *no* blank lines; ``/v1`` streams are ``text/event-stream`` with
 (``api/types.go``, ``openai/openai.go``); strings are escaped as Go escapes them
 (``<``, ``>``, ``&`` as ``\\u003c`` ...).
 
-Generation is deterministic: the reply is ``reply_tokens`` repeated up to the
-requested length (``options.num_predict`` natively, ``max_tokens`` on ``/v1``),
-paced by ``token_delay``. A client that disconnects mid-stream cancels the
-generation, as Ollama does; that is recorded in ``cancellations``.
+Generation is deterministic: the answer is ``reply_tokens``, ending there as a
+model ends at end-of-sequence, and cut at the requested length
+(``options.num_predict`` natively, ``max_tokens`` on ``/v1``) as Ollama cuts
+one, paced by ``token_delay``. (The worker always asks for a length now, the
+owner's ceiling, so the answer's own end must be the stand-in's, as a model's.)
+A client that disconnects mid-stream cancels the generation, as Ollama does;
+that is recorded in ``cancellations``.
 
 Every request is recorded, so a test can prove that a management endpoint
 (pull, push, create, copy, delete, blobs, show) was never reached.
@@ -282,8 +285,10 @@ class OllamaStandIn(Observable):
         return None
 
     def _generation(self, model: str, limit: Any, prompt: str) -> _Generation:
-        count = limit if isinstance(limit, int) and limit > 0 else len(self.reply_tokens)
-        tokens = [self.reply_tokens[i % len(self.reply_tokens)] for i in range(count)]
+        count = len(self.reply_tokens)
+        if isinstance(limit, int | float) and not isinstance(limit, bool) and limit > 0:
+            count = min(count, int(limit))
+        tokens = self.reply_tokens[:count]
         self.loaded[model] = time.time()
         return _Generation(model, tokens, max(1, len(prompt.split())))
 

@@ -1,0 +1,420 @@
+"""What of a request body reaches Ollama: parsed once, checked, and rebuilt by the worker.
+
+Ollama decodes bodies with Go's ``encoding/json``: a key matches a struct field
+case-insensitively (Unicode simple folding, so the Kelvin sign ``K`` matches
+``k`` and ``ſ`` matches ``s``) and, when two keys match one field, the last
+one wins. A check made on a Python dict therefore says nothing about what
+Ollama will run: ``{"model": "shared", "Model": "secret"}`` passes a Python
+check and runs ``secret``. So the worker never forwards the hub's bytes. It
+parses the body once, refuses anything two parsers could read differently (a
+key given twice; a key that folds to a field without being spelled like it),
+and serialises a new body from the fields of :data:`FIELDS` alone, each by
+its :class:`Rule`: kept, capped to the owner's :class:`Ceilings`, replaced
+(the model is the shared model's exact name), or dropped. A field that is not
+in the table never reaches Ollama. ``docs/PROTOCOL.md`` explains the decoding
+rules this relies on, and the README lists every decision for owners.
+
+Everything here is pure: text in, bytes (or a refusal) out.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class BodyRefused(ValueError):
+    """The body cannot be forwarded; the text says why, for the hub's client."""
+
+
+@dataclass(frozen=True)
+class Ceilings:
+    """The owner's limits on what one hub request may ask of this machine."""
+
+    keep_alive: float = 300.0  # seconds a model may stay loaded after a hub request
+    context: int = 8192  # options.num_ctx: the KV cache grows with it
+    output_tokens: int = 4096  # num_predict / max_tokens: always finite when forwarded
+    images: int = 4  # per request
+    image_bytes: int = 10 * 1024 * 1024  # per image, decoded
+
+
+@dataclass(frozen=True)
+class Canonical:
+    """The body to forward, and what the worker changed in it (for the owner's log)."""
+
+    body: bytes
+    capped: tuple[str, ...] = ()  # "num_ctx 1048576 -> 8192"
+    dropped: tuple[str, ...] = ()  # guarded fields removed: "template", "options.num_gpu"
+
+    @property
+    def limited(self) -> bool:
+        return bool(self.capped or self.dropped)
+
+
+class Kind(enum.Enum):
+    KEEP = "forwarded as sent"
+    BOOL = "forwarded; must be true or false"
+    MODEL = "set to the shared model's exact name"
+    KEEP_ALIVE = "capped to the keep-alive ceiling; set to it when absent"
+    OUTPUT = "capped to the output ceiling; set to it when absent, 0 or negative"
+    CONTEXT = "capped to the context ceiling"
+    OPTIONS = "each option by the options table"
+    MESSAGES = "each message by the message table"
+    IMAGES = "counted and measured against the image ceilings"
+    CONTENT = "forwarded; image parts counted and measured, only data: URLs"
+    DROP = "never forwarded"
+
+
+@dataclass(frozen=True)
+class Rule:
+    kind: Kind
+    why: str = ""  # for DROP: the reason, in words an owner understands
+
+
+KEEP, BOOL = Rule(Kind.KEEP), Rule(Kind.BOOL)
+MODEL, KEEP_ALIVE = Rule(Kind.MODEL), Rule(Kind.KEEP_ALIVE)
+OUTPUT, CONTEXT = Rule(Kind.OUTPUT), Rule(Kind.CONTEXT)
+OPTIONS, MESSAGES = Rule(Kind.OPTIONS), Rule(Kind.MESSAGES)
+IMAGES, CONTENT = Rule(Kind.IMAGES), Rule(Kind.CONTENT)
+
+_RUNNER = "a runner setting: it decides how the owner's hardware is used"
+_TEMPLATE = "runs as a Go template on the owner's machine, and can take gigabytes of memory"
+_RAW = "skips the model's own template, which the owner chose"
+_DEBUG = "returns the model's template and system prompt instead of an answer"
+_IMAGE_GEN = "image generation sizes stay the model's defaults"
+
+
+def _drop(why: str) -> Rule:
+    return Rule(Kind.DROP, why)
+
+
+# Ollama's options (api.Options and api.Runner, v0.17): options are read from a map by
+# their exact names, so a differently spelled option is ignored by Ollama; it is still
+# refused here, so that no version of Ollama can read it another way.
+OPTION_FIELDS: Mapping[str, Rule] = {
+    "num_ctx": CONTEXT,
+    "num_predict": OUTPUT,
+    **{name: KEEP for name in (
+        "num_keep", "seed", "top_k", "top_p", "min_p", "typical_p", "repeat_last_n",
+        "temperature", "repeat_penalty", "presence_penalty", "frequency_penalty", "stop",
+        # sampling options of older Ollama versions (ignored by newer ones)
+        "mirostat", "mirostat_tau", "mirostat_eta", "tfs_z", "penalize_newline")},
+    **{name: _drop(_RUNNER) for name in (
+        "num_gpu", "num_thread", "main_gpu", "use_mlock", "use_mmap", "numa", "low_vram",
+        "num_batch", "f16_kv", "vocab_only", "logits_all")},
+}
+
+_NATIVE_MESSAGE: Mapping[str, Rule] = {
+    "role": KEEP, "content": KEEP, "thinking": KEEP, "images": IMAGES, "tool_calls": KEEP,
+    "tool_name": KEEP, "tool_call_id": KEEP,
+}
+_OPENAI_MESSAGE: Mapping[str, Rule] = {
+    "role": KEEP, "content": CONTENT, "reasoning": KEEP, "tool_calls": KEEP, "name": KEEP,
+    "tool_call_id": KEEP,
+}
+MESSAGE_FIELDS: Mapping[str, Mapping[str, Rule]] = {
+    "/api/chat": _NATIVE_MESSAGE, "/v1/chat/completions": _OPENAI_MESSAGE,
+}
+
+_NATIVE_GENERATION: Mapping[str, Rule] = {
+    "model": MODEL, "stream": BOOL, "format": KEEP, "keep_alive": KEEP_ALIVE,
+    "options": OPTIONS, "think": KEEP, "truncate": BOOL, "shift": BOOL, "logprobs": BOOL,
+    "top_logprobs": KEEP, "_debug_render_only": _drop(_DEBUG),
+}
+_OPENAI_GENERATION: Mapping[str, Rule] = {
+    "model": MODEL, "stream": BOOL, "stream_options": KEEP, "max_tokens": OUTPUT,
+    "seed": KEEP, "stop": KEEP, "temperature": KEEP, "frequency_penalty": KEEP,
+    "presence_penalty": KEEP, "top_p": KEEP, "_debug_render_only": _drop(_DEBUG),
+}
+
+# The one table of what each endpoint may carry; anything else is left out.
+FIELDS: Mapping[str, Mapping[str, Rule]] = {
+    "/api/chat": {**_NATIVE_GENERATION, "messages": MESSAGES, "tools": KEEP},
+    "/api/generate": {
+        **_NATIVE_GENERATION, "prompt": KEEP, "suffix": KEEP, "system": KEEP, "context": KEEP,
+        "images": IMAGES, "template": _drop(_TEMPLATE), "raw": _drop(_RAW),
+        "width": _drop(_IMAGE_GEN), "height": _drop(_IMAGE_GEN), "steps": _drop(_IMAGE_GEN)},
+    "/api/embed": {"model": MODEL, "input": KEEP, "keep_alive": KEEP_ALIVE, "truncate": BOOL,
+                   "dimensions": KEEP, "options": OPTIONS},
+    "/api/embeddings": {"model": MODEL, "prompt": KEEP, "keep_alive": KEEP_ALIVE,
+                        "options": OPTIONS},
+    "/v1/chat/completions": {
+        **_OPENAI_GENERATION, "messages": MESSAGES, "max_completion_tokens": OUTPUT,
+        "response_format": KEEP, "tools": KEEP, "reasoning": KEEP, "reasoning_effort": KEEP,
+        "logprobs": BOOL, "top_logprobs": KEEP},
+    "/v1/completions": {**_OPENAI_GENERATION, "prompt": KEEP, "suffix": KEEP,
+                        "logprobs": KEEP},
+    "/v1/embeddings": {"model": MODEL, "input": KEEP, "dimensions": KEEP,
+                       "encoding_format": KEEP},
+}
+NATIVE = frozenset({"/api/chat", "/api/generate", "/api/embed", "/api/embeddings"})
+GENERATING = frozenset({"/api/chat", "/api/generate", "/v1/chat/completions",
+                        "/v1/completions"})
+
+
+def go_fold(key: str) -> str:
+    """How Go's encoding/json folds a key before comparing it with ASCII field names.
+
+    Go folds every rune to the smallest rune of its simple-folding orbit. For
+    names made of ASCII letters, digits and ``_`` (every Ollama field), only
+    ASCII letters and two other runes fold onto them: the Kelvin sign (onto k)
+    and the long s (onto s). Everything else stays itself and cannot match.
+    """
+    return key.lower() if key.isascii() else "".join(
+        "k" if c == "\u212a" else "s" if c == "\u017f" else c.lower() if c.isascii() else c
+        for c in key)
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return obj
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_body(text: str) -> dict[str, Any]:
+    """The body as one JSON object, strictly: no duplicate keys, no NaN, bounded depth."""
+    try:
+        document = json.loads(text, object_pairs_hook=_object, parse_constant=_no_constant)
+    except _DuplicateKey as exc:
+        raise BodyRefused(f"the request body has the key {_shown(exc.key)} more than once"
+                          ) from None
+    except RecursionError:
+        raise BodyRefused("the request body is nested too deeply") from None
+    except MemoryError:
+        raise BodyRefused("the request body is too large to read") from None
+    except ValueError:
+        raise BodyRefused("the request body is not JSON") from None
+    if not isinstance(document, dict):
+        raise BodyRefused("the request body is not a JSON object")
+    return document
+
+
+def _shown(key: str) -> str:
+    return repr(key if len(key) <= 40 else key[:40] + "...")
+
+
+@dataclass
+class _Pass:
+    """What one canonicalisation noticed on its way through the body."""
+
+    ceilings: Ceilings
+    capped: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    images: int = 0
+
+
+def canonical_body(endpoint: str, text: str, model: str, ceilings: Ceilings) -> Canonical:
+    """The bytes to POST to ``endpoint`` for this body; :class:`BodyRefused` says why not.
+
+    ``model`` is the shared model's exact name: the body must name it (in any
+    case, as the hub's routing does), and the forwarded body names it exactly.
+    """
+    document = parse_body(text)
+    run = _Pass(ceilings)
+    out = _struct(document, FIELDS[endpoint], run, "", endpoint)
+    asked = out.get("model")
+    if not isinstance(asked, str) or not asked:
+        raise BodyRefused("the request body names no model")
+    if asked.casefold() != model.casefold():
+        raise BodyRefused(f"the request body asks for a different model than {model[:80]!r}")
+    out["model"] = model
+    _apply_defaults(endpoint, out, ceilings)
+    try:
+        body = json.dumps(out, ensure_ascii=False, separators=(",", ":"),
+                          allow_nan=False).encode("utf-8")
+    except RecursionError:
+        raise BodyRefused("the request body is nested too deeply") from None
+    except UnicodeEncodeError:
+        raise BodyRefused("the request body is not valid text") from None
+    return Canonical(body, tuple(run.capped), tuple(run.dropped))
+
+
+def _apply_defaults(endpoint: str, out: dict[str, Any], ceilings: Ceilings) -> None:
+    """What the hub left out falls back to the ceiling, never to "no limit"."""
+    if endpoint in NATIVE:
+        out.setdefault("keep_alive", _number_out(ceilings.keep_alive))
+    if endpoint not in GENERATING:
+        return
+    if endpoint in NATIVE:
+        options = out.setdefault("options", {})
+        options.setdefault("num_predict", ceilings.output_tokens)
+        return
+    # Ollama reads max_tokens only; an OpenAI client may send max_completion_tokens
+    # instead (or both): the smaller one, within the ceiling, goes out as max_tokens.
+    asked = [out.pop(k) for k in ("max_tokens", "max_completion_tokens") if k in out]
+    out["max_tokens"] = min(asked, default=ceilings.output_tokens)
+
+
+def _struct(obj: dict[str, Any], table: Mapping[str, Rule], run: _Pass, path: str,
+            endpoint: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in obj.items():
+        name = go_fold(key)
+        rule = table.get(name)
+        if rule is None:
+            continue  # unknown to the worker: Ollama never sees it
+        if key != name:
+            raise BodyRefused(f"the request body spells {path}{_shown(key)} differently from "
+                              f"Ollama's field {path}{name!r}")
+        if value is None and rule.kind is not Kind.MODEL:
+            continue  # null is "not given" for Ollama too
+        kept = _apply(rule, value, run, f"{path}{name}", endpoint)
+        if kept is not _LEFT_OUT:
+            out[name] = kept
+    return out
+
+
+_LEFT_OUT = object()
+
+
+def _apply(rule: Rule, value: Any, run: _Pass, name: str, endpoint: str) -> Any:  # noqa: C901
+    kind, limits = rule.kind, run.ceilings
+    if kind is Kind.KEEP:
+        return value
+    if kind is Kind.DROP:
+        run.dropped.append(name)
+        return _LEFT_OUT
+    if kind is Kind.BOOL:
+        if not isinstance(value, bool):
+            raise BodyRefused(f"{name} in the request body must be true or false")
+        return value
+    if kind is Kind.MODEL:
+        if not isinstance(value, str):
+            raise BodyRefused("the request body names no model")
+        return value
+    if kind is Kind.KEEP_ALIVE:
+        seconds = keep_alive_seconds(value)
+        if 0 <= seconds <= limits.keep_alive:
+            return _number_out(seconds)
+        run.capped.append(f"{name} {_said(value)} -> {limits.keep_alive:g} s")
+        return _number_out(limits.keep_alive)
+    if kind is Kind.OUTPUT:
+        tokens = _whole(value, name)
+        if 1 <= tokens <= limits.output_tokens:
+            return tokens
+        run.capped.append(f"{name} {_said(value)} -> {limits.output_tokens}")
+        return limits.output_tokens
+    if kind is Kind.CONTEXT:
+        size = _whole(value, name)
+        if size < 1:
+            return _LEFT_OUT  # Ollama's own default
+        if size <= limits.context:
+            return size
+        run.capped.append(f"{name} {_said(value)} -> {limits.context}")
+        return limits.context
+    if kind is Kind.OPTIONS:
+        if not isinstance(value, dict):
+            raise BodyRefused(f"{name} in the request body must be an object")
+        return _struct(value, OPTION_FIELDS, run, f"{name}.", endpoint)
+    if kind is Kind.MESSAGES:
+        if not isinstance(value, list) or not all(isinstance(m, dict) for m in value):
+            raise BodyRefused(f"{name} in the request body must be a list of objects")
+        table = MESSAGE_FIELDS[endpoint]
+        return [_struct(m, table, run, f"{name}[{i}].", endpoint) for i, m in enumerate(value)]
+    if kind is Kind.IMAGES:
+        if not isinstance(value, list) or not all(isinstance(i, str) for i in value):
+            raise BodyRefused(f"{name} in the request body must be a list of base64 texts")
+        for image in value:
+            _count_image(run, _base64_size(image))
+        return value
+    if kind is Kind.CONTENT:
+        if isinstance(value, list):
+            for part in value:
+                if isinstance(part, dict) and part.get("type") == "image_url":
+                    _count_image(run, _data_url_size(part.get("image_url")))
+        return value
+    raise AssertionError(kind)  # pragma: no cover - every kind is handled above
+
+
+def _count_image(run: _Pass, size: int) -> None:
+    limits = run.ceilings
+    run.images += 1
+    if run.images > limits.images:
+        raise BodyRefused(f"the request has more than {limits.images} image(s), this "
+                          "machine's limit")
+    if size > limits.image_bytes:
+        raise BodyRefused(f"an image of the request is {size:,} bytes, more than this "
+                          f"machine's limit of {limits.image_bytes:,}")
+
+
+def _base64_size(text: str) -> int:
+    stripped = text.rstrip("=")
+    return len(stripped) * 3 // 4
+
+
+def _data_url_size(value: Any) -> int:
+    url = value.get("url") if isinstance(value, dict) else value
+    if not isinstance(url, str):
+        return 0  # Ollama refuses the message itself
+    if not url.startswith("data:"):
+        raise BodyRefused("this worker takes images only inside the request (data: URLs), "
+                          "never from an address")
+    return _base64_size(url.partition(",")[2])
+
+
+def _said(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=True)
+    return text if len(text) <= 24 else text[:21] + "..."
+
+
+def _number_out(seconds: float) -> int | float:
+    return int(seconds) if float(seconds).is_integer() else seconds
+
+
+def _whole(value: Any, name: str) -> int:
+    """A JSON number as Go's int conversion reads it (towards zero)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BodyRefused(f"{name} in the request body must be a number")
+    if isinstance(value, float) and not abs(value) < 2**62:
+        return 2**62 if value > 0 else -(2**62)
+    return int(value)
+
+
+# Go's time.ParseDuration: "300ms", "1.5h", "2h45m"; a bare "0" too.
+_DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0,
+                 "m": 60.0, "h": 3600.0}
+
+
+def keep_alive_seconds(value: Any) -> float:
+    """Seconds, as Ollama reads ``keep_alive`` (a negative value means forever: -1)."""
+    if isinstance(value, bool):
+        raise BodyRefused("keep_alive in the request body must be a number or a duration")
+    if isinstance(value, int | float):
+        return float(value)
+    if not isinstance(value, str):
+        raise BodyRefused("keep_alive in the request body must be a number or a duration")
+    text, sign = value, 1.0
+    if text[:1] in ("+", "-"):
+        sign, text = (-1.0 if text[0] == "-" else 1.0), text[1:]
+    if text == "0":
+        return 0.0
+    total, pos = 0.0, 0
+    while text and pos < len(text):
+        part = _DURATION_PART.match(text, pos)
+        if part is None:
+            break
+        total += float(part[1]) * _UNIT_SECONDS[part[2]]
+        pos = part.end()
+    if not text or pos != len(text):
+        raise BodyRefused(f"keep_alive {_said(value)} is not a duration Ollama understands")
+    return sign * total

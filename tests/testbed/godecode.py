@@ -1,0 +1,90 @@
+"""Ollama's own reading of a request body: ``tests/godecode`` built against Ollama's Go types.
+
+Ollama decodes with Go's encoding/json, which a Python model of it can only
+approximate, so the hostile-hub tests ask Go itself: the helper is compiled
+from ``tests/godecode`` against the pinned ``github.com/ollama/ollama`` module
+(``api`` and ``openai`` packages) and reads bodies line by line. The binary is
+cached outside the checkout, keyed by the helper's sources, like the
+llama.cpp wheel; ``make setup`` builds it (about a minute the first time).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any
+
+SOURCE = Path(__file__).resolve().parent.parent / "godecode"
+GO_MISSING = ("Go is not installed, so the tests that read bodies with Ollama's own Go types "
+              "cannot run: `make setup` needs Go (see the README)")
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("GHUBAI_CACHE") or os.path.join(
+        os.environ.get("HOME", "/tmp"), ".cache", "ghubai-tray")
+    return Path(base) / "godecode"
+
+
+def _fingerprint() -> str:
+    digest = hashlib.sha256()
+    for name in ("main.go", "go.mod", "go.sum"):
+        digest.update((SOURCE / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def go_available() -> bool:
+    return shutil.which("go") is not None or Path("/usr/local/go/bin/go").exists()
+
+
+def binary_path() -> Path:
+    return cache_dir() / f"godecode-{_fingerprint()}"
+
+
+def build() -> Path:
+    """The helper's binary, built once per version of its sources."""
+    target = binary_path()
+    if target.exists():
+        return target
+    go = shutil.which("go") or "/usr/local/go/bin/go"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".partial")
+    subprocess.run([go, "build", "-o", str(partial), "."], cwd=SOURCE, check=True,
+                   env={**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly"})
+    partial.replace(target)
+    return target
+
+
+class GoDecoder:
+    """One running helper; ``decode(endpoint, body)`` returns Ollama's view of the body."""
+
+    def __init__(self) -> None:
+        self._process = subprocess.Popen([str(build())], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, text=True, encoding="utf-8")
+        self._lock = threading.Lock()
+
+    def decode(self, endpoint: str, body: bytes | str) -> dict[str, Any]:
+        text = body.decode("utf-8") if isinstance(body, bytes) else body
+        assert self._process.stdin is not None and self._process.stdout is not None
+        with self._lock:
+            self._process.stdin.write(json.dumps({"endpoint": endpoint, "body": text}) + "\n")
+            self._process.stdin.flush()
+            line = self._process.stdout.readline()
+        if not line:
+            raise RuntimeError("the godecode helper ended")
+        view: dict[str, Any] = json.loads(line)
+        return view
+
+    def close(self) -> None:
+        for pipe in (self._process.stdin, self._process.stdout):
+            if pipe is not None:
+                pipe.close()
+        self._process.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    print(build())

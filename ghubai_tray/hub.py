@@ -19,6 +19,10 @@ client and transport with one small connection object per attempt:
   reported, never fatal;
 - it treats 30 s without a byte from the server as a dead connection, and
   sends a Ping after 15 s without sending anything;
+- it holds at most ``max_message_bytes`` of one incoming message, scanning
+  each received piece once;
+- it sends the token only to the configured origin (see
+  :func:`token_for_redirect`), and names the host it really connected to;
 - ``close()`` sends a Close message before closing the socket;
 - ``send()`` on a closed connection fails at once.
 
@@ -37,7 +41,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import aiohttp
 import orjson
@@ -60,6 +64,7 @@ KEEPALIVE_INTERVAL = 15.0  # ASP.NET's default client keep-alive
 CONNECT_TIMEOUT = 15.0  # negotiate, upgrade and handshake, each
 MAX_REDIRECTS = 10  # Azure SignalR redirects once; more is a loop
 MAX_MESSAGE_BYTES = 32 * 1024  # the hub's default MaximumReceiveMessageSize, separator included
+DEFAULT_INCOMING_LIMIT = 3 * 4 * 1024 * 1024 + 64 * 1024  # see incoming_limit()
 _protocol = JSONProtocol()
 
 
@@ -68,11 +73,11 @@ _protocol = JSONProtocol()
 
 @dataclass(frozen=True)
 class Negotiated:
-    """Where to open the WebSocket: the URL and the connection id to put in it."""
+    """Where to open the WebSocket: the URL, the connection id, and the token for it."""
 
     url: str
     connection_id: str
-    access_token: str | None  # a redirect's own token replaces ours from then on
+    access_token: str | None  # ours at the configured origin, a redirect's own, or none
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,18 @@ class Malformed:
     """A record that is not a message we can read; the text says why."""
 
     reason: str
+
+
+def incoming_limit(max_request_body: int) -> int:
+    """The largest message accepted from the hub, for a given request-body limit.
+
+    The body travels as a JSON string inside the message, escaped by the
+    hub's serializer: System.Text.Json writes every non-ASCII character as
+    ``\\uXXXX``, so a body grows up to three times (two-byte characters;
+    emoji as surrogate pairs). A body over the limit is still refused with
+    a final; only what no body limit can explain closes the connection.
+    """
+    return 3 * max_request_body + 64 * 1024
 
 
 def with_query(url: str, **params: str | None) -> str:
@@ -132,6 +149,35 @@ def parse_negotiate(body: Any, url: str, access_token: str | None) -> Negotiated
     return Negotiated(url, connection_id, access_token)
 
 
+def origin_of(url: str) -> tuple[str, str, int]:
+    """Scheme, host and port of a URL (ws and wss count as http and https)."""
+    parts = urlsplit(url)
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+    port = parts.port or {"http": 80, "https": 443}.get(scheme, 0)
+    return scheme, (parts.hostname or "").lower(), port
+
+
+def token_for_redirect(configured: str, target: str, redirect_token: str | None,
+                       token: str | None) -> str | None:
+    """The token to send to a hub's redirect; :class:`HubUnreachable` when it must not be followed.
+
+    The owner's token goes only where the owner sent it: to the configured
+    origin (or the same host over https, ASP.NET's ``UseHttpsRedirection``). A
+    redirect elsewhere gets the token it brought (Azure SignalR's
+    ``accessToken``) or none. Nothing is followed from https down to http.
+    """
+    scheme, host, _ = origin_of(target)
+    if scheme not in ("http", "https") or not host:
+        raise HubUnreachable("the hub redirected to an address that is not a web address")
+    if origin_of(configured)[0] == "https" and scheme == "http":
+        raise HubUnreachable(f"the hub redirected from https to the insecure address {host}; "
+                             "refused")
+    if redirect_token is not None:
+        return redirect_token
+    return token if origin_of(target) == origin_of(configured) or _upgrade(configured, target) \
+        else None
+
+
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
@@ -147,6 +193,8 @@ def decode_record(record: str) -> Message | Malformed | None:
         obj = json.loads(record)
     except ValueError:
         return Malformed("a message is not JSON")
+    except RecursionError:
+        return Malformed("a message is nested too deeply")
     if not isinstance(obj, dict):
         return Malformed("a message is not a JSON object")
     kind = obj.get("type")
@@ -174,6 +222,45 @@ def split_records(buffer: str) -> tuple[list[str], str]:
     """Complete records in ``buffer`` and the incomplete rest."""
     *records, rest = buffer.split(RS)
     return [r for r in records if r], rest
+
+
+class MessageTooLarge(ValueError):
+    """The hub sent more than the incoming limit without a record separator."""
+
+
+class RecordBuffer:
+    """Records out of received text, scanning each piece once and bounding what it holds.
+
+    A hub that sends data without separators could otherwise make every read
+    join and rescan everything received so far (quadratic: 19.5 MiB took
+    5.9 s of CPU) and grow the buffer without end.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._parts: list[str] = []
+        self._held = 0
+
+    def feed(self, data: str) -> list[str]:
+        """The records ``data`` completes; :class:`MessageTooLarge` past the limit."""
+        if RS not in data:
+            self._held += len(data)
+            if self._held > self.limit:
+                self._parts, self._held = [], 0
+                raise MessageTooLarge(self.limit)
+            if data:
+                self._parts.append(data)
+            return []
+        first, *middle, rest = data.split(RS)
+        if self._held + len(first) > self.limit or any(len(r) > self.limit for r in middle):
+            self._parts, self._held = [], 0
+            raise MessageTooLarge(self.limit)
+        records = ["".join(self._parts) + first, *middle]
+        self._parts, self._held = ([rest] if rest else []), len(rest)
+        if self._held > self.limit:
+            self._parts, self._held = [], 0
+            raise MessageTooLarge(self.limit)
+        return [r for r in records if r]
 
 
 def encode(message: Message) -> str:
@@ -261,6 +348,7 @@ class HubConnection:
         *,
         server_timeout: float,
         keepalive_interval: float,
+        max_message_bytes: int = 0,
     ) -> None:
         self._session = session
         self._ws = ws
@@ -269,7 +357,8 @@ class HubConnection:
         self._keepalive_interval = keepalive_interval
         self._send_lock = asyncio.Lock()
         self._last_sent = time.monotonic()
-        self._pending = ""
+        self._pending = ""  # what the handshake's last frame held beyond the handshake
+        self._records = RecordBuffer(max_message_bytes or DEFAULT_INCOMING_LIMIT)
         self._closed = False
         self._keepalive = asyncio.create_task(self._keep_alive(), name="hub-keepalive")
 
@@ -283,18 +372,24 @@ class HubConnection:
         server_timeout: float = SERVER_TIMEOUT,
         keepalive_interval: float = KEEPALIVE_INTERVAL,
         connect_timeout: float = CONNECT_TIMEOUT,
+        max_message_bytes: int = DEFAULT_INCOMING_LIMIT,
     ) -> HubConnection:
-        """Negotiate, upgrade and handshake; :class:`HubError` says what failed."""
+        """Negotiate, upgrade and handshake; :class:`HubError` says what failed.
+
+        ``max_message_bytes`` bounds one incoming message: past it the connection is
+        closed (and the supervisor opens a new one), so a hub cannot make the worker
+        hold more than that.
+        """
         connector = aiohttp.TCPConnector(ssl=ssl_context)
         session = aiohttp.ClientSession(
             connector=connector, timeout=aiohttp.ClientTimeout(total=connect_timeout))
         try:
             negotiated = await _negotiate(session, url, token)
-            bearer = negotiated.access_token or token
+            bearer = negotiated.access_token
             headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
             ws = await session.ws_connect(
                 websocket_url(negotiated.url, negotiated.connection_id, bearer),
-                headers=headers, autoping=True, heartbeat=None, max_msg_size=0,
+                headers=headers, autoping=True, heartbeat=None, max_msg_size=max_message_bytes,
                 timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0))
             rest = await _handshake(ws, connect_timeout, url)
         except HubError:
@@ -306,8 +401,8 @@ class HubConnection:
         except BaseException:
             await session.close()
             raise
-        conn = cls(session, ws, host_of(url), server_timeout=server_timeout,
-                   keepalive_interval=keepalive_interval)
+        conn = cls(session, ws, host_of(negotiated.url), server_timeout=server_timeout,
+                   keepalive_interval=keepalive_interval, max_message_bytes=max_message_bytes)
         conn._pending = rest
         return conn
 
@@ -347,8 +442,13 @@ class HubConnection:
         for a Close message, :class:`HubUnreachable` for a dropped or silent connection.
         """
         deadline = time.monotonic() + self._server_timeout
+        received, self._pending = self._pending, ""
         while True:
-            records, self._pending = split_records(self._pending)
+            try:
+                records = self._records.feed(received)
+            except MessageTooLarge:
+                self._closed = True
+                raise HubUnreachable(self._too_large()) from None
             for record in records:
                 message = decode_record(record)
                 if isinstance(message, CloseMessage):
@@ -367,13 +467,21 @@ class HubConnection:
                 raise HubUnreachable(
                     f"the hub went silent for {self._server_timeout:g} s") from None
             if frame.type == aiohttp.WSMsgType.TEXT:
-                self._pending += frame.data
+                received = frame.data
             elif frame.type == aiohttp.WSMsgType.BINARY:
-                self._pending += frame.data.decode("utf-8", "replace")
+                received = frame.data.decode("utf-8", "replace")
+            elif (frame.type == aiohttp.WSMsgType.ERROR
+                  and getattr(frame.data, "code", None) == aiohttp.WSCloseCode.MESSAGE_TOO_BIG):
+                self._closed = True
+                raise HubUnreachable(self._too_large())
             else:
                 self._closed = True
                 raise HubUnreachable("the hub dropped the connection")
             deadline = time.monotonic() + self._server_timeout
+
+    def _too_large(self) -> str:
+        return (f"the hub sent a message larger than this worker's limit of "
+                f"{self._records.limit:,} bytes; reconnecting")
 
     async def close(self, error: str | None = None) -> None:
         """Say goodbye (a Close message), then close the socket and the session."""
@@ -402,10 +510,17 @@ class HubConnection:
 
 
 async def _negotiate(session: aiohttp.ClientSession, url: str, token: str | None) -> Negotiated:
-    access = token
+    """Negotiate, following the hub's redirects only where :func:`token_for_redirect` allows."""
+    configured, access = url, token
     for _ in range(MAX_REDIRECTS):
         headers = {"Authorization": f"Bearer {access}"} if access else {}
-        async with session.post(negotiate_url(url, access), headers=headers) as response:
+        async with session.post(negotiate_url(url, access), headers=headers,
+                                allow_redirects=False) as response:
+            if response.status in (301, 302, 303, 307, 308):
+                target = _redirected_hub(url, response.headers.get("Location", ""))
+                access = token_for_redirect(configured, target, None, token)
+                url = target
+                continue
             if response.status != 200:
                 raise _status_error(response.status, "negotiate", url)
             try:
@@ -417,8 +532,24 @@ async def _negotiate(session: aiohttp.ClientSession, url: str, token: str | None
         result = parse_negotiate(body, url, access)
         if isinstance(result, Negotiated):
             return result
-        url, access = result.url, result.access_token
+        access = token_for_redirect(configured, result.url, result.access_token, token)
+        url = result.url
     raise HubUnreachable(f"the hub at {host_of(url)} redirected too many times")
+
+
+def _upgrade(url: str, target: str) -> bool:
+    """http to https on the same host (ASP.NET's UseHttpsRedirection)."""
+    old, new = origin_of(url), origin_of(target)
+    return old[0] == "http" and new[0] == "https" and old[1] == new[1]
+
+
+def _redirected_hub(url: str, location: str) -> str:
+    """The hub URL an HTTP redirect of ``{url}/negotiate?...`` points to."""
+    target = urlsplit(urljoin(negotiate_url(url, None), location))
+    path = target.path.removesuffix("/negotiate")
+    query = [(k, v) for k, v in parse_qsl(target.query, keep_blank_values=True)
+             if k not in ("negotiateVersion", "access_token")]
+    return urlunsplit(target._replace(path=path, query=urlencode(query), fragment=""))
 
 
 async def _handshake(ws: aiohttp.ClientWebSocketResponse, timeout: float, url: str) -> str:

@@ -52,7 +52,7 @@ from ghubai_tray.errors import (
     TokenStoreError,
 )
 from ghubai_tray.framing import Done, Failed, Frame, Relay, framer_for, status_error
-from ghubai_tray.hub import HubConnection, Malformed, host_of, registration
+from ghubai_tray.hub import HubConnection, Malformed, host_of, incoming_limit, registration
 from ghubai_tray.ollama import MAX_ERROR_BODY, OllamaClient, read_limited, unreachable_reason
 from ghubai_tray.sharing import is_shared
 from ghubai_tray.state import (
@@ -88,9 +88,13 @@ AUTH_RETRY = 300.0
 TOKEN_RECHECK = 15.0
 POLL_INTERVAL = 5.0  # a cheap /api/tags poll; RegisterNode is sent only on change
 ACTIVITY_SAVE_INTERVAL = 60.0
+PAUSE_CHECK = 15.0  # a timed pause looks at the wall clock at least this often
+SUPERVISOR_CAP = 30.0  # longest wait before a failed loop starts again
 BLOCKING_THREAD_PREFIX = "ghubai-blocking"
 QUEUE_PER_SLOT = 2  # requests that may wait for a slot, per concurrent slot (at least 4)
 REQUEST_TARGETS = {"requestinference", "requestopenai"}
+MAX_PENDING_REFUSALS = 64  # refusals waiting for the hub to take them
+REFUSAL_SEND_TIMEOUT = 10.0
 
 PAUSED_BY_OWNER = "paused by the owner"
 SHUTTING_DOWN = "worker shutting down"
@@ -128,13 +132,14 @@ def backoff_delay(attempt: int, rng: random.Random | None = None) -> float:
 
 
 class Connector(Protocol):
-    def __call__(self, url: str, token: str | None, *, ssl_context: Any
-                 ) -> Awaitable[HubConnection]: ...
+    def __call__(self, url: str, token: str | None, *, ssl_context: Any,
+                 max_message_bytes: int) -> Awaitable[HubConnection]: ...
 
 
-def _default_connector(url: str, token: str | None, *,
-                       ssl_context: Any) -> Awaitable[HubConnection]:
-    return HubConnection.open(url, token, ssl_context=ssl_context)
+def _default_connector(url: str, token: str | None, *, ssl_context: Any,
+                       max_message_bytes: int) -> Awaitable[HubConnection]:
+    return HubConnection.open(url, token, ssl_context=ssl_context,
+                              max_message_bytes=max_message_bytes)
 
 
 @dataclass
@@ -201,6 +206,8 @@ class Worker:
         self._token: str | None = None
         self._logged_problem: dict[str, str] = {}
         self._side_jobs: set[asyncio.Task[None]] = set()
+        self._refusals_pending = 0
+        self._pulse_due = False  # a wake-up of wait_for() is scheduled (one at a time)
         # Set once run() owns a loop: from then on submit() is safe from any thread.
         self.running = threading.Event()
         self._acknowledged = False  # the hub answered Registered on this connection
@@ -222,10 +229,21 @@ class Worker:
         Safe from any thread once :attr:`running` is set; before that, only from
         the thread that will call :meth:`run`.
         """
-        if self._loop is None:
+        if isinstance(command, Stop):
+            # Stop never waits behind other commands, nor on the command loop.
+            if self._loop is None:
+                self._request_stop(command)
+            else:
+                self._loop.call_soon_threadsafe(self._request_stop, command)
+        elif self._loop is None:
             self._commands.put_nowait(command)  # not running yet: same thread, no loop to wake
         else:
             self._loop.call_soon_threadsafe(self._commands.put_nowait, command)
+
+    def _request_stop(self, command: Stop) -> None:
+        if self._stop_requested is None:
+            self._stop_requested = command
+        self._stopped.set()
 
     async def wait_for(self, predicate: Callable[[Snapshot], Any], timeout: float,
                        what: str = "a state") -> Snapshot:
@@ -251,10 +269,11 @@ class Worker:
             self._publish(activity=activity.for_day(self._activity_saved, date.today()))
         if self.settings.allow_invalid_certs:
             log.warning("ALLOW_INVALID_CERTS is on: the hub's certificate is not checked")
-        loops = [asyncio.create_task(self._hub_loop(), name="hub-supervisor"),
-                 asyncio.create_task(self._discovery_loop(), name="discovery"),
-                 asyncio.create_task(self._command_loop(), name="commands"),
-                 asyncio.create_task(self._activity_loop(), name="activity")]
+        loops = [asyncio.create_task(self._supervised(name, loop), name=name)
+                 for name, loop in (("hub-supervisor", self._hub_loop),
+                                    ("discovery", self._discovery_loop),
+                                    ("commands", self._command_loop),
+                                    ("activity", self._activity_loop))]
         try:
             await self._stopped.wait()
             await self._drain(self._stop_requested.grace if self._stop_requested else 0.0)
@@ -303,14 +322,18 @@ class Worker:
                 listener(snap)
             except Exception:
                 log.exception("a snapshot listener failed")
+        if self._pulse_due:
+            return  # the pulse already on its way wakes waiters to this snapshot too
         cond = self._condition()
 
         async def pulse() -> None:
+            self._pulse_due = False
             async with cond:
                 cond.notify_all()
 
         with contextlib.suppress(RuntimeError):  # no running loop: nobody can be waiting
             self._spawn(pulse())
+            self._pulse_due = True
 
     def _model_views(self) -> tuple[ModelView, ...]:
         s = self.settings
@@ -341,7 +364,8 @@ class Worker:
         if model is not None:
             self._per_model[model] = bump(self._per_model.get(model, Counters()))
         tally = {"requests": increments.get("served", 0), "tokens": increments.get("chunks", 0),
-                 "failed": increments.get("failed", 0) + increments.get("refused", 0)}
+                 "failed": increments.get("failed", 0) + increments.get("refused", 0),
+                 "limited": increments.get("limited", 0)}
         self._snapshot = replace(self._snapshot, activity=activity.bump(
             self._snapshot.activity, date.today(), **tally))
 
@@ -373,23 +397,61 @@ class Worker:
 
     async def _command_loop(self) -> None:
         while True:
-            until = self._snapshot.paused_until if self._snapshot.paused else None
-            timeout = None if until is None else max(0.0, (until - _now()).total_seconds())
-            try:
-                async with asyncio.timeout(timeout):
-                    command = await self._commands.get()
-            except TimeoutError:
-                log.info("the pause has ended")
-                command = Resume()
+            command = await self._next_command()
             try:
                 await self._apply(command)
             except GhubAiError as exc:
                 log.error("%s", exc)
+                self._tell_owner(str(exc))
+            except Exception:  # one failed command must not stop the next ones
+                log.exception("applying %s failed", type(command).__name__)
+                self._tell_owner(f"a change could not be applied ({type(command).__name__}); "
+                                 "the details are in the log")
+
+    async def _next_command(self) -> Command:
+        """The next command, or Resume once a timed pause has reached its end.
+
+        The end is a wall-clock time, checked at least every :data:`PAUSE_CHECK`
+        seconds, so a clock that is changed, or a computer that sleeps, ends the
+        pause at the time the menu shows, not after so many seconds of waiting.
+        """
+        while True:
+            until = self._snapshot.paused_until if self._snapshot.paused else None
+            if until is not None and _now() >= until:
+                log.info("the pause has ended")
+                return Resume()
+            wait = None if until is None else min(
+                PAUSE_CHECK, max(0.0, (until - _now()).total_seconds()))
+            try:
+                async with asyncio.timeout(wait):
+                    return await self._commands.get()
+            except TimeoutError:
+                continue
+
+    def _tell_owner(self, problem: str) -> None:
+        """A problem the owner should read (the menu and ``status`` show it) until the next."""
+        self._publish(notice=problem[:300])
+
+    async def _supervised(self, name: str, loop: Callable[[], Coroutine[Any, Any, None]]
+                          ) -> None:
+        """Keep a long-lived loop running: a bug is logged with its traceback, the owner is
+        told, and the loop starts again after a pause that grows with repeated failures."""
+        failures = 0
+        while True:
+            try:
+                await loop()
+                return
+            except Exception:
+                failures += 1
+                log.exception("the %s loop failed (%d time(s)); starting it again", name,
+                              failures)
+                self._tell_owner(f"part of GhubAi Tray ({name}) failed and was restarted; "
+                                 "the details are in the log")
+                await asyncio.sleep(min(SUPERVISOR_CAP, 0.5 * 2 ** (failures - 1)))
 
     async def _apply(self, command: Command) -> None:  # noqa: C901 - one branch per command
         if isinstance(command, Stop):
-            self._stop_requested = command
-            self._stopped.set()
+            self._request_stop(command)
         elif isinstance(command, Pause):
             self._publish(paused=True, paused_until=command.until)
             self._registration_due.set()
@@ -429,8 +491,17 @@ class Worker:
         await self._save(changes)
 
     async def _save(self, changes: dict[str, Any]) -> None:
-        if self._persist is not None:
+        """Write a change to config.toml; a failure is said, and the old file stays whole."""
+        if self._persist is None:
+            return
+        try:
             await asyncio.to_thread(self._persist, changes)
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            problem = (f"your settings could not be saved ({reason}); the change holds "
+                       "until GhubAi Tray quits")
+            log.error("%s", problem)
+            self._tell_owner(problem)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run a small side job; kept referenced until done, cancelled when the worker stops."""
@@ -550,7 +621,9 @@ class Worker:
                         "(ALLOW_INVALID_CERTS=1)")
         try:
             context = client_context(settings.allow_invalid_certs)
-            conn = await self._connector(settings.hub_url, token, ssl_context=context)
+            conn = await self._connector(settings.hub_url, token, ssl_context=context,
+                                         max_message_bytes=incoming_limit(
+                                             settings.max_request_body))
         except AuthRejected as exc:
             await self._auth_rejected(str(exc), token)
             return 1
@@ -666,7 +739,7 @@ class Worker:
         """Validate and start a request; never blocks the receive loop, never raises."""
         try:
             request = validate_request(arguments, self._snapshot.shared_models,
-                                       self.settings.max_request_body)
+                                       self.settings.max_request_body, self.settings.ceilings)
             if not self._ollama_ok:
                 raise RequestRejected(f"Ollama is not reachable on this machine right now "
                                       f"({self._snapshot.ollama_reason})", request.request_id)
@@ -689,7 +762,7 @@ class Worker:
                 log.warning("dropped a request without a usable id: %s", exc.reason)
                 return
             log.warning("[%s] refused: %s", exc.request_id, exc.reason)
-            self._spawn(self._send_final(conn, exc.request_id, f"[error] {exc.reason}"))
+            self._refuse(conn, exc.request_id, exc.reason)
             return
         task = asyncio.get_running_loop().create_task(self._serve(conn, request),
                                                       name=f"request-{request.request_id}")
@@ -705,6 +778,7 @@ class Worker:
                 self._active += 1
                 self._publish_counters()
                 log.info("[%s] %s %s", rid, request.endpoint, request.model)
+                self._note_limits(request)
                 started = time.monotonic()
                 try:
                     final = await self._forward(conn, request, relayed)
@@ -731,6 +805,42 @@ class Worker:
             self._cancel_reasons.pop(rid, None)
             self._publish_counters()
 
+    def _refuse(self, conn: HubConnection, request_id: str, reason: str) -> None:
+        """Send a refusal's final without letting a hub that does not read pile them up.
+
+        At most :data:`MAX_PENDING_REFUSALS` wait to be sent, each for at most
+        :data:`REFUSAL_SEND_TIMEOUT` seconds; beyond that they are dropped and counted
+        (a hub that reads nothing cannot receive them anyway).
+        """
+        if self._refusals_pending >= MAX_PENDING_REFUSALS:
+            self._count(None, unanswered=1)
+            log.warning("[%s] the hub is not reading: this refusal was not sent", request_id)
+            return
+        self._refusals_pending += 1
+
+        async def send() -> None:
+            try:
+                async with asyncio.timeout(REFUSAL_SEND_TIMEOUT):
+                    await self._send_final(conn, request_id, f"[error] {reason}")
+            except TimeoutError:
+                self._count(None, unanswered=1)
+                log.warning("[%s] the hub did not take the refusal within %g s", request_id,
+                            REFUSAL_SEND_TIMEOUT)
+            finally:
+                self._refusals_pending -= 1
+
+        self._spawn(send())
+
+    def _note_limits(self, request: InferenceRequest) -> None:
+        """Say in the log, and count, what the owner's ceilings changed in this request."""
+        canonical = request.canonical
+        if canonical is None or not canonical.limited:
+            return
+        changes = [*canonical.capped, *(f"{name} left out" for name in canonical.dropped)]
+        log.info("[%s] limited by this machine's settings: %s", request.request_id,
+                 "; ".join(changes)[:500])
+        self._count(request.model, limited=1)
+
     async def _send_final(self, conn: HubConnection, request_id: str, text: str) -> None:
         try:
             await conn.invoke("StreamInferenceResponse", {"requestId": request_id,
@@ -741,27 +851,39 @@ class Worker:
 
     async def _forward(self, conn: HubConnection, request: InferenceRequest,
                        relayed: _Relayed) -> str:
-        """Relay Ollama's answer; return the final chunk's text ("" on success)."""
+        """Relay Ollama's answer; return the final chunk's text ("" on success).
+
+        Two clocks bound it: the whole request (``total_timeout``) and progress
+        (``idle_timeout``), which only a complete event resets, so an "Ollama"
+        that trickles a byte at a time cannot hold a slot for the full hour.
+        """
         settings = self.settings
+        loop = asyncio.get_running_loop()
+        total = asyncio.timeout(settings.total_timeout)
+        progress = asyncio.timeout(settings.idle_timeout)
         try:
-            async with asyncio.timeout(settings.total_timeout):
-                async with self._ollama.post_stream(request.endpoint, request.body,
-                                                    settings.idle_timeout) as response:
-                    if response.status_code >= 300:
-                        body = await read_limited(response, MAX_ERROR_BODY)
-                        return f"[error] {status_error(response.status_code, body)}"
-                    framer = framer_for(response.headers.get("content-type"))
-                    async for data in response.aiter_raw():
-                        end = await self._emit(conn, request, framer.feed(data), relayed)
-                        if end is not None:
-                            return end
-                    end = await self._emit(conn, request, framer.finish(), relayed)
+            async with total, progress, self._ollama.post_stream(
+                    request.endpoint, request.body, settings.idle_timeout) as response:
+                if response.status_code >= 300:
+                    body = await read_limited(response, MAX_ERROR_BODY)
+                    return f"[error] {status_error(response.status_code, body)}"
+                framer = framer_for(response.headers.get("content-type"))
+                async for data in response.aiter_raw():
+                    frames = framer.feed(data)
+                    end = await self._emit(conn, request, frames, relayed)
                     if end is not None:
                         return end
+                    if frames:
+                        progress.reschedule(loop.time() + settings.idle_timeout)
+                end = await self._emit(conn, request, framer.finish(), relayed)
+                if end is not None:
+                    return end
         except TimeoutError:
+            if progress.expired():
+                return f"[error] {no_progress(settings.idle_timeout)}"
             return f"[error] the request took longer than {settings.total_timeout:g} s"
         except httpx.ReadTimeout:
-            return f"[error] Ollama sent nothing for {settings.idle_timeout:g} s"
+            return f"[error] {no_progress(settings.idle_timeout)}"
         except (httpx.RemoteProtocolError, httpx.ReadError):
             return "[error] Ollama closed the connection before the answer was complete"
         except httpx.HTTPError as exc:
@@ -806,6 +928,10 @@ async def _wait_event(event: asyncio.Event, timeout: float) -> bool:
     except TimeoutError:
         return False
     return True
+
+
+def no_progress(seconds: float) -> str:
+    return f"Ollama sent no complete part of the answer for {seconds:g} s"
 
 
 def _now() -> datetime:

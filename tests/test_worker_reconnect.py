@@ -171,11 +171,13 @@ async def test_the_supervisor_survives_an_unexpected_error(
     # counterpart can produce an arbitrary exception on demand); later calls are real.
     calls: list[int] = []
 
-    async def flaky(url: str, token: str | None, *, ssl_context: Any) -> HubConnection:
+    async def flaky(url: str, token: str | None, *, ssl_context: Any,
+                    max_message_bytes: int) -> HubConnection:
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("a bug")
-        return await HubConnection.open(url, token, ssl_context=ssl_context)
+        return await HubConnection.open(url, token, ssl_context=ssl_context,
+                                        max_message_bytes=max_message_bytes)
 
     hub = GridHub(tokens=[TOKEN])
     ollama = OllamaStandIn()

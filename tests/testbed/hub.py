@@ -211,6 +211,7 @@ class GridHub(Observable):
         id_ttl: float = 15.0,
         max_message_size: int = 32 * 1024,
         redirect: bool = False,
+        redirect_to: str | None = None,
         request_timeout: float = 300.0,
         breakage: Breakage = Breakage.NONE,
         tls: ssl.SSLContext | None = None,
@@ -225,10 +226,15 @@ class GridHub(Observable):
         self.id_ttl = id_ttl
         self.max_message_size = max_message_size
         self.redirect = redirect
+        # A negotiate answer sending the client to another hub, without a token of its own
+        # (the hostile-hub tests: our token must not follow it there).
+        self.redirect_to = redirect_to
         self.request_timeout = request_timeout
         self.breakage = breakage
         self.tls = tls
         self.silent = False
+        self._reading = asyncio.Event()  # cleared: the hub stops reading what workers send
+        self._reading.set()
         # Fault: the next N negotiates fail with this status (N None: until cleared).
         self._negotiate_failure: tuple[int, int | None] | None = None
         self._runner: web.AppRunner | None = None
@@ -310,6 +316,13 @@ class GridHub(Observable):
         for conn in list(self.connections.values()):
             await self._close(conn, msg, "closed by test")
 
+    def stop_reading(self, stop: bool = True) -> None:
+        """Stop (or resume) reading what workers send, so their sends back up."""
+        if stop:
+            self._reading.clear()
+        else:
+            self._reading.set()
+
     def go_silent(self, silent: bool = True) -> None:
         """Stop sending anything (pings included); WebSocket pings are still answered."""
         self.silent = silent
@@ -321,6 +334,8 @@ class GridHub(Observable):
     def clear_faults(self) -> None:
         self._negotiate_failure = None
         self.silent = False
+        self._reading = asyncio.Event()  # cleared: the hub stops reading what workers send
+        self._reading.set()
 
     # -- HTTP plumbing ---------------------------------------------------
 
@@ -366,6 +381,8 @@ class GridHub(Observable):
             return web.Response(status=status, text=f"negotiate failure injected ({status})")
         if not self._authorized(request):
             return web.Response(status=401, headers={"WWW-Authenticate": "Bearer"})
+        if self.redirect_to is not None:
+            return web.json_response({"url": self.redirect_to})
         if self.redirect and not request.path.startswith("/azure/"):
             access_token = _new_id()
             self._redirect_tokens.add(access_token)
@@ -442,6 +459,7 @@ class GridHub(Observable):
             timeout = None
             if not conn.handshake_done:
                 timeout = max(0.0, handshake_deadline - time.monotonic())
+            await self._reading.wait()
             try:
                 msg = await conn.ws.receive(timeout=timeout)
             except TimeoutError:

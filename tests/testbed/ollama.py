@@ -87,6 +87,7 @@ class Fault(enum.Enum):
     HTML = "html"  # 200 text/html, as a captive portal or proxy would answer
     GARBAGE = "garbage"  # 200 with bytes that are neither JSON nor SSE
     DISCONNECT = "disconnect"  # the connection dies after fault_after tokens
+    TRICKLE = "trickle"  # 200, then native lines one byte every trickle_delay seconds
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,7 @@ class OllamaStandIn(Observable):
         self.reply_tokens = reply_tokens or list(DEFAULT_REPLY)
         self.fault = Fault.NONE
         self.fault_after = 2
+        self.trickle_delay = 0.2
         self.requests: list[Recorded] = []
         self.cancellations: list[str] = []  # paths whose generation the client abandoned
         self.completed: list[str] = []
@@ -472,7 +474,13 @@ class OllamaStandIn(Observable):
                     yield go_json({"error": "an error was encountered while running the model: "
                                             "unexpected EOF"}) + "\n"
                     return
-                yield go_json(partial(token)) + "\n"
+                line = go_json(partial(token)) + "\n"
+                if self.fault is Fault.TRICKLE:
+                    for char in line:  # always some progress in bytes, never a whole line
+                        await asyncio.sleep(self.trickle_delay)
+                        yield char
+                else:
+                    yield line
                 i += 1
             yield go_json(final("")) + "\n"
 

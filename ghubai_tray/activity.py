@@ -19,6 +19,7 @@ from pathlib import Path
 import platformdirs
 
 from ghubai_tray.config import APP_NAME
+from ghubai_tray.owner_only import private_dir
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,8 @@ def load(path: Path) -> Activity:
 
 
 def save(path: Path, activity: Activity) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=".activity-", dir=path.parent)
+    private_dir(path.parent)
+    fd, temp = tempfile.mkstemp(prefix=".activity-", dir=path.parent)  # 0600
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         json.dump(asdict(activity), out)
     os.replace(temp, path)

@@ -31,6 +31,7 @@ import platformdirs
 import tomli_w
 
 from ghubai_tray.errors import ConfigError
+from ghubai_tray.owner_only import private_dir
 from ghubai_tray.request_body import Ceilings
 
 APP_NAME = "GhubAi"
@@ -101,9 +102,14 @@ def _number(raw: Any) -> float:
     raise ValueError("a number")
 
 
+def _plain(number: float) -> str:
+    """1048576, not 1.04858e+06."""
+    return str(int(number)) if float(number).is_integer() else f"{number:g}"
+
+
 def _bounded(low: float, high: float, unit: str, integer: bool) -> Callable[[Any], Any]:
     kind = "a whole number" if integer else "a number"
-    expected = f"expected {kind} of {unit} from {low:g} to {high:g}"
+    expected = f"expected {kind} of {unit} from {_plain(low)} to {_plain(high)}"
 
     def parse(raw: Any) -> float | int:
         try:
@@ -408,8 +414,8 @@ def save_settings(updates: Mapping[str, Any], path: Path | None = None) -> None:
             BY_KEY[key].parse(doc[key])
         except ValueError as exc:
             raise ConfigError(f"{key} cannot be saved as {doc[key]!r}: {exc}") from None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=".config-", suffix=".toml", dir=path.parent)
+    private_dir(path.parent)
+    fd, temp = tempfile.mkstemp(prefix=".config-", suffix=".toml", dir=path.parent)  # 0600
     try:
         with os.fdopen(fd, "wb") as out:
             tomli_w.dump(doc, out)

@@ -11,8 +11,12 @@ UTF-16, so long tokens (JWTs) fail there with error 1783. Tokens longer than
 ``origin#2``, ...) behind a small header entry, on every platform alike, so
 the code path is the one the tests exercise.
 
-Every keyring call may block (a desktop may ask to unlock the keyring): the
-worker calls these functions through ``asyncio.to_thread``, never on its loop.
+Every keyring call may block (a desktop may ask to unlock the keyring, or a
+Secret Service may hang): each one runs on a daemon thread of its own and is
+given :data:`KEYRING_TIMEOUT` seconds (``GHUBAI_KEYRING_TIMEOUT``), after
+which the caller gets a :class:`TokenStoreError` saying so; the worker also
+calls these functions through ``asyncio.to_thread``, never on its loop, and
+the settings window never on its Tk thread.
 When there is no usable keyring at all we say so and what to do; we never
 fall back to writing the token into a plain file.
 """
@@ -20,6 +24,7 @@ fall back to writing the token into a plain file.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -30,6 +35,8 @@ from keyring.errors import KeyringError, NoKeyringError, PasswordDeleteError
 from ghubai_tray.errors import TokenStoreError
 
 SERVICE = "GhubAi"
+KEYRING_TIMEOUT = 20.0  # seconds; an unlock prompt gets that long to be answered
+KEYRING_THREAD = "ghubai-keyring"
 PART_SIZE = 1000
 _PARTS_HEADER = "ghubai-parts:"
 MAX_TOKEN_LENGTH = 64 * 1024
@@ -73,11 +80,37 @@ def _mapped(action: str, exc: Exception) -> TokenStoreError:
                            f"is it locked? Otherwise {NO_KEYRING_ADVICE}")
 
 
-def _call(action: str, fn: object, *args: str) -> object:
+def keyring_timeout() -> float:
     try:
-        return fn(*args)  # type: ignore[operator]
-    except KeyringError as exc:
-        raise _mapped(action, exc) from None
+        return max(0.1, float(os.environ.get("GHUBAI_KEYRING_TIMEOUT", KEYRING_TIMEOUT)))
+    except ValueError:
+        return KEYRING_TIMEOUT
+
+
+def _call(action: str, fn: object, *args: str) -> object:
+    """One keyring call, bounded in time: a hung keyring never hangs the caller."""
+    outcome: list[object] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(fn(*args))  # type: ignore[operator]
+        except BaseException as exc:  # handed to the caller's thread below
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True, name=KEYRING_THREAD)
+    thread.start()
+    timeout = keyring_timeout()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise TokenStoreError(
+            f"the OS keyring did not answer within {timeout:g} s when asked to {action} the "
+            f"token: is it waiting for you to unlock it? Otherwise {NO_KEYRING_ADVICE}")
+    if failure:
+        if isinstance(failure[0], KeyringError):
+            raise _mapped(action, failure[0]) from None
+        raise failure[0]
+    return outcome[0]
 
 
 def _check(token: str) -> str:
@@ -130,13 +163,14 @@ def delete_token(hub_url: str, backend: Backend | None = None) -> bool:
     names = [user]
     if stored.startswith(_PARTS_HEADER):
         names += [f"{user}#{i}" for i in range(int(stored.removeprefix(_PARTS_HEADER)))]
-    for name in names:
+    def delete_quietly(name: str) -> None:
         try:
             backend.delete_password(SERVICE, name)
         except PasswordDeleteError:
             pass  # a part already gone is what we want
-        except KeyringError as exc:
-            raise _mapped("remove", exc) from None
+
+    for name in names:
+        _call("remove", delete_quietly, name)
     return True
 
 

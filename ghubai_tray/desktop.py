@@ -12,6 +12,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -19,8 +20,15 @@ from pathlib import Path
 from ghubai_tray import __version__
 from ghubai_tray.config import SETTINGS, Settings
 from ghubai_tray.logs import redact
+from ghubai_tray.owner_only import child_environment
 
 LOG_TAIL = 200
+
+
+def _reaped(proc: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
+    """Wait for a helper program on a daemon thread, so it leaves no zombie behind."""
+    threading.Thread(target=proc.wait, daemon=True, name="reap-helper").start()
+    return proc
 
 
 def open_path(path: Path) -> bool:
@@ -29,10 +37,12 @@ def open_path(path: Path) -> bool:
         if sys.platform == "win32":  # pragma: no cover - Windows only
             os.startfile(path)  # type: ignore[attr-defined,unused-ignore]
         elif sys.platform == "darwin":  # pragma: no cover
-            subprocess.Popen(["open", str(path)], start_new_session=True)
+            _reaped(subprocess.Popen(["open", str(path)], start_new_session=True,
+                                     env=child_environment()))
         else:
-            subprocess.Popen(["xdg-open", str(path)], start_new_session=True,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            _reaped(subprocess.Popen(["xdg-open", str(path)], start_new_session=True,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     env=child_environment()))
     except OSError:
         return False
     return True
@@ -52,8 +62,9 @@ def copy_text(text: str) -> bool:
         return False
     try:
         # The tool keeps serving the clipboard after we return (X11 needs an owner).
-        proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
+        proc = _reaped(subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL, start_new_session=True,
+                                        env=child_environment()))
         assert proc.stdin is not None
         proc.stdin.write(data)
         proc.stdin.close()
@@ -62,7 +73,7 @@ def copy_text(text: str) -> bool:
     return True
 
 
-def diagnostics(settings: Settings, history: Iterable[tuple[datetime, str]], log_file: Path,
+def diagnostics(settings: Settings, history: Iterable[tuple[datetime, str]], log_file: Path | None,
                 backend: str) -> str:
     """A report to paste into a support request: versions, settings, states, last log lines.
 
@@ -76,9 +87,10 @@ def diagnostics(settings: Settings, history: Iterable[tuple[datetime, str]], log
               for s in SETTINGS]
     lines += ["", "state history:"]
     lines += [f"  {when:%Y-%m-%d %H:%M:%S} {text}" for when, text in history]
-    lines += ["", f"last log lines ({log_file}):"]
+    lines += ["", f"last log lines ({log_file or 'no log file: its folder cannot be written'}):"]
     try:
-        tail = log_file.read_text(encoding="utf-8", errors="replace").splitlines()[-LOG_TAIL:]
+        tail = [] if log_file is None else log_file.read_text(
+            encoding="utf-8", errors="replace").splitlines()[-LOG_TAIL:]
     except OSError as exc:
         tail = [f"(cannot read the log: {exc})"]
     lines += [f"  {line}" for line in tail]

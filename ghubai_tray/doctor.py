@@ -17,6 +17,7 @@ from ghubai_tray.config import SETTINGS, Settings, config_path
 from ghubai_tray.credentials import TokenSource, resolve_token
 from ghubai_tray.errors import AuthRejected, GhubAiError, HubError, TokenStoreError
 from ghubai_tray.hub import HubConnection
+from ghubai_tray.logs import add_secret, redact
 from ghubai_tray.ollama import OllamaClient
 from ghubai_tray.tls import client_context
 
@@ -35,9 +36,10 @@ class Check:
     more: tuple[str, ...] = ()
 
     def lines(self) -> Iterator[str]:
-        yield f"[{self.level.value:>4}] {self.name}: {self.detail}"
+        """The check as printed; redacted, since details quote what the hub said."""
+        yield redact(f"[{self.level.value:>4}] {self.name}: {self.detail}")
         for line in self.more:
-            yield f"       {line}"
+            yield redact(f"       {line}")
 
 
 def config_check(settings: Settings, path: Path | None = None) -> Check:
@@ -52,6 +54,16 @@ def _shown(value: object) -> str:
     if isinstance(value, tuple):
         return ", ".join(value) or "(none)"
     return "(none)" if value is None else str(value)
+
+
+def limits_check(settings: Settings) -> Check:
+    """The owner's ceilings on every hub request, in force now."""
+    c = settings.ceilings
+    return Check(Level.OK, "limits", (
+        f"each hub request: model kept loaded at most {c.keep_alive:g} s after it, context "
+        f"up to {c.context:,} tokens, answers up to {c.output_tokens:,} tokens, up to "
+        f"{c.images} image(s) of at most {c.image_bytes / 1024 / 1024:g} MiB, bodies up to "
+        f"{settings.max_request_body / 1024 / 1024:g} MiB"))
 
 
 def token_check(settings: Settings) -> tuple[Check, TokenSource | None]:
@@ -121,11 +133,13 @@ def _is_local(host: str) -> bool:
 async def run_checks(settings: Settings, token: str | None = None) -> list[Check]:
     """Every check; ``token``, when given, is tested instead of the stored one."""
     if token is not None:
+        add_secret(token)
         return [Check(Level.OK, "token", "the one just entered"),
                 await ollama_check(settings), await hub_check(settings, token),
                 tls_check(settings)]
     token_line, source = token_check(settings)
-    checks = [config_check(settings), token_line]
+    add_secret(source.token if source else None)
+    checks = [config_check(settings), token_line, limits_check(settings)]
     checks.append(await ollama_check(settings))
     checks.append(await hub_check(settings, source.token if source else None))
     checks.append(tls_check(settings))

@@ -81,3 +81,17 @@ class RequestRejected(GhubAiError):
         super().__init__(reason)
         self.reason = reason
         self.request_id = request_id
+
+
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+_CONTROL.update({0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x85: "\\x85", 0x2028: "\\u2028",
+                 0x2029: "\\u2029"})
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """A stranger's text made safe to show: one line (breaks and control characters
+    escaped, visibly) and at most ``limit`` characters, saying how much was left out."""
+    flat = text.translate(_CONTROL)
+    if len(flat) <= limit:
+        return flat
+    return f"{flat[:limit]}... ({len(flat) - limit:,} more characters)"

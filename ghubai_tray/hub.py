@@ -2,7 +2,7 @@
 
 pysignalr 1.3.3 gives us the hub protocol's message types and encoder, which
 are sound, but its client and transport have the defects listed in
-PROTOCOL.md (token missing from the first requests, headers copied into every
+docs/PROTOCOL.md (token missing from the first requests, headers copied into every
 invocation, retry counters never reset, stale ids retried, handlers blocking
 the receive loop, no server timeout, no clean stop, ``run()`` ending for good
 on many errors, ``send()`` waiting 10 s when disconnected). So this module
@@ -54,7 +54,7 @@ from pysignalr.messages import (
 )
 from pysignalr.protocol.json import JSONProtocol
 
-from ghubai_tray.errors import AuthRejected, HubClosed, HubError, HubUnreachable
+from ghubai_tray.errors import AuthRejected, HubClosed, HubError, HubUnreachable, one_line
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ def parse_negotiate(body: Any, url: str, access_token: str | None) -> Negotiated
     if not isinstance(body, dict):
         raise HubUnreachable("the hub's negotiate answer is not a JSON object")
     if isinstance(body.get("error"), str):
-        raise HubUnreachable(f"the hub refused the connection: {body['error'][:200]}")
+        raise HubUnreachable(f"the hub refused the connection: {one_line(body['error'], 200)}")
     if isinstance(body.get("url"), str):
         token = body.get("accessToken")
         return Redirect(body["url"], token if isinstance(token, str) else None)
@@ -176,6 +176,23 @@ def token_for_redirect(configured: str, target: str, redirect_token: str | None,
         return redirect_token
     return token if origin_of(target) == origin_of(configured) or _upgrade(configured, target) \
         else None
+
+
+def hub_text(text: str, *secrets: str | None, limit: int = 200) -> str:
+    """A text the hub wrote, fit to show the owner: one line, capped, and without
+    the secrets this worker sent (a hub that echoes the token must not get it shown)."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    return one_line(text, limit)
+
+
+def _without(exc: HubError, token: str | None) -> HubError:
+    """``exc`` with the token taken out of its text (the hub's words are in it)."""
+    text = str(exc)
+    if not token or token not in text:
+        return exc
+    return type(exc)(hub_text(text, token, limit=400))
 
 
 def _text(value: Any) -> str | None:
@@ -294,7 +311,7 @@ def handshake_error(record: str) -> str | None:
     if not isinstance(obj, dict):
         return "the hub's handshake answer is not a JSON object"
     error = obj.get("error")
-    return None if error is None else f"the hub refused the handshake: {str(error)[:200]}"
+    return None if error is None else f"the hub refused the handshake: {one_line(str(error), 200)}"
 
 
 # -- the connection ------------------------------------------------------
@@ -359,6 +376,7 @@ class HubConnection:
         self._last_sent = time.monotonic()
         self._pending = ""  # what the handshake's last frame held beyond the handshake
         self._records = RecordBuffer(max_message_bytes or DEFAULT_INCOMING_LIMIT)
+        self._secrets: tuple[str, ...] = ()  # never echoed back from the hub's texts
         self._closed = False
         self._keepalive = asyncio.create_task(self._keep_alive(), name="hub-keepalive")
 
@@ -392,9 +410,9 @@ class HubConnection:
                 headers=headers, autoping=True, heartbeat=None, max_msg_size=max_message_bytes,
                 timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0))
             rest = await _handshake(ws, connect_timeout, url)
-        except HubError:
+        except HubError as exc:
             await session.close()
-            raise
+            raise _without(exc, token) from None
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             await session.close()
             raise _mapped(exc, url) from None
@@ -403,6 +421,7 @@ class HubConnection:
             raise
         conn = cls(session, ws, host_of(negotiated.url), server_timeout=server_timeout,
                    keepalive_interval=keepalive_interval, max_message_bytes=max_message_bytes)
+        conn._secrets = tuple(t for t in (token, bearer) if t)
         conn._pending = rest
         return conn
 
@@ -453,7 +472,8 @@ class HubConnection:
                 message = decode_record(record)
                 if isinstance(message, CloseMessage):
                     self._closed = True
-                    reason = message.error or "the hub closed the connection"
+                    reason = (hub_text(message.error, *self._secrets) if message.error
+                              else "the hub closed the connection")
                     raise HubClosed(reason, allow_reconnect=message.allow_reconnect is not False)
                 if message is not None and not isinstance(message, PingMessage):
                     yield message

@@ -132,6 +132,8 @@ def render_menu(snap: Snapshot, desktop: Desktop) -> tuple[Item, ...]:
     items: list[Item] = []
     if snap.state is State.NOT_CONFIGURED:
         items.append(Item(texts.SET_UP, Ui.SET_UP, default=True))
+    if snap.notice:
+        items.append(_info(texts.NOTICE.format(text=snap.notice[:1].upper() + snap.notice[1:])))
     items += [_info(status_line(snap)),
               _info(texts.HUB_LINE.format(host=hub_host(snap), state=snap.state.value)),
               _info(_ollama_line(snap)), SEPARATOR]

@@ -38,6 +38,7 @@ from ghubai_tray.credentials import TokenSource
 from ghubai_tray.icon import icon_for, icon_kind, status_line, title_for
 from ghubai_tray.logs import log_dir
 from ghubai_tray.menu import Action, Desktop, Item, Ui, render_menu, resolve
+from ghubai_tray.owner_only import child_environment, write_private_text
 from ghubai_tray.state import ApplySettings, Command, Snapshot, State, Stop, TokenChanged
 from ghubai_tray.worker import Worker, run_in_new_loop
 
@@ -55,7 +56,7 @@ class TrayApp:
         token_provider: Callable[[str], TokenSource],
         *,
         autostart: Autostart | None,
-        log_file: Path,
+        log_file: Path | None,
         flags: dict[str, Any] | None = None,
         grace: float = 10.0,
         open_settings_when_unconfigured: bool = True,
@@ -344,8 +345,7 @@ class TrayApp:
         backend = type(self._icon).__module__.rsplit("._", 1)[-1]
         report = desktop.diagnostics(self.worker.settings, list(self._history), self._log_file,
                                      backend)
-        saved = log_dir() / "diagnostics.txt"
-        saved.write_text(report, encoding="utf-8")
+        saved = write_private_text(log_dir() / "diagnostics.txt", report)
         if desktop.copy_text(report):
             message = f"Diagnostics copied to the clipboard (also saved in {saved})."
         else:
@@ -360,7 +360,8 @@ class TrayApp:
             return  # already open
         self._settings_window = subprocess.Popen([*launch_command(), "--settings-window"],
                                                  stdin=subprocess.DEVNULL,
-                                                 stdout=subprocess.DEVNULL)
+                                                 stdout=subprocess.DEVNULL,
+                                                 env=child_environment())
         threading.Thread(target=self._await_settings, args=(self._settings_window,),
                          daemon=True, name="settings-window").start()
 

@@ -167,6 +167,8 @@ class Worker:
         activity_path: Path | None = None,
         poll_interval: float = POLL_INTERVAL,
         rng: random.Random | None = None,
+        clock: Callable[[], datetime] | None = None,
+        pause_check: float = PAUSE_CHECK,
     ) -> None:
         self.settings = settings
         self._token_provider = token_provider
@@ -176,6 +178,8 @@ class Worker:
         self._activity_saved: Activity | None = None
         self._poll_interval = poll_interval
         self._rng = rng or random.Random()
+        self._clock = clock or _now  # the wall clock: when a timed pause ends
+        self._pause_check = pause_check
         self._snapshot = Snapshot(hub_url=settings.hub_url, ollama_url=settings.ollama_url,
                                   insecure_tls=settings.allow_invalid_certs,
                                   paused=settings.paused, paused_until=settings.paused_until,
@@ -417,11 +421,11 @@ class Worker:
         """
         while True:
             until = self._snapshot.paused_until if self._snapshot.paused else None
-            if until is not None and _now() >= until:
+            if until is not None and self._clock() >= until:
                 log.info("the pause has ended")
                 return Resume()
             wait = None if until is None else min(
-                PAUSE_CHECK, max(0.0, (until - _now()).total_seconds()))
+                self._pause_check, max(0.0, (until - self._clock()).total_seconds()))
             try:
                 async with asyncio.timeout(wait):
                     return await self._commands.get()

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
+
+from tests.testbed.hub import GridHub
+from tests.testbed.ollama import OllamaStandIn
 
 SEED_VARIABLES = ("HUB_URL", "PROVIDER_TOKEN", "OLLAMA_LOCAL_URL", "ALLOW_INVALID_CERTS")
 
@@ -37,3 +44,47 @@ async def cli(*args: str, env: dict[str, str], stdin: bytes = b"",
     out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
+
+
+@dataclass
+class Headless:
+    """A ``ghubai-tray --headless`` process between a test hub and an Ollama stand-in."""
+
+    process: asyncio.subprocess.Process
+    hub: GridHub
+    ollama: OllamaStandIn
+    stderr_path: Path
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+
+@asynccontextmanager
+async def headless_worker(tmp_path: Path, *, hub: GridHub | None = None,
+                          ollama: OllamaStandIn | None = None, **variables: str
+                          ) -> AsyncIterator[Headless]:
+    """Start hub, stand-in and a headless worker (registered once this yields); stop all,
+    the worker by SIGTERM, at the end. ``variables`` are added to its environment."""
+    from tests.worker_bed import TOKEN
+
+    hub = hub or GridHub(tokens=[TOKEN])
+    ollama = ollama or OllamaStandIn()
+    await hub.start()
+    await ollama.start()
+    env = {**clean_environment(tmp_path), "HUB_URL": hub.url, "PROVIDER_TOKEN": TOKEN,
+           "OLLAMA_LOCAL_URL": ollama.url, **variables}
+    stderr_path = tmp_path / "worker-stderr.txt"
+    with stderr_path.open("wb") as stderr:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ghubai_tray", "--headless", env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=stderr)
+    try:
+        await hub.wait_until(lambda: hub.nodes, 60, "the headless worker to register")
+        yield Headless(process, hub, ollama, stderr_path)
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.wait(), 30)
+        await hub.stop()
+        await ollama.stop()

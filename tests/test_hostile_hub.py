@@ -11,23 +11,26 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import signal
-import subprocess
-import sys
+import os
 import threading
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ghubai_tray.config import Settings
+from ghubai_tray import activity, desktop, logs
+from ghubai_tray.config import Settings, save_settings
 from ghubai_tray.credentials import TokenSource
 from ghubai_tray.errors import HubUnreachable
 from ghubai_tray.hub import RS, incoming_limit, token_for_redirect
+from ghubai_tray.owner_only import write_private_text
+from ghubai_tray.single_instance import SingleInstance
 from ghubai_tray.state import Pause, PauseMode, Resume, State, Stop
 from ghubai_tray.worker import MAX_PENDING_REFUSALS, Worker
-from tests.processes import clean_environment
+from tests.processes import clean_environment, cli, headless_worker
 from tests.testbed.certs import LoopbackPKI, make_pki
 from tests.testbed.godecode import GoDecoder
 from tests.testbed.hub import GridHub, HubRequest
@@ -107,19 +110,19 @@ def peak_and_now_mb(pid: int) -> tuple[float, float]:
     return (int(fields["VmHWM"].split()[0]) / 1024, int(fields["VmRSS"].split()[0]) / 1024)
 
 
+async def reconnected(hub: GridHub, old: str, why: str) -> None:
+    """The worker closed connection ``old`` and registered on a new one."""
+    await hub.wait_until(lambda: old not in hub.connections, 30,
+                         f"the worker to close the connection ({why})")
+    await hub.wait_until(lambda: (n := hub.node_for(MODEL)) is not None
+                         and n.connection_id != old, 30, "a new registration")
+
+
 async def test_a_message_past_the_limit_closes_and_reopens_without_memory_following(
         tmp_path: Path) -> None:
-    hub, ollama = GridHub(tokens=[TOKEN]), OllamaStandIn()
-    await hub.start()
-    await ollama.start()
     limit = incoming_limit(64 * 1024)
-    env = {**clean_environment(tmp_path), "HUB_URL": hub.url, "PROVIDER_TOKEN": TOKEN,
-           "OLLAMA_LOCAL_URL": ollama.url, "GHUBAI_MAX_REQUEST_BODY": "64KiB"}
-    worker = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ghubai_tray", "--headless", env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        await hub.wait_until(lambda: hub.node_for(MODEL), 60, "registration")
+    async with headless_worker(tmp_path, GHUBAI_MAX_REQUEST_BODY="64KiB") as run:
+        hub, worker = run.hub, run.process
         assert await final_of(await hub.dispatch(MODEL, "/api/chat", CHAT)) == ""
         _, baseline = peak_and_now_mb(worker.pid)
         for oversized in ("pieces", "one frame"):
@@ -133,18 +136,10 @@ async def test_a_message_past_the_limit_closes_and_reopens_without_memory_follow
                     await hub.send_raw(first, "x" * (limit // 2))
             else:
                 await hub.send_raw(first, "y" * (limit + 1))
-            await hub.wait_until(lambda old=first: old not in hub.connections, 30,  # type: ignore[misc]
-                                 f"the worker to close the connection ({oversized})")
-            await hub.wait_until(lambda old=first: (n := hub.node_for(MODEL)) is not None  # type: ignore[misc]
-                                 and n.connection_id != old, 30, "a new registration")
+            await reconnected(hub, first, oversized)
         assert await final_of(await hub.dispatch(MODEL, "/api/chat", CHAT)) == ""
         peak, _ = peak_and_now_mb(worker.pid)
         assert peak - baseline < 16, f"peak RSS {peak:.0f} MB from {baseline:.0f} MB"
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(worker.wait(), 30)
-        await hub.stop()
-        await ollama.stop()
     log = (tmp_path / "logs" / "ghubai-tray.log").read_text()
     assert log.count("larger than this worker's limit") >= 2, "each closed connection says why"
 
@@ -302,3 +297,150 @@ async def test_a_loop_that_fails_is_logged_told_and_started_again(
     assert sum("the discovery loop failed" in r.getMessage() for r in caplog.records) == 2
     assert all(r.exc_info for r in caplog.records if "loop failed" in r.getMessage())
 
+
+
+# -- 7: the smaller points ------------------------------------------------------------
+
+
+async def test_doctor_never_prints_a_token_the_hub_echoes(tmp_path: Path) -> None:
+    hub = GridHub(tokens=[TOKEN], negotiate_error="token {token} is\nnot welcome\x1b[2J")
+    await hub.start()
+    try:
+        env = {**clean_environment(tmp_path), "HUB_URL": hub.url, "PROVIDER_TOKEN": TOKEN,
+               "OLLAMA_LOCAL_URL": "http://127.0.0.1:9"}
+        code, out, err = await cli("doctor", env=env)
+    finally:
+        await hub.stop()
+    assert code == 1
+    assert TOKEN not in out + err
+    hub_line = next(line for line in out.splitlines() if "] hub:" in line)
+    assert "the hub refused the connection: token [redacted] is\\nnot welcome\\x1b[2J" in hub_line
+
+
+async def test_a_close_text_cannot_forge_log_lines_or_flood_the_log(tmp_path: Path) -> None:
+    async with running_bed() as bed:
+        await bed.registered(MODEL, "mistral:7b")
+        log_dir = tmp_path / "logs"
+        saved = list(logging.getLogger().handlers), logging.getLogger().level
+        try:
+            logs.setup(to_stderr=False, directory=log_dir)
+            forged = "bye\n2026-12-01 20:00:00 INFO    all is well " + TOKEN + "x" * (4 << 20)
+            await bed.hub.close_connections(error=forged)
+            await bed.registered(MODEL, "mistral:7b")
+            for _ in range(1000):  # unknown messages, each one a warning
+                await bed.hub.send_raw(next(iter(bed.hub.connections)),
+                                       '{"type":99}' + RS)
+            assert await final_of(await bed.request("/api/chat", CHAT)) == ""
+        finally:
+            root = logging.getLogger()
+            for handler in list(root.handlers):
+                handler.flush()
+                if handler not in saved[0]:
+                    root.removeHandler(handler)
+                    handler.close()
+            for handler in saved[0]:
+                if handler not in root.handlers:
+                    root.addHandler(handler)
+            root.setLevel(saved[1])
+    text = (log_dir / "ghubai-tray.log").read_text()
+    assert not any(line.startswith("2026-12-01 20:00:00") for line in text.splitlines())
+    assert TOKEN not in text
+    assert len(text) < 64 * 1024, "one hub text cannot push the history out"
+    unknown = [line for line in text.splitlines() if "unknown type" in line]
+    assert 1 <= len(unknown) <= logs.BURST
+
+
+async def test_a_hanging_keyring_makes_token_status_and_doctor_answer(tmp_path: Path) -> None:
+    env = {**clean_environment(tmp_path), "HUB_URL": "http://127.0.0.1:9/gridhub",
+           "OLLAMA_LOCAL_URL": "http://127.0.0.1:9",
+           "PYTHON_KEYRING_BACKEND": "tests.hanging_keyring.Hanging",
+           "GHUBAI_KEYRING_TIMEOUT": "1", "PYTHONPATH": str(Path(__file__).parent.parent)}
+    code, out, err = await cli("token", "status", env=env, timeout=30)
+    assert code == 1 and "did not answer within 1 s" in out + err
+    code, out, err = await cli("doctor", env=env, timeout=60)
+    assert code == 1
+    assert "[warn] token: the OS keyring did not answer within 1 s" in out
+    assert "] hub:" in out, "the other checks still ran"
+
+
+async def test_an_unwritable_log_folder_leaves_logging_to_stderr(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    async with headless_worker(tmp_path, GHUBAI_LOG_DIR=str(blocker / "logs")) as run:
+        assert await final_of(await run.hub.dispatch(MODEL, "/api/chat", CHAT)) == ""
+    assert run.process.returncode == 0
+    said = run.stderr
+    assert said.count("cannot write the log file in") == 1
+    assert "logging to the terminal only" in said and "Traceback" not in said
+
+
+async def test_a_timed_pause_ends_by_the_wall_clock_whatever_it_does() -> None:
+    start = datetime(2026, 12, 1, 18, 0, tzinfo=UTC)
+    now = [start]
+    looks: list[datetime] = []
+
+    def clock() -> datetime:  # the wall clock, as the test sets it
+        looks.append(now[0])
+        return now[0]
+
+    async def looked_at(when: datetime) -> None:
+        async with asyncio.timeout(10):
+            while looks.count(when) < 3:
+                await asyncio.sleep(0.02)
+
+    async with running_bed(clock=clock, pause_check=0.05) as bed:
+        await bed.registered(MODEL, "mistral:7b")
+        bed.worker.submit(Pause(PauseMode.NOW, until=start + timedelta(hours=1)))
+        await bed.registered()
+        now[0] = start - timedelta(hours=5)  # the clock set back: still paused, as shown
+        await looked_at(now[0])
+        assert bed.worker.snapshot.paused
+        now[0] = start + timedelta(hours=1, seconds=1)  # woke up after the end (suspend)
+        await bed.worker.wait_for(lambda s: not s.paused, 5, "the pause to end on time")
+        await bed.registered(MODEL, "mistral:7b")
+
+
+async def test_everything_the_app_writes_is_the_owners_alone(tmp_path: Path) -> None:
+    (tmp_path / "run").mkdir()
+    async with headless_worker(tmp_path, XDG_DATA_HOME=str(tmp_path / "data"),
+                               XDG_RUNTIME_DIR=str(tmp_path / "run")) as run:
+        assert await final_of(await run.hub.dispatch(MODEL, "/api/chat", CHAT)) == ""
+    written = [tmp_path / "logs", *(tmp_path / "logs").iterdir()]
+    assert any(p.name == "ghubai-tray.log" for p in written), written
+    save_settings({"max_context": 4096}, tmp_path / "cfg" / "config.toml")
+    activity.save(tmp_path / "data" / "activity.json", activity.Activity())
+    write_private_text(tmp_path / "logs" / "diagnostics.txt", "report")
+    with SingleInstance(tmp_path / "run" / "lock") as first:
+        assert first
+        written += [tmp_path / "cfg", tmp_path / "cfg" / "config.toml", tmp_path / "data",
+                    tmp_path / "data" / "activity.json", tmp_path / "logs" / "diagnostics.txt",
+                    tmp_path / "run" / "lock"]
+        for path in written:
+            mode = path.stat().st_mode & 0o777
+            assert mode == (0o700 if path.is_dir() else 0o600), f"{path}: {oct(mode)}"
+
+
+def test_children_get_no_provider_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A real xdg-open and clipboard tool stand-in on PATH: each writes its environment down.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("xdg-open", "wl-copy", "xclip", "xsel"):
+        script = bin_dir / tool
+        script.write_text(f"#!/bin/sh\nenv > {tmp_path}/{tool}.tmp\n"
+                          f"mv {tmp_path}/{tool}.tmp {tmp_path}/{tool}.env\ncat >/dev/null\n")
+        script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("PROVIDER_TOKEN", TOKEN)
+    assert desktop.open_path(tmp_path)
+    assert desktop.copy_text("diagnostics")
+    for seen in (tmp_path / "xdg-open.env", tmp_path / "wl-copy.env"):  # wl-copy comes first
+        wait_for_file(seen)
+        text = seen.read_text()
+        assert "PATH=" in text and TOKEN not in text and "PROVIDER_TOKEN" not in text
+
+
+def wait_for_file(path: Path, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)

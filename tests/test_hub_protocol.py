@@ -21,7 +21,9 @@ from ghubai_tray.hub import (
     MAX_MESSAGE_BYTES,
     RS,
     Malformed,
+    MessageTooLarge,
     Negotiated,
+    RecordBuffer,
     Redirect,
     decode_record,
     encode,
@@ -88,6 +90,38 @@ def test_records_split_across_frames() -> None:
     assert records == ['{"type":6}'] and rest == '{"type":1,"tar'
     records, rest = split_records(rest + f'get":"x","arguments":[]}}{RS}{RS}')
     assert records == ['{"type":1,"target":"x","arguments":[]}'] and rest == ""
+
+
+PIECES = st.lists(st.text(alphabet=st.sampled_from(["a", "é", RS, "{", "}"]), max_size=12),
+                  max_size=20)
+
+
+@given(PIECES)
+def test_the_record_buffer_finds_the_records_of_the_whole_text_however_it_is_cut(
+        pieces: list[str]) -> None:
+    buffer = RecordBuffer(limit=1_000)
+    records = [r for piece in pieces for r in buffer.feed(piece)]
+    expected, _ = split_records("".join(pieces))
+    assert records == expected
+
+
+@given(PIECES, st.integers(1, 30))
+def test_the_record_buffer_never_holds_more_than_its_limit(pieces: list[str], limit: int
+                                                           ) -> None:
+    buffer = RecordBuffer(limit)
+    whole = "".join(pieces)
+    try:
+        for piece in pieces:
+            buffer.feed(piece)
+    except MessageTooLarge:
+        assert any(len(part) > limit for part in whole.split(RS))
+        return
+    assert all(len(part) <= limit for part in whole.split(RS))
+
+
+def test_a_record_nested_too_deeply_is_malformed_not_an_error() -> None:
+    assert decode_record("[" * 100_000 + "]" * 100_000) == Malformed(
+        "a message is nested too deeply")
 
 
 DECODED = {

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import unicodedata
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ghubai_tray import logs
+from ghubai_tray.errors import one_line
 
 CASES = {
     "bearer-header": ("Authorization: Bearer abc.def-ghi", "Authorization: Bearer [redacted]"),
@@ -34,6 +38,7 @@ def test_setup_writes_a_rotating_file_through_the_redactor(tmp_path: Path) -> No
     saved = list(root.handlers), root.level
     try:
         path = logs.setup(to_stderr=False, directory=tmp_path / "logs")
+        assert path is not None
         logs.add_secret("another-secret-77")
         logging.getLogger("ghubai_tray.test").warning("token is another-secret-77")
         for handler in root.handlers:
@@ -50,3 +55,35 @@ def test_setup_writes_a_rotating_file_through_the_redactor(tmp_path: Path) -> No
         for handler in saved[0]:
             root.addHandler(handler)
         root.setLevel(saved[1])
+
+
+@given(st.text(max_size=400), st.integers(1, 200))
+def test_a_strangers_text_becomes_one_capped_line(text: str, limit: int) -> None:
+    shown = one_line(text, limit)
+    # No control character and no line or paragraph separator is left to act on a terminal
+    # or to start a line of its own.
+    assert not any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in shown)
+    assert len(shown) <= limit + 40
+
+
+def record(msg: str, *args: object) -> logging.LogRecord:
+    return logging.LogRecord("ghubai_tray.worker", logging.WARNING, __file__, 1, msg, args, None)
+
+
+def test_a_burst_of_one_message_is_written_five_times_then_summed_up() -> None:
+    burst = logs.BurstFilter(burst=5, window=3600)
+    passed = [burst.filter(record("[%s] refused: %s", i, "bad")) for i in range(1000)]
+    assert passed.count(True) == 5 and passed[:5] == [True] * 5
+    assert burst.filter(record("another message"))
+    burst.window = 0.0  # the burst is over: the next one says how many were left out
+    late = record("[%s] refused: %s", "x", "bad")
+    assert burst.filter(late) and late.getMessage() == "[x] refused: bad (and 995 more like " \
+                                                      "it before)"
+
+
+def test_a_forged_line_and_a_huge_message_stay_one_line() -> None:
+    formatter = logs.RedactingFormatter(logs.FORMAT)
+    text = formatter.format(record("hub: %s", "bye\n2026-12-01 20:00:00 INFO    forged"
+                                   + "x" * (4 << 20)))
+    assert "\n" not in text and "\\n2026-12-01" in text
+    assert len(text) < logs.MAX_MESSAGE + 200

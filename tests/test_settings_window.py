@@ -17,13 +17,17 @@ from tests.testbed.desktop import Desktop, Window, desktop_available, real_deskt
 from tests.worker_bed import TOKEN
 
 GOOD = {"hub_url": "https://hub.example.com/gridhub", "ollama_url": "http://localhost:11434",
-        "allow_invalid_certs": False, "max_concurrent_requests": "3"}
+        "allow_invalid_certs": False, "max_concurrent_requests": "3", "max_context": "4096",
+        "max_output_tokens": "1000", "max_keep_alive": "60", "max_images": "2",
+        "max_image_size": "5MiB"}
 
 
 def test_a_valid_form_gives_typed_settings() -> None:
     parsed, errors = validate_form(GOOD)
     assert errors == {}
-    assert parsed == {**GOOD, "max_concurrent_requests": 3}
+    assert parsed == {**GOOD, "max_concurrent_requests": 3, "max_context": 4096,
+                      "max_output_tokens": 1000, "max_keep_alive": 60.0, "max_images": 2,
+                      "max_image_size": 5 * 1024 * 1024}
 
 
 @pytest.mark.parametrize("field,value,message", [
@@ -31,6 +35,9 @@ def test_a_valid_form_gives_typed_settings() -> None:
     ("ollama_url", "localhost:11434", "Expected an http:// or https:// URL of Ollama"),
     ("max_concurrent_requests", "0", "Expected a whole number of requests from 1 to 64"),
     ("max_concurrent_requests", "two", "Expected a whole number"),
+    ("max_keep_alive", "-1", "Expected a number of seconds from 0 to 86400"),
+    ("max_context", "10000000", "Expected a whole number of tokens from 256 to 1048576"),
+    ("max_output_tokens", "0", "Expected a whole number of tokens from 1"),
 ])
 def test_each_invalid_field_is_explained_and_nothing_is_kept(field: str, value: Any,
                                                               message: str) -> None:

@@ -193,3 +193,11 @@ def test_pause_ends_are_computed_when_clicked() -> None:
     assert resolve(Ui.QUIT, now) is Ui.QUIT
     assert morning(datetime(2026, 12, 31, 1, 0, tzinfo=UTC)) == datetime(2027, 1, 1, 8,
                                                                           tzinfo=UTC)
+
+
+def test_a_problem_the_owner_must_know_heads_the_menu() -> None:
+    notice = "your settings could not be saved (No space left on device)"
+    items = render_menu(snap(notice=notice), DESKTOP)
+    assert texts_of(items)[0] == ("Attention: Your settings could not be saved (No space left "
+                                  "on device)")
+    assert not items[0].enabled

@@ -54,6 +54,7 @@ async def running_bed(
     hub: GridHub | None = None, ollama: OllamaStandIn | None = None,
     token: str | None = TOKEN, server_timeout: float = 30.0, ollama_url: str | None = None,
     persist: Callable[[dict[str, Any]], None] | None = None, activity_path: Path | None = None,
+    **options: Any,
 ) -> AsyncIterator[Bed]:
     """Hub, Ollama stand-in and worker; ``ollama_url`` points the worker elsewhere."""
     hub = hub or GridHub(tokens=[TOKEN])
@@ -68,7 +69,7 @@ async def running_bed(
     worker = Worker(settings(base) if settings else base,
                     lambda url: TokenSource(holder[0], "the test"),
                     connector=connector, poll_interval=0.2, persist=persist,
-                    activity_path=activity_path)
+                    activity_path=activity_path, **options)
     task = asyncio.create_task(worker.run())
     bed = Bed(hub, ollama, worker, holder)
     try:

@@ -212,6 +212,7 @@ class GridHub(Observable):
         max_message_size: int = 32 * 1024,
         redirect: bool = False,
         redirect_to: str | None = None,
+        negotiate_error: str | None = None,
         request_timeout: float = 300.0,
         breakage: Breakage = Breakage.NONE,
         tls: ssl.SSLContext | None = None,
@@ -229,6 +230,8 @@ class GridHub(Observable):
         # A negotiate answer sending the client to another hub, without a token of its own
         # (the hostile-hub tests: our token must not follow it there).
         self.redirect_to = redirect_to
+        # A negotiate answer {"error": ...}; "{token}" in it echoes the client's token back.
+        self.negotiate_error = negotiate_error
         self.request_timeout = request_timeout
         self.breakage = breakage
         self.tls = tls
@@ -383,6 +386,9 @@ class GridHub(Observable):
             return web.Response(status=401, headers={"WWW-Authenticate": "Bearer"})
         if self.redirect_to is not None:
             return web.json_response({"url": self.redirect_to})
+        if self.negotiate_error is not None:
+            token = self._token_of(request) or ""
+            return web.json_response({"error": self.negotiate_error.replace("{token}", token)})
         if self.redirect and not request.path.startswith("/azure/"):
             access_token = _new_id()
             self._redirect_tokens.add(access_token)
@@ -819,7 +825,8 @@ def _build(args: argparse.Namespace) -> GridHub:
     auth = AuthMode(args.auth) if args.auth else (
         AuthMode.REQUIRED if tokens else AuthMode.OPTIONAL)
     return GridHub(host=args.host, port=args.port, tokens=tokens, auth=auth,
-                   ping_interval=args.ping_interval, redirect=args.redirect)
+                   ping_interval=args.ping_interval, redirect=args.redirect,
+                   negotiate_error=args.negotiate_error)
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -827,6 +834,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--auth", choices=[m.value for m in AuthMode], help="auth mode")
     parser.add_argument("--ping-interval", type=float, default=15.0)
     parser.add_argument("--redirect", action="store_true", help="Azure-style negotiate redirect")
+    parser.add_argument("--negotiate-error", default=None,
+                        help="answer negotiate with this error ({token} echoes the token)")
 
 
 def main(argv: list[str] | None = None) -> int:

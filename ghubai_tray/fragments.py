@@ -1,32 +1,36 @@
-"""Cutting response text into fragments that can never trip the hub's size limit.
+"""Cutting response text into fragments that fit the hub's message limit exactly.
 
 The hub closes the whole connection (every request on it) when one incoming
-message exceeds 32 KiB, separator included. What counts is the *encoded*
-message, and JSON escaping can multiply a text's size: a quote or backslash
-takes 2 bytes, a control character up to 6, and an encoder that escapes
-non-ASCII writes 6 bytes per character (12 outside the BMP). So fragments are
-measured by a worst-case cost that holds for any JSON encoder, and kept under
-16 KiB of it, which leaves room for the envelope (target, request id, flags).
+message exceeds 32 KiB, separator included, so no message may. What counts is
+the *encoded* message, and the worker is the encoder: orjson
+(:func:`ghubai_tray.hub.encode`), which writes non-ASCII characters as their
+UTF-8 bytes and escapes only quotes, backslashes (2 bytes) and control
+characters (2 or 6). So a fragment is measured by exactly what it will take
+on the wire, and may use everything the envelope (target, request id, flags)
+leaves of the 32 KiB: one stream event of about 31 kB (a tool call writing a
+12 kB file, say) goes through whole.
 """
 
 from __future__ import annotations
 
-MAX_FRAGMENT_COST = 16 * 1024
+MESSAGE_LIMIT = 32 * 1024  # the hub's MaximumReceiveMessageSize, separator included
+ENVELOPE = 1024  # the invocation around a fragment, with the longest request id (<= 612 B)
+MAX_FRAGMENT_COST = MESSAGE_LIMIT - ENVELOPE
 _SHORT_ESCAPES = frozenset('"\\\b\f\n\r\t')
 
 
 def escaped_cost(char: str) -> int:
-    """Bytes ``char`` can take inside a JSON string, with whichever encoder."""
+    """Bytes ``char`` takes inside a JSON string as the worker's encoder writes it."""
     code = ord(char)
-    if 0x20 <= code < 0x7F:
+    if 0x20 <= code < 0x80:
         return 2 if char in '"\\' else 1
     if code < 0x20:
         return 2 if char in _SHORT_ESCAPES else 6
-    return 12 if code > 0xFFFF else 6
+    return 2 if code < 0x800 else 3 if code < 0x10000 else 4
 
 
 def fragment_cost(text: str) -> int:
-    """Worst-case encoded size of ``text`` as a JSON string body (quotes excluded)."""
+    """Encoded size of ``text`` as a JSON string body (quotes excluded)."""
     if text.isascii() and text.isprintable():
         # The common case (a JSON line from Ollama), counted without a loop over characters:
         # only quotes and backslashes grow, to two bytes each.

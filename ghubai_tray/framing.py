@@ -52,8 +52,8 @@ class Failed:
 
 
 Frame = Relay | Done | Failed
-TOO_LARGE = (f"Ollama sent one event larger than {MAX_FRAGMENT_COST // 1024} KiB, "
-              "more than the hub accepts in one message")
+TOO_LARGE = ("Ollama sent one event larger than the hub accepts in one message "
+             f"(32 KiB, {MAX_FRAGMENT_COST:,} bytes of it for the event)")
 
 
 def error_text(obj: Any) -> str | None:

@@ -23,7 +23,8 @@ client and transport with one small connection object per attempt:
   each received piece once;
 - it sends the token only to the configured origin (see
   :func:`token_for_redirect`), and names the host it really connected to;
-- ``close()`` sends a Close message before closing the socket;
+- ``close()`` closes the WebSocket with code 1000 and sends no SignalR Close
+  (ASP.NET treats a client's Close as a protocol error);
 - ``send()`` on a closed connection fails at once.
 
 Reconnection, backoff and what to do with messages belong to the supervisor
@@ -503,16 +504,17 @@ class HubConnection:
         return (f"the hub sent a message larger than this worker's limit of "
                 f"{self._records.limit:,} bytes; reconnecting")
 
-    async def close(self, error: str | None = None) -> None:
-        """Say goodbye (a Close message), then close the socket and the session."""
+    async def close(self) -> None:
+        """Close the WebSocket cleanly (code 1000), then the session.
+
+        No SignalR Close message: ASP.NET accepts that only from a server, and
+        logs one from a client as a protocol error before aborting.
+        """
         self._keepalive.cancel()
-        if not self.closed:
-            with contextlib.suppress(HubError, TimeoutError):
-                async with asyncio.timeout(2.0):
-                    await self.send(CloseMessage(error=error))
         self._closed = True
         with contextlib.suppress(Exception):
-            await self._ws.close()
+            async with asyncio.timeout(5.0):
+                await self._ws.close()
         await self._session.close()
         with contextlib.suppress(asyncio.CancelledError):
             await self._keepalive

@@ -35,6 +35,11 @@ class InferenceRequest:
     body: bytes
     canonical: Canonical | None = None
 
+    @property
+    def openai(self) -> bool:
+        """Whether the client speaks OpenAI's API (its errors take OpenAI's shape)."""
+        return self.endpoint.startswith("/v1/")
+
 
 def _field(obj: dict[str, Any], name: str) -> Any:
     # ASP.NET matches property names case-insensitively; so do we.
@@ -54,6 +59,13 @@ def request_id_of(arguments: Any) -> str | None:
     """The usable request id in an invocation's arguments, whatever else is wrong."""
     if isinstance(arguments, list) and arguments and isinstance(arguments[0], dict):
         return usable_request_id(_field(arguments[0], "requestId"))
+    return None
+
+
+def endpoint_of(arguments: Any) -> Any:
+    """The endpoint an invocation names, whatever else is wrong (for the shape of a refusal)."""
+    if isinstance(arguments, list) and arguments and isinstance(arguments[0], dict):
+        return _field(arguments[0], "endpointUri")
     return None
 
 

@@ -27,6 +27,7 @@ import logging
 import random
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -39,6 +40,7 @@ from pysignalr.messages import InvocationMessage
 
 from ghubai_tray import activity
 from ghubai_tray.activity import Activity
+from ghubai_tray.client_errors import final_fragment, is_openai
 from ghubai_tray.config import Settings
 from ghubai_tray.credentials import TokenSource
 from ghubai_tray.errors import (
@@ -74,7 +76,7 @@ from ghubai_tray.state import (
 )
 from ghubai_tray.tags import LocalModel
 from ghubai_tray.tls import client_context
-from ghubai_tray.validation import InferenceRequest, validate_request
+from ghubai_tray.validation import InferenceRequest, endpoint_of, validate_request
 
 log = logging.getLogger("ghubai_tray.worker")
 
@@ -94,6 +96,9 @@ BLOCKING_THREAD_PREFIX = "ghubai-blocking"
 QUEUE_PER_SLOT = 2  # requests that may wait for a slot, per concurrent slot (at least 4)
 REQUEST_TARGETS = {"requestinference", "requestopenai"}
 MAX_PENDING_REFUSALS = 64  # refusals waiting for the hub to take them
+MAX_OWED_FINALS = 1024  # finals of requests cut by a lost connection, sent on the next one
+LOST_MID_ANSWER = ("the worker lost its connection to the hub during the answer; "
+                   "please send the request again")
 REFUSAL_SEND_TIMEOUT = 10.0
 
 PAUSED_BY_OWNER = "paused by the owner"
@@ -211,6 +216,7 @@ class Worker:
         self._logged_problem: dict[str, str] = {}
         self._side_jobs: set[asyncio.Task[None]] = set()
         self._refusals_pending = 0
+        self._owed: OrderedDict[str, tuple[str, bool]] = OrderedDict()  # request id -> final
         self._pulse_due = False  # a wake-up of wait_for() is scheduled (one at a time)
         # Set once run() owns a loop: from then on submit() is safe from any thread.
         self.running = threading.Event()
@@ -684,6 +690,8 @@ class Worker:
                       next_attempt=None, registered_models=None)
         self._acknowledged, self._last_registered = False, None
         registrar = asyncio.create_task(self._registration_loop(conn), name="registration")
+        if self._owed:
+            self._spawn(self._pay_owed(conn))
         try:
             async for message in conn.messages():
                 if isinstance(message, Malformed):
@@ -700,7 +708,12 @@ class Worker:
                 await registrar
 
     async def _registration_loop(self, conn: HubConnection) -> None:
-        """RegisterNode now, on every change, and as a heartbeat."""
+        """RegisterNode now, on every change, and as a heartbeat while no request runs.
+
+        A hub resets a node's load count to 0 on every RegisterNode (GhubAi does),
+        so a heartbeat during a request would make it look idle and break
+        least-loaded routing between workers: the heartbeat waits for a quiet moment.
+        """
         last_sent = 0.0
         self._registration_due.set()
         while True:
@@ -709,8 +722,12 @@ class Worker:
                               max(0.0, last_sent + heartbeat - time.monotonic()))
             self._registration_due.clear()
             models = self._registration_list()
-            if models == self._last_registered and time.monotonic() - last_sent < heartbeat:
-                continue
+            if models == self._last_registered:
+                if time.monotonic() - last_sent < heartbeat:
+                    continue
+                if self._tasks:
+                    last_sent = time.monotonic()  # no heartbeat while serving: try later
+                    continue
             argument, left_out = registration(self.settings.machine_name, models)
             if left_out:
                 self._log_once("registration", logging.WARNING,
@@ -724,7 +741,7 @@ class Worker:
     def _on_invocation(self, conn: HubConnection, message: InvocationMessage) -> None:
         target = message.target.casefold()
         if target in REQUEST_TARGETS:
-            self._accept(conn, message.arguments)
+            self._accept(conn, message.arguments, message.target)
         elif target == "registered":
             self._acknowledged = True
             count = len(self._last_registered or [])
@@ -739,7 +756,7 @@ class Worker:
 
     # -- requests --------------------------------------------------------------------
 
-    def _accept(self, conn: HubConnection, arguments: Any) -> None:
+    def _accept(self, conn: HubConnection, arguments: Any, target: str) -> None:
         """Validate and start a request; never blocks the receive loop, never raises."""
         try:
             request = validate_request(arguments, self._snapshot.shared_models,
@@ -766,7 +783,8 @@ class Worker:
                 log.warning("dropped a request without a usable id: %s", exc.reason)
                 return
             log.warning("[%s] refused: %s", exc.request_id, exc.reason)
-            self._refuse(conn, exc.request_id, exc.reason)
+            self._refuse(conn, exc.request_id, exc.reason, is_openai(endpoint_of(arguments),
+                                                                     target))
             return
         task = asyncio.get_running_loop().create_task(self._serve(conn, request),
                                                       name=f"request-{request.request_id}")
@@ -792,24 +810,27 @@ class Worker:
             self._count(request.model, **{outcome: 1})
             log.info("[%s] %s in %.1f s%s", rid, outcome, time.monotonic() - started,
                      f": {final}" if final else "")
-            await asyncio.shield(self._send_final(conn, rid, final))
+            if not await asyncio.shield(self._send_final(conn, rid, final, request.openai)):
+                self._owe(rid, final, request.openai)
         except asyncio.CancelledError:
             reason = self._cancel_reasons.pop(rid, "the request was cancelled")
             self._count(request.model, failed=1)
             log.info("[%s] cancelled: %s", rid, reason)
-            if not conn.closed:
-                await asyncio.shield(self._send_final(conn, rid, f"[error] {reason}"))
+            if conn.closed or not await asyncio.shield(
+                    self._send_final(conn, rid, f"[error] {reason}", request.openai)):
+                self._owe(rid, f"[error] {LOST_MID_ANSWER}", request.openai)
             raise
         except _HubGone:
             self._count(request.model, failed=1)
             log.info("[%s] abandoned: the hub connection is gone", rid)
+            self._owe(rid, f"[error] {LOST_MID_ANSWER}", request.openai)
         finally:
             self._count(request.model, chunks=relayed.chunks, bytes=relayed.bytes)
             self._tasks.pop(rid, None)
             self._cancel_reasons.pop(rid, None)
             self._publish_counters()
 
-    def _refuse(self, conn: HubConnection, request_id: str, reason: str) -> None:
+    def _refuse(self, conn: HubConnection, request_id: str, reason: str, openai: bool) -> None:
         """Send a refusal's final without letting a hub that does not read pile them up.
 
         At most :data:`MAX_PENDING_REFUSALS` wait to be sent, each for at most
@@ -825,7 +846,8 @@ class Worker:
         async def send() -> None:
             try:
                 async with asyncio.timeout(REFUSAL_SEND_TIMEOUT):
-                    await self._send_final(conn, request_id, f"[error] {reason}")
+                    await self._send_final(conn, request_id, f"[error] {reason}", openai,
+                                           refused=True)
             except TimeoutError:
                 self._count(None, unanswered=1)
                 log.warning("[%s] the hub did not take the refusal within %g s", request_id,
@@ -845,13 +867,43 @@ class Worker:
                  "; ".join(changes)[:500])
         self._count(request.model, limited=1)
 
-    async def _send_final(self, conn: HubConnection, request_id: str, text: str) -> None:
+    def _owe(self, request_id: str, final: str, openai: bool) -> None:
+        """Remember a final that could not be sent: the next connection sends it.
+
+        A hub may keep a request open until its final arrives, on whichever
+        connection (GhubAi has no request timeout), so a request the worker lost
+        with its connection would otherwise hang its client for ever.
+        """
+        self._owed[request_id] = (final, openai)
+        while len(self._owed) > MAX_OWED_FINALS:
+            dropped, _ = self._owed.popitem(last=False)
+            self._count(None, unanswered=1)
+            log.warning("[%s] too many finals owed to the hub: this one is given up", dropped)
+
+    async def _pay_owed(self, conn: HubConnection) -> None:
+        """Send the finals owed from lost connections, oldest first, on this one."""
+        while self._owed and not conn.closed:
+            request_id, (final, openai) = next(iter(self._owed.items()))
+            if not await self._send_final(conn, request_id, final, openai):
+                return  # this connection is gone too: the next one tries again
+            self._owed.pop(request_id, None)
+            log.info("[%s] sent the final owed since the connection was lost", request_id)
+
+    async def _send_final(self, conn: HubConnection, request_id: str, text: str, openai: bool,
+                          *, refused: bool = False) -> bool:
+        """The one final of a request: empty on success, else the client's error object.
+
+        False when it could not be sent (the connection is gone)."""
+        fragment = final_fragment(text, openai, refused=refused)
         try:
             await conn.invoke("StreamInferenceResponse", {"requestId": request_id,
-                                                          "tokenFragment": text, "isFinal": True})
+                                                          "tokenFragment": fragment,
+                                                          "isFinal": True})
         except HubError:
             log.info("[%s] the final chunk could not be sent: the hub connection is gone",
                      request_id)
+            return False
+        return True
 
     async def _forward(self, conn: HubConnection, request: InferenceRequest,
                        relayed: _Relayed) -> str:

@@ -13,7 +13,7 @@ import pytest
 from tests.processes import cli
 from tests.testbed.hub import AuthMode, GridHub
 from tests.testbed.ollama import OllamaStandIn
-from tests.worker_bed import TOKEN
+from tests.worker_bed import TOKEN, failure_of
 
 MODELS = ("llama3.2:1b", "mistral:7b")
 
@@ -87,7 +87,7 @@ async def test_headless_sigint_cancels_a_long_request_after_the_grace(env: dict[
             "model": "llama3.2:1b", "messages": [{"role": "user", "content": "a long story"}]})
         await anext(aiter(req.stream()))
         proc.send_signal(signal.SIGINT)
-        assert (await req.wait()).endswith("[error] worker shutting down")
+        assert await failure_of(req) == "worker shutting down"
         await asyncio.wait_for(proc.communicate(), 30)
     finally:
         if proc.returncode is None:

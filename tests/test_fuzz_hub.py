@@ -31,6 +31,7 @@ from ghubai_tray.endpoints import ALLOWED_ENDPOINTS
 from ghubai_tray.validation import MAX_REQUEST_ID, usable_request_id
 from ghubai_tray.worker import REQUEST_TARGETS
 from tests.adversarial import ADVERSARIAL_PATHS, PATH_PIECES
+from tests.testbed.godecode import GoDecoder, assert_within_ceilings, go_available
 from tests.worker_bed import Bed, running_bed, with_settings
 
 T = TypeVar("T")
@@ -178,3 +179,16 @@ def test_arbitrary_invocations_never_crash_or_escape_and_end_once(live: LiveBed)
     reached = {r.path for r in bed.ollama.requests}
     assert reached <= set(ALLOWED_ENDPOINTS) | DISCOVERY, reached - set(ALLOWED_ENDPOINTS)
     assert bed.ollama.management_requests == []
+    # What reached Ollama, read by Ollama's own Go types: a shared model, every ceiling held.
+    inference = [r for r in bed.ollama.requests if r.path in ALLOWED_ENDPOINTS]
+    if inference and go_available():
+        decoder = GoDecoder()
+        try:
+            for r in inference:
+                view = decoder.decode(r.path, r.body)
+                if not view.get("error"):
+                    assert view["model"] in MODELS, view["model"]
+                    assert_within_ceilings(view, r.path, view["model"],
+                                           bed.worker.settings.ceilings)
+        finally:
+            decoder.close()

@@ -35,7 +35,7 @@ from tests.testbed.certs import LoopbackPKI, make_pki
 from tests.testbed.godecode import GoDecoder
 from tests.testbed.hub import GridHub, HubRequest
 from tests.testbed.ollama import Fault, ModelInfo, OllamaStandIn
-from tests.worker_bed import TOKEN, running_bed, with_settings
+from tests.worker_bed import TOKEN, failure_of, running_bed, with_settings
 
 MODEL = "llama3.2:1b"
 CHAT = {"model": MODEL, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
@@ -72,8 +72,8 @@ async def test_a_second_model_key_never_runs_an_unshared_or_cloud_model(go: GoDe
             for key in ("Model", "MODEL", "mOdel"):
                 body = json.dumps(CHAT)[:-1] + f', "{key}": "{second}"}}'
                 assert go.decode("/api/chat", body)["model"] == second  # the trick, in Go
-                final = await (await bed.request("/api/chat", body)).wait()
-                assert final.startswith("[error] ") and "spells" in final
+                final = await failure_of(await bed.request("/api/chat", body))
+                assert "spells" in final
         assert inference(ollama) == [], "nothing of these requests reached Ollama"
 
 
@@ -148,8 +148,8 @@ async def test_a_deeply_nested_body_or_message_gets_a_final_and_changes_nothing(
     async with running_bed(settings=with_settings(max_request_body=1024 * 1024)) as bed:
         await bed.registered(MODEL, "mistral:7b")
         deep = '{"model":"llama3.2:1b","format":' + "[" * 5000 + "]" * 5000 + "}"
-        final = await final_of(await bed.request("/api/chat", deep))
-        assert final == "[error] the request body is nested too deeply"
+        final = await failure_of(await bed.request("/api/chat", deep))
+        assert final == "the request body is nested too deeply"
         conn = next(iter(bed.hub.connections))
         await bed.hub.send_raw(conn, "[" * 50_000 + "]" * 50_000 + RS)
         assert await final_of(await bed.request("/api/chat", CHAT)) == ""
@@ -184,8 +184,8 @@ async def test_an_ollama_that_trickles_bytes_ends_the_request_after_idle_timeout
     ollama.fault, ollama.trickle_delay = Fault.TRICKLE, 0.25
     async with running_bed(ollama=ollama, settings=with_settings(idle_timeout=1.5)) as bed:
         await bed.registered(MODEL, "mistral:7b")
-        final = await final_of(await bed.request("/api/chat", CHAT), timeout=20)
-        assert final == "[error] Ollama sent no complete part of the answer for 1.5 s"
+        final = await failure_of(await bed.request("/api/chat", CHAT), timeout=20)
+        assert final == "Ollama sent no complete part of the answer for 1.5 s"
         await ollama.wait_until(lambda: ollama.cancellations, 10, "Ollama to see the cancel")
 
 

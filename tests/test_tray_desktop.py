@@ -27,7 +27,7 @@ from tests.processes import clean_environment, cli, offline_environment
 from tests.testbed.desktop import Desktop, desktop_available, keys_to, real_desktop, wait_for
 from tests.testbed.hub import AuthMode, GridHub
 from tests.testbed.ollama import OllamaStandIn
-from tests.worker_bed import TOKEN
+from tests.worker_bed import TOKEN, failure_of
 
 pytestmark = pytest.mark.skipif(not desktop_available() and not os.environ.get("CI"),
                                 reason="Xvfb, trayer, xdotool, dunst needed (make test installs)")
@@ -155,7 +155,7 @@ async def test_quit_while_serving_ends_the_request_and_exits_in_time(tray: TrayB
                             lambda: "Serving 1 request" in tray.desk.icon_title())
     elapsed = await quit_and_time(tray)
     assert elapsed < GRACE + 2
-    assert (await req.wait()).endswith("[error] worker shutting down")
+    assert await failure_of(req) == "worker shutting down"
     await tray.ollama.wait_until(lambda: tray.ollama.cancellations == ["/api/chat"], 10,
                                  "Ollama to see the request cancelled")
 

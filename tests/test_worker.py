@@ -34,7 +34,7 @@ from tests.testbed.ollama import (
     OllamaStandIn,
     TagsShape,
 )
-from tests.worker_bed import TOKEN, running_bed, with_settings
+from tests.worker_bed import TOKEN, error_of, failure_of, running_bed, with_settings
 
 CHAT = {"model": "llama3.2:1b", "messages": [{"role": "user", "content": "Why is the sky blue?"}]}
 
@@ -119,14 +119,14 @@ async def test_a_large_non_streamed_answer_arrives_in_fragments_under_the_limit(
 
 
 FAULTS = {
-    "busy": (Fault.BUSY, "[error] Ollama answered 503: server busy, please try again.  "
+    "busy": (Fault.BUSY, "Ollama answered 503: server busy, please try again.  "
                          "maximum pending requests exceeded"),
-    "internal": (Fault.INTERNAL, "[error] Ollama answered 500: llama runner process has "
+    "internal": (Fault.INTERNAL, "Ollama answered 500: llama runner process has "
                                  "terminated: exit status 2"),
-    "mid-stream": (Fault.MID_STREAM, "[error] Ollama: "),
-    "html": (Fault.HTML, "[error] Ollama's answer is not JSON"),
-    "garbage": (Fault.GARBAGE, "[error] Ollama's answer is not "),
-    "disconnect": (Fault.DISCONNECT, "[error] Ollama"),
+    "mid-stream": (Fault.MID_STREAM, "Ollama: "),
+    "html": (Fault.HTML, "Ollama's answer is not JSON"),
+    "garbage": (Fault.GARBAGE, "Ollama's answer is not "),
+    "disconnect": (Fault.DISCONNECT, "Ollama"),
 }
 
 
@@ -138,7 +138,7 @@ async def test_ollama_failures_end_in_one_error_final(fault: Fault, final: str) 
         req = await bed.request("/api/chat", chat(True))
         await req.wait()
         assert req.chunks[-1]["isFinal"] is True
-        assert req.chunks[-1]["tokenFragment"].startswith(final)
+        assert error_of(req.chunks[-1]["tokenFragment"]).startswith(final)
         assert sum(bool(c["isFinal"]) for c in req.chunks) == 1
         bed.ollama.fault = Fault.NONE
         again = await bed.request("/api/chat", chat(False))
@@ -151,8 +151,8 @@ async def test_model_not_found_in_ollama_is_reported_with_ollamas_words() -> Non
         bed.ollama.models = [ModelInfo("mistral:7b")]  # gone since the last poll
         req = await bed.request("/api/chat", chat(True))
         await req.wait()
-        assert req.chunks[-1]["tokenFragment"] == ("[error] Ollama answered 404: model "
-                                                   "'llama3.2:1b' not found")
+        assert error_of(req.chunks[-1]["tokenFragment"]) == ("Ollama answered 404: model "
+                                                             "'llama3.2:1b' not found")
 
 
 async def test_no_management_endpoint_is_ever_reached() -> None:
@@ -163,7 +163,7 @@ async def test_no_management_endpoint_is_ever_reached() -> None:
             await req.wait()
             assert req.chunks == [{"requestId": req.request_id, "isFinal": True,
                                    "tokenFragment": req.chunks[0]["tokenFragment"]}]
-            assert req.chunks[0]["tokenFragment"].startswith("[error] ")
+            assert error_of(req.chunks[0]["tokenFragment"])
         assert bed.ollama.requests == [r for r in bed.ollama.requests if r.path == "/api/tags"]
         assert bed.ollama.management_requests == []
         assert bed.worker.snapshot.totals.refused == len(ADVERSARIAL_PATHS)
@@ -173,7 +173,7 @@ async def test_refusals_name_the_problem() -> None:
     async with running_bed() as bed:
         await bed.registered("llama3.2:1b", "mistral:7b")
         other = await bed.request("/api/chat", {**chat(True), "model": "mistral:7b"})
-        assert (await other.wait()).startswith("[error] the request body asks for a different")
+        assert (await failure_of(other)).startswith("the request body asks for a different")
         node = next(iter(bed.hub.nodes.values()))
         await bed.hub.invoke(node.connection_id, "RequestInference",
                              {"requestId": "unshared-1", "model": "phi3", "endpointUri":
@@ -182,8 +182,9 @@ async def test_refusals_name_the_problem() -> None:
         await bed.hub.invoke(node.connection_id, "RequestInference", "junk", 42)
         await bed.hub.wait_until(lambda: bed.hub.ignored_chunks, 10, "the refusal")
         assert bed.hub.ignored_chunks == [{"requestId": "unshared-1", "isFinal": True,
-                                           "tokenFragment": "[error] the model 'phi3' is not "
-                                                            "shared by this worker"}]
+                                           "tokenFragment": json.dumps({"error": (
+                                               "the model 'phi3' is not shared by this "
+                                               "worker")})}]
         ok = await bed.request("/api/chat", chat(False))
         assert "error" not in json.loads(await ok.wait()), "junk did not hurt the worker"
         assert bed.worker.snapshot.totals.refused == 4
@@ -196,7 +197,7 @@ async def test_busy_worker_refuses_at_once_beyond_its_queue() -> None:
         await bed.registered("llama3.2:1b", "mistral:7b")
         requests = [await bed.request("/api/chat", chat(True)) for _ in range(6)]
         busy = requests[5]
-        assert (await busy.wait()).startswith("[error] this worker is busy (5 requests")
+        assert (await failure_of(busy)).startswith("this worker is busy (5 requests")
         await bed.worker.wait_for(lambda s: s.active == 1 and s.queued == 4, 10, "1 + 4 queued")
         await ollama.wait_until(lambda: ollama.active == 1, 10, "the first request in Ollama")
         peak = [0]
@@ -222,6 +223,27 @@ async def test_hub_drop_cancels_ollama_requests_and_the_worker_comes_back() -> N
         assert "error" not in json.loads(await again.wait())
 
 
+async def test_a_request_cut_by_a_dropped_connection_gets_its_final_on_the_next_one() -> None:
+    # GhubAi keeps a request open until a final arrives, on any connection, and has no
+    # timeout: without this final its client would wait for ever.
+    ollama = OllamaStandIn(token_delay=0.3)
+    async with running_bed(ollama=ollama) as bed:
+        await bed.registered("llama3.2:1b", "mistral:7b")
+        native = await bed.request("/api/chat", chat(True))
+        openai_ = await bed.request("/v1/chat/completions", chat(True), target="RequestOpenAI")
+        await anext(aiter(native.stream()))
+        await anext(aiter(openai_.stream()))
+        first = native.connection_id
+        await bed.hub.drop_connections()
+        for req in (native, openai_):
+            assert await failure_of(req, timeout=20) == (
+                "the worker lost its connection to the hub during the answer; please send "
+                "the request again")
+            assert [c["isFinal"] for c in req.chunks].count(True) == 1
+        assert json.loads(openai_.chunks[-1]["tokenFragment"])["error"]["type"] == "api_error"
+        assert next(iter(bed.hub.nodes)) != first, "sent on the new connection"
+
+
 async def test_pause_now_cancels_with_a_final_and_registers_nothing() -> None:
     ollama = OllamaStandIn(token_delay=0.3)
     async with running_bed(ollama=ollama) as bed:
@@ -229,7 +251,7 @@ async def test_pause_now_cancels_with_a_final_and_registers_nothing() -> None:
         req = await bed.request("/api/chat", chat(True))
         await anext(aiter(req.stream()))
         bed.worker.submit(Pause(PauseMode.NOW))
-        assert (await req.wait()).endswith("[error] paused by the owner")
+        assert await failure_of(req) == "paused by the owner"
         await bed.registered()
         snap = await bed.worker.wait_for(lambda s: s.state.value == "paused", 10, "paused")
         assert snap.connection is State.REGISTERED
@@ -314,8 +336,7 @@ async def test_ollama_too_slow_between_chunks_hits_the_idle_timeout() -> None:
     async with running_bed(ollama=ollama, settings=with_settings(idle_timeout=0.5)) as bed:
         await bed.registered("llama3.2:1b", "mistral:7b")
         req = await bed.request("/api/chat", chat(True))
-        assert (await req.wait()).endswith(
-            "[error] Ollama sent no complete part of the answer for 0.5 s")
+        assert await failure_of(req) == "Ollama sent no complete part of the answer for 0.5 s"
         await ollama.wait_until(lambda: ollama.cancellations, 10, "Ollama to see the cancel")
 
 
@@ -324,22 +345,33 @@ async def test_a_request_over_its_total_time_is_ended() -> None:
     async with running_bed(ollama=ollama, settings=with_settings(total_timeout=1.0)) as bed:
         await bed.registered("llama3.2:1b", "mistral:7b")
         req = await bed.request("/api/chat", chat(True))
-        await req.wait()
-        assert req.chunks[-1]["tokenFragment"] == "[error] the request took longer than 1 s"
+        assert await failure_of(req) == "the request took longer than 1 s"
         assert 0 < len(req.fragments) < 100
 
 
 async def test_an_oversized_streamed_event_fails_the_request_not_the_connection() -> None:
-    ollama = OllamaStandIn(reply_tokens=["small", "y" * 20_000, "never"])
+    ollama = OllamaStandIn(reply_tokens=["small", "y" * 40_000, "never"])
     async with running_bed(ollama=ollama) as bed:
         await bed.registered("llama3.2:1b", "mistral:7b")
         connection = next(iter(bed.hub.nodes))
         req = await bed.request("/api/chat", chat(True))
-        await req.wait()
-        assert req.chunks[-1]["tokenFragment"].startswith(
-            "[error] Ollama sent one event larger than 16 KiB")
+        assert (await failure_of(req)).startswith(
+            "Ollama sent one event larger than the hub accepts in one message")
         assert len(req.fragments) == 2  # the first line, then the error final
         assert not bed.hub.closes and next(iter(bed.hub.nodes)) == connection
+
+
+async def test_a_streamed_event_up_to_the_hubs_limit_goes_through_whole() -> None:
+    # A tool call writing a 12 kB file, or any event up to what one 32 KiB message holds.
+    big = "x" * 30_000
+    ollama = OllamaStandIn(reply_tokens=["small", big, "end"])
+    async with running_bed(ollama=ollama) as bed:
+        await bed.registered("llama3.2:1b", "mistral:7b")
+        req = await bed.request("/api/chat", chat(True))
+        await req.wait()
+        lines = [json.loads(f) for f in req.fragments]
+        assert [line["message"]["content"] for line in lines[:-1]] == ["small", big, "end"]
+        assert req.chunks[-1]["tokenFragment"] == "" and not bed.hub.closes
 
 
 async def test_a_broken_model_list_is_reported_once_not_every_poll(
@@ -404,7 +436,7 @@ async def test_a_request_arriving_while_paused_is_refused_in_words() -> None:
             "requestId": "p1", "model": "llama3.2:1b", "endpointUri": "/api/chat",
             "requestBody": json.dumps(chat(False))})
         await bed.hub.wait_until(lambda: bed.hub.ignored_chunks, 10, "the refusal")
-        assert bed.hub.ignored_chunks[0]["tokenFragment"] == "[error] paused by the owner"
+        assert error_of(bed.hub.ignored_chunks[0]["tokenFragment"]) == "paused by the owner"
         assert bed.worker.snapshot.state.value == "paused"
 
 

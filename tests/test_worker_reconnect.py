@@ -16,7 +16,7 @@ from ghubai_tray.state import State, Stop, TokenChanged
 from ghubai_tray.worker import BACKOFF_CAP, BACKOFF_FIRST, Worker, backoff_delay
 from tests.testbed.hub import AuthMode, GridHub
 from tests.testbed.ollama import OllamaStandIn
-from tests.worker_bed import TOKEN, running_bed, with_settings
+from tests.worker_bed import TOKEN, failure_of, running_bed, with_settings
 
 MODELS = ("llama3.2:1b", "mistral:7b")
 CHAT = {"model": "llama3.2:1b", "messages": [{"role": "user", "content": "hi"}], "stream": False}
@@ -144,13 +144,14 @@ async def test_shutdown_gives_a_grace_period_then_cancels_with_a_final() -> None
         req = await bed.request("/api/chat", {**CHAT, "stream": True})
         await anext(aiter(req.stream()))
         bed.worker.submit(Stop(grace=0.5))
-        assert (await req.wait()).endswith("[error] worker shutting down")
+        assert await failure_of(req) == "worker shutting down"
         await bed.worker.wait_for(lambda s: s.connection is State.STOPPED, 15, "stopped")
         await ollama.wait_until(lambda: ollama.cancellations, 10, "Ollama to see the cancel")
         registrations = [r.models for r in bed.hub.registrations]
         assert registrations[-1] == (), "the hub was told nothing more is served here"
         closes = [m for m in bed.hub.messages if m.direction == "in" and m.message.get("type") == 7]
-        assert closes, "the worker said goodbye with a Close message"
+        assert not closes, "no SignalR Close from a client: ASP.NET rejects it as an error"
+        assert [code for _, code in bed.hub.client_closes] == [1000], "a clean WebSocket close"
 
 
 async def test_shutdown_lets_a_short_request_finish() -> None:
@@ -210,3 +211,18 @@ async def test_the_backoff_starts_over_after_every_accepted_connection() -> None
             assert snap.next_attempt is not None
             wait = (snap.next_attempt - datetime.now().astimezone()).total_seconds()
             assert wait <= BACKOFF_FIRST, f"retry {wait:.2f} s away after an accepted session"
+
+
+async def test_no_heartbeat_registration_while_a_request_is_in_flight() -> None:
+    # GhubAi resets a node's load to 0 on every RegisterNode: a heartbeat during a request
+    # would hide the load from its least-loaded routing.
+    ollama = OllamaStandIn(token_delay=0.25, reply_tokens=["x"] * 30)  # 7.5 s > 5 s heartbeat
+    async with running_bed(ollama=ollama, settings=with_settings(discovery_interval=5)) as bed:
+        await bed.registered(*MODELS)
+        req = await bed.request("/api/chat", {**CHAT, "stream": True})
+        await anext(aiter(req.stream()))
+        before = len(bed.hub.registrations)
+        await req.wait()
+        assert len(bed.hub.registrations) == before, "no RegisterNode while serving"
+        await bed.hub.wait_until(lambda: len(bed.hub.registrations) > before, 15,
+                                 "the heartbeat once the worker is idle again")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -80,6 +81,21 @@ async def running_bed(
             await asyncio.wait_for(task, 20)
         await hub.stop()
         await ollama.stop()
+
+
+def error_of(fragment: str) -> str:
+    """The message of a failed request's final fragment: an OpenAI error object for /v1
+    requests, Ollama's {"error": ...} for native ones (each client parses its own)."""
+    error = json.loads(fragment)["error"]
+    return str(error["message"] if isinstance(error, dict) else error)
+
+
+async def failure_of(request: HubRequest, timeout: float = 30.0) -> str:
+    """Wait for the request's final and return its error message (AssertionError if none)."""
+    await request.wait(timeout)
+    fragment = request.chunks[-1]["tokenFragment"]
+    assert fragment, "the request was served, not failed"
+    return error_of(fragment)
 
 
 def with_settings(**changes: Any) -> Callable[[Settings], Settings]:

@@ -47,11 +47,12 @@ async def ask_forever(hub: GridHub, model: str, every: float) -> None:
                     data = line.removeprefix("data: ").strip()
                     if not data or data == "[DONE]":
                         continue
-                    if data.startswith("[error]"):
-                        print(data, end="", flush=True)
-                        continue
-                    with contextlib.suppress(ValueError, KeyError, IndexError):
-                        delta = json.loads(data)["choices"][0]["delta"].get("content") or ""
+                    with contextlib.suppress(ValueError, KeyError, IndexError, TypeError):
+                        event = json.loads(data)
+                        if "error" in event:
+                            print(f"[error] {event['error'].get('message')}", end="", flush=True)
+                            continue
+                        delta = event["choices"][0]["delta"].get("content") or ""
                         print(delta, end="", flush=True)
             print(flush=True)
 

@@ -19,6 +19,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from ghubai_tray.request_body import Ceilings
+
 SOURCE = Path(__file__).resolve().parent.parent / "godecode"
 GO_MISSING = ("Go is not installed, so the tests that read bodies with Ollama's own Go types "
               "cannot run: `make setup` needs Go (see the README)")
@@ -84,6 +86,32 @@ class GoDecoder:
             if pipe is not None:
                 pipe.close()
         self._process.wait(timeout=10)
+
+
+DEFAULT_CEILINGS = Ceilings()
+OLLAMA_DEFAULT_CTX = 0  # api.DefaultOptions().NumCtx: the server's own default decides
+
+
+def assert_within_ceilings(view: dict[str, Any], endpoint: str, model: str = "llama3.2:1b",
+                           limits: Ceilings = DEFAULT_CEILINGS) -> None:
+    """What Ollama would act on is inference on ``model`` within ``limits``."""
+    assert not view.get("error"), view
+    assert view["model"] == model
+    if endpoint.startswith("/api/"):
+        assert view["keep_alive"] is not None, "the native request must carry our keep-alive"
+        assert 0 <= view["keep_alive"] <= limits.keep_alive
+    else:
+        assert view["keep_alive"] is None  # /v1 cannot set it: Ollama's default applies
+    assert view["num_ctx"] == OLLAMA_DEFAULT_CTX or view["num_ctx"] <= limits.context
+    if endpoint in ("/api/chat", "/api/generate", "/v1/chat/completions", "/v1/completions"):
+        assert 1 <= view["num_predict"] <= limits.output_tokens
+    assert view["num_gpu"] == -1 and view["num_thread"] == 0 and view["main_gpu"] == 0
+    assert view["num_batch"] == 512 and view["use_mmap"] is None
+    assert view["template"] == "" and view["raw"] is False
+    assert view["debug_render_only"] is False and view["steps"] == 0
+    images = view["images"] or []
+    assert len(images) <= limits.images
+    assert all(size <= limits.image_bytes for size in images)
 
 
 if __name__ == "__main__":

@@ -254,6 +254,7 @@ class GridHub(Observable):
         self.ignored_chunks: list[dict[str, Any]] = []
         self.binding_errors: list[str] = []
         self.closes: list[tuple[str, str]] = []  # (connection id, why)
+        self.client_closes: list[tuple[str, int]] = []  # (connection id, WebSocket close code)
 
     # -- lifecycle -------------------------------------------------------
 
@@ -476,6 +477,8 @@ class GridHub(Observable):
             elif msg.type == WSMsgType.BINARY:
                 data = msg.data
             else:
+                if msg.type == WSMsgType.CLOSE:
+                    self.client_closes.append((conn.id, int(msg.data)))
                 return  # CLOSE, CLOSED, ERROR
             conn.last_received = time.monotonic()
             self.frames.append(FrameRecord(conn.id, "in", data.decode(errors="replace")))
@@ -783,9 +786,13 @@ class GridHub(Observable):
         if text.startswith("[error]"):
             return _openai_error(502, text)
         try:
-            return web.json_response(json.loads(text))
+            answer = json.loads(text)
         except ValueError:
             return _openai_error(502, "The provider's answer is not valid JSON.")
+        if isinstance(answer, dict) and isinstance(answer.get("error"), dict):
+            # A worker's OpenAI error object: this forgiving hub answers it as an error.
+            return _openai_error(502, str(answer["error"].get("message")))
+        return web.json_response(answer)
 
     async def _relay_stream(self, request: web.Request, req: HubRequest) -> web.StreamResponse:
         """Re-wrap fragments as SSE the way GridHub does: each non-empty line one event."""

@@ -37,6 +37,9 @@ from ghubai_tray.request_body import Ceilings
 APP_NAME = "GhubAi"
 DEFAULT_HUB_URL = "https://localhost:7197/gridhub"  # the seed's default
 DEFAULT_OLLAMA_URL = "http://localhost:11434"
+# What an ASP.NET hub accepts from its client by default (Kestrel's MaxRequestBodySize),
+# and so the most it can deliver: a vision request with a photo or two is several MB.
+DEFAULT_MAX_REQUEST_BODY = 30_000_000
 TOKEN_KEYS = frozenset({"token", "provider_token", "access_token"})
 
 
@@ -211,7 +214,7 @@ SETTINGS: tuple[Setting, ...] = (
             "--max-concurrent-requests", _bounded(1, 64, "requests", True),
             "requests sent to Ollama at the same time", 2),
     Setting("max_request_body", "GHUBAI_MAX_REQUEST_BODY", "--max-request-body", parse_size,
-            "largest request body accepted from the hub", 4 * 1024 * 1024),
+            "largest request body accepted from the hub", DEFAULT_MAX_REQUEST_BODY),
     Setting("max_keep_alive", "GHUBAI_MAX_KEEP_ALIVE", "--max-keep-alive",
             _bounded(0, 86400, "seconds", False),
             "longest a hub request may keep a model in memory after it ends, in seconds", 300.0),
@@ -257,7 +260,7 @@ class Settings:
     machine_name: str = field(default_factory=socket.gethostname)
     discovery_interval: float = 30.0
     max_concurrent_requests: int = 2
-    max_request_body: int = 4 * 1024 * 1024
+    max_request_body: int = DEFAULT_MAX_REQUEST_BODY
     max_keep_alive: float = 300.0
     max_context: int = 8192
     max_output_tokens: int = 4096

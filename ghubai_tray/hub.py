@@ -65,7 +65,7 @@ KEEPALIVE_INTERVAL = 15.0  # ASP.NET's default client keep-alive
 CONNECT_TIMEOUT = 15.0  # negotiate, upgrade and handshake, each
 MAX_REDIRECTS = 10  # Azure SignalR redirects once; more is a loop
 MAX_MESSAGE_BYTES = 32 * 1024  # the hub's default MaximumReceiveMessageSize, separator included
-DEFAULT_INCOMING_LIMIT = 3 * 4 * 1024 * 1024 + 64 * 1024  # see incoming_limit()
+DEFAULT_INCOMING_LIMIT = 3 * 30_000_000 + 64 * 1024  # incoming_limit() of the default body
 _protocol = JSONProtocol()
 
 

@@ -26,7 +26,7 @@ def test_defaults_are_the_seeds(tmp_path: Path) -> None:
         "https://localhost:7197/gridhub", "http://localhost:11434", False)
     assert s.machine_name == socket.gethostname()
     assert (s.discovery_interval, s.max_concurrent_requests, s.max_request_body) == (
-        30.0, 2, 4 * 1024 * 1024)
+        30.0, 2, 30_000_000)
     assert s.share_new_models and not s.paused and s.source("hub_url") == "default"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import random
@@ -502,3 +503,16 @@ async def test_no_path_the_hub_can_build_reaches_anything_but_inference() -> Non
     reached = {r.path for r in bed.ollama.requests}
     assert reached <= {"/api/tags", *ALLOWED_ENDPOINTS}
     assert bed.ollama.management_requests == []
+
+
+async def test_a_vision_request_with_a_photo_of_several_mb_is_served() -> None:
+    # The hub delivers bodies up to Kestrel's 30,000,000 bytes; one photo is several MB.
+    photo = base64.b64encode(bytes(range(256)) * (18 * 1024)).decode()  # 4.5 MiB, 6.3 MB text
+    body = {"model": "llama3.2:1b", "stream": False, "messages": [
+        {"role": "user", "content": "what is in this picture?", "images": [photo]}]}
+    async with running_bed() as bed:
+        await bed.registered("llama3.2:1b", "mistral:7b")
+        req = await bed.request("/api/chat", body)
+        assert json.loads(await req.wait())["done"] is True
+        (forwarded,) = [r for r in bed.ollama.requests if r.path == "/api/chat"]
+        assert json.loads(forwarded.body)["messages"][0]["images"] == [photo]

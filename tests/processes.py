@@ -64,7 +64,8 @@ class Headless:
 async def headless_worker(tmp_path: Path, *, hub: GridHub | None = None,
                           ollama: OllamaStandIn | None = None, **variables: str
                           ) -> AsyncIterator[Headless]:
-    """Start hub, stand-in and a headless worker (registered once this yields); stop all,
+    """Start hub, stand-in and a headless worker (its models registered once this yields);
+    stop all,
     the worker by SIGTERM, at the end. ``variables`` are added to its environment."""
     from tests.worker_bed import TOKEN
 
@@ -80,7 +81,8 @@ async def headless_worker(tmp_path: Path, *, hub: GridHub | None = None,
             sys.executable, "-m", "ghubai_tray", "--headless", env=env,
             stdout=asyncio.subprocess.DEVNULL, stderr=stderr)
     try:
-        await hub.wait_until(lambda: hub.nodes, 60, "the headless worker to register")
+        await hub.wait_until(lambda: any(n.models for n in hub.nodes.values()), 60,
+                             "the headless worker to register its models")
         yield Headless(process, hub, ollama, stderr_path)
     finally:
         if process.returncode is None:

@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from ghubai_tray import activity, desktop, logs
 from ghubai_tray.config import Settings, save_settings
@@ -31,6 +33,7 @@ from ghubai_tray.single_instance import SingleInstance
 from ghubai_tray.state import Pause, PauseMode, Resume, State, Stop
 from ghubai_tray.worker import MAX_PENDING_REFUSALS, Worker
 from tests.processes import clean_environment, cli, headless_worker
+from tests.testbed._util import serve
 from tests.testbed.certs import LoopbackPKI, make_pki
 from tests.testbed.godecode import GoDecoder
 from tests.testbed.hub import GridHub, HubRequest
@@ -444,3 +447,37 @@ def wait_for_file(path: Path, timeout: float = 10.0) -> None:
     while not path.exists():
         assert time.monotonic() < deadline, f"{path} never appeared"
         time.sleep(0.05)
+
+
+async def https_redirector(target_base: str) -> tuple[web.AppRunner, str]:
+    """A plain-http front that answers every request with 307 to ``target_base`` (the same
+    path and query), as ASP.NET's UseHttpsRedirection does."""
+    async def redirect(request: web.Request) -> web.Response:
+        raise web.HTTPTemporaryRedirect(f"{target_base}{request.path_qs}")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", redirect)
+    runner, port = await serve(app, "127.0.0.1", 0)
+    return runner, f"http://127.0.0.1:{port}/gridhub"
+
+
+@pytest.mark.parametrize("secure", [True, False], ids=["to-https-same-host", "elsewhere"])
+async def test_an_http_redirect_takes_the_token_only_up_to_https_on_the_same_host(
+        secure: bool, tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port for the hub, which running_bed starts
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    target = GridHub(port=port, tokens=[TOKEN],
+                     tls=make_pki(tmp_path).server_context() if secure else None)
+    host = "127.0.0.1" if secure else "localhost"  # another host: not an upgrade
+    runner, front = await https_redirector(target.base.replace("127.0.0.1", host))
+    try:
+        async with running_bed(hub=target, settings=with_settings(
+                hub_url=front, allow_invalid_certs=True)) as bed:
+            await target.wait_until(lambda: target.nodes, 15, "the worker to register")
+            sent = [json.dumps(r.query) + json.dumps(r.headers) for r in target.http]
+            assert any(TOKEN in s for s in sent) is secure
+            await bed.worker.wait_for(lambda s: f"{host}:{target.port}" in s.reason, 15,
+                                      "the host actually connected, named")
+    finally:
+        await runner.cleanup()

@@ -15,7 +15,7 @@ import aiohttp
 import httpx
 import pytest
 
-from tests.testbed.hub import CLOSED_WITH_ERROR, RS, AuthMode, GridHub
+from tests.testbed.hub import CLOSED_WITH_ERROR, RS, AuthMode, Behaviour, GridHub
 
 TOKEN = "hub-test-token"
 HANDSHAKE = '{"protocol":"json","version":1}' + RS
@@ -498,7 +498,12 @@ async def test_chat_completions_streamed(hub: GridHub, http: httpx.AsyncClient) 
     await client.close()
 
 
-async def test_chat_completions_not_streamed(hub: GridHub, http: httpx.AsyncClient) -> None:
+@pytest.mark.parametrize("behaviour,error_status", [(Behaviour.GHUBAI, 500),
+                                                    (Behaviour.FORGIVING, 502)])
+async def test_chat_completions_not_streamed(behaviour: Behaviour, error_status: int,
+                                             http: httpx.AsyncClient) -> None:
+    hub = GridHub(tokens=[TOKEN], behaviour=behaviour)
+    await hub.start()
     client = await RawClient.connect(hub)
     await client.register()
     body = {"model": "llama3.2:1b", "messages": []}
@@ -506,17 +511,32 @@ async def test_chat_completions_not_streamed(hub: GridHub, http: httpx.AsyncClie
     await _serve(client, ['{"choices":[{"mess', 'age":"hi"}]}'])
     assert (await post).json() == {"choices": [{"message": "hi"}]}
     post = asyncio.create_task(http.post(f"{hub.base}/v1/chat/completions", json=body))
-    await _serve(client, ["[error] Ollama is not running"])
+    await _serve(client, ["[error] Ollama is not running"])  # the seed worker's form
     resp = await post
-    assert resp.status_code == 502 and "Ollama is not running" in resp.text
+    assert resp.status_code == error_status
+    assert ("Ollama is not running" in resp.text) is (behaviour is Behaviour.FORGIVING)
+    post = asyncio.create_task(http.post(f"{hub.base}/v1/chat/completions", json=body))
+    await _serve(client, ['{"error":{"message":"busy","type":"api_error","code":null}}'])
+    resp = await post
+    if behaviour is Behaviour.GHUBAI:  # any JSON is answered 200, as it is
+        assert resp.status_code == 200 and resp.json()["error"]["message"] == "busy"
+    else:
+        assert resp.status_code == 502 and "busy" in resp.text
     await client.close()
+    await hub.stop()
 
 
-async def test_chat_completions_without_a_node(hub: GridHub, http: httpx.AsyncClient) -> None:
+@pytest.mark.parametrize("behaviour,status", [(Behaviour.GHUBAI, 404),
+                                              (Behaviour.FORGIVING, 503)])
+async def test_chat_completions_without_a_node(behaviour: Behaviour, status: int,
+                                               http: httpx.AsyncClient) -> None:
+    hub = GridHub(behaviour=behaviour)
+    await hub.start()
     resp = await http.post(f"{hub.base}/v1/chat/completions", json={"model": "x"})
-    assert resp.status_code == 503
+    assert resp.status_code == status
     resp = await http.post(f"{hub.base}/v1/chat/completions", content=b"{")
     assert resp.status_code == 400
+    await hub.stop()
 
 
 async def test_everything_is_recorded(hub: GridHub) -> None:

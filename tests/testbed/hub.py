@@ -77,6 +77,22 @@ class AuthMode(enum.Enum):
     REJECT_ALL = "reject"  # every request gets 401 (a revoked token)
 
 
+class Behaviour(enum.Enum):
+    """Whose rules the hub follows where hubs differ.
+
+    GHUBAI is the public GhubAi hub (commit 44abd00), read line by line: every
+    RegisterNode resets the node's load count; an unknown model is 404
+    ``{"error": "no node with model"}``; a request never times out (it ends only
+    with a final, from any connection); a non-streamed answer is the fragments
+    parsed as JSON and returned with 200 whatever it says, and 500 when it is
+    not JSON; a Close message from a client is a protocol error. FORGIVING is
+    this test bed's older, kinder hub, kept by name for the tests that need it.
+    """
+
+    GHUBAI = "ghubai"
+    FORGIVING = "forgiving"
+
+
 class Breakage(enum.Enum):
     """Deliberate protocol bugs, to prove the conformance test notices them."""
 
@@ -146,7 +162,7 @@ class HubRequest:
     def text(self) -> str:
         return "".join(self.fragments)
 
-    async def wait(self, timeout: float = 30.0) -> str:
+    async def wait(self, timeout: float | None = 30.0) -> str:
         """Wait for the final chunk and return the concatenated fragments."""
         try:
             await asyncio.wait_for(self.done.wait(), timeout)
@@ -213,7 +229,8 @@ class GridHub(Observable):
         redirect: bool = False,
         redirect_to: str | None = None,
         negotiate_error: str | None = None,
-        request_timeout: float = 300.0,
+        request_timeout: float | None = None,
+        behaviour: Behaviour = Behaviour.GHUBAI,
         breakage: Breakage = Breakage.NONE,
         tls: ssl.SSLContext | None = None,
     ) -> None:
@@ -232,7 +249,10 @@ class GridHub(Observable):
         self.redirect_to = redirect_to
         # A negotiate answer {"error": ...}; "{token}" in it echoes the client's token back.
         self.negotiate_error = negotiate_error
-        self.request_timeout = request_timeout
+        self.behaviour = behaviour
+        # GhubAi has no request timeout; the forgiving hub gives up after 300 s.
+        self.request_timeout = request_timeout if request_timeout is not None else (
+            None if behaviour is Behaviour.GHUBAI else 300.0)
         self.breakage = breakage
         self.tls = tls
         self.silent = False
@@ -543,6 +563,9 @@ class GridHub(Observable):
             await self._invocation(conn, message)
         elif mtype in (PING, STREAM_ITEM, COMPLETION, CANCEL_INVOCATION, STREAM_INVOCATION):
             return  # we never invoke the client with an id; pings need no answer
+        elif mtype == CLOSE and self.behaviour is Behaviour.GHUBAI:
+            # ASP.NET accepts a Close only from a server: from a client it is an error.
+            raise ProtocolError("a client sent a Close message")
         elif mtype == CLOSE:
             conn.closed = True
             self.closes.append((conn.id, "client sent Close"))
@@ -626,6 +649,8 @@ class GridHub(Observable):
             node = self.nodes[conn.id] = Node(conn.id, machine, tuple(models))
         else:
             node.machine_name, node.models = machine, tuple(models)
+            if self.behaviour is Behaviour.GHUBAI:
+                node.active = 0  # GhubAi's NodeRegistry.Register starts the load over
         self.registrations.append(Registration(conn.id, machine, tuple(models)))
         await self._send(conn, {"type": INVOCATION, "target": "Registered", "arguments": []})
         self.notify()
@@ -774,7 +799,10 @@ class GridHub(Observable):
         if not isinstance(body, dict) or not isinstance(body.get("model"), str):
             return _openai_error(400, "The request needs a 'model'.")
         model = body["model"]
+        ghubai = self.behaviour is Behaviour.GHUBAI
         if self.node_for(model) is None:
+            if ghubai:
+                return web.json_response({"error": "no node with model"}, status=404)
             return _openai_error(503, f"No provider is serving the model '{model}'.")
         req = await self.dispatch(model, "/v1/chat/completions", raw, target="RequestOpenAI")
         if body.get("stream") is True:
@@ -783,6 +811,11 @@ class GridHub(Observable):
             text = await req.wait(self.request_timeout)
         except AssertionError:
             return _openai_error(504, "The provider did not answer in time.")
+        if ghubai:  # Ok(JsonDocument.Parse(fragments)), a JsonException becomes a 500
+            try:
+                return web.json_response(json.loads(text))
+            except ValueError as exc:
+                return web.json_response({"error": f"JsonException: {exc}"}, status=500)
         if text.startswith("[error]"):
             return _openai_error(502, text)
         try:
@@ -800,12 +833,12 @@ class GridHub(Observable):
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
         await response.prepare(request)
-        deadline = time.monotonic() + self.request_timeout
+        deadline = None if self.request_timeout is None else time.monotonic() + self.request_timeout
         iterator = req.stream().__aiter__()
         while True:
-            remaining = deadline - time.monotonic()
+            remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
             try:
-                fragment = await asyncio.wait_for(iterator.__anext__(), max(remaining, 0.0))
+                fragment = await asyncio.wait_for(iterator.__anext__(), remaining)
             except (StopAsyncIteration, TimeoutError):
                 break
             for line in fragment.split("\n"):

@@ -6,6 +6,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CACHE  ?= $(HOME)/.cache/ghubai-tray
 LLAMA_CPP_VERSION := 0.3.36
+OLLAMA_VERSION := 0.17.4
+MINIAUDIO_VERSION := 1.71
+OLLAMA_BIN := $(CACHE)/ollama-v$(OLLAMA_VERSION)/ollama
 
 # Debian packages the test suite and later milestones need: a real X display and
 # tray host (Xvfb, trayer, xdotool, x11-utils, imagemagick), a D-Bus session with
@@ -14,7 +17,8 @@ LLAMA_CPP_VERSION := 0.3.36
 # for the Windows installer, and cmake for building llama.cpp.
 APT_PACKAGES := xvfb trayer xdotool x11-utils imagemagick dbus dbus-x11 gnome-keyring \
 	dunst libgirepository1.0-dev libcairo2-dev pkg-config gir1.2-gtk-3.0 \
-	gir1.2-ayatanaappindicator3-0.1 nsis cmake build-essential desktop-file-utils
+	gir1.2-ayatanaappindicator3-0.1 nsis cmake build-essential desktop-file-utils \
+	nlohmann-json3-dev libstb-dev
 
 # Real screenshots for the README: the desktop tests take them under Xvfb.
 screenshots: setup
@@ -22,7 +26,7 @@ screenshots: setup
 	mkdir -p docs/screenshots && cp artifacts/*.png docs/screenshots/
 	$(BIN)/python docs/icon_states.py
 
-.PHONY: go-deps soak fuzz bench bundle deb tarball nsis dist dist-check screenshots help setup system-deps python-deps node-deps run test check lint typecheck demo clean
+.PHONY: go-deps ollama-deps soak fuzz bench bundle deb tarball nsis dist dist-check screenshots help setup system-deps python-deps node-deps run test check lint typecheck demo clean
 
 help:
 	@echo "make run     start GhubAi Tray (the tray icon)"
@@ -31,7 +35,7 @@ help:
 	@echo "make dist    build the bundle, the .deb, the tarball; compile the NSIS script"
 	@echo "make demo    the hub, the Ollama stand-in and the tray, with a request every 5 s"
 
-setup: system-deps python-deps node-deps go-deps
+setup: system-deps python-deps node-deps go-deps ollama-deps
 
 system-deps:
 	@missing=$$(for p in $(APT_PACKAGES); do \
@@ -87,6 +91,25 @@ go-deps:
 	@if command -v go >/dev/null || [ -x /usr/local/go/bin/go ]; then \
 		GOTOOLCHAIN=auto GHUBAI_CACHE=$(CACHE) $(PYTHON) -m tests.testbed.godecode >/dev/null; \
 	else echo "NOTE: Go is missing; the tests that decode bodies as Ollama does will be skipped"; fi
+
+# The real Ollama for the real-Ollama tests, CPU only, built once from its Go module (about
+# 9 minutes on 2 cores) into the cache. Go module zips leave out Ollama's vendor/ folder, so
+# the C++ headers it needs come from Debian (nlohmann-json3-dev, libstb-dev; system-deps)
+# and from PyPI's miniaudio sdist (one header).
+ollama-deps: $(OLLAMA_BIN)
+
+$(OLLAMA_BIN): | go-deps python-deps
+	@if command -v go >/dev/null || [ -x /usr/local/go/bin/go ]; then \
+		echo "Building Ollama $(OLLAMA_VERSION) from its Go module (about 9 minutes, cached afterwards)"; \
+		inc=$(CACHE)/ollama-include; tmp=$$(mktemp -d); \
+		mkdir -p $$inc/miniaudio && \
+		$(BIN)/pip download -q --no-deps --no-binary :all: -d $$tmp miniaudio==$(MINIAUDIO_VERSION) && \
+		tar -xzf $$tmp/miniaudio-$(MINIAUDIO_VERSION).tar.gz -C $$tmp && \
+		cp $$tmp/miniaudio-$(MINIAUDIO_VERSION)/miniaudio/miniaudio.h $$inc/miniaudio/ && \
+		PATH=$$PATH:/usr/local/go/bin GOTOOLCHAIN=auto CGO_CPPFLAGS="-I$$inc" \
+			GOBIN=$(dir $(OLLAMA_BIN)) go install github.com/ollama/ollama@v$(OLLAMA_VERSION); \
+		status=$$?; rm -rf $$tmp; exit $$status; \
+	else echo "NOTE: Go is missing; the real-Ollama tests will be skipped"; fi
 
 run: python-deps
 	$(BIN)/ghubai-tray

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, settings
 from tests.processes import clean_environment
 from tests.testbed.godecode import GO_MISSING, go_available
 from tests.testbed.llm import LlamaServer, llama_server_available
+from tests.testbed.real_ollama import OLLAMA_MISSING, RealOllama, real_ollama_available
 from tests.testbed.secrets import secret_service
 from tests.worker_bed import TOKEN
 
@@ -34,7 +35,8 @@ LLM_MISSING = ("llama-cpp-python[server] is not installed, so the real-model tes
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     for marker, available, missing in (("llm", llama_server_available, LLM_MISSING),
-                                       ("go", go_available, GO_MISSING)):
+                                       ("go", go_available, GO_MISSING),
+                                       ("ollama", real_ollama_available, OLLAMA_MISSING)):
         if item.get_closest_marker(marker) and not available():
             if os.environ.get("CI"):
                 pytest.fail(missing, pytrace=False)
@@ -48,12 +50,24 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not go_available():
         terminalreporter.write_sep("!", "OLLAMA'S GO DECODER DID NOT RUN", red=True, bold=True)
         terminalreporter.write_line(GO_MISSING, red=True)
+    if not real_ollama_available():
+        terminalreporter.write_sep("!", "REAL-OLLAMA TESTS DID NOT RUN", red=True, bold=True)
+        terminalreporter.write_line(OLLAMA_MISSING, red=True)
 
 
 @pytest.fixture(scope="session")
 def llama_server() -> Iterator[str]:
     """One real llama.cpp server on the tiny model for the whole run (it loads in < 1 s)."""
     server = LlamaServer()
+    url = server.start_sync()
+    yield url
+    server.stop_sync()
+
+
+@pytest.fixture(scope="session")
+def real_ollama() -> Iterator[str]:
+    """The real Ollama, built from its Go module, serving tiny-llama:latest, for the run."""
+    server = RealOllama()
     url = server.start_sync()
     yield url
     server.stop_sync()

@@ -420,14 +420,14 @@ class OllamaStandIn(Observable):
             reason = self._unload_or_load(body, model.name)
             return self._json({"model": name, "created_at": go_time(),
                                "message": {"role": "assistant", "content": ""},
-                               "done_reason": reason, "done": True})
+                               "done": True, "done_reason": reason})
         prompt = " ".join(str(m.get("content", "")) for m in messages if isinstance(m, dict))
         gen = self._generation(name, (body.get("options") or {}).get("num_predict"), prompt)
 
         def final(content: str) -> dict[str, Any]:
             return {"model": name, "created_at": go_time(),
                     "message": {"role": "assistant", "content": content},
-                    "done_reason": "stop", "done": True, **gen.metrics()}
+                    "done": True, "done_reason": "stop", **gen.metrics()}
 
         def partial(token: str) -> dict[str, Any]:
             return {"model": name, "created_at": go_time(),

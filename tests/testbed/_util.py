@@ -7,7 +7,9 @@ import asyncio
 import contextlib
 import signal
 import ssl
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Protocol, TypeVar
@@ -126,3 +128,39 @@ def run_main(
 def main_guard(fn: Callable[[], int]) -> None:
     """Exit with the function's code; keeps each testbed ``__main__`` to one line."""
     sys.exit(fn())
+
+
+class SubprocessServer:
+    """A server run as a child process with a private temporary folder.
+
+    Subclasses set ``proc`` and ``_tmp`` in ``start_sync()``; stopping is the same for all:
+    SIGTERM, ``stop_wait`` seconds, then SIGKILL, and the folder removed.
+    """
+
+    stop_wait = 10.0
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+
+    def start_sync(self) -> str:
+        raise NotImplementedError
+
+    def stop_sync(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(self.stop_wait)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    async def start(self) -> str:
+        return await asyncio.to_thread(self.start_sync)
+
+    async def stop(self) -> None:
+        await asyncio.to_thread(self.stop_sync)

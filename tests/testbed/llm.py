@@ -15,7 +15,6 @@ lone byte: the stream is made of whole words, long enough to be a stream.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import importlib.util
 import os
@@ -31,7 +30,7 @@ import aiohttp
 import httpx
 from aiohttp import web
 
-from tests.testbed._util import main_guard, run_main, serve
+from tests.testbed._util import SubprocessServer, main_guard, run_main, serve
 
 MODEL_ALIAS = "tiny-llama"
 WORDS = ("the sky is blue because light scatters in air and we see it every day when sun "
@@ -132,15 +131,14 @@ def _free_port(host: str) -> int:
         return int(s.getsockname()[1])
 
 
-class LlamaServer:
+class LlamaServer(SubprocessServer):
     """llama-cpp-python's OpenAI-compatible server on the tiny model, in a subprocess."""
 
     def __init__(self, model: Path | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__()
         self.model = model
         self.host = host
         self.port = port or _free_port(host)
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.log_path: Path | None = None
 
     @property
@@ -173,24 +171,6 @@ class LlamaServer:
         self.stop_sync()
         raise RuntimeError(f"llama server not ready in {timeout}s: {self.log_path.read_text()}")
 
-    def stop_sync(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
-
-    async def start(self) -> str:
-        return await asyncio.to_thread(self.start_sync)
-
-    async def stop(self) -> None:
-        await asyncio.to_thread(self.stop_sync)
 
 
 class OllamaFront:

@@ -13,7 +13,6 @@ once the model is served and runs until SIGINT/SIGTERM.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import os
 import subprocess
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.testbed._util import main_guard, run_main
+from tests.testbed._util import SubprocessServer, main_guard, run_main
 from tests.testbed.llm import _free_port, write_tiny_model
 
 OLLAMA_VERSION = "0.17.4"
@@ -47,14 +46,15 @@ def real_ollama_available() -> bool:
     return binary_path().is_file() and os.access(binary_path(), os.X_OK)
 
 
-class RealOllama:
+class RealOllama(SubprocessServer):
     """``ollama serve`` on loopback with its own model folder; ``start_sync()`` returns its URL."""
 
+    stop_wait = 15.0
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__()
         self.host = host
         self.port = port or _free_port(host)
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.log_path: Path | None = None
 
     @property
@@ -98,24 +98,6 @@ class RealOllama:
     def _log_tail(self) -> str:
         return self.log_path.read_text(errors="replace")[-3000:] if self.log_path else ""
 
-    def stop_sync(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
-
-    async def start(self) -> str:
-        return await asyncio.to_thread(self.start_sync)
-
-    async def stop(self) -> None:
-        await asyncio.to_thread(self.stop_sync)
 
 
 def _build(args: argparse.Namespace) -> RealOllama:

@@ -26,7 +26,7 @@ screenshots: setup
 	mkdir -p docs/screenshots && cp artifacts/*.png docs/screenshots/
 	$(BIN)/python docs/icon_states.py
 
-.PHONY: go-deps ollama-deps soak fuzz bench bundle deb tarball nsis dist dist-check screenshots help setup system-deps python-deps node-deps run test check lint typecheck demo clean
+.PHONY: go-deps ollama-deps bench-ollama soak fuzz bench bundle deb tarball nsis dist dist-check screenshots help setup system-deps python-deps node-deps run test check lint typecheck demo clean
 
 help:
 	@echo "make run     start GhubAi Tray (the tray icon)"
@@ -149,6 +149,10 @@ fuzz: setup
 # never pass or fail. BENCH_ARGS="--quick" for a short run; --write keeps bench/RESULTS.md.
 bench: setup
 	xvfb-run -a $(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# The real Ollama direct and through the worker (BENCH_ARGS="--write" keeps the table).
+bench-ollama: setup
+	$(BIN)/python -m bench.real_ollama $(BENCH_ARGS)
 
 # -- distribution (installer/) ------------------------------------------------------
 VERSION = $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' ghubai_tray/__init__.py)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,7 +20,7 @@ import pytest
 from ghubai_tray.state import Pause, PauseMode
 from tests.testbed.ollama import ModelInfo, OllamaStandIn
 from tests.testbed.real_ollama import MODEL
-from tests.worker_bed import running_bed
+from tests.worker_bed import failure_of, running_bed
 
 pytestmark = pytest.mark.ollama
 ASK = {"model": MODEL, "options": {"temperature": 0, "seed": 7, "num_predict": 12}}
@@ -165,3 +166,29 @@ async def test_the_stand_ins_model_list_has_the_real_servers_shape(real_ollama: 
     finally:
         await stand_in.stop()
     same_shape(ours, real, "tags")
+
+
+async def test_a_non_streamed_openai_answer_arrives_as_ollamas_one_document(
+        bed: Any, real_ollama: str) -> None:
+    (direct,) = await direct_lines(real_ollama, "/v1/chat/completions", {**V1, "stream": False})
+    req = await bed.request("/v1/chat/completions", {**V1, "stream": False}, model=MODEL,
+                            target="RequestOpenAI")
+    answer = json.loads(await req.wait(120))
+    assert (answer["choices"][0]["message"]["content"]
+            == json.loads(direct)["choices"][0]["message"]["content"])
+    same_shape(answer, json.loads(direct))
+
+
+@pytest.mark.parametrize("path,body,target,shape", [
+    ("/api/chat", {**CHAT, "stream": True, "options": {"temperature": "hot"}},
+     "RequestInference", str),
+    ("/v1/chat/completions", {**V1, "stream": True, "temperature": "hot"}, "RequestOpenAI",
+     dict),
+], ids=["native", "openai"])
+async def test_ollamas_own_errors_reach_the_client_in_its_format(
+        bed: Any, path: str, body: dict[str, Any], target: str, shape: type) -> None:
+    req = await bed.request(path, body, model=MODEL, target=target)
+    message = await failure_of(req, timeout=60)
+    # Ollama's words, with its status: 500 for a bad native option, 400 on /v1 (measured).
+    assert re.match(r"Ollama answered (400|500): .*temperature", message), message
+    assert isinstance(json.loads(req.chunks[-1]["tokenFragment"])["error"], shape)

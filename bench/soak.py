@@ -75,9 +75,11 @@ async def soak(seconds: float, seed: int) -> int:
         """Done, or its connection is gone (the hub then forgets it, as GridHub does)."""
         return lambda: req.done.is_set() or req.connection_id not in hub.connections
 
+    stopping = asyncio.Event()
+
     async def stream_forever() -> None:
         nonlocal served, stuck
-        while True:
+        while not stopping.is_set():
             if hub.node_for(MODEL) is None:
                 await hub.wait_until(lambda: hub.node_for(MODEL), 120, "registration")
             try:
@@ -109,6 +111,7 @@ async def soak(seconds: float, seed: int) -> int:
             await asyncio.sleep(1)
         await hub.wait_until(lambda: hub.node_for(MODEL), 60, "the final registration")
     finally:
+        stopping.set()  # the streams stop by themselves too, not only by cancellation
         for task in streams:
             task.cancel()
         await asyncio.gather(*streams, return_exceptions=True)

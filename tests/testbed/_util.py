@@ -61,9 +61,13 @@ class Observable:
                 if remaining <= 0:
                     raise AssertionError(f"timed out after {timeout:.1f}s waiting for {what}")
                 # Re-check at least every 0.5 s: a few changes (a socket closing) do
-                # not go through notify().
+                # not go through notify(). asyncio.timeout, not wait_for: on Python 3.11
+                # wait_for can lose a cancellation that arrives as the wait ends
+                # (bpo-42130), and a cancelled waiter then loops on for ever (it hung
+                # make soak's shutdown once).
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(cond.wait(), min(remaining, 0.5))
+                    async with asyncio.timeout(min(remaining, 0.5)):
+                        await cond.wait()
 
 
 async def serve(

@@ -164,8 +164,9 @@ class HubRequest:
 
     async def wait(self, timeout: float | None = 30.0) -> str:
         """Wait for the final chunk and return the concatenated fragments."""
-        try:
-            await asyncio.wait_for(self.done.wait(), timeout)
+        try:  # asyncio.timeout rather than wait_for, which can lose a cancellation on 3.11
+            async with asyncio.timeout(timeout):
+                await self.done.wait()
         except TimeoutError:
             raise AssertionError(
                 f"request {self.request_id} got no final chunk within {timeout}s "
@@ -838,7 +839,8 @@ class GridHub(Observable):
         while True:
             remaining = None if deadline is None else max(deadline - time.monotonic(), 0.0)
             try:
-                fragment = await asyncio.wait_for(iterator.__anext__(), remaining)
+                async with asyncio.timeout(remaining):
+                    fragment = await iterator.__anext__()
             except (StopAsyncIteration, TimeoutError):
                 break
             for line in fragment.split("\n"):

@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
+import socket
 import ssl
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Protocol, TypeVar
 
 from aiohttp import web
@@ -134,18 +137,38 @@ def main_guard(fn: Callable[[], int]) -> None:
     sys.exit(fn())
 
 
-class SubprocessServer:
-    """A server run as a child process with a private temporary folder.
+def cache_dir() -> Path:
+    """Where built test tools are kept between runs, outside the checkout (as make's CACHE)."""
+    base = os.environ.get("GHUBAI_CACHE") or os.path.join(
+        os.environ.get("HOME", "/tmp"), ".cache", "ghubai-tray")
+    return Path(base)
 
-    Subclasses set ``proc`` and ``_tmp`` in ``start_sync()``; stopping is the same for all:
-    SIGTERM, ``stop_wait`` seconds, then SIGKILL, and the folder removed.
+
+def free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class SubprocessServer:
+    """A server run as a child process with a private temporary folder, on ``host:port``.
+
+    Subclasses set ``proc``, ``_tmp`` and ``log_path`` in ``start_sync()``; stopping is the
+    same for all: SIGTERM, ``stop_wait`` seconds, then SIGKILL, and the folder removed.
     """
 
     stop_wait = 10.0
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host = host
+        self.port = port or free_port(host)
         self.proc: subprocess.Popen[bytes] | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self.log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
 
     def start_sync(self) -> str:
         raise NotImplementedError

@@ -20,16 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from ghubai_tray.request_body import Ceilings
+from tests.testbed._util import cache_dir
 
 SOURCE = Path(__file__).resolve().parent.parent / "godecode"
 GO_MISSING = ("Go is not installed, so the tests that read bodies with Ollama's own Go types "
               "cannot run: `make setup` needs Go (see the README)")
 
 
-def cache_dir() -> Path:
-    base = os.environ.get("GHUBAI_CACHE") or os.path.join(
-        os.environ.get("HOME", "/tmp"), ".cache", "ghubai-tray")
-    return Path(base) / "godecode"
+def godecode_dir() -> Path:
+    return cache_dir() / "godecode"
 
 
 def _fingerprint() -> str:
@@ -44,7 +43,7 @@ def go_available() -> bool:
 
 
 def binary_path() -> Path:
-    return cache_dir() / f"godecode-{_fingerprint()}"
+    return godecode_dir() / f"godecode-{_fingerprint()}"
 
 
 def build() -> Path:

@@ -18,7 +18,6 @@ import argparse
 import contextlib
 import importlib.util
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -125,25 +124,12 @@ def write_tiny_model(path: Path, seed: int = 1234, n_layer: int = 2, n_embd: int
     return path
 
 
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
 class LlamaServer(SubprocessServer):
     """llama-cpp-python's OpenAI-compatible server on the tiny model, in a subprocess."""
 
     def __init__(self, model: Path | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
-        super().__init__()
+        super().__init__(host, port)
         self.model = model
-        self.host = host
-        self.port = port or _free_port(host)
-        self.log_path: Path | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
 
     def start_sync(self, timeout: float = 60.0) -> str:
         if self.model is None:

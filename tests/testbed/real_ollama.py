@@ -23,19 +23,13 @@ from pathlib import Path
 
 import httpx
 
-from tests.testbed._util import SubprocessServer, main_guard, run_main
-from tests.testbed.llm import _free_port, write_tiny_model
+from tests.testbed._util import SubprocessServer, cache_dir, main_guard, run_main
+from tests.testbed.llm import write_tiny_model
 
 OLLAMA_VERSION = "0.17.4"
 MODEL = "tiny-llama:latest"
 OLLAMA_MISSING = (f"the real Ollama ({OLLAMA_VERSION}) is not built, so the real-Ollama tests "
                   "cannot run: `make setup` builds it from its Go module (about 9 minutes once)")
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("GHUBAI_CACHE") or os.path.join(
-        os.environ.get("HOME", "/tmp"), ".cache", "ghubai-tray")
-    return Path(base)
 
 
 def binary_path() -> Path:
@@ -50,16 +44,6 @@ class RealOllama(SubprocessServer):
     """``ollama serve`` on loopback with its own model folder; ``start_sync()`` returns its URL."""
 
     stop_wait = 15.0
-
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        super().__init__()
-        self.host = host
-        self.port = port or _free_port(host)
-        self.log_path: Path | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
 
     def _env(self, home: Path) -> dict[str, str]:
         return {**{k: v for k, v in os.environ.items() if not k.startswith("OLLAMA_")},

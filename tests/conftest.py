@@ -33,10 +33,17 @@ LLM_MISSING = ("llama-cpp-python[server] is not installed, so the real-model tes
                "`make test` installs it (first build about 3 minutes)")
 
 
+# Each counterpart a marked test needs: the marker, whether it is here, what to do if not,
+# and the banner shown at the end of a run without it.
+COUNTERPARTS = (
+    ("llm", llama_server_available, LLM_MISSING, "REAL-MODEL TESTS DID NOT RUN"),
+    ("go", go_available, GO_MISSING, "OLLAMA'S GO DECODER DID NOT RUN"),
+    ("ollama", real_ollama_available, OLLAMA_MISSING, "REAL-OLLAMA TESTS DID NOT RUN"),
+)
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    for marker, available, missing in (("llm", llama_server_available, LLM_MISSING),
-                                       ("go", go_available, GO_MISSING),
-                                       ("ollama", real_ollama_available, OLLAMA_MISSING)):
+    for marker, available, missing, _ in COUNTERPARTS:
         if item.get_closest_marker(marker) and not available():
             if os.environ.get("CI"):
                 pytest.fail(missing, pytrace=False)
@@ -44,15 +51,10 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not llama_server_available():
-        terminalreporter.write_sep("!", "REAL-MODEL TESTS DID NOT RUN", red=True, bold=True)
-        terminalreporter.write_line(LLM_MISSING, red=True)
-    if not go_available():
-        terminalreporter.write_sep("!", "OLLAMA'S GO DECODER DID NOT RUN", red=True, bold=True)
-        terminalreporter.write_line(GO_MISSING, red=True)
-    if not real_ollama_available():
-        terminalreporter.write_sep("!", "REAL-OLLAMA TESTS DID NOT RUN", red=True, bold=True)
-        terminalreporter.write_line(OLLAMA_MISSING, red=True)
+    for _, available, missing, banner in COUNTERPARTS:
+        if not available():
+            terminalreporter.write_sep("!", banner, red=True, bold=True)
+            terminalreporter.write_line(missing, red=True)
 
 
 @pytest.fixture(scope="session")

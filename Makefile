@@ -83,13 +83,13 @@ node-deps: tests/conformance/node_modules/.installed
 # outside the checkout by the hash of its sources; about a minute the first time).
 # Without Go, Debian's golang-go is installed; it fetches the Go release that the Ollama
 # module asks for from the Go module proxy by itself (GOTOOLCHAIN=auto).
-go-deps:
+go-deps: python-deps
 	@if ! command -v go >/dev/null && [ ! -x /usr/local/go/bin/go ] && [ "$$(id -u)" = 0 ]; then \
 		echo "Installing Debian's golang-go"; \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends golang-go >/dev/null; \
 	fi
 	@if command -v go >/dev/null || [ -x /usr/local/go/bin/go ]; then \
-		GOTOOLCHAIN=auto GHUBAI_CACHE=$(CACHE) $(PYTHON) -m tests.testbed.godecode >/dev/null; \
+		GOTOOLCHAIN=auto GHUBAI_CACHE=$(CACHE) $(BIN)/python -m tests.testbed.godecode >/dev/null; \
 	else echo "NOTE: Go is missing; the tests that decode bodies as Ollama does will be skipped"; fi
 
 # The real Ollama for the real-Ollama tests, CPU only, built once from its Go module (about

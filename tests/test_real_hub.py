@@ -11,13 +11,16 @@ the ``openai`` SDK, as a user of the hub would.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from pathlib import Path
 
 import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
 from ghubai_tray.state import State, Stop
-from tests.testbed.hub import Behaviour, GridHub
+from tests.testbed.certs import make_pki
+from tests.testbed.hub import AuthMode, Behaviour, GridHub
 from tests.testbed.ollama import Fault
 from tests.worker_bed import TOKEN, running_bed
 
@@ -101,3 +104,30 @@ async def test_a_client_close_message_is_a_protocol_error_for_ghubai() -> None:
                     "Connection closed with an error.")
     finally:
         await hub.stop()
+
+
+async def test_the_token_reaches_ghubai_which_reads_it_from_the_query_only() -> None:
+    # GhubAi never looks at the Authorization header: a worker that sent its token only
+    # there would connect as nobody, and a deployment that does check would refuse it.
+    hub = GridHub(auth=AuthMode.GHUBAI)
+    async with running_bed(hub=hub) as bed:
+        await bed.registered(MODEL, "mistral:7b")
+        assert hub.tokens_seen and set(hub.tokens_seen) == {TOKEN}
+
+
+async def test_an_http_hub_url_follows_ghubais_https_redirection_and_serves(
+        tmp_path: Path) -> None:
+    # UseHttpsRedirection: http:// answers 307 to https on the same host. The worker
+    # follows it with the token (same host, up to TLS) and then serves as usual.
+    hub = GridHub(auth=AuthMode.GHUBAI, tls=make_pki(tmp_path).server_context(),
+                  https_redirection=True)
+    async with running_bed(hub=hub, settings=lambda s: replace(
+            s, hub_url=hub.http_url, allow_invalid_certs=True)) as bed:
+        await bed.registered(MODEL, "mistral:7b")
+        assert any(r.status == 307 for r in hub.http), "the http front never redirected"
+        assert set(hub.tokens_seen) == {TOKEN}
+        request = await bed.request("/v1/chat/completions", {
+            "model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": True},
+            target="RequestOpenAI")
+        text = await request.wait(30)
+        assert '"finish_reason":"stop"' in text and request.chunks[-1]["tokenFragment"] == ""

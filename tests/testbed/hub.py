@@ -75,6 +75,9 @@ class AuthMode(enum.Enum):
     OPTIONAL = "optional"  # no token is fine; a wrong one is refused
     REQUIRED = "required"  # a known token is needed
     REJECT_ALL = "reject"  # every request gets 401 (a revoked token)
+    # GhubAi 44abd00: the token is read from the access_token query only (a bearer header
+    # is never looked at) and nothing is refused, since no endpoint has [Authorize].
+    GHUBAI = "ghubai"
 
 
 class Behaviour(enum.Enum):
@@ -234,6 +237,7 @@ class GridHub(Observable):
         behaviour: Behaviour = Behaviour.GHUBAI,
         breakage: Breakage = Breakage.NONE,
         tls: ssl.SSLContext | None = None,
+        https_redirection: bool = False,
     ) -> None:
         super().__init__()
         self.host, self.port, self.path = host, port, path.rstrip("/")
@@ -256,6 +260,14 @@ class GridHub(Observable):
             None if behaviour is Behaviour.GHUBAI else 300.0)
         self.breakage = breakage
         self.tls = tls
+        # ASP.NET's UseHttpsRedirection: a plain-http listener beside the TLS one that
+        # answers every request with 307 to the same path and query on https (http_url).
+        self.https_redirection = https_redirection
+        if https_redirection and tls is None:
+            raise ValueError("https_redirection needs tls")
+        self.http_port = 0
+        self._http_runner: web.AppRunner | None = None
+        self.tokens_seen: list[str | None] = []  # the token each negotiate carried, as read
         self.silent = False
         self._reading = asyncio.Event()  # cleared: the hub stops reading what workers send
         self._reading.set()
@@ -296,14 +308,27 @@ class GridHub(Observable):
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/chat/completions", self._chat_completions)
         self._runner, self.port = await serve(app, self.host, self.port, self.tls)
+        if self.https_redirection and self._http_runner is None:
+            front = web.Application(middlewares=[self._record_middleware])
+            front.router.add_route("*", "/{tail:.*}", self._to_https)
+            self._http_runner, self.http_port = await serve(front, self.host, self.http_port)
         return self.url
+
+    @property
+    def http_url(self) -> str:
+        """The plain-http address that UseHttpsRedirection sends on to ``url``."""
+        return f"http://{self.host}:{self.http_port}{self.path}"
+
+    async def _to_https(self, request: web.Request) -> web.Response:
+        raise web.HTTPTemporaryRedirect(f"{self.base}{request.path_qs}")
 
     async def stop(self) -> None:
         """Stop like a killed process: sockets dropped, nothing said."""
         await self.drop_connections()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        for runner in (self._runner, self._http_runner):
+            if runner is not None:
+                await runner.cleanup()
+        self._runner = self._http_runner = None
         for req in self.requests.values():
             if not req.done.is_set():
                 req.queue.put_nowait(None)
@@ -383,6 +408,8 @@ class GridHub(Observable):
             raise
 
     def _token_of(self, request: web.Request) -> str | None:
+        if self.auth is AuthMode.GHUBAI:
+            return request.query.get("access_token")
         header = request.headers.get("Authorization", "")
         if header.lower().startswith("bearer "):
             return header[7:].strip()
@@ -394,6 +421,8 @@ class GridHub(Observable):
             return token in self._redirect_tokens
         if self.auth is AuthMode.REJECT_ALL:
             return False
+        if self.auth is AuthMode.GHUBAI:
+            return True
         if token is None:
             return self.auth is AuthMode.OPTIONAL
         return token in self.tokens
@@ -404,6 +433,7 @@ class GridHub(Observable):
             if times is not None:
                 self._negotiate_failure = (status, times - 1) if times > 1 else None
             return web.Response(status=status, text=f"negotiate failure injected ({status})")
+        self.tokens_seen.append(self._token_of(request))
         if not self._authorized(request):
             return web.Response(status=401, headers={"WWW-Authenticate": "Bearer"})
         if self.redirect_to is not None:

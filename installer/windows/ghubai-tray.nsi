@@ -2,17 +2,25 @@
 ;
 ;   makensis -DVERSION=0.1.0 -DSTAGE=path\to\ghubai-tray -DOUTFILE=ghubai-tray-0.1.0-setup.exe ghubai-tray.nsi
 ;
-; STAGE is PyInstaller's one-folder build (ghubai-tray.exe and _internal\).
+; STAGE is PyInstaller's one-folder build (ghubai-tray.exe, the windowed tray app;
+; ghubai-tray-cli.exe, the same program for a console; and _internal\). `make
+; dist-windows` builds both and this installer; `make dist-windows-check` installs,
+; runs, upgrades and uninstalls it under Wine.
 ; Installs to %LOCALAPPDATA%\Programs\GhubAi Tray, adds a Start menu shortcut,
 ; optionally starts at login (the same HKCU Run value the app's own menu
 ; toggle writes), and refuses to run while GhubAi Tray is running (its
 ; single-instance mutex, Local\GhubAiTray, tells). The uninstaller removes the
 ; program, its Run value and shortcuts, and asks before removing settings,
-; logs and the stored token.
+; logs and the stored token (a silent uninstall, /S, keeps them). Upgrading is
+; installing over it: the program folder is replaced, settings are kept.
 
 Unicode true
+; A 64-bit installer: the bundle is 64-bit anyway, and the 32-bit stub does not
+; even start where there is no 32-bit subsystem (a 64-bit-only Wine).
+Target amd64-unicode
 !include "MUI2.nsh"
 !include "LogicLib.nsh"
+!include "FileFunc.nsh"
 
 !ifndef VERSION
   !error "define VERSION (-DVERSION=x.y.z)"
@@ -26,6 +34,7 @@ Unicode true
 
 !define APP "GhubAi Tray"
 !define EXE "ghubai-tray.exe"
+!define CLI "ghubai-tray-cli.exe"
 !define RUNKEY "Software\Microsoft\Windows\CurrentVersion\Run"
 !define UNINSTKEY "Software\Microsoft\Windows\CurrentVersion\Uninstall\GhubAiTray"
 !define MUTEX "Local\GhubAiTray"
@@ -75,6 +84,8 @@ FunctionEnd
 
 Section "${APP}" SecApp
   SectionIn RO
+  ; An upgrade replaces the program whole: no library of the old version stays behind.
+  RMDir /r "$INSTDIR\_internal"
   SetOutPath "$INSTDIR"
   File /r "${STAGE}\*.*"
   WriteUninstaller "$INSTDIR\uninstall.exe"
@@ -85,6 +96,10 @@ Section "${APP}" SecApp
   WriteRegStr HKCU "${UNINSTKEY}" "Publisher" "GhubAi"
   WriteRegStr HKCU "${UNINSTKEY}" "DisplayIcon" "$INSTDIR\${EXE}"
   WriteRegStr HKCU "${UNINSTKEY}" "UninstallString" '"$INSTDIR\uninstall.exe"'
+  WriteRegStr HKCU "${UNINSTKEY}" "QuietUninstallString" '"$INSTDIR\uninstall.exe" /S'
+  WriteRegStr HKCU "${UNINSTKEY}" "InstallLocation" "$INSTDIR"
+  ${GetSize} "$INSTDIR" "/S=0K" $0 $1 $2
+  WriteRegDWORD HKCU "${UNINSTKEY}" "EstimatedSize" $0
   WriteRegDWORD HKCU "${UNINSTKEY}" "NoModify" 1
   WriteRegDWORD HKCU "${UNINSTKEY}" "NoRepair" 1
 SectionEnd
@@ -102,9 +117,11 @@ LangString DESC_LOGIN ${LANG_ENGLISH} "Start ${APP} when you log in, so your GPU
 !insertmacro MUI_FUNCTION_DESCRIPTION_END
 
 Section "Uninstall"
-  MessageBox MB_YESNO|MB_ICONQUESTION "Also remove your ${APP} settings, logs and the stored token?" IDNO keep
+  ; /SD IDNO: a silent uninstall (/S) keeps the user's settings instead of waiting for
+  ; an answer nobody can give.
+  MessageBox MB_YESNO|MB_ICONQUESTION "Also remove your ${APP} settings, logs and the stored token?" /SD IDNO IDNO keep
     ; The app removes the token from Windows Credential Manager itself.
-    ExecWait '"$INSTDIR\${EXE}" token clear'
+    ExecWait '"$INSTDIR\${CLI}" token clear'
     RMDir /r "$LOCALAPPDATA\GhubAi"
   keep:
   DeleteRegValue HKCU "${RUNKEY}" "${APP}"

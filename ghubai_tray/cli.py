@@ -50,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
                "then these flags. See README.md for the full table.")
     parser.add_argument("--version", action="version", version=f"GhubAi Tray {__version__}")
     parser.add_argument("--headless", action="store_true",
-                        help="run the worker without a tray icon, until SIGINT/SIGTERM")
+                        help="run the worker without a tray icon, until SIGINT/SIGTERM "
+                        "(Ctrl-C or Ctrl-Break on Windows)")
     parser.add_argument("--grace", type=float, default=DEFAULT_GRACE, metavar="SECONDS",
                         help="on stop, how long in-flight requests may finish (default 10)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debugging details")
@@ -164,16 +165,30 @@ async def _serve_until_signalled(worker: Worker, grace: float) -> None:
     loop = asyncio.get_running_loop()
     run = asyncio.create_task(worker.run())
 
-    def stop(signame: str) -> None:
-        log.info("%s received: stopping (up to %g s for requests in progress)", signame, grace)
+    def stop(what: str) -> None:
+        log.info("%s received: stopping (up to %g s for requests in progress)", what, grace)
         worker.submit(Stop(grace))
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    def handler(what: str) -> Callable[[int, object], None]:
+        def on_signal(_signum: int, _frame: object) -> None:
+            loop.call_soon_threadsafe(stop, what)
+        return on_signal
+
+    for sig, what in _stop_signals():
         try:
-            loop.add_signal_handler(sig, stop, sig.name)
-        except NotImplementedError:  # Windows: no loop signal handlers
-            signal.signal(sig, lambda n, _: loop.call_soon_threadsafe(stop, signal.Signals(n).name))
+            loop.add_signal_handler(sig, stop, what)
+        except NotImplementedError:
+            # Windows: the console's Ctrl-C and Ctrl-Break arrive as SIGINT and SIGBREAK
+            # on the main thread, which the Proactor loop wakes for.
+            signal.signal(sig, handler(what))
     await run
+
+
+def _stop_signals() -> list[tuple[signal.Signals, str]]:
+    """What asks a headless worker to stop, named as the owner knows it."""
+    if sys.platform == "win32":
+        return [(signal.SIGINT, "Ctrl-C"), (signal.SIGBREAK, "Ctrl-Break")]  # type: ignore[attr-defined,unused-ignore]
+    return [(signal.SIGINT, "SIGINT"), (signal.SIGTERM, "SIGTERM")]
 
 
 # -- tray ------------------------------------------------------------------

@@ -24,6 +24,7 @@ fall back to writing the token into a plain file.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ PART_SIZE = 1000
 _PARTS_HEADER = "ghubai-parts:"
 MAX_TOKEN_LENGTH = 64 * 1024
 NO_KEYRING_ADVICE = (
+    "set the token in the PROVIDER_TOKEN environment variable instead, or check that "
+    "Windows' Credential Manager service is running" if sys.platform == "win32" else
     "set the token in the PROVIDER_TOKEN environment variable instead, or run a Secret "
     "Service (gnome-keyring, KeePassXC or KWallet) in your desktop session")
 

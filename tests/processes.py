@@ -3,18 +3,91 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+import subprocess
 import sys
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tests.testbed.hub import GridHub
 from tests.testbed.ollama import OllamaStandIn
 
 SEED_VARIABLES = ("HUB_URL", "PROVIDER_TOKEN", "OLLAMA_LOCAL_URL", "ALLOW_INVALID_CERTS")
+WINDOWS = sys.platform == "win32"
+CHILD_MARK = "GHUBAI_TEST_CHILD"
+
+
+def under_wine() -> bool:
+    if not WINDOWS:
+        return False
+    import ctypes
+
+    return hasattr(ctypes.windll.ntdll, "wine_get_version")  # type: ignore[attr-defined,unused-ignore]
+
+
+# Real Windows: a child with a console group of its own can be sent Ctrl-Break. Not under
+# Wine, which delivers Ctrl-C instead (stop_child), and Ctrl-C is off in a new group.
+SPAWN_FLAGS: dict[str, Any] = (
+    {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}  # type: ignore[attr-defined,unused-ignore]
+    if WINDOWS and not under_wine() else {})
+
+
+# What the worker logs when it is asked to stop the way stop_child() asks.
+WINDOWS_STOP = "Ctrl-C" if under_wine() else "Ctrl-Break"
+STOP_NAME = WINDOWS_STOP if WINDOWS else "SIGTERM"
+INTERRUPT_NAME = WINDOWS_STOP if WINDOWS else "SIGINT"
+
+
+def marked(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` naming one child (start it with ``python_for(env)``) for stop_child()."""
+    return {**env, CHILD_MARK: uuid.uuid4().hex}
+
+
+def python_for(env: Mapping[str, str]) -> list[str]:
+    """This Python, with the child's mark in its command line, where Wine shows it to
+    the Unix side (``-X`` takes any name; Python ignores those it does not know)."""
+    return [sys.executable, "-X", f"{CHILD_MARK}={env[CHILD_MARK]}"]
+
+
+def stop_child(process: asyncio.subprocess.Process | subprocess.Popen[str] |
+               subprocess.Popen[bytes], env: Mapping[str, str], *,
+               interrupt: bool = False) -> None:
+    """Ask a child to stop as its owner would: SIGTERM (or SIGINT, Ctrl-C in a terminal) on
+    Linux; on Windows, which has neither, Ctrl-C or Ctrl-Break in its console.
+
+    Real Windows: Ctrl-Break to the child's console group (it was started with
+    SPAWN_FLAGS). Wine 8 cannot generate a console event for a process whose
+    handles are pipes, but turns a Unix SIGINT into the CTRL_C_EVENT a console
+    gives, through the same console control handler: so under Wine the child's
+    Unix process is found by the mark in its command line (``python_for``) and
+    sent SIGINT by the Unix ``kill``.
+    """
+    if not WINDOWS:
+        process.send_signal(signal.SIGINT if interrupt else signal.SIGTERM)
+    elif not under_wine():
+        process.send_signal(signal.CTRL_BREAK_EVENT)  # type: ignore[attr-defined,unused-ignore]
+    else:
+        _wine_interrupt(env[CHILD_MARK])
+
+
+def _wine_interrupt(mark: str) -> None:
+    needle = f"{CHILD_MARK}={mark}".encode()
+    found = []
+    for entry in os.listdir("Z:\\proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                with open(f"Z:\\proc\\{entry}\\cmdline", "rb") as cmdline:
+                    if needle in cmdline.read().split(b"\0"):
+                        found.append(entry)
+    assert found, f"no process carries {CHILD_MARK}={mark}"
+    # Wine runs a Unix program for CreateProcess on an ELF file; it has no Windows handle.
+    os.spawnv(os.P_WAIT, "Z:\\bin\\kill", ["kill", "-INT", *found])
 
 
 def clean_environment(tmp_path: Path) -> dict[str, str]:
@@ -40,7 +113,7 @@ async def cli(*args: str, env: dict[str, str], stdin: bytes = b"",
               timeout: float = 60) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "ghubai_tray", *args, env=env, stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, **SPAWN_FLAGS)
     out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
@@ -65,28 +138,60 @@ async def headless_worker(tmp_path: Path, *, hub: GridHub | None = None,
                           ollama: OllamaStandIn | None = None, **variables: str
                           ) -> AsyncIterator[Headless]:
     """Start hub, stand-in and a headless worker (its models registered once this yields);
-    stop all,
-    the worker by SIGTERM, at the end. ``variables`` are added to its environment."""
+    stop all, the worker by SIGTERM (Ctrl-C on Windows), at the end. ``variables`` are
+    added to its environment."""
     from tests.worker_bed import TOKEN
 
     hub = hub or GridHub(tokens=[TOKEN])
     ollama = ollama or OllamaStandIn()
     await hub.start()
     await ollama.start()
-    env = {**clean_environment(tmp_path), "HUB_URL": hub.url, "PROVIDER_TOKEN": TOKEN,
-           "OLLAMA_LOCAL_URL": ollama.url, **variables}
+    env = marked({**clean_environment(tmp_path), "HUB_URL": hub.url, "PROVIDER_TOKEN": TOKEN,
+                  "OLLAMA_LOCAL_URL": ollama.url, **variables})
     stderr_path = tmp_path / "worker-stderr.txt"
     with stderr_path.open("wb") as stderr:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "ghubai_tray", "--headless", env=env,
-            stdout=asyncio.subprocess.DEVNULL, stderr=stderr)
+            *python_for(env), "-m", "ghubai_tray", "--headless", env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=stderr, **SPAWN_FLAGS)
     try:
         await hub.wait_until(lambda: any(n.models for n in hub.nodes.values()), 60,
                              "the headless worker to register its models")
         yield Headless(process, hub, ollama, stderr_path)
     finally:
         if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
+            stop_child(process, env)
         await asyncio.wait_for(process.wait(), 30)
         await hub.stop()
         await ollama.stop()
+
+
+def memory_mb(pid: int) -> tuple[float, float]:
+    """A process's peak and current resident memory in MiB (Windows: its working set)."""
+    if not WINDOWS:
+        fields = dict(line.split(":", 1) for line in
+                      Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+        return (int(fields["VmHWM"].split()[0]) / 1024, int(fields["VmRSS"].split()[0]) / 1024)
+    import ctypes
+    from ctypes import wintypes
+
+    class Counters(ctypes.Structure):
+        _fields_ = [("cb", wintypes.DWORD), ("PageFaultCount", wintypes.DWORD)] + [
+            (name, ctypes.c_size_t) for name in (
+                "PeakWorkingSetSize", "WorkingSetSize", "QuotaPeakPagedPoolUsage",
+                "QuotaPagedPoolUsage", "QuotaPeakNonPagedPoolUsage", "QuotaNonPagedPoolUsage",
+                "PagefileUsage", "PeakPagefileUsage")]
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined,unused-ignore]
+    psapi = ctypes.WinDLL("psapi", use_last_error=True)  # type: ignore[attr-defined,unused-ignore]
+    kernel32.OpenProcess.restype = wintypes.HANDLE
+    handle = kernel32.OpenProcess(0x1000 | 0x0010, False, pid)  # QUERY_LIMITED_INFORMATION|VM_READ
+    assert handle, f"cannot open process {pid}"
+    try:
+        counters = Counters()
+        counters.cb = ctypes.sizeof(counters)
+        assert psapi.GetProcessMemoryInfo(wintypes.HANDLE(handle), ctypes.byref(counters),
+                                          counters.cb), ctypes.get_last_error()  # type: ignore[attr-defined,unused-ignore]
+    finally:
+        kernel32.CloseHandle(wintypes.HANDLE(handle))
+    mib = 1024 * 1024
+    return counters.PeakWorkingSetSize / mib, counters.WorkingSetSize / mib

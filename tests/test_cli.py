@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.processes import cli
+from tests.processes import SPAWN_FLAGS, STOP_NAME, cli, marked, python_for, stop_child
 from tests.testbed.hub import AuthMode, GridHub
 from tests.testbed.ollama import OllamaStandIn
 from tests.worker_bed import TOKEN, failure_of
@@ -41,11 +40,11 @@ async def test_headless_registers_relays_and_stops_cleanly_on_sigterm(
     ollama = OllamaStandIn(token_delay=0.01)
     await hub.start()
     await ollama.start()
-    run_env = {**env, "HUB_URL": hub.url, "PROVIDER_TOKEN": TOKEN, "OLLAMA_LOCAL_URL": ollama.url,
-               "GHUBAI_MACHINE_NAME": "headless-node"}
+    run_env = marked({**env, "HUB_URL": hub.url, "PROVIDER_TOKEN": TOKEN,
+                      "OLLAMA_LOCAL_URL": ollama.url, "GHUBAI_MACHINE_NAME": "headless-node"})
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ghubai_tray", "--headless", env=run_env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        *python_for(run_env), "-m", "ghubai_tray", "--headless", env=run_env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, **SPAWN_FLAGS)
     try:
         await hub.wait_until(lambda: any(n.models == MODELS for n in hub.nodes.values()), 30,
                              "the headless worker to register")
@@ -53,7 +52,7 @@ async def test_headless_registers_relays_and_stops_cleanly_on_sigterm(
                                                                "messages": [], "stream": True})
         await req.wait()
         assert json.loads(req.fragments[-1])["done"] is True
-        proc.send_signal(signal.SIGTERM)
+        stop_child(proc, run_env)
         out, err = await asyncio.wait_for(proc.communicate(), 30)
     finally:
         if proc.returncode is None:
@@ -64,7 +63,7 @@ async def test_headless_registers_relays_and_stops_cleanly_on_sigterm(
     assert proc.returncode == 0, stderr
     assert out == b"", "headless mode logs to stderr only"
     for line in ("state: registered (sharing 2 model(s) with 127.0.0.1:",
-                 f"[{req.request_id}] served in", "SIGTERM received: stopping", "stopped"):
+                 f"[{req.request_id}] served in", f"{STOP_NAME} received: stopping", "stopped"):
         assert line in stderr
     logged = (tmp_path / "logs" / "ghubai-tray.log").read_text()
     assert "state: registered" in logged
@@ -76,17 +75,18 @@ async def test_headless_sigint_cancels_a_long_request_after_the_grace(env: dict[
     ollama = OllamaStandIn(token_delay=0.2, reply_tokens=["x"] * 500)
     await hub.start()
     await ollama.start()
+    env = marked(env)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ghubai_tray", "--headless", "--grace", "0.5", "--hub-url", hub.url,
+        *python_for(env), "-m", "ghubai_tray", "--headless", "--grace", "0.5", "--hub-url", hub.url,
         "--ollama-url", ollama.url, env=env, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
+        stderr=asyncio.subprocess.PIPE, **SPAWN_FLAGS)
     try:
         await hub.wait_until(lambda: any(n.models == MODELS for n in hub.nodes.values()), 30,
                              "registration")
         req = await hub.dispatch("llama3.2:1b", "/api/chat", {
             "model": "llama3.2:1b", "messages": [{"role": "user", "content": "a long story"}]})
         await anext(aiter(req.stream()))
-        proc.send_signal(signal.SIGINT)
+        stop_child(proc, env, interrupt=True)
         assert await failure_of(req) == "worker shutting down"
         await asyncio.wait_for(proc.communicate(), 30)
     finally:
@@ -160,6 +160,8 @@ async def test_token_set_status_clear_in_the_real_keyring(
                    for p in tmp_path.rglob("*") if p.is_file() and "keyring" not in str(p))
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="Windows always has its Credential Manager "
+                    "(the advice for when it fails is checked in test_credentials)")
 async def test_token_set_without_a_keyring_says_what_to_do(env: dict[str, str],
                                                            tmp_path: Path) -> None:
     code, out, err = await cli("token", "set", env=env, stdin=f"{TOKEN}\n".encode())

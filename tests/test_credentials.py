@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 
 import keyring
 import pytest
+from keyring.backend import KeyringBackend
 from keyring.backends import SecretService, fail
 
 from ghubai_tray.credentials import (
@@ -27,12 +29,21 @@ pytestmark = pytest.mark.skipif(
     reason="gnome-keyring and dbus are needed (make test installs them)")
 
 
+def native_keyring() -> KeyringBackend:
+    """The backend a desktop of this platform has: Credential Manager or Secret Service."""
+    if sys.platform == "win32":
+        from keyring.backends import Windows
+
+        return Windows.WinVaultKeyring()  # type: ignore[no-untyped-call]
+    return SecretService.Keyring()  # type: ignore[no-untyped-call]
+
+
 @pytest.fixture
 def real_keyring(keyring_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for key, value in keyring_env.items():
         monkeypatch.setenv(key, value)
     previous = keyring.get_keyring()
-    keyring.set_keyring(SecretService.Keyring())  # type: ignore[no-untyped-call]
+    keyring.set_keyring(native_keyring())
     yield
     keyring.set_keyring(previous)
 
@@ -101,7 +112,9 @@ def test_no_keyring_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
     try:
         with pytest.raises(TokenStoreError) as caught:
             store_token("https://e.example", "secret-token")
-        assert "PROVIDER_TOKEN" in str(caught.value) and "Secret Service" in str(caught.value)
+        assert "PROVIDER_TOKEN" in str(caught.value)
+        assert ("Credential Manager" if sys.platform == "win32" else "Secret Service") in str(
+            caught.value)
         with pytest.raises(TokenStoreError):
             load_token("https://e.example")
     finally:

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from ghubai_tray import texts
-from ghubai_tray.autostart import LinuxAutostart, desktop_entry, launch_command
+from ghubai_tray.autostart import (
+    APPROVED_KEY,
+    RUN_KEY,
+    VALUE_NAME,
+    LinuxAutostart,
+    WindowsAutostart,
+    desktop_entry,
+    launch_command,
+)
 from ghubai_tray.config import Settings
 from ghubai_tray.desktop import diagnostics
 from ghubai_tray.single_instance import SingleInstance
@@ -67,9 +78,11 @@ async def test_the_lock_dies_with_its_holder(tmp_path: Path) -> None:
     assert not SingleInstance(lock).acquire()
     holder.kill()  # like kill -9: no clean-up code runs
     await holder.wait()
-    assert SingleInstance(lock).acquire()
+    with SingleInstance(lock) as mine:
+        assert mine
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="a Windows session always has its desktop")
 async def test_no_display_suggests_headless(tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_RUNTIME_DIR": str(tmp_path),
            "GHUBAI_CONFIG": str(tmp_path / "c.toml"), "GHUBAI_LOG_DIR": str(tmp_path / "l"),
@@ -95,3 +108,76 @@ def test_diagnostics_hold_what_helps_and_never_the_token(tmp_path: Path) -> None
 @pytest.mark.parametrize("field", ["hub_url", "ollama_url", "max_concurrent_requests"])
 def test_diagnostics_list_every_setting(field: str, tmp_path: Path) -> None:
     assert f"  {field} = " in diagnostics(Settings(), [], tmp_path / "x", "xorg")
+
+
+windows_only = pytest.mark.skipif(sys.platform != "win32", reason="the Run key is Windows'")
+
+
+@pytest.fixture
+def run_key() -> Iterator[None]:
+    """The real ``HKCU\\...\\Run`` key (of the Wine lane's fresh prefix), left as found."""
+    if sys.platform != "win32":  # (the skip mark; and mypy, which checks on Linux)
+        raise AssertionError("Windows only")
+    import winreg
+
+    yield
+    for key in (RUN_KEY, APPROVED_KEY):
+        with contextlib.suppress(OSError), winreg.OpenKey(
+                winreg.HKEY_CURRENT_USER, key, 0, winreg.KEY_SET_VALUE) as handle:
+            winreg.DeleteValue(handle, VALUE_NAME)
+
+
+@windows_only
+@pytest.mark.usefixtures("run_key")
+def test_start_at_login_writes_exactly_one_run_value_and_removes_it() -> None:
+    if sys.platform != "win32":  # (the skip mark; and mypy, which checks on Linux)
+        raise AssertionError("Windows only")
+    import winreg
+
+    autostart = WindowsAutostart()
+    assert not autostart.enabled()
+    autostart.set(True)
+    assert autostart.enabled()
+    with winreg.OpenKey(winreg.HKEY_CURRENT_USER, RUN_KEY) as key:
+        command, kind = winreg.QueryValueEx(key, VALUE_NAME)
+    assert kind == winreg.REG_SZ
+    assert command == subprocess.list2cmdline(launch_command())
+    autostart.set(False)
+    assert not autostart.enabled()
+    autostart.set(False)  # turning off twice is fine
+
+
+@windows_only
+@pytest.mark.usefixtures("run_key")
+def test_an_entry_the_user_disabled_in_task_manager_reads_as_off() -> None:
+    if sys.platform != "win32":  # (the skip mark; and mypy, which checks on Linux)
+        raise AssertionError("Windows only")
+    import winreg
+
+    autostart = WindowsAutostart()
+    autostart.set(True)
+    with winreg.CreateKey(winreg.HKEY_CURRENT_USER, APPROVED_KEY) as key:
+        # What Task Manager writes: 0x03 then a FILETIME (disabled); 0x02 is enabled.
+        winreg.SetValueEx(key, VALUE_NAME, 0, winreg.REG_BINARY, bytes([3]) + bytes(11))
+    assert not autostart.enabled()
+    with winreg.CreateKey(winreg.HKEY_CURRENT_USER, APPROVED_KEY) as key:
+        winreg.SetValueEx(key, VALUE_NAME, 0, winreg.REG_BINARY, bytes([2]) + bytes(11))
+    assert autostart.enabled()
+
+
+@windows_only
+async def test_a_second_instance_meets_the_real_mutex(tmp_path: Path) -> None:
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "import time; from ghubai_tray.single_instance import "
+        "SingleInstance; s = SingleInstance(); print(s.acquire(), flush=True); time.sleep(60)",
+        stdout=asyncio.subprocess.PIPE)
+    assert holder.stdout is not None
+    assert (await holder.stdout.readline()).strip() == b"True"
+    try:
+        assert not SingleInstance().acquire(), "Local\\GhubAiTray is held by the other process"
+    finally:
+        holder.kill()
+        await holder.wait()
+    mine = SingleInstance()
+    assert mine.acquire(), "Windows frees a mutex whose holder died"
+    mine.release()

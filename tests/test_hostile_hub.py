@@ -32,7 +32,7 @@ from ghubai_tray.owner_only import write_private_text
 from ghubai_tray.single_instance import SingleInstance
 from ghubai_tray.state import Pause, PauseMode, Resume, State, Stop
 from ghubai_tray.worker import MAX_PENDING_REFUSALS, Worker
-from tests.processes import clean_environment, cli, headless_worker
+from tests.processes import clean_environment, cli, headless_worker, memory_mb
 from tests.testbed._util import serve
 from tests.testbed.certs import LoopbackPKI, make_pki
 from tests.testbed.godecode import GoDecoder
@@ -107,12 +107,6 @@ async def test_what_reaches_ollama_is_the_shared_model_within_every_ceiling(
 # -- 4: resources the hub controls ---------------------------------------------------
 
 
-def peak_and_now_mb(pid: int) -> tuple[float, float]:
-    fields = dict(line.split(":", 1) for line in
-                  Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
-    return (int(fields["VmHWM"].split()[0]) / 1024, int(fields["VmRSS"].split()[0]) / 1024)
-
-
 async def reconnected(hub: GridHub, old: str, why: str) -> None:
     """The worker closed connection ``old`` and registered on a new one."""
     await hub.wait_until(lambda: old not in hub.connections, 30,
@@ -127,7 +121,7 @@ async def test_a_message_past_the_limit_closes_and_reopens_without_memory_follow
     async with headless_worker(tmp_path, GHUBAI_MAX_REQUEST_BODY="64KiB") as run:
         hub, worker = run.hub, run.process
         assert await final_of(await hub.dispatch(MODEL, "/api/chat", CHAT)) == ""
-        _, baseline = peak_and_now_mb(worker.pid)
+        _, baseline = memory_mb(worker.pid)
         for oversized in ("pieces", "one frame"):
             node = hub.node_for(MODEL)
             assert node is not None
@@ -141,7 +135,7 @@ async def test_a_message_past_the_limit_closes_and_reopens_without_memory_follow
                 await hub.send_raw(first, "y" * (limit + 1))
             await reconnected(hub, first, oversized)
         assert await final_of(await hub.dispatch(MODEL, "/api/chat", CHAT)) == ""
-        peak, _ = peak_and_now_mb(worker.pid)
+        peak, _ = memory_mb(worker.pid)
         assert peak - baseline < 16, f"peak RSS {peak:.0f} MB from {baseline:.0f} MB"
     log = (tmp_path / "logs" / "ghubai-tray.log").read_text()
     assert log.count("larger than this worker's limit") >= 2, "each closed connection says why"

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
-import signal
 import subprocess
-import sys
 from pathlib import Path
 
-from tests.processes import clean_environment
+from tests.processes import (
+    SPAWN_FLAGS,
+    clean_environment,
+    marked,
+    memory_mb,
+    python_for,
+    stop_child,
+)
 from tests.testbed.hub import AuthMode, GridHub
 from tests.testbed.ollama import ModelInfo, OllamaStandIn
 from tests.worker_bed import TOKEN, error_of, running_bed
@@ -20,8 +24,7 @@ MODEL = "llama3.2:1b"
 
 
 def rss_mb(pid: int) -> float:
-    pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") / 1024 / 1024
+    return memory_mb(pid)[1]
 
 
 async def test_64_streams_of_2000_chunks_arrive_whole_in_order_and_memory_returns(
@@ -33,11 +36,11 @@ async def test_64_streams_of_2000_chunks_arrive_whole_in_order_and_memory_return
                            models=[ModelInfo(MODEL)])
     await hub.start()
     await ollama.start()
-    env = {**clean_environment(tmp_path), "HUB_URL": hub.url, "PROVIDER_TOKEN": TOKEN,
-           "OLLAMA_LOCAL_URL": ollama.url, "GHUBAI_MAX_CONCURRENT_REQUESTS": "64"}
+    env = marked({**clean_environment(tmp_path), "HUB_URL": hub.url, "PROVIDER_TOKEN": TOKEN,
+                  "OLLAMA_LOCAL_URL": ollama.url, "GHUBAI_MAX_CONCURRENT_REQUESTS": "64"})
     worker = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ghubai_tray", "--headless", env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        *python_for(env), "-m", "ghubai_tray", "--headless", env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **SPAWN_FLAGS)
     try:
         await hub.wait_until(lambda: hub.node_for(MODEL), 60, "registration")
         warm = await hub.dispatch(MODEL, "/api/generate", {"model": MODEL, "prompt": "x"})
@@ -58,7 +61,7 @@ async def test_64_streams_of_2000_chunks_arrive_whole_in_order_and_memory_return
         # baseline (allocator slack aside), not grown by the 128,000 chunks it relayed.
         assert after - baseline < 25, f"RSS grew from {baseline:.1f} to {after:.1f} MB"
     finally:
-        worker.send_signal(signal.SIGTERM)
+        stop_child(worker, env)
         await asyncio.wait_for(worker.wait(), 30)
         await hub.stop()
         await ollama.stop()

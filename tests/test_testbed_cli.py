@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.processes import SPAWN_FLAGS, marked, python_for, stop_child
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _run_until_url(args: list[str], probe: str, expect: str | int) -> None:
-    with subprocess.Popen([sys.executable, "-m", *args, "--port", "0"], cwd=ROOT,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+    env = marked(os.environ)
+    with subprocess.Popen([*python_for(env), "-m", *args, "--port", "0"], cwd=ROOT, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          **SPAWN_FLAGS) as proc:
         try:
             assert proc.stdout is not None
             url = proc.stdout.readline().strip()  # printed once the server is ready
@@ -29,7 +31,7 @@ def _run_until_url(args: list[str], probe: str, expect: str | int) -> None:
             else:
                 assert expect in resp.text
         finally:
-            proc.send_signal(signal.SIGINT)
+            stop_child(proc, env, interrupt=True)
             assert proc.wait(30) == 0
 
 
@@ -48,10 +50,11 @@ def test_llm_runs_standalone() -> None:
 
 def test_demo_relays_requests_through_a_headless_worker(tmp_path: Path) -> None:
     # Ports 0: any free ones; the demo keeps its settings and logs under .demo/ in its cwd.
-    with subprocess.Popen([sys.executable, "-m", "tests.testbed.demo", "--headless",
+    env = marked({**os.environ, "PYTHONPATH": str(ROOT)})
+    with subprocess.Popen([*python_for(env), "-m", "tests.testbed.demo", "--headless",
                            "--every", "0.5", "--hub-port", "0", "--ollama-port", "0"],
-                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as proc:
+                          cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL, text=True, **SPAWN_FLAGS) as proc:
         try:
             assert proc.stdout is not None
             for line in proc.stdout:  # the demo prints each answer as it streams in
@@ -60,6 +63,6 @@ def test_demo_relays_requests_through_a_headless_worker(tmp_path: Path) -> None:
             else:
                 raise AssertionError("the demo never printed an answer")
         finally:
-            proc.send_signal(signal.SIGINT)
+            stop_child(proc, env, interrupt=True)
             assert proc.wait(30) == 0
     assert (tmp_path / ".demo" / "logs" / "ghubai-tray.log").exists()

@@ -120,9 +120,7 @@ def run_main(
 
     async def _main() -> None:
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        on_stop_signals(stop.set)
         url = await server.start()
         print(url, flush=True)
         await stop.wait()
@@ -130,6 +128,18 @@ def run_main(
 
     asyncio.run(_main())
     return 0
+
+
+def on_stop_signals(callback: Callable[[], None]) -> None:
+    """Call ``callback`` on the running loop at SIGINT or SIGTERM (Windows: Ctrl-C and
+    Ctrl-Break, which asyncio cannot watch there, so Python's own handlers hand them over)."""
+    loop = asyncio.get_running_loop()
+    if sys.platform == "win32":
+        for sig in (signal.SIGINT, signal.SIGBREAK):  # type: ignore[attr-defined,unused-ignore]
+            signal.signal(sig, lambda *_: loop.call_soon_threadsafe(callback))
+        return
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, callback)
 
 
 def main_guard(fn: Callable[[], int]) -> None:

@@ -15,13 +15,12 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
-import sys
 from pathlib import Path
 
 import httpx
 
-from tests.testbed._util import main_guard
+from tests.processes import SPAWN_FLAGS, marked, python_for, stop_child
+from tests.testbed._util import main_guard, on_stop_signals
 from tests.testbed.hub import AuthMode, GridHub
 from tests.testbed.llm import MODEL_ALIAS, LlamaServer, OllamaFront
 from tests.testbed.ollama import OllamaStandIn
@@ -76,19 +75,18 @@ async def demo(args: argparse.Namespace) -> int:
            "PROVIDER_TOKEN": TOKEN, "GHUBAI_CONFIG": str(root / "config.toml"),
            "GHUBAI_LOG_DIR": str(root / "logs"), "XDG_DATA_HOME": str(root / "data"),
            "GHUBAI_MACHINE_NAME": "demo-machine"}
-    command = [sys.executable, "-m", "ghubai_tray"] + (["--headless"] if args.headless else [])
-    app = await asyncio.create_subprocess_exec(*command, env=env)
+    env = marked(env)
+    command = [*python_for(env), "-m", "ghubai_tray"] + (["--headless"] if args.headless else [])
+    app = await asyncio.create_subprocess_exec(*command, env=env, **SPAWN_FLAGS)
     asker = asyncio.create_task(ask_forever(hub, model, args.every))
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    on_stop_signals(stop.set)
     ended = asyncio.create_task(app.wait())
     await asyncio.wait([asyncio.create_task(stop.wait()), ended],
                        return_when=asyncio.FIRST_COMPLETED)
     asker.cancel()
     if app.returncode is None:
-        app.send_signal(signal.SIGTERM)
+        stop_child(app, env)
         await app.wait()
     await backend.stop()
     if llama is not None:

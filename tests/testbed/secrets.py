@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -18,12 +19,21 @@ from contextlib import contextmanager
 
 
 def secret_service_available() -> bool:
+    if sys.platform == "win32":
+        return True  # the Windows Credential Manager is always there
     return all(shutil.which(t) for t in ("dbus-daemon", "gnome-keyring-daemon"))
 
 
 @contextmanager
 def secret_service() -> Iterator[dict[str, str]]:
-    """Yield the environment variables that point a process at the private keyring."""
+    """Yield the environment variables that point a process at the private keyring.
+
+    On Windows there is nothing to start: keyring uses the session's Credential
+    Manager, which under Wine belongs to the run's fresh prefix (tests/testbed/wine.py).
+    """
+    if sys.platform == "win32":
+        yield {}
+        return
     home = tempfile.mkdtemp(prefix="ghubai-keyring-")
     bus = subprocess.run(
         ["dbus-daemon", "--session", "--fork", "--print-address=1", "--print-pid=1",

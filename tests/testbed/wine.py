@@ -32,10 +32,12 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from tests.testbed._util import cache_dir
 
@@ -165,22 +167,32 @@ class WindowsRun:
 
     def run(self, args: Sequence[str], *, cwd: Path = ROOT, env: dict[str, str] | None = None,
             timeout: float | None = None, echo: bool = False) -> tuple[int, str]:
-        """Run to the end; the exit code and everything it printed."""
+        """Run to the end; the exit code and everything it printed.
+
+        The end is the program's exit, not the end of its output: a child it left
+        behind (a test's server, after pytest-timeout ended the run) may hold the pipe.
+        """
         process = self.popen(args, cwd=cwd, env=env)
         assert process.stdout is not None and process.stdin is not None
         process.stdin.close()
         out: list[str] = []
-        try:
-            for raw in process.stdout:
+
+        def relay(stream: IO[bytes]) -> None:
+            for raw in stream:
                 line = raw.decode("utf-8", "replace")
                 out.append(line)
                 if echo:
                     sys.stdout.write(line)
                     sys.stdout.flush()
+
+        reader = threading.Thread(target=relay, args=(process.stdout,), daemon=True)
+        reader.start()
+        try:
             code = process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             kill_group(process)
             code = -9
+        reader.join(10)
         return code, "".join(out)
 
     def wineserver(self, *args: str) -> None:

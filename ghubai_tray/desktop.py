@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -50,14 +51,12 @@ def open_path(path: Path) -> bool:
 
 def copy_text(text: str) -> bool:
     """Put ``text`` on the clipboard; False when no clipboard tool is available."""
-    if sys.platform == "win32":  # pragma: no cover - Windows only
-        command = ["clip"]
-        data = text.encode("utf-16-le")
-    else:
-        tools = (["wl-copy"], ["xclip", "-selection", "clipboard"], ["xsel", "--clipboard",
-                                                                     "--input"])
-        command = next((t for t in tools if shutil.which(t[0])), [])
-        data = text.encode()
+    if sys.platform == "win32":
+        return _copy_windows(text)
+    tools = (["wl-copy"], ["xclip", "-selection", "clipboard"], ["xsel", "--clipboard",
+                                                                 "--input"])
+    command = next((t for t in tools if shutil.which(t[0])), [])
+    data = text.encode()
     if not command:
         return False
     try:
@@ -71,6 +70,46 @@ def copy_text(text: str) -> bool:
     except OSError:
         return False
     return True
+
+
+def _copy_windows(text: str) -> bool:
+    """The Win32 clipboard itself (CF_UNICODETEXT), not ``clip.exe``: no child process to
+    hand an environment to, no console window flashing up, and it works where clip.exe
+    is missing (Wine has none)."""
+    import ctypes
+    from ctypes import wintypes
+
+    user32 = ctypes.WinDLL("user32", use_last_error=True)  # type: ignore[attr-defined,unused-ignore]
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined,unused-ignore]
+    kernel32.GlobalAlloc.restype = wintypes.HGLOBAL
+    kernel32.GlobalAlloc.argtypes = (wintypes.UINT, ctypes.c_size_t)
+    kernel32.GlobalLock.restype = ctypes.c_void_p
+    kernel32.GlobalLock.argtypes = (wintypes.HGLOBAL,)
+    kernel32.GlobalUnlock.argtypes = (wintypes.HGLOBAL,)
+    kernel32.GlobalFree.argtypes = (wintypes.HGLOBAL,)
+    user32.SetClipboardData.restype = wintypes.HANDLE
+    user32.SetClipboardData.argtypes = (wintypes.UINT, wintypes.HANDLE)
+    data = (text + "\0").encode("utf-16-le")
+    for _ in range(10):  # another program may hold the clipboard for a moment
+        if user32.OpenClipboard(None):
+            break
+        time.sleep(0.05)
+    else:
+        return False
+    try:
+        user32.EmptyClipboard()
+        memory = kernel32.GlobalAlloc(0x0002, len(data))  # GMEM_MOVEABLE
+        if not memory:
+            return False
+        pointer = kernel32.GlobalLock(memory)
+        ctypes.memmove(pointer, data, len(data))
+        kernel32.GlobalUnlock(memory)
+        if not user32.SetClipboardData(13, memory):  # CF_UNICODETEXT; Windows owns it now
+            kernel32.GlobalFree(memory)
+            return False
+        return True
+    finally:
+        user32.CloseClipboard()
 
 
 def diagnostics(settings: Settings, history: Iterable[tuple[datetime, str]], log_file: Path | None,

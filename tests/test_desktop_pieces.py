@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ghubai_tray import texts
+from ghubai_tray import desktop, texts
 from ghubai_tray.autostart import (
     APPROVED_KEY,
     RUN_KEY,
@@ -181,3 +181,27 @@ async def test_a_second_instance_meets_the_real_mutex(tmp_path: Path) -> None:
     mine = SingleInstance()
     assert mine.acquire(), "Windows frees a mutex whose holder died"
     mine.release()
+
+
+@windows_only
+def test_copy_diagnostics_puts_the_text_on_the_windows_clipboard() -> None:
+    import ctypes
+    from ctypes import wintypes
+
+    text = "GhubAi Tray diagnostics: é, 日本, 🙂\nsecond line"
+    assert desktop.copy_text(text)
+    user32 = ctypes.WinDLL("user32")  # type: ignore[attr-defined,unused-ignore]
+    kernel32 = ctypes.WinDLL("kernel32")  # type: ignore[attr-defined,unused-ignore]
+    user32.GetClipboardData.restype = wintypes.HANDLE
+    kernel32.GlobalLock.restype = ctypes.c_void_p
+    kernel32.GlobalLock.argtypes = (wintypes.HGLOBAL,)
+    kernel32.GlobalUnlock.argtypes = (wintypes.HGLOBAL,)
+    assert user32.OpenClipboard(None)
+    try:
+        handle = user32.GetClipboardData(13)  # CF_UNICODETEXT
+        assert handle
+        pasted = ctypes.wstring_at(kernel32.GlobalLock(handle))
+        kernel32.GlobalUnlock(handle)
+    finally:
+        user32.CloseClipboard()
+    assert pasted == text

@@ -12,6 +12,7 @@ import pytest
 from tests.testbed.llm import MODEL_ALIAS, write_tiny_model
 
 
+@pytest.mark.llm  # gguf and numpy belong to the real-model lane
 def test_tiny_model_is_deterministic_and_well_formed(tmp_path: Path) -> None:
     import gguf
 

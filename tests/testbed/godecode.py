@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,8 @@ def _fingerprint() -> str:
 
 
 def go_available() -> bool:
+    if sys.platform == "win32":
+        return False  # a Linux program here (under Wine, /usr/local/go would even "exist")
     return shutil.which("go") is not None or Path("/usr/local/go/bin/go").exists()
 
 

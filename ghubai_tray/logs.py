@@ -22,6 +22,7 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -97,14 +98,15 @@ class BurstFilter(logging.Filter):
     and a count, not 1,000 lines.
     """
 
-    def __init__(self, burst: int = BURST, window: float = BURST_WINDOW) -> None:
+    def __init__(self, burst: int = BURST, window: float = BURST_WINDOW,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
-        self.burst, self.window = burst, window
+        self.burst, self.window, self._clock = burst, window, clock
         self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
         key = (record.name, record.levelno, str(record.msg))
-        now = time.monotonic()
+        now = self._clock()
         start, count = self._seen.get(key, (now, 0))
         if now - start > self.window:
             left_out = count - self.burst

@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +26,8 @@ from tests.worker_bed import TOKEN
 DEB = os.environ.get("GHUBAI_DEB", "")
 pytestmark = [pytest.mark.dist,
               pytest.mark.skipif(not DEB, reason="set GHUBAI_DEB (make dist-check does)"),
-              pytest.mark.skipif(os.geteuid() != 0, reason="installing a .deb needs root")]
+              pytest.mark.skipif(sys.platform == "win32" or os.geteuid() != 0,
+                                 reason="installing a .deb needs Linux and root")]
 MODELS = ("llama3.2:1b", "mistral:7b")
 ARTIFACTS = Path(os.environ.get("GHUBAI_ARTIFACTS", Path(__file__).parent.parent / "artifacts"))
 

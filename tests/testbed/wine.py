@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -132,6 +133,7 @@ class WindowsRun:
 
     home: Path  # everything of this run: prefix/, python/
     toolchain: Path
+    base_env: dict[str, str]  # for every program of this run (a test's DISPLAY, say)
 
     @property
     def prefix(self) -> Path:
@@ -150,13 +152,30 @@ class WindowsRun:
     def local_appdata(self) -> Path:
         return self.user_profile / "AppData" / "Local"
 
+    @property
+    def start_menu(self) -> Path:
+        return (self.user_profile / "AppData" / "Roaming" / "Microsoft" / "Windows"
+                / "Start Menu" / "Programs")
+
+    def reg_query(self, key: str, value: str | None = None) -> dict[str, str] | None:
+        """The values of ``key`` as ``reg query`` prints them (name -> data); None if absent."""
+        args = ["reg", "query", key] + (["/v", value] if value else [])
+        code, out = self.run(args, timeout=60)
+        if code != 0:
+            return None
+        values = {}
+        for line in out.splitlines():
+            if m := re.match(r"^\s+(.*?)\s+(REG_[A-Z_]+)\s*(.*?)\s*$", line):
+                values[m[1]] = m[3]
+        return values
+
     def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         env = {**os.environ, "WINEPREFIX": str(self.prefix), "WINEDEBUG": "-all",
                # No Mono or Gecko install prompts: nothing here is .NET or HTML.
                "WINEDLLOVERRIDES": "mscoree,mshtml=", "PYTHONUTF8": "1",
                "PYTHONDONTWRITEBYTECODE": "1"}
         env.pop("PYTHONPATH", None)  # the _pth file decides; a Linux path means nothing here
-        return {**env, **(extra or {})}
+        return {**env, **self.base_env, **(extra or {})}
 
     def popen(self, args: Sequence[str], *, cwd: Path = ROOT,
               env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
@@ -193,6 +212,7 @@ class WindowsRun:
             kill_group(process)
             code = -9
         reader.join(10)
+        process.stdout.close()
         return code, "".join(out)
 
     def wineserver(self, *args: str) -> None:
@@ -205,6 +225,9 @@ def kill_group(process: subprocess.Popen[bytes]) -> None:
         os.killpg(process.pid, 9)
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=10)
+    for pipe in (process.stdin, process.stdout, process.stderr):
+        if pipe is not None:
+            pipe.close()
 
 
 def _pth(paths: Sequence[Path]) -> str:
@@ -213,14 +236,17 @@ def _pth(paths: Sequence[Path]) -> str:
 
 
 @contextlib.contextmanager
-def windows_run(*, keep: bool = False, paths: Sequence[Path] = (ROOT,)) -> Iterator[WindowsRun]:
-    """A fresh prefix, booted, and a Python that sees the cached packages and ``paths``."""
-    toolchain = build_toolchain()
+def windows_run(*, keep: bool = False, paths: Sequence[Path] = (ROOT,), python: bool = True,
+                env: dict[str, str] | None = None) -> Iterator[WindowsRun]:
+    """A fresh prefix, booted, and (``python``) a Python that sees the cached packages and
+    ``paths``; without it, a bare Windows for an installer (no toolchain needed)."""
+    toolchain = build_toolchain() if python else Path()
     home = Path(tempfile.mkdtemp(prefix="ghubai-wine-"))
-    run = WindowsRun(home, toolchain)
-    shutil.copytree(toolchain / "python", home / "python")
-    (home / "python" / "python311._pth").write_text(
-        _pth([toolchain / "site", *paths]), encoding="utf-8")
+    run = WindowsRun(home, toolchain, env or {})
+    if python:
+        shutil.copytree(toolchain / "python", home / "python")
+        (home / "python" / "python311._pth").write_text(
+            _pth([toolchain / "site", *paths]), encoding="utf-8")
     subprocess.run(["wineboot", "-i"], env=run.env(), check=True, timeout=300,
                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)

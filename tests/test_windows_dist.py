@@ -1,0 +1,296 @@
+"""The Windows installer, installed and run under Wine, as a Windows user would.
+
+Run by ``make dist-windows-check``, which builds ``dist/ghubai-tray-VERSION-setup.exe``
+(PyInstaller and NSIS, ``make dist-windows``) and sets ``GHUBAI_SETUP_EXE``. One fresh
+Wine prefix and one real desktop (Xvfb, trayer, a session bus) for the module; the
+tests run in order: install, the console entry, headless, the tray, upgrade, uninstall.
+Everything is checked from outside the app: files, the registry (``reg query``), the
+test hub's registry of nodes, X windows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ghubai_tray import __version__
+from tests.testbed.desktop import Desktop, Window, desktop_available, real_desktop, wait_for
+from tests.testbed.hub import GridHub
+from tests.testbed.ollama import OllamaStandIn
+from tests.testbed.wine import WindowsRun, kill_group, windows_run, wine_available
+from tests.worker_bed import TOKEN
+
+SETUP = os.environ.get("GHUBAI_SETUP_EXE", "")
+pytestmark = [
+    pytest.mark.windist,
+    pytest.mark.skipif(not SETUP, reason="set GHUBAI_SETUP_EXE (make dist-windows-check does)"),
+    pytest.mark.skipif(not wine_available() or not desktop_available(),
+                       reason="Wine, Xvfb and trayer are needed (make windows-deps)"),
+]
+ARTIFACTS = Path(os.environ.get("GHUBAI_ARTIFACTS", Path(__file__).parent.parent / "artifacts"))
+APP = "GhubAi Tray"
+UNINSTALL_KEY = r"HKCU\Software\Microsoft\Windows\CurrentVersion\Uninstall\GhubAiTray"
+RUN_KEY = r"HKCU\Software\Microsoft\Windows\CurrentVersion\Run"
+MODELS = ("llama3.2:1b", "mistral:7b")
+
+
+class Installed:
+    def __init__(self, run: WindowsRun, desk: Desktop) -> None:
+        self.run, self.desk = run, desk
+
+    @property
+    def folder(self) -> Path:
+        return self.run.local_appdata / "Programs" / APP
+
+    @property
+    def settings(self) -> Path:
+        return self.run.local_appdata / "GhubAi"
+
+    def install(self) -> None:
+        code, out = self.run.run([SETUP, "/S"], timeout=300)
+        assert code == 0, out
+
+    def popen(self, program: str, *args: str, **env: str) -> subprocess.Popen[bytes]:
+        return self.run.popen([str(self.folder / program), *args], env=env)
+
+
+@pytest.fixture(scope="module")
+def installed() -> Iterator[Installed]:
+    with real_desktop(ARTIFACTS) as desk, windows_run(python=False, env=desk.env) as run:
+        box = Installed(run, desk)
+        box.install()
+        yield box
+
+
+def test_the_installer_puts_the_app_where_windows_users_look(installed: Installed) -> None:
+    names = {p.name for p in installed.folder.iterdir()}
+    assert {"ghubai-tray.exe", "ghubai-tray-cli.exe", "uninstall.exe", "_internal"} <= names
+    internal = installed.folder / "_internal"
+    # tkinter and Tcl/Tk: without them the shipped app has no Settings window at all.
+    assert (internal / "_tkinter.pyd").is_file() and (internal / "tk86t.dll").is_file()
+    assert not list(installed.folder.rglob("bcryptprimitives.dll")), "the Wine lane's shim"
+    assert (installed.run.start_menu / f"{APP}.lnk").is_file()
+    entry = installed.run.reg_query(UNINSTALL_KEY)
+    assert entry is not None, "no entry in Settings > Apps"
+    assert entry["DisplayName"] == APP and entry["DisplayVersion"] == __version__
+    assert entry["Publisher"] == "GhubAi"
+    assert entry["QuietUninstallString"].endswith('uninstall.exe" /S')
+    assert int(entry["EstimatedSize"], 16) > 10_000  # KiB
+    run_value = installed.run.reg_query(RUN_KEY, APP)
+    assert run_value is not None and run_value[APP].endswith('ghubai-tray.exe"')
+
+
+def test_the_console_entry_answers_version_and_doctor(installed: Installed) -> None:
+    code, out = installed.run.run([str(installed.folder / "ghubai-tray-cli.exe"), "--version"],
+                                  timeout=120)
+    assert code == 0 and out.strip() == f"GhubAi Tray {__version__}"
+
+    async def doctor() -> tuple[int, str]:
+        hub, ollama = GridHub(tokens=[TOKEN]), OllamaStandIn()
+        await hub.start()
+        await ollama.start()
+        try:
+            return await asyncio.to_thread(installed.run.run, [
+                str(installed.folder / "ghubai-tray-cli.exe"), "doctor"], env={
+                "HUB_URL": hub.url, "OLLAMA_LOCAL_URL": ollama.url, "PROVIDER_TOKEN": TOKEN},
+                timeout=120)
+        finally:
+            await hub.stop()
+            await ollama.stop()
+
+    code, out = asyncio.run(doctor())
+    assert code == 0, out
+    assert "[  ok] Ollama: 2 model(s)" in out and "[  ok] hub: negotiate, WebSocket" in out
+    assert "C:\\users\\" in out and "\\AppData\\Local\\GhubAi\\config.toml" in out
+    assert TOKEN not in out
+
+
+async def _serve_one_stream(installed: Installed, program: str) -> tuple[
+        subprocess.Popen[bytes], GridHub, OllamaStandIn]:
+    hub, ollama = GridHub(tokens=[TOKEN]), OllamaStandIn(token_delay=0.01)
+    await hub.start()
+    await ollama.start()
+    proc = installed.popen(program, "--headless", HUB_URL=hub.url, OLLAMA_LOCAL_URL=ollama.url,
+                           PROVIDER_TOKEN=TOKEN, GHUBAI_MACHINE_NAME="wine-node")
+    await hub.wait_until(lambda: any(n.models == MODELS for n in hub.nodes.values()), 120,
+                         "the installed app to register")
+    req = await hub.dispatch(MODELS[0], "/api/chat", {"model": MODELS[0], "stream": True,
+                                                      "messages": [{"role": "user",
+                                                                    "content": "hi"}]})
+    await req.wait(60)
+    assert len(req.fragments) > 2 and req.chunks[-1]["isFinal"], "a stream, relayed whole"
+    return proc, hub, ollama
+
+
+async def test_the_installed_app_serves_headless(installed: Installed) -> None:
+    proc, hub, ollama = await _serve_one_stream(installed, "ghubai-tray.exe")
+    try:
+        # The windowed app has no console, so no Ctrl-C: it ends as Windows ends a program.
+        kill_group(proc)
+    finally:
+        await hub.stop()
+        await ollama.stop()
+    log = (installed.settings / "Logs" / "ghubai-tray.log").read_text(errors="replace")
+    assert "registered 2 model(s)" in log and "served in" in log and TOKEN not in log
+
+
+async def test_the_console_entry_serves_headless_and_stops_on_ctrl_c(
+        installed: Installed) -> None:
+    proc, hub, ollama = await _serve_one_stream(installed, "ghubai-tray-cli.exe")
+    try:
+        # Wine turns a Unix SIGINT into the CTRL_C_EVENT of the program's console.
+        proc.send_signal(signal.SIGINT)
+        out, _ = await asyncio.to_thread(proc.communicate, timeout=60)
+    finally:
+        kill_group(proc)
+        await hub.stop()
+        await ollama.stop()
+    text = out.decode(errors="replace")
+    assert proc.returncode == 0, text
+    assert "Ctrl-C received: stopping" in text and "stopped" in text, text
+    assert "served in" in text, "headless logs to its console as well as its file"
+
+
+def _icon(desk: Desktop) -> Window | None:
+    """Wine docks each tray icon as an explorer.exe window inside trayer's panel."""
+    panel = next((w for w in desk.windows() if w.name == "panel"), None)
+    if panel is None:
+        return None
+    return next((w for w in desk.windows() if '"explorer.exe"' in w.wm_class
+                 and w.width > 4 and w.height > 4 and w.width <= panel.width
+                 and panel.x <= w.x < panel.x + panel.width and w.y < panel.height), None)
+
+
+def _settings(desk: Desktop) -> Window | None:
+    return next((w for w in desk.windows(tree=False) if w.name == "GhubAi Tray settings"), None)
+
+
+def _settings_open(desk: Desktop) -> bool:
+    return _settings(desk) is not None
+
+
+def _close_settings(desk: Desktop) -> None:
+    """Escape in the Settings window is Cancel (there is no window manager to close it)."""
+    def closed() -> bool:
+        if (window := _settings(desk)) is None:
+            return True
+        desk.run("xdotool", "windowfocus", "--sync", window.id)
+        desk.run("xdotool", "key", "--window", window.id, "Escape")
+        time.sleep(1)
+        return not _settings_open(desk)
+
+    wait_for("Settings to close", closed, 60)
+
+
+def _menu(desk: Desktop) -> Window | None:
+    """The Win32 popup menu: an unnamed top-level window of the app, menu-sized."""
+    return next((w for w in desk.windows(tree=False) if '"ghubai-tray.exe"' in w.wm_class
+                 and not w.name and w.width > 150 and w.height > 100), None)
+
+
+def _click(desk: Desktop, window: Window, button: str) -> None:
+    desk.run("xdotool", "mousemove", str(window.x + window.width // 2),
+             str(window.y + window.height // 2))
+    time.sleep(0.3)  # Wine's tray forwards a click only once the pointer is in
+    desk.run("xdotool", "click", button)
+
+
+def _open_menu(desk: Desktop) -> Window:
+    def opened() -> Window | None:
+        if _menu(desk) is None:
+            icon = wait_for("the tray icon", lambda: _icon(desk))
+            _click(desk, icon, "3")
+            time.sleep(1)
+        return _menu(desk)
+
+    return wait_for("the Win32 menu", opened, 60)
+
+
+def test_the_installed_tray_docks_opens_settings_and_quits(installed: Installed) -> None:
+    desk = installed.desk
+    proc = installed.popen("ghubai-tray.exe", OLLAMA_LOCAL_URL="http://127.0.0.1:9")
+    try:
+        icon = wait_for("the icon docked in the tray", lambda: _icon(desk), 120)
+        wait_for("the first run's Settings window", lambda: _settings_open(desk), 60)
+        desk.screenshot("windows-settings.png")
+        _close_settings(desk)
+        _click(desk, icon, "1")
+        wait_for("a left click to open Settings", lambda: _settings_open(desk), 60)
+        _close_settings(desk)
+        menu = _open_menu(desk)
+        desk.screenshot("windows-menu.png",
+                        (menu.width + 40, menu.height + 40, max(0, menu.x - 20), 0))
+        # Quit, the last item (Win32 menus: 17 px an item, a 3 px frame), clicked.
+        desk.run("xdotool", "mousemove", str(menu.x + 40), str(menu.y + menu.height - 12))
+        time.sleep(0.5)
+        desk.run("xdotool", "click", "1")
+        assert proc.wait(60) == 0
+    finally:
+        kill_group(proc)
+
+
+async def test_pause_in_the_installed_trays_menu_reaches_the_hub(installed: Installed) -> None:
+    desk = installed.desk
+    hub, ollama = GridHub(tokens=[TOKEN]), OllamaStandIn()
+    await hub.start()
+    await ollama.start()
+    proc = installed.popen("ghubai-tray.exe", HUB_URL=hub.url, OLLAMA_LOCAL_URL=ollama.url,
+                           PROVIDER_TOKEN=TOKEN, GHUBAI_MACHINE_NAME="wine-tray")
+    try:
+        await hub.wait_until(lambda: any(n.models == MODELS for n in hub.nodes.values()), 120,
+                             "the tray to register")
+        menu = await asyncio.to_thread(_open_menu, desk)
+        # Three status lines, a separator, then Pause (Win32 menus: 17 px an item, 10 px a
+        # separator, from the top of the menu window).
+        x, y = menu.x + 40, menu.y + 10 + 3 * 17 + 10
+        desk.run("xdotool", "mousemove", str(x), str(y))
+        await asyncio.sleep(0.5)
+        desk.run("xdotool", "click", "1")  # opens the submenu beside it
+        submenu = await asyncio.to_thread(wait_for, "the Pause submenu", lambda: next(
+            (w for w in desk.windows(tree=False) if '"ghubai-tray.exe"' in w.wm_class
+             and not w.name and w.width > 100 and w.id != menu.id), None))
+        desk.screenshot("windows-pause-menu.png")
+        desk.run("xdotool", "mousemove", str(submenu.x + 40), str(submenu.y + 10))
+        await asyncio.sleep(0.5)
+        desk.run("xdotool", "click", "1")  # its first entry: Pause now
+        await hub.wait_until(lambda: any(r.models == () and r.machine_name == "wine-tray"
+                                         for r in hub.registrations), 60,
+                             "the paused tray to register no models")
+    finally:
+        kill_group(proc)
+        await hub.stop()
+        await ollama.stop()
+
+
+def test_installing_over_itself_upgrades_and_keeps_the_settings(installed: Installed) -> None:
+    installed.settings.mkdir(parents=True, exist_ok=True)
+    config = installed.settings / "config.toml"
+    config.write_text('machine_name = "kept-over-upgrades"\n', encoding="utf-8")
+    stale = installed.folder / "_internal" / "left-by-an-old-version.dll"
+    stale.write_bytes(b"old")
+    installed.install()
+    assert config.read_text(encoding="utf-8") == 'machine_name = "kept-over-upgrades"\n'
+    assert not stale.exists(), "an upgrade replaces the program whole"
+    code, out = installed.run.run([str(installed.folder / "ghubai-tray-cli.exe"), "doctor"],
+                                  timeout=120)
+    assert "machine_name = kept-over-upgrades" in out, out
+
+
+def test_a_silent_uninstall_leaves_only_the_users_settings(installed: Installed) -> None:
+    code, out = installed.run.run([str(installed.folder / "uninstall.exe"), "/S"], timeout=120)
+    assert code == 0, out
+    # NSIS's uninstaller copies itself to %TEMP% and returns at once: wait for the files.
+    wait_for("the program folder to go", lambda: not installed.folder.exists(), 120)
+    assert installed.run.reg_query(UNINSTALL_KEY) is None
+    assert installed.run.reg_query(RUN_KEY, APP) is None
+    assert not (installed.run.start_menu / f"{APP}.lnk").exists()
+    assert (installed.settings / "config.toml").is_file(), "a silent uninstall keeps them"
+    assert re.search(r"kept-over-upgrades", (installed.settings / "config.toml").read_text())

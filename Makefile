@@ -41,7 +41,7 @@ screenshots: setup
 	mkdir -p docs/screenshots && cp artifacts/*.png docs/screenshots/
 	$(BIN)/python docs/icon_states.py
 
-.PHONY: go-deps ollama-deps bench-ollama soak fuzz bench bundle deb tarball dist dist-check windows-deps test-windows dist-windows dist-windows-check screenshots help setup system-deps python-deps node-deps run test check lint typecheck demo clean
+.PHONY: go-deps ollama-deps bench-ollama soak fuzz bench bundle deb tarball dist dist-check windows-deps test-windows dist-windows dist-windows-check bench-windows screenshots help setup system-deps python-deps node-deps run test check lint typecheck demo clean
 
 help:
 	@echo "make run     start GhubAi Tray (the tray icon)"
@@ -234,6 +234,11 @@ dist-windows: windows-deps
 # against the test hub, the tray under Xvfb), upgrade over it, uninstall it.
 dist-windows-check: dist-windows
 	GHUBAI_SETUP_EXE=$(CURDIR)/$(SETUP_EXE) $(BIN)/pytest -q -m windist tests/test_windows_dist.py
+
+# The Windows build's sizes and the installed tray's idle memory under Wine (after
+# dist-windows; BENCH_ARGS="--write" keeps the table in bench/RESULTS.md).
+bench-windows: windows-deps
+	$(BIN)/python -m bench.windows $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) tests/conformance/node_modules .pytest_cache .mypy_cache .ruff_cache build dist

@@ -196,6 +196,20 @@ def _menu(desk: Desktop) -> Window | None:
                  and not w.name and w.width > 150 and w.height > 100), None)
 
 
+def _steady_screenshot(desk: Desktop, name: str, crop: tuple[int, int, int, int]) -> None:
+    """A screenshot once the window has finished drawing: two in a row alike (Tk under
+    Wine draws its widgets over a few hundred milliseconds, and X says nothing when done)."""
+    last = [b""]
+
+    def steady() -> bool:
+        shot = desk.screenshot(name, crop).read_bytes()
+        same, last[0] = shot == last[0], shot
+        time.sleep(0.3)
+        return same
+
+    wait_for(f"{name} to stop changing", steady, 30)
+
+
 def _click(desk: Desktop, window: Window, button: str) -> None:
     desk.run("xdotool", "mousemove", str(window.x + window.width // 2),
              str(window.y + window.height // 2))
@@ -219,8 +233,9 @@ def test_the_installed_tray_docks_opens_settings_and_quits(installed: Installed)
     proc = installed.popen("ghubai-tray.exe", OLLAMA_LOCAL_URL="http://127.0.0.1:9")
     try:
         icon = wait_for("the icon docked in the tray", lambda: _icon(desk), 120)
-        wait_for("the first run's Settings window", lambda: _settings_open(desk), 60)
-        desk.screenshot("windows-settings.png")
+        window = wait_for("the first run's Settings window", lambda: _settings(desk), 60)
+        _steady_screenshot(desk, "windows-settings.png", (
+            window.width + 10, window.height + 10, max(0, window.x - 5), max(0, window.y - 5)))
         _close_settings(desk)
         _click(desk, icon, "1")
         wait_for("a left click to open Settings", lambda: _settings_open(desk), 60)
@@ -248,6 +263,8 @@ async def test_pause_in_the_installed_trays_menu_reaches_the_hub(installed: Inst
         await hub.wait_until(lambda: any(n.models == MODELS for n in hub.nodes.values()), 120,
                              "the tray to register")
         menu = await asyncio.to_thread(_open_menu, desk)
+        icon = _icon(desk)
+        assert icon is not None
         # Three status lines, a separator, then Pause (Win32 menus: 17 px an item, 10 px a
         # separator, from the top of the menu window).
         x, y = menu.x + 40, menu.y + 10 + 3 * 17 + 10
@@ -257,7 +274,9 @@ async def test_pause_in_the_installed_trays_menu_reaches_the_hub(installed: Inst
         submenu = await asyncio.to_thread(wait_for, "the Pause submenu", lambda: next(
             (w for w in desk.windows(tree=False) if '"ghubai-tray.exe"' in w.wm_class
              and not w.name and w.width > 100 and w.id != menu.id), None))
-        desk.screenshot("windows-pause-menu.png")
+        right = max(menu.x + menu.width, icon.x + icon.width) + 10
+        desk.screenshot("windows-pause-menu.png", (right - submenu.x + 10, max(
+            menu.height, submenu.height) + 10, max(0, submenu.x - 10), 0))
         desk.run("xdotool", "mousemove", str(submenu.x + 40), str(submenu.y + 10))
         await asyncio.sleep(0.5)
         desk.run("xdotool", "click", "1")  # its first entry: Pause now

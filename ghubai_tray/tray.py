@@ -96,8 +96,13 @@ class TrayApp:
         snap = self._latest
         # python-xlib writes window titles as Latin-1: the xorg fallback gets plain dashes.
         self._latin1_titles = pystray.Icon.__module__.endswith("_xorg")
-        self._icon = pystray.Icon("ghubai-tray", icon_for(snap, ICON_SIZE), self._title(snap),
-                                  menu=pystray.Menu(self._pystray_items))
+        icon_class: Any = pystray.Icon
+        if pystray.Icon.__module__.endswith("_win32"):
+            from ghubai_tray.win_icon import sharp_icon_class
+
+            icon_class = sharp_icon_class(pystray.Icon)
+        self._icon = icon_class("ghubai-tray", icon_for(snap, ICON_SIZE), self._title(snap),
+                                menu=pystray.Menu(self._pystray_items))
         self._install_signal_handlers(glib=False)
         try:
             self._icon.run(setup=self._setup)

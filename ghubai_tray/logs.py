@@ -35,6 +35,7 @@ from ghubai_tray.owner_only import private_dir, private_file
 LOG_FILE = "ghubai-tray.log"
 MAX_BYTES = 2 * 1024 * 1024
 BACKUPS = 3
+ROTATE_RETRY = 60.0  # seconds before another try when the log could not be renamed
 FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
 _PATTERNS = (
     re.compile(r"(?i)(bearer\s+)[^\s\"',;]+"),
@@ -122,12 +123,37 @@ class BurstFilter(logging.Filter):
 
 
 class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
-    """A rotating log whose every file, the new one after a rotation too, is the owner's."""
+    """A rotating log whose every file, the new one after a rotation too, is the owner's.
+
+    On Windows a file that another program holds open (a log viewer, an antivirus
+    scan) cannot be renamed. The standard handler then loses the record and prints
+    a traceback for it, and for every record after it; this one keeps writing to
+    the current file and tries to rotate again :data:`ROTATE_RETRY` seconds later.
+    """
+
+    def __init__(self, *args: Any, clock: Callable[[], float] = time.monotonic,
+                 **kwargs: Any) -> None:
+        self._clock = clock
+        self._retry_at = 0.0
+        super().__init__(*args, **kwargs)
 
     def _open(self) -> Any:
         stream = super()._open()
         private_file(Path(self.baseFilename))
         return stream
+
+    def shouldRollover(self, record: logging.LogRecord) -> int:
+        if self._clock() < self._retry_at:
+            return False
+        return super().shouldRollover(record)
+
+    def doRollover(self) -> None:
+        try:
+            super().doRollover()
+        except OSError:
+            self._retry_at = self._clock() + ROTATE_RETRY
+            if self.stream is None:  # closed for the rename that failed: go on appending
+                self.stream = self._open()
 
 
 def setup(*, to_stderr: bool, verbose: bool = False, directory: Path | None = None

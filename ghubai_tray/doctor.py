@@ -62,8 +62,14 @@ def limits_check(settings: Settings) -> Check:
     return Check(Level.OK, "limits", (
         f"each hub request: model kept loaded at most {c.keep_alive:g} s after it, context "
         f"up to {c.context:,} tokens, answers up to {c.output_tokens:,} tokens, up to "
-        f"{c.images} image(s) of at most {c.image_bytes / 1024 / 1024:g} MiB, bodies up to "
-        f"{settings.max_request_body / 1024 / 1024:g} MiB"))
+        f"{c.images} image(s) of at most {_size(c.image_bytes)}, bodies up to "
+        f"{_size(settings.max_request_body)}"))
+
+
+def _size(size: int) -> str:
+    """``10 MiB`` for a round size, ``30,000,000 bytes (28.6 MiB)`` for the others."""
+    mib = size / 1024 / 1024
+    return f"{mib:g} MiB" if mib == int(mib) else f"{size:,} bytes ({mib:.1f} MiB)"
 
 
 def token_check(settings: Settings) -> tuple[Check, TokenSource | None]:

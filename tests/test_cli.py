@@ -119,6 +119,7 @@ async def test_doctor_all_well(env: dict[str, str]) -> None:
     assert any(line.startswith("[  ok] hub: negotiate, WebSocket and handshake with 127.0.0.1:")
                and line.endswith("token accepted") for line in lines)
     assert "[  ok] TLS: not used: the hub is on this machine (http)" in lines
+    assert ("of at most 10 MiB, bodies up to 30,000,000 bytes (28.6 MiB)" in out), out
     assert lines[-1] == "All is well: this machine is ready to share its models."
     assert TOKEN not in out
 

@@ -1,7 +1,9 @@
 """``ghubai-tray doctor``: every check a helper on a forum would ask for, one line each.
 
 Each check returns a :class:`Check`; the verdict is "all is well" only when
-none failed (warnings are worth reading but do not stop sharing).
+none failed (warnings are worth reading but do not stop sharing) and this
+machine would really share something now: a pause, or rules that share none of
+Ollama's models, fail it, since "ready to share" would not be true.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import enum
 import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,6 +22,8 @@ from ghubai_tray.errors import AuthRejected, GhubAiError, HubError, TokenStoreEr
 from ghubai_tray.hub import HubConnection
 from ghubai_tray.logs import add_secret, redact
 from ghubai_tray.ollama import OllamaClient
+from ghubai_tray.sharing import is_shared
+from ghubai_tray.tags import LocalModel
 from ghubai_tray.tls import client_context
 
 
@@ -84,19 +89,52 @@ def token_check(settings: Settings) -> tuple[Check, TokenSource | None]:
     return Check(Level.OK, "token", f"from {source.where}"), source
 
 
-async def ollama_check(settings: Settings) -> Check:
+async def ollama_check(settings: Settings) -> tuple[Check, tuple[LocalModel, ...] | None]:
+    """The Ollama line, and the models it has (None when it could not be asked)."""
     client = OllamaClient(settings.ollama_url, client_context(settings.allow_invalid_certs))
     try:
         models = await client.tags()
     except GhubAiError as exc:
-        return Check(Level.FAIL, "Ollama", str(exc))
+        return Check(Level.FAIL, "Ollama", str(exc)), None
     finally:
         await client.aclose()
     names = ", ".join(m.name + (" (cloud)" if m.remote else "") for m in models)
     if not models:
         return Check(Level.WARN, "Ollama", f"reachable at {settings.ollama_url}, but it has no "
-                     "models: pull one with 'ollama pull <model>'")
-    return Check(Level.OK, "Ollama", f"{len(models)} model(s) at {settings.ollama_url}: {names}")
+                     "models: pull one with 'ollama pull <model>'"), models
+    return Check(Level.OK, "Ollama",
+                 f"{len(models)} model(s) at {settings.ollama_url}: {names}"), models
+
+
+PAUSED = "paused"  # the name of the check a pause fails, which the verdict words apart
+
+
+def sharing_check(settings: Settings, models: tuple[LocalModel, ...] | None,
+                  now: datetime | None = None) -> Check | None:
+    """What the hub would get from this machine now; None when Ollama could not say."""
+    now = now or datetime.now().astimezone()
+    if settings.paused and (settings.paused_until is None or settings.paused_until > now):
+        until = ("until you choose Resume" if settings.paused_until is None else
+                 f"until {settings.paused_until.astimezone():%a %d %b %H:%M}")
+        source = settings.source("paused")
+        return Check(Level.FAIL, PAUSED, f"sharing is paused {until} ({source}): the hub "
+                     "gets no models until then; Resume in the menu ends it")
+    if models is None:
+        return None
+    shared = [m.name for m in models if is_shared(
+        m, settings.share_new_models, settings.shared_models, settings.unshared_models)]
+    have = {m.name.casefold() for m in models}
+    missing = [name for name in settings.shared_models if name.casefold() not in have]
+    more = (f"shared_models names {', '.join(missing)}, which Ollama does not have",
+            ) if missing else ()
+    if not shared:
+        why = ("share_new_models is off and shared_models names none of them"
+               if not settings.share_new_models else
+               "each is a cloud model or listed in unshared_models")
+        return Check(Level.FAIL, "sharing", f"none of Ollama's {len(models)} model(s) would "
+                     f"be shared: {why}; choose some under Models in the menu", more)
+    return Check(Level.WARN if missing else Level.OK, "sharing",
+                 f"{len(shared)} model(s) would be shared: {', '.join(shared)}", more)
 
 
 async def hub_check(settings: Settings, token: str | None) -> Check:
@@ -140,14 +178,17 @@ async def run_checks(settings: Settings, token: str | None = None) -> list[Check
     """Every check; ``token``, when given, is tested instead of the stored one."""
     if token is not None:
         add_secret(token)
-        return [Check(Level.OK, "token", "the one just entered"),
-                await ollama_check(settings), await hub_check(settings, token),
-                tls_check(settings)]
-    token_line, source = token_check(settings)
-    add_secret(source.token if source else None)
-    checks = [config_check(settings), token_line, limits_check(settings)]
-    checks.append(await ollama_check(settings))
-    checks.append(await hub_check(settings, source.token if source else None))
+        checks = [Check(Level.OK, "token", "the one just entered")]
+    else:
+        token_line, source = token_check(settings)
+        add_secret(source.token if source else None)
+        token = source.token if source else None
+        checks = [config_check(settings), token_line, limits_check(settings)]
+    ollama, models = await ollama_check(settings)
+    checks.append(ollama)
+    if (sharing := sharing_check(settings, models)) is not None:
+        checks.append(sharing)
+    checks.append(await hub_check(settings, token))
     checks.append(tls_check(settings))
     return checks
 
@@ -156,5 +197,7 @@ def verdict(checks: list[Check]) -> tuple[str, int]:
     failed = [c for c in checks if c.level is Level.FAIL]
     if not failed:
         return "All is well: this machine is ready to share its models.", 0
+    if [c.name for c in failed] == [PAUSED]:
+        return "Ready, but paused: nothing is shared until the pause ends.", 1
     names = ", ".join(c.name for c in failed)
     return f"{len(failed)} problem(s) to fix: {names}.", 1

@@ -116,12 +116,30 @@ async def test_doctor_all_well(env: dict[str, str]) -> None:
     assert f"hub_url = {hub.url}  (the variable HUB_URL)" in out
     assert "[  ok] token: from the PROVIDER_TOKEN variable" in lines
     assert f"[  ok] Ollama: 2 model(s) at {ollama.url}: llama3.2:1b, mistral:7b" in lines
+    assert "[  ok] sharing: 2 model(s) would be shared: llama3.2:1b, mistral:7b" in lines
     assert any(line.startswith("[  ok] hub: negotiate, WebSocket and handshake with 127.0.0.1:")
                and line.endswith("token accepted") for line in lines)
     assert "[  ok] TLS: not used: the hub is on this machine (http)" in lines
     assert ("of at most 10 MiB, bodies up to 30,000,000 bytes (28.6 MiB)" in out), out
     assert lines[-1] == "All is well: this machine is ready to share its models."
     assert TOKEN not in out
+
+
+async def test_doctor_says_a_pause_is_not_all_is_well(env: dict[str, str]) -> None:
+    hub, ollama = GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED), OllamaStandIn()
+    await hub.start()
+    await ollama.start()
+    try:
+        code, out, _ = await cli("doctor", env={**env, "HUB_URL": hub.url, "GHUBAI_PAUSED": "1",
+                                                "PROVIDER_TOKEN": TOKEN,
+                                                "OLLAMA_LOCAL_URL": ollama.url})
+    finally:
+        await hub.stop()
+        await ollama.stop()
+    assert code == 1, out
+    assert ("[FAIL] paused: sharing is paused until you choose Resume (the variable "
+            "GHUBAI_PAUSED): the hub gets no models until then") in out
+    assert out.splitlines()[-1] == "Ready, but paused: nothing is shared until the pause ends."
 
 
 async def test_doctor_names_each_problem(env: dict[str, str]) -> None:

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 
 from ghubai_tray import __version__, logs
-from ghubai_tray.config import Settings, add_flags, flag_values, load_settings, save_settings
+from ghubai_tray.config import Settings, add_flags, flag_values, load_settings
 from ghubai_tray.credentials import (
     SERVICE,
     TokenSource,
@@ -35,7 +35,7 @@ from ghubai_tray.credentials import (
 )
 from ghubai_tray.errors import ConfigError, TokenStoreError
 from ghubai_tray.state import Snapshot, Stop
-from ghubai_tray.worker import Worker, blocking_calls_pending, run_in_new_loop
+from ghubai_tray.worker import Worker, blocking_calls_pending, for_owner, run_in_new_loop
 
 log = logging.getLogger("ghubai_tray")
 DEFAULT_GRACE = 10.0
@@ -109,7 +109,7 @@ def _say(text: str) -> None:
 def run_headless(settings: Settings, *, grace: float, verbose: bool = False) -> int:
     path = logs.setup(to_stderr=True, verbose=verbose)
     log.info("GhubAi Tray %s headless; log file %s", __version__, path)
-    worker = Worker(settings, _redacting_token_provider, persist=save_settings)
+    worker = for_owner(settings, _redacting_token_provider)
     worker.subscribe(_state_logger())
     run_in_new_loop(_serve_until_signalled(worker, grace))
     log.info("stopped")

@@ -31,16 +31,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ghubai_tray import __version__, activity, desktop, notifications, texts
+from ghubai_tray import __version__, desktop, notifications, texts
 from ghubai_tray.autostart import Autostart, launch_command
-from ghubai_tray.config import Settings, load_settings, save_settings
+from ghubai_tray.config import Settings, load_settings
 from ghubai_tray.credentials import TokenSource
 from ghubai_tray.icon import icon_for, icon_kind, status_line, title_for
 from ghubai_tray.logs import log_dir
 from ghubai_tray.menu import Action, Desktop, Item, Ui, render_menu, resolve
 from ghubai_tray.owner_only import child_environment, write_private_text
 from ghubai_tray.state import ApplySettings, Command, Snapshot, State, Stop, TokenChanged
-from ghubai_tray.worker import Worker, run_in_new_loop
+from ghubai_tray.worker import for_owner, run_in_new_loop
 
 log = logging.getLogger("ghubai_tray.tray")
 ICON_SIZE = 64
@@ -61,8 +61,7 @@ class TrayApp:
         grace: float = 10.0,
         open_settings_when_unconfigured: bool = True,
     ) -> None:
-        self.worker = Worker(settings, token_provider, persist=save_settings,
-                             activity_path=activity.default_path())
+        self.worker = for_owner(settings, token_provider)
         self._autostart = autostart
         self._autostart_on: bool | None = None
         self._log_file = log_file

@@ -992,3 +992,14 @@ def no_progress(seconds: float) -> str:
 
 def _now() -> datetime:
     return datetime.now().astimezone()
+
+
+def for_owner(settings: Settings, token_provider: Callable[[str], TokenSource]) -> Worker:
+    """The worker as the owner runs it, from the tray or ``--headless`` alike: settings
+    changed from the menu saved to config.toml, requests counted in the owner's activity
+    file ("Since install"). The one place both modes build it, so that they cannot drift
+    apart again (headless once counted nothing)."""
+    from ghubai_tray.config import save_settings
+
+    return Worker(settings, token_provider, persist=save_settings,
+                  activity_path=activity.default_path())

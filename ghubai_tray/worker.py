@@ -96,6 +96,7 @@ BLOCKING_THREAD_PREFIX = "ghubai-blocking"
 QUEUE_PER_SLOT = 2  # requests that may wait for a slot, per concurrent slot (at least 4)
 REQUEST_TARGETS = {"requestinference", "requestopenai"}
 MAX_PENDING_REFUSALS = 64  # refusals waiting for the hub to take them
+MENU_SOURCE = "the menu (saved to the config file)"  # where a menu change came from
 MAX_OWED_FINALS = 1024  # finals of requests cut by a lost connection, sent on the next one
 LOST_MID_ANSWER = ("the worker lost its connection to the hub during the answer; "
                    "please send the request again")
@@ -464,6 +465,7 @@ class Worker:
             self._request_stop(command)
         elif isinstance(command, Pause):
             self._publish(paused=True, paused_until=command.until)
+            self._remember(paused=True, paused_until=command.until)
             self._registration_due.set()
             log.info("paused%s", f" until {command.until:%H:%M}" if command.until else "")
             await self._save({"paused": True, "paused_until": command.until})
@@ -473,6 +475,7 @@ class Worker:
                 self._spawn(self._free_gpu())
         elif isinstance(command, Resume):
             self._publish(paused=False, paused_until=None)
+            self._remember(paused=False, paused_until=None)
             self._registration_due.set()
             log.info("resumed")
             await self._save({"paused": False, "paused_until": None})
@@ -496,9 +499,16 @@ class Worker:
             self._reconnect_now()
 
     async def _change_settings(self, **changes: Any) -> None:
-        self.settings = replace(self.settings, **changes)
+        self._remember(**changes)
         self._publish_models()
         await self._save(changes)
+
+    def _remember(self, **changes: Any) -> None:
+        """Keep ``settings`` the effective ones after a change from the menu, with where it
+        came from: the tray's diagnostics read them from another thread (they once said
+        ``paused = False (default)`` while paused)."""
+        sources = {**self.settings.sources, **dict.fromkeys(changes, MENU_SOURCE)}
+        self.settings = replace(self.settings, **changes, sources=sources)
 
     async def _save(self, changes: dict[str, Any]) -> None:
         """Write a change to config.toml; a failure is said, and the old file stays whole."""

@@ -15,6 +15,7 @@ import pytest
 
 from ghubai_tray import activity
 from ghubai_tray.activity import Activity, Tally
+from ghubai_tray.desktop import diagnostics
 from ghubai_tray.endpoints import ALLOWED_ENDPOINTS
 from ghubai_tray.state import (
     ApplySettings,
@@ -427,6 +428,21 @@ async def test_a_timed_pause_ends_by_itself_and_both_are_saved() -> None:
         await bed.hub.wait_until(lambda: len(saved) == 2, 10, "the resume to be saved")
         assert saved == [{"paused": True, "paused_until": until},
                          {"paused": False, "paused_until": None}]
+
+
+async def test_diagnostics_read_the_pause_made_from_the_menu() -> None:
+    # The tray's Copy diagnostics reads Worker.settings from its own thread; a Pause once
+    # changed the snapshot and the file but not those, so the report said "not paused".
+    async with running_bed() as bed:
+        await bed.registered("llama3.2:1b", "mistral:7b")
+        bed.worker.submit(Pause(PauseMode.NOW))
+        await bed.registered()
+        report = diagnostics(bed.worker.settings, [], None, "test")
+        assert "  paused = True  (the menu (saved to the config file))" in report
+        bed.worker.submit(Resume())
+        await bed.registered("llama3.2:1b", "mistral:7b")
+        assert not bed.worker.settings.paused
+        assert bed.worker.settings.source("paused") == "the menu (saved to the config file)"
 
 
 async def test_a_request_arriving_while_paused_is_refused_in_words() -> None:

@@ -34,6 +34,7 @@ from ghubai_tray.credentials import (
     store_token,
 )
 from ghubai_tray.errors import ConfigError, TokenStoreError
+from ghubai_tray.single_instance import SingleInstance
 from ghubai_tray.state import Snapshot, Stop
 from ghubai_tray.worker import Worker, blocking_calls_pending, for_owner, run_in_new_loop
 
@@ -107,13 +108,26 @@ def _say(text: str) -> None:
 
 
 def run_headless(settings: Settings, *, grace: float, verbose: bool = False) -> int:
-    path = logs.setup(to_stderr=True, verbose=verbose)
-    log.info("GhubAi Tray %s headless; log file %s", __version__, path)
-    worker = for_owner(settings, _redacting_token_provider)
-    worker.subscribe(_state_logger())
-    run_in_new_loop(_serve_until_signalled(worker, grace))
-    log.info("stopped")
-    return _exit_even_if_stuck(0)
+    instance = SingleInstance(mode="headless")
+    with instance as first:
+        if not first:
+            return _already_running(instance)
+        path = logs.setup(to_stderr=True, verbose=verbose)
+        log.info("GhubAi Tray %s headless; log file %s", __version__, path)
+        worker = for_owner(settings, _redacting_token_provider)
+        worker.subscribe(_state_logger())
+        run_in_new_loop(_serve_until_signalled(worker, grace))
+        log.info("stopped")
+        return _exit_even_if_stuck(0)
+
+
+def _already_running(instance: SingleInstance) -> int:
+    """One worker per user: a second one says which runs, and exits 1 (nothing started)."""
+    from ghubai_tray import texts
+
+    holder = instance.holder()
+    _say(texts.already_running(holder.mode if holder else None, holder.pid if holder else None))
+    return 1
 
 
 def _exit_even_if_stuck(code: int) -> int:
@@ -198,12 +212,11 @@ def run_tray(settings: Settings, *, flags: dict[str, object], grace: float,
              verbose: bool = False) -> int:
     from ghubai_tray import texts
     from ghubai_tray.autostart import for_this_platform
-    from ghubai_tray.single_instance import SingleInstance
 
-    with SingleInstance() as first:
+    instance = SingleInstance(mode="tray")
+    with instance as first:
         if not first:
-            _say(texts.ALREADY_RUNNING)
-            return 0
+            return _already_running(instance)
         path = logs.setup(to_stderr=True, verbose=verbose)
         log.info("GhubAi Tray %s; log file %s", __version__, path)
         # A tray icon never draws with OpenGL, but GDK 3 on X11 probes GLX at start-up

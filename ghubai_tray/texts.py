@@ -62,3 +62,18 @@ NO_MENU = ("The tray menu needs PyGObject and the Gtk 3 / Ayatana AppIndicator l
 NO_DISPLAY = ("There is no graphical display here, so the tray icon cannot start. "
               "Run 'ghubai-tray --headless' instead.")
 ALREADY_RUNNING = "GhubAi Tray is already running: look for its icon in the system tray."
+ALREADY_HEADLESS = ("GhubAi Tray is already running without a tray (--headless{pid}), so this "
+                    "one does not start: one worker per user. Stop that one first (Ctrl-C in "
+                    "its terminal, or 'systemctl --user stop ghubai-tray' for the service).")
+ALREADY_TRAY = ("GhubAi Tray is already running in the system tray{pid}, so this one does not "
+                "start: one worker per user. Choose Quit in its menu first.")
+
+
+def already_running(mode: str | None, pid: int | None) -> str:
+    """What a second start says, naming the worker that runs when it is known."""
+    shown = f", process {pid}" if pid else ""
+    if mode == "headless":
+        return ALREADY_HEADLESS.format(pid=shown)
+    if mode == "tray":
+        return ALREADY_TRAY.format(pid=shown)
+    return ALREADY_RUNNING

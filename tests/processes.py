@@ -91,12 +91,15 @@ def _wine_interrupt(mark: str) -> None:
 
 
 def clean_environment(tmp_path: Path) -> dict[str, str]:
-    """Our config and logs in tmp_path, no keyring session, none of the seed's variables."""
+    """Our config, logs and session in tmp_path, no keyring session, none of the seed's
+    variables."""
     base = {k: v for k, v in os.environ.items()
             if k not in SEED_VARIABLES and not k.startswith(("GHUBAI_", "DBUS_"))}
     base.update(GHUBAI_CONFIG=str(tmp_path / "config" / "config.toml"),
                 GHUBAI_LOG_DIR=str(tmp_path / "logs"), HOME=str(tmp_path / "home"),
-                XDG_CONFIG_HOME=str(tmp_path / "xdg"), PYTHONUNBUFFERED="1")
+                XDG_CONFIG_HOME=str(tmp_path / "xdg"), PYTHONUNBUFFERED="1",
+                # the session of one test: its workers' single-instance lock is theirs
+                XDG_RUNTIME_DIR=str(tmp_path))
     return base
 
 

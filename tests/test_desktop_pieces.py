@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,8 +25,8 @@ from ghubai_tray.autostart import (
 )
 from ghubai_tray.config import Settings
 from ghubai_tray.desktop import diagnostics
-from ghubai_tray.single_instance import SingleInstance
-from tests.processes import cli
+from ghubai_tray.single_instance import Holder, SingleInstance, lock_path
+from tests.processes import clean_environment, cli, headless_worker
 from tests.worker_bed import TOKEN
 
 
@@ -61,7 +62,8 @@ async def test_a_second_instance_says_one_runs_and_exits(tmp_path: Path) -> None
                                       "GHUBAI_CONFIG": str(tmp_path / "c.toml"),
                                       "GHUBAI_LOG_DIR": str(tmp_path / "logs"),
                                       "HOME": str(tmp_path)})
-        assert code == 0 and texts.ALREADY_RUNNING in err
+        assert code == 1, err
+        assert f"already running in the system tray, process {os.getpid()}, so this one" in err
     with SingleInstance(lock) as again:
         assert again, "the lock is free once the holder is gone"
 
@@ -205,3 +207,28 @@ def test_copy_diagnostics_puts_the_text_on_the_windows_clipboard() -> None:
     finally:
         user32.CloseClipboard()
     assert pasted == text
+
+
+async def test_one_worker_per_user_whatever_the_mode(tmp_path: Path) -> None:
+    async with headless_worker(tmp_path) as run:
+        env = {**clean_environment(tmp_path), "PROVIDER_TOKEN": TOKEN,
+               "HUB_URL": run.hub.url, "OLLAMA_LOCAL_URL": run.ollama.url}
+        for mode in (["--headless"], []):  # a second headless, then a tray
+            code, out, err = await cli(*mode, env=env)
+            assert code == 1, err
+            assert ("already running without a tray (--headless, process "
+                    f"{run.process.pid}), so this one does not start") in err
+        assert len([n for n in run.hub.nodes.values() if n.models]) == 1, "one worker"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the lock file is Linux's (Windows: a mutex)")
+def test_without_a_session_folder_the_lock_is_in_a_private_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    path = lock_path()
+    assert path.is_relative_to(tmp_path / "cache"), "never the world-writable /tmp"
+    with SingleInstance(mode="headless") as first:
+        assert first
+        assert path.parent.stat().st_mode & 0o777 == 0o700
+        assert SingleInstance(mode="tray").holder() == Holder("headless", os.getpid())

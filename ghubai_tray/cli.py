@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from ghubai_tray import __version__, logs
 from ghubai_tray.config import Settings, add_flags, flag_values, load_settings
@@ -108,26 +109,35 @@ def _say(text: str) -> None:
 
 
 def run_headless(settings: Settings, *, grace: float, verbose: bool = False) -> int:
-    instance = SingleInstance(mode="headless")
-    with instance as first:
-        if not first:
-            return _already_running(instance)
-        path = logs.setup(to_stderr=True, verbose=verbose)
-        log.info("GhubAi Tray %s headless; log file %s", __version__, path)
+    claimed = _claim("headless", verbose)
+    if isinstance(claimed, int):
+        return claimed
+    instance, _ = claimed
+    try:
         worker = for_owner(settings, _redacting_token_provider)
         worker.subscribe(_state_logger())
         run_in_new_loop(_serve_until_signalled(worker, grace))
         log.info("stopped")
         return _exit_even_if_stuck(0)
+    finally:
+        instance.release()
 
 
-def _already_running(instance: SingleInstance) -> int:
-    """One worker per user: a second one says which runs, and exits 1 (nothing started)."""
+def _claim(mode: str, verbose: bool) -> tuple[SingleInstance, Path | None] | int:
+    """Become the session's one worker (its lock, then its log), or say which one already
+    runs and give the exit code: 1, nothing started (two would share the GPU twice)."""
     from ghubai_tray import texts
 
-    holder = instance.holder()
-    _say(texts.already_running(holder.mode if holder else None, holder.pid if holder else None))
-    return 1
+    instance = SingleInstance(mode=mode)
+    if not instance.acquire():
+        holder = instance.holder()
+        _say(texts.already_running(holder.mode if holder else None,
+                                   holder.pid if holder else None))
+        return 1
+    path = logs.setup(to_stderr=True, verbose=verbose)
+    log.info("GhubAi Tray %s%s; log file %s", __version__,
+             " headless" if mode == "headless" else "", path)
+    return instance, path
 
 
 def _exit_even_if_stuck(code: int) -> int:
@@ -213,12 +223,11 @@ def run_tray(settings: Settings, *, flags: dict[str, object], grace: float,
     from ghubai_tray import texts
     from ghubai_tray.autostart import for_this_platform
 
-    instance = SingleInstance(mode="tray")
-    with instance as first:
-        if not first:
-            return _already_running(instance)
-        path = logs.setup(to_stderr=True, verbose=verbose)
-        log.info("GhubAi Tray %s; log file %s", __version__, path)
+    claimed = _claim("tray", verbose)
+    if isinstance(claimed, int):
+        return claimed
+    instance, path = claimed
+    try:
         # A tray icon never draws with OpenGL, but GDK 3 on X11 probes GLX at start-up
         # to choose visuals, loading the GL driver (with Mesa, all of libLLVM): 54 MB
         # more RSS, measured (bench/RESULTS.md). Users can still set GDK_GL themselves.
@@ -234,6 +243,8 @@ def run_tray(settings: Settings, *, flags: dict[str, object], grace: float,
         app = TrayApp(settings, _redacting_token_provider, autostart=for_this_platform(),
                       log_file=path, flags=dict(flags), grace=grace)
         return _exit_even_if_stuck(app.run())
+    finally:
+        instance.release()
 
 
 # -- token -----------------------------------------------------------------

@@ -4,7 +4,10 @@ An episode starts when a condition begins and lasts until it clears; the
 policy speaks once when an episode has lasted long enough to matter (a token
 refused: at once; Ollama away: a minute; the hub away: five minutes) and once
 more, "back to sharing", when the worker is contributing again after such an
-outage. Never a storm: flapping inside the thresholds says nothing.
+outage. The first time it shares at all it says "now sharing" instead (there
+is nothing to be back to), and a tray not set up yet is not a hub outage: its
+icon and menu already say "set up". Never a storm: flapping inside the
+thresholds says nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ class Episodes:
 
     since: dict[str, float] = field(default_factory=dict)
     announced: frozenset[str] = frozenset()
+    shared: bool = False  # it has shared at least once in this run
 
 
 def _problems(snap: Snapshot) -> set[str]:
@@ -34,7 +38,7 @@ def _problems(snap: Snapshot) -> set[str]:
     if snap.state is not State.PAUSED and snap.ollama in (OllamaStatus.UNREACHABLE,
                                                           OllamaStatus.BAD_ANSWER):
         found.add("ollama")
-    if snap.state in (State.RECONNECTING, State.CONNECTING, State.NOT_CONFIGURED):
+    if snap.state in (State.RECONNECTING, State.CONNECTING):
         found.add("hub")
     return found
 
@@ -53,8 +57,12 @@ def update(episodes: Episodes, snap: Snapshot, now: float) -> tuple[Episodes, li
                                                   if now - since[p] >= _AFTER[p]}
     recovered = episodes.announced - current
     contributing = snap.state is State.REGISTERED and bool(snap.shared_models) and not current
-    if recovered and contributing:
+    if contributing and not episodes.shared:
+        messages.append(texts.NOTIFY_NOW.format(count=len(snap.shared_models),
+                                                host=hub_host(snap)))
+    elif recovered and contributing:
         messages.append(texts.NOTIFY_BACK.format(host=hub_host(snap)))
     elif recovered:
         announced |= recovered  # not back yet: remember, so "back" is said when it is
-    return replace(episodes, since=since, announced=frozenset(announced)), messages
+    return replace(episodes, since=since, announced=frozenset(announced),
+                   shared=episodes.shared or contributing), messages

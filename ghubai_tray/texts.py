@@ -54,6 +54,7 @@ NOTIFY_TOKEN = "The hub refused the token. Choose Settings… in the GhubAi menu
 NOTIFY_OLLAMA = "Ollama has not been reachable for a minute, so nothing is shared. Is it running?"
 NOTIFY_HUB = "The hub has been unreachable for five minutes. GhubAi keeps trying."
 NOTIFY_BACK = "Back to sharing your GPU with {host}."
+NOTIFY_NOW = "Now sharing {count} model(s) with {host}. Pause or Quit is in the GhubAi menu."
 
 # Desktop integration.
 NO_MENU = ("The tray menu needs PyGObject and the Gtk 3 / Ayatana AppIndicator libraries. "

@@ -14,10 +14,12 @@ OLLAMA_DOWN = replace(OK, ollama=OllamaStatus.UNREACHABLE)
 HUB_DOWN = replace(OK, connection=State.RECONNECTING)
 REJECTED = replace(OK, connection=State.AUTH_REJECTED)
 BACK = texts.NOTIFY_BACK.format(host="hub.example.com")
+NOW = texts.NOTIFY_NOW.format(count=1, host="hub.example.com")
 
 
-def run(timeline: list[tuple[float, Snapshot]]) -> list[tuple[float, str]]:
-    episodes, said = Episodes(), []
+def run(timeline: list[tuple[float, Snapshot]], shared: bool = True) -> list[tuple[float, str]]:
+    """What is said over a timeline; ``shared``: it had shared already before it began."""
+    episodes, said = Episodes(shared=shared), []
     for now, snap in timeline:
         episodes, messages = update(episodes, snap, now)
         said += [(now, m) for m in messages]
@@ -55,3 +57,17 @@ def test_hub_away_for_five_minutes_then_back_via_reconnecting() -> None:
 def test_pausing_is_not_an_ollama_outage() -> None:
     paused = replace(OLLAMA_DOWN, paused=True)
     assert run([(0, paused), (OLLAMA_AFTER * 3, paused)]) == []
+
+
+def test_the_first_share_says_now_sharing_once_and_not_back() -> None:
+    assert run([(0, OK), (10, OK), (20, OK)], shared=False) == [(0, NOW)]
+    # unreachable from the start for five minutes: nothing to be "back" to
+    said = run([(0, HUB_DOWN), (HUB_AFTER, HUB_DOWN), (HUB_AFTER + 6, OK)], shared=False)
+    assert said == [(HUB_AFTER, texts.NOTIFY_HUB), (HUB_AFTER + 6, NOW)]
+
+
+def test_a_tray_not_set_up_yet_is_not_a_hub_outage() -> None:
+    not_set_up = replace(OK, connection=State.NOT_CONFIGURED)
+    said = run([(0, not_set_up), (HUB_AFTER * 3, not_set_up), (HUB_AFTER * 3 + 1, OK)],
+               shared=False)
+    assert said == [(HUB_AFTER * 3 + 1, NOW)]

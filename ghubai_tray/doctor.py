@@ -18,7 +18,14 @@ from urllib.parse import urlsplit
 
 from ghubai_tray.config import SETTINGS, Settings, config_path
 from ghubai_tray.credentials import TokenSource, resolve_token
-from ghubai_tray.errors import AuthRejected, GhubAiError, HubError, TokenStoreError
+from ghubai_tray.errors import (
+    AuthRejected,
+    GhubAiError,
+    HubError,
+    NoHubHere,
+    SecureConnectionFailed,
+    TokenStoreError,
+)
 from ghubai_tray.hub import HubConnection
 from ghubai_tray.logs import add_secret, redact
 from ghubai_tray.ollama import OllamaClient
@@ -137,22 +144,63 @@ def sharing_check(settings: Settings, models: tuple[LocalModel, ...] | None,
                  f"{len(shared)} model(s) would be shared: {', '.join(shared)}", more)
 
 
-async def hub_check(settings: Settings, token: str | None) -> Check:
+async def hub_check(settings: Settings, token: str | None) -> tuple[Check, HubError | None]:
+    """The hub line, and the failure (None when the hub answered as a hub should)."""
     try:
-        conn = await HubConnection.open(settings.hub_url, token,
-                                        ssl_context=client_context(settings.allow_invalid_certs))
+        conn = await _open(settings.hub_url, token, settings)
     except AuthRejected as exc:
-        return Check(Level.FAIL, "hub", str(exc))
+        return Check(Level.FAIL, "hub", str(exc)), exc
     except HubError as exc:
-        return Check(Level.FAIL, "hub", f"{exc} ({settings.hub_url})")
+        hint = await _hint(settings, token, exc)
+        return Check(Level.FAIL, "hub", f"{exc} ({settings.hub_url})", hint), exc
     await conn.close()
     auth = "token accepted" if token else "no token needed"
     return Check(Level.OK, "hub", f"negotiate, WebSocket and handshake with {conn.host} "
-                 f"work; {auth}")
+                 f"work; {auth}"), None
 
 
-def tls_check(settings: Settings) -> Check:
+async def _open(url: str, token: str | None, settings: Settings) -> HubConnection:
+    return await HubConnection.open(url, token,
+                                    ssl_context=client_context(settings.allow_invalid_certs))
+
+
+async def _a_hub_answers(url: str, token: str | None, settings: Settings) -> bool:
+    """Whether a hub answers at ``url`` (refusing the token counts: it is a hub)."""
+    try:
+        conn = await _open(url, token, settings)
+    except AuthRejected:
+        return True
+    except HubError:
+        return False
+    await conn.close()
+    return True
+
+
+async def _hint(settings: Settings, token: str | None, exc: HubError) -> tuple[str, ...]:
+    """A probe that finds the fix for the two URL mistakes people make most: https for a
+    hub that speaks http, and a hub address without its /gridhub path."""
     parts = urlsplit(settings.hub_url)
+    if (isinstance(exc, SecureConnectionFailed) and "certificate" not in str(exc)
+            and parts.scheme == "https"):
+        plain = parts._replace(scheme="http").geturl()
+        # no token: it would cross the network unencrypted
+        if await _a_hub_answers(plain, None, settings):
+            return (f"a hub answers on plain http at this address: if it is yours, set the "
+                    f"Hub URL to {plain} (the token then crosses the network unencrypted)",)
+    if isinstance(exc, NoHubHere) and not parts.path.rstrip("/").endswith("/gridhub"):
+        paths = dict.fromkeys((parts.path.rstrip("/") + "/gridhub", "/gridhub"))
+        for path in paths:
+            guess = parts._replace(path=path, query="").geturl()
+            if await _a_hub_answers(guess, token, settings):  # same origin: the token may go
+                return (f"the hub answers at {guess}: set that as the Hub URL",)
+    return ()
+
+
+def tls_check(settings: Settings, hub_failure: HubError | None = None) -> Check:
+    parts = urlsplit(settings.hub_url)
+    if isinstance(hub_failure, SecureConnectionFailed):
+        return Check(Level.WARN, "TLS", "not verified: the secure connection to the hub "
+                     "failed (see the hub line)")
     if parts.scheme == "http":
         if _is_local(parts.hostname or ""):
             return Check(Level.OK, "TLS", "not used: the hub is on this machine (http)")
@@ -188,8 +236,9 @@ async def run_checks(settings: Settings, token: str | None = None) -> list[Check
     checks.append(ollama)
     if (sharing := sharing_check(settings, models)) is not None:
         checks.append(sharing)
-    checks.append(await hub_check(settings, token))
-    checks.append(tls_check(settings))
+    hub, failure = await hub_check(settings, token)
+    checks.append(hub)
+    checks.append(tls_check(settings, failure))
     return checks
 
 

@@ -46,6 +46,14 @@ class HubUnreachable(HubError):
     """No usable hub at the URL right now; retried with backoff."""
 
 
+class NoHubHere(HubUnreachable):
+    """Something answers at the URL, but no hub: 404 on negotiate (a wrong path?)."""
+
+
+class SecureConnectionFailed(HubUnreachable):
+    """TLS failed: an untrusted certificate, or no TLS at all at an https URL."""
+
+
 class HubClosed(HubError):
     """The hub closed the connection, saying why (or not)."""
 

@@ -55,7 +55,15 @@ from pysignalr.messages import (
 )
 from pysignalr.protocol.json import JSONProtocol
 
-from ghubai_tray.errors import AuthRejected, HubClosed, HubError, HubUnreachable, one_line
+from ghubai_tray.errors import (
+    AuthRejected,
+    HubClosed,
+    HubError,
+    HubUnreachable,
+    NoHubHere,
+    SecureConnectionFailed,
+    one_line,
+)
 
 log = logging.getLogger(__name__)
 
@@ -329,7 +337,7 @@ def _status_error(status: int, where: str, url: str) -> HubError:
     if status in (401, 403):
         return AuthRejected(f"the hub at {host} refused the token (HTTP {status} on {where})")
     if status == 404 and where == "negotiate":
-        return HubUnreachable(f"there is no hub at this URL on {host} (HTTP 404): check the path")
+        return NoHubHere(f"there is no hub at this URL on {host} (HTTP 404): check the path")
     if status == 404:
         return HubUnreachable(f"the hub at {host} forgot the connection before it opened")
     return HubUnreachable(f"the hub at {host} answered HTTP {status} on {where}")
@@ -339,11 +347,11 @@ def _mapped(exc: BaseException, url: str) -> HubError:
     """A foreign error in plain words, never with the URL (its query holds the token)."""
     host = host_of(url)
     if isinstance(exc, aiohttp.ClientConnectorCertificateError | ssl.SSLCertVerificationError):
-        return HubUnreachable(
+        return SecureConnectionFailed(
             f"the certificate of {host} is not trusted by this computer; for a development "
             "hub only, set ALLOW_INVALID_CERTS=1")
     if isinstance(exc, aiohttp.ClientSSLError | ssl.SSLError):
-        return HubUnreachable(f"the secure connection to {host} failed")
+        return SecureConnectionFailed(f"the secure connection to {host} failed")
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return HubUnreachable(f"the name {urlsplit(url).hostname} cannot be found")
     if isinstance(exc, aiohttp.ClientConnectorError | ConnectionRefusedError):

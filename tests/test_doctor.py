@@ -6,8 +6,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from ghubai_tray.config import Settings
-from ghubai_tray.doctor import Check, Level, sharing_check, verdict
+from ghubai_tray.doctor import Check, Level, hub_check, sharing_check, tls_check, verdict
 from ghubai_tray.tags import LocalModel
+from tests.testbed.hub import GridHub
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 MODELS = (LocalModel("llama3.2:1b"), LocalModel("mistral:7b"),
@@ -61,3 +62,34 @@ def test_a_pause_whose_end_has_passed_is_over() -> None:
 
 def test_without_ollamas_answer_nothing_is_claimed() -> None:
     assert sharing_check(Settings(), None, NOW) is None
+
+
+async def test_an_https_url_for_an_http_hub_gets_the_http_hint_and_no_tls_ok() -> None:
+    hub = GridHub()
+    await hub.start()
+    try:
+        settings = Settings(hub_url=hub.url.replace("http://", "https://"))
+        line, failure = await hub_check(settings, None)
+        tls = tls_check(replace(settings), failure)
+    finally:
+        await hub.stop()
+    assert line.level is Level.FAIL and "the secure connection" in line.detail
+    assert line.more == (f"a hub answers on plain http at this address: if it is yours, set "
+                         f"the Hub URL to {hub.url} (the token then crosses the network "
+                         "unencrypted)",)
+    assert tls.level is Level.WARN and tls.detail.startswith("not verified")
+
+
+async def test_a_hub_url_without_its_path_gets_the_gridhub_hint() -> None:
+    hub = GridHub()
+    await hub.start()
+    try:
+        for url in (hub.base, hub.base + "/", hub.base + "/wrong"):
+            line, _ = await hub_check(Settings(hub_url=url), None)
+            assert line.level is Level.FAIL and "(HTTP 404)" in line.detail
+            assert line.more == (f"the hub answers at {hub.url}: set that as the Hub URL",)
+        line, _ = await hub_check(Settings(hub_url=hub.url.replace("127.0.0.1", "localhost")
+                                           .replace("/gridhub", "/nothing/gridhub")), None)
+        assert line.more == ()  # a /gridhub path already: nothing to guess
+    finally:
+        await hub.stop()

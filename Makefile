@@ -14,11 +14,12 @@ OLLAMA_BIN := $(CACHE)/ollama-v$(OLLAMA_VERSION)/ollama
 # tray host (Xvfb, trayer, xdotool, x11-utils, imagemagick), a D-Bus session with
 # a Secret Service (dbus, dbus-x11, gnome-keyring) and a notification daemon
 # (dunst), PyGObject's build dependencies and typelibs for the tray menu, NSIS
-# for the Windows installer, and cmake for building llama.cpp.
+# for the Windows installer, cmake for building llama.cpp, and python3-venv (a bare
+# Debian python3 cannot make the .venv without it).
 APT_PACKAGES := xvfb trayer xdotool x11-utils imagemagick dbus dbus-x11 gnome-keyring \
 	dunst libgirepository1.0-dev libcairo2-dev pkg-config gir1.2-gtk-3.0 \
 	gir1.2-ayatanaappindicator3-0.1 nsis cmake build-essential desktop-file-utils \
-	nlohmann-json3-dev libstb-dev
+	nlohmann-json3-dev libstb-dev python3-venv
 
 # Install the Debian packages of $(1) that are missing (as root), or say which to install.
 define apt_install

@@ -282,9 +282,15 @@ def framer_for(content_type: str | None) -> Framer:
 
 
 def status_error(status: int, body: bytes) -> str:
-    """The ``[error]`` text for a non-2xx answer: Ollama's status and its own message."""
+    """The ``[error]`` text for a non-2xx answer: Ollama's status and its own message.
+
+    Ollama's errors are JSON (``{"error": ...}``); an answer without one is not
+    Ollama's (a proxy, another server on the port, an empty reply), and is named so
+    rather than quoted as if Ollama had said it."""
     message = error_text(_json_or_none(body.decode("utf-8", "replace")))
-    if message is None:
-        snippet = body.decode("utf-8", "replace").strip().splitlines()
-        message = snippet[0][:200] if snippet else "no details"
-    return f"Ollama answered {status}: {message}"
+    if message is not None:
+        return f"Ollama answered {status}: {message}"
+    snippet = body.decode("utf-8", "replace").strip().splitlines()
+    shown = f": {snippet[0][:200]}" if snippet else ", with no details"
+    return (f"something other than Ollama answered HTTP {status} at the Ollama URL{shown} "
+            "(is it Ollama's address?)")

@@ -206,8 +206,12 @@ STATUS = {
     "busy": (503, b'{"error":"server busy, please try again.  maximum pending requests exceeded"}',
              "Ollama answered 503: server busy, please try again.  maximum pending requests "
              "exceeded"),
-    "html": (502, b"<html>\nBad gateway</html>", "Ollama answered 502: <html>"),
-    "empty": (500, b"", "Ollama answered 500: no details"),
+    "html": (502, b"<html>\nBad gateway</html>", "something other than Ollama answered HTTP "
+             "502 at the Ollama URL: <html> (is it Ollama's address?)"),
+    "aiohttp-404": (404, b"404: Not Found", "something other than Ollama answered HTTP 404 at "
+                    "the Ollama URL: 404: Not Found (is it Ollama's address?)"),
+    "empty": (500, b"", "something other than Ollama answered HTTP 500 at the Ollama URL, "
+              "with no details (is it Ollama's address?)"),
 }
 
 

@@ -74,6 +74,8 @@ async def demo(args: argparse.Namespace) -> int:
     env = {**os.environ, "HUB_URL": hub.url, "OLLAMA_LOCAL_URL": backend.url,
            "PROVIDER_TOKEN": TOKEN, "GHUBAI_CONFIG": str(root / "config.toml"),
            "GHUBAI_LOG_DIR": str(root / "logs"), "XDG_DATA_HOME": str(root / "data"),
+           # "Start at login" in the demo writes the demo's autostart entry, not the user's
+           "XDG_CONFIG_HOME": str(root / "xdg-config"),
            "GHUBAI_MACHINE_NAME": "demo-machine"}
     env = marked(env)
     command = [*python_for(env), "-m", "ghubai_tray"] + (["--headless"] if args.headless else [])

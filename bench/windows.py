@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from bench.common import Memory, memory_of
 from tests.testbed.desktop import real_desktop, wait_for
 from tests.testbed.hub import GridHub
 from tests.testbed.ollama import OllamaStandIn
-from tests.testbed.wine import WindowsRun, kill_group, windows_run
+from tests.testbed.wine import WindowsRun, kill_group, unix_pids, windows_run
 from tests.worker_bed import TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,17 +35,8 @@ def folder_size(path: Path) -> int:
 
 
 def unix_pid_of(program: str) -> int | None:
-    """Wine shows a Windows program's command line as its Unix process's."""
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            except OSError:
-                continue
-            first = cmdline.split(b"\0", 1)[0].decode(errors="replace")
-            if first.lower().endswith(program):
-                return int(entry)
-    return None
+    found = unix_pids(lambda argv: argv[0].decode(errors="replace").lower().endswith(program))
+    return found[0] if found else None
 
 
 async def idle_memory(run: WindowsRun, program: str, *args: str) -> Memory:

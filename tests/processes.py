@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import subprocess
@@ -77,17 +76,13 @@ def stop_child(process: asyncio.subprocess.Process | subprocess.Popen[str] |
 
 
 def _wine_interrupt(mark: str) -> None:
+    from tests.testbed.wine import unix_pids
+
     needle = f"{CHILD_MARK}={mark}".encode()
-    found = []
-    for entry in os.listdir("Z:\\proc"):
-        if entry.isdigit():
-            with contextlib.suppress(OSError):
-                with open(f"Z:\\proc\\{entry}\\cmdline", "rb") as cmdline:
-                    if needle in cmdline.read().split(b"\0"):
-                        found.append(entry)
+    found = unix_pids(lambda argv: needle in argv, "Z:\\proc")
     assert found, f"no process carries {CHILD_MARK}={mark}"
     # Wine runs a Unix program for CreateProcess on an ELF file; it has no Windows handle.
-    os.spawnv(os.P_WAIT, "Z:\\bin\\kill", ["kill", "-INT", *found])
+    os.spawnv(os.P_WAIT, "Z:\\bin\\kill", ["kill", "-INT", *map(str, found)])
 
 
 def clean_environment(tmp_path: Path) -> dict[str, str]:

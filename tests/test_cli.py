@@ -105,18 +105,23 @@ async def test_headless_sigint_cancels_a_long_request_after_the_grace(env: dict[
     assert ollama.cancellations == ["/api/chat"]
 
 
-async def test_doctor_all_well(env: dict[str, str]) -> None:
-    hub = GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED)
-    ollama = OllamaStandIn()
+async def doctor_against_the_bed(env: dict[str, str], **variables: str
+                                 ) -> tuple[int, str, GridHub, OllamaStandIn]:
+    """``doctor`` with a token against a test hub that requires it and an Ollama stand-in."""
+    hub, ollama = GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED), OllamaStandIn()
     await hub.start()
     await ollama.start()
     try:
-        code, out, _ = await cli("doctor", env={**env, "HUB_URL": hub.url,
-                                                "PROVIDER_TOKEN": TOKEN,
-                                                "OLLAMA_LOCAL_URL": ollama.url})
+        code, out, _ = await cli("doctor", env={**env, "HUB_URL": hub.url, "PROVIDER_TOKEN": TOKEN,
+                                                "OLLAMA_LOCAL_URL": ollama.url, **variables})
     finally:
         await hub.stop()
         await ollama.stop()
+    return code, out, hub, ollama
+
+
+async def test_doctor_all_well(env: dict[str, str]) -> None:
+    code, out, hub, ollama = await doctor_against_the_bed(env)
     assert code == 0, out
     lines = out.splitlines()
     assert lines[0].startswith("[  ok] config: ")
@@ -133,16 +138,7 @@ async def test_doctor_all_well(env: dict[str, str]) -> None:
 
 
 async def test_doctor_says_a_pause_is_not_all_is_well(env: dict[str, str]) -> None:
-    hub, ollama = GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED), OllamaStandIn()
-    await hub.start()
-    await ollama.start()
-    try:
-        code, out, _ = await cli("doctor", env={**env, "HUB_URL": hub.url, "GHUBAI_PAUSED": "1",
-                                                "PROVIDER_TOKEN": TOKEN,
-                                                "OLLAMA_LOCAL_URL": ollama.url})
-    finally:
-        await hub.stop()
-        await ollama.stop()
+    code, out, _, _ = await doctor_against_the_bed(env, GHUBAI_PAUSED="1")
     assert code == 1, out
     assert ("[FAIL] paused: sharing is paused until you choose Resume (the variable "
             "GHUBAI_PAUSED): the hub gets no models until then") in out

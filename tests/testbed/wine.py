@@ -35,7 +35,7 @@ import tarfile
 import tempfile
 import threading
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -216,7 +216,23 @@ class WindowsRun:
         return code, "".join(out)
 
     def wineserver(self, *args: str) -> None:
-        subprocess.run(["wineserver", *args], env=self.env(), check=False, timeout=60)
+        """``wineserver -k`` ends what the run left, ``-w`` waits for it to be gone."""
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            subprocess.run(["wineserver", *args], env=self.env(), check=False, timeout=60)
+
+
+def unix_pids(wanted: Callable[[list[bytes]], bool], proc: str = "/proc") -> list[int]:
+    """The Unix processes whose command line (its arguments) is ``wanted``. Wine shows a
+    Windows program's own command line there, so this finds it from Linux (``/proc``)
+    and from inside Wine (``Z:\\proc``) alike."""
+    found = []
+    for entry in os.listdir(proc):
+        if entry.isdigit():
+            with contextlib.suppress(OSError), open(os.path.join(proc, entry, "cmdline"),
+                                                    "rb") as cmdline:
+                if wanted(cmdline.read().split(b"\0")):
+                    found.append(int(entry))
+    return found
 
 
 def kill_group(process: subprocess.Popen[bytes]) -> None:
@@ -254,8 +270,7 @@ def windows_run(*, keep: bool = False, paths: Sequence[Path] = (ROOT,), python: 
         yield run
     finally:
         run.wineserver("-k")
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            subprocess.run(["wineserver", "-w"], env=run.env(), timeout=30, check=False)
+        run.wineserver("-w")
         if not keep:
             shutil.rmtree(home, ignore_errors=True)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from ghubai_tray.icon import IconKind, icon_image
+from ghubai_tray.desktop.icon import IconKind, icon_image
 
 SIZES = (16, 24, 32, 48)
 

@@ -24,9 +24,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ghubai_tray import __version__, logs
-from ghubai_tray.config import Settings, add_flags, flag_values, load_settings
-from ghubai_tray.credentials import (
+from ghubai_tray import __version__
+from ghubai_tray.adapters import logs
+from ghubai_tray.adapters.config import Settings, add_flags, flag_values, load_settings
+from ghubai_tray.adapters.credentials import (
     SERVICE,
     TokenSource,
     account_for,
@@ -34,10 +35,10 @@ from ghubai_tray.credentials import (
     resolve_token,
     store_token,
 )
-from ghubai_tray.errors import ConfigError, TokenStoreError
-from ghubai_tray.single_instance import SingleInstance
-from ghubai_tray.state import Snapshot, Stop
-from ghubai_tray.worker import Worker, blocking_calls_pending, for_owner, run_in_new_loop
+from ghubai_tray.adapters.single_instance import SingleInstance
+from ghubai_tray.core.errors import ConfigError, TokenStoreError
+from ghubai_tray.core.state import Snapshot, Stop
+from ghubai_tray.worker.worker import Worker, blocking_calls_pending, for_owner, run_in_new_loop
 
 log = logging.getLogger("ghubai_tray")
 DEFAULT_GRACE = 10.0
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115
     args = build_parser().parse_args(argv)
     if args.settings_window:
-        from ghubai_tray.settings_window import main as settings_window
+        from ghubai_tray.desktop.settings_window import main as settings_window
 
         return settings_window()
     try:
@@ -126,7 +127,7 @@ def run_headless(settings: Settings, *, grace: float, verbose: bool = False) -> 
 def _claim(mode: str, verbose: bool) -> tuple[SingleInstance, Path | None] | int:
     """Become the session's one worker (its lock, then its log), or say which one already
     runs and give the exit code: 1, nothing started (two would share the GPU twice)."""
-    from ghubai_tray import texts
+    from ghubai_tray.core import texts
 
     instance = SingleInstance(mode=mode)
     if not instance.acquire():
@@ -220,8 +221,8 @@ def _stop_signals() -> list[tuple[signal.Signals, str]]:
 
 def run_tray(settings: Settings, *, flags: dict[str, object], grace: float,
              verbose: bool = False) -> int:
-    from ghubai_tray import texts
-    from ghubai_tray.autostart import for_this_platform
+    from ghubai_tray.adapters.autostart import for_this_platform
+    from ghubai_tray.core import texts
 
     claimed = _claim("tray", verbose)
     if isinstance(claimed, int):
@@ -238,7 +239,7 @@ def run_tray(settings: Settings, *, flags: dict[str, object], grace: float,
             log.error("cannot start the tray icon (%s: %s)", type(exc).__name__, exc)
             _say(texts.NO_DISPLAY)
             return 1
-        from ghubai_tray.tray import TrayApp
+        from ghubai_tray.desktop.tray import TrayApp
 
         app = TrayApp(settings, _redacting_token_provider, autostart=for_this_platform(),
                       log_file=path, flags=dict(flags), grace=grace)

@@ -16,9 +16,13 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ghubai_tray.config import SETTINGS, Settings, config_path
-from ghubai_tray.credentials import TokenSource, resolve_token
-from ghubai_tray.errors import (
+from ghubai_tray.adapters.config import SETTINGS, Settings, config_path
+from ghubai_tray.adapters.credentials import TokenSource, resolve_token
+from ghubai_tray.adapters.hub import HubConnection
+from ghubai_tray.adapters.logs import add_secret, redact
+from ghubai_tray.adapters.ollama import OllamaClient
+from ghubai_tray.adapters.tls import client_context
+from ghubai_tray.core.errors import (
     AuthRejected,
     GhubAiError,
     HubError,
@@ -26,12 +30,8 @@ from ghubai_tray.errors import (
     SecureConnectionFailed,
     TokenStoreError,
 )
-from ghubai_tray.hub import HubConnection
-from ghubai_tray.logs import add_secret, redact
-from ghubai_tray.ollama import OllamaClient
-from ghubai_tray.sharing import is_shared
-from ghubai_tray.tags import LocalModel
-from ghubai_tray.tls import client_context
+from ghubai_tray.core.sharing import is_shared
+from ghubai_tray.core.tags import LocalModel
 
 
 class Level(enum.Enum):

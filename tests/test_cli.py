@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ghubai_tray import activity
+from ghubai_tray.core import activity
 from tests.processes import SPAWN_FLAGS, STOP_NAME, cli, marked, python_for, stop_child
 from tests.testbed.hub import AuthMode, GridHub
 from tests.testbed.ollama import OllamaStandIn

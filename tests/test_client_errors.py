@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ghubai_tray.client_errors import client_error, final_fragment, is_openai
+from ghubai_tray.core.client_errors import client_error, final_fragment, is_openai
 from tests.testbed.ollama import Fault
 from tests.worker_bed import error_of, failure_of, running_bed
 

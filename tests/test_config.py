@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from ghubai_tray.config import (
+from ghubai_tray.adapters.config import (
     DEFAULT_HUB_URL,
     SETTINGS,
     Settings,
     load_settings,
     save_settings,
 )
-from ghubai_tray.errors import ConfigError
+from ghubai_tray.core.errors import ConfigError
 
 
 def test_defaults_are_the_seeds(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 from keyring.backend import KeyringBackend
 from keyring.backends import SecretService, fail
 
-from ghubai_tray.credentials import (
+from ghubai_tray.adapters.credentials import (
     PART_SIZE,
     SERVICE,
     account_for,
@@ -20,7 +20,7 @@ from ghubai_tray.credentials import (
     resolve_token,
     store_token,
 )
-from ghubai_tray.errors import TokenStoreError
+from ghubai_tray.core.errors import TokenStoreError
 from tests.testbed.secrets import secret_service_available
 
 # Skipped on a developer machine without gnome-keyring; under CI it must run (and fails loudly).

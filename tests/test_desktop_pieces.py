@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ghubai_tray import desktop, texts
-from ghubai_tray.autostart import (
+from ghubai_tray.adapters.autostart import (
     APPROVED_KEY,
     RUN_KEY,
     VALUE_NAME,
@@ -23,9 +22,11 @@ from ghubai_tray.autostart import (
     desktop_entry,
     launch_command,
 )
-from ghubai_tray.config import Settings
-from ghubai_tray.desktop import diagnostics
-from ghubai_tray.single_instance import Holder, SingleInstance, lock_path
+from ghubai_tray.adapters.config import Settings
+from ghubai_tray.adapters.single_instance import Holder, SingleInstance, lock_path
+from ghubai_tray.core import texts
+from ghubai_tray.desktop import system
+from ghubai_tray.desktop.system import diagnostics
 from tests.processes import clean_environment, cli, headless_worker
 from tests.worker_bed import TOKEN
 
@@ -72,7 +73,7 @@ async def test_the_lock_dies_with_its_holder(tmp_path: Path) -> None:
     # On Windows the path is not used: this is the real Local\\GhubAiTray mutex.
     lock = tmp_path / "l.lock"
     holder = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "import sys, time; from ghubai_tray.single_instance import "
+        sys.executable, "-c", "import sys, time; from ghubai_tray.adapters.single_instance import "
         "SingleInstance; s = SingleInstance(__import__('pathlib').Path(sys.argv[1])); "
         "print(s.acquire(), flush=True); time.sleep(60)", str(lock),
         stdout=asyncio.subprocess.PIPE)
@@ -174,7 +175,7 @@ def test_copy_diagnostics_puts_the_text_on_the_windows_clipboard() -> None:
     from ctypes import wintypes
 
     text = "GhubAi Tray diagnostics: é, 日本, 🙂\nsecond line"
-    assert desktop.copy_text(text)
+    assert system.copy_text(text)
     user32 = ctypes.WinDLL("user32")  # type: ignore[attr-defined,unused-ignore]
     kernel32 = ctypes.WinDLL("kernel32")  # type: ignore[attr-defined,unused-ignore]
     user32.GetClipboardData.restype = wintypes.HANDLE

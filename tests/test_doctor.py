@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from ghubai_tray.config import Settings
+from ghubai_tray.adapters.config import Settings
+from ghubai_tray.core.tags import LocalModel
 from ghubai_tray.doctor import Check, Level, hub_check, sharing_check, tls_check, verdict
-from ghubai_tray.tags import LocalModel
 from tests.testbed.hub import GridHub
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from ghubai_tray.endpoints import ALLOWED_ENDPOINTS, EndpointRefused, allowed_endpoint
+from ghubai_tray.core.endpoints import ALLOWED_ENDPOINTS, EndpointRefused, allowed_endpoint
 from tests.adversarial import PATH_PIECES
 
 

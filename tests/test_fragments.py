@@ -10,15 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pysignalr.messages import InvocationMessage
 
-from ghubai_tray.fragments import (
+from ghubai_tray.adapters.hub import encode
+from ghubai_tray.core.fragments import (
     MAX_FRAGMENT_COST,
     MESSAGE_LIMIT,
     escaped_cost,
     fragment_cost,
     split_fragment,
 )
-from ghubai_tray.hub import encode
-from ghubai_tray.validation import MAX_REQUEST_ID
+from ghubai_tray.core.validation import MAX_REQUEST_ID
 
 TEXT = st.text(alphabet=st.characters(codec="utf-8"))  # what a strict UTF-8 decode can give
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ghubai_tray.fragments import MAX_FRAGMENT_COST, fragment_cost
-from ghubai_tray.framing import (
+from ghubai_tray.core.fragments import MAX_FRAGMENT_COST, fragment_cost
+from ghubai_tray.core.framing import (
     BodyFramer,
     Done,
     Failed,

@@ -24,15 +24,17 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from ghubai_tray import activity, desktop, logs
-from ghubai_tray.config import Settings, save_settings
-from ghubai_tray.credentials import TokenSource
-from ghubai_tray.errors import HubUnreachable
-from ghubai_tray.hub import RS, incoming_limit, token_for_redirect
-from ghubai_tray.owner_only import write_private_text
-from ghubai_tray.single_instance import SingleInstance
-from ghubai_tray.state import Pause, PauseMode, Resume, State, Stop
-from ghubai_tray.worker import MAX_PENDING_REFUSALS, Worker
+from ghubai_tray.adapters import logs
+from ghubai_tray.adapters.config import Settings, save_settings
+from ghubai_tray.adapters.credentials import TokenSource
+from ghubai_tray.adapters.hub import RS, incoming_limit, token_for_redirect
+from ghubai_tray.adapters.owner_only import write_private_text
+from ghubai_tray.adapters.single_instance import SingleInstance
+from ghubai_tray.core import activity
+from ghubai_tray.core.errors import HubUnreachable
+from ghubai_tray.core.state import Pause, PauseMode, Resume, State, Stop
+from ghubai_tray.desktop import system
+from ghubai_tray.worker.worker import MAX_PENDING_REFUSALS, Worker
 from tests.processes import clean_environment, cli, headless_worker, memory_mb
 from tests.testbed._util import serve
 from tests.testbed.certs import LoopbackPKI, make_pki
@@ -433,8 +435,8 @@ def test_children_get_no_provider_token(tmp_path: Path, monkeypatch: pytest.Monk
         script.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     monkeypatch.setenv("PROVIDER_TOKEN", TOKEN)
-    assert desktop.open_path(tmp_path)
-    assert desktop.copy_text("diagnostics")
+    assert system.open_path(tmp_path)
+    assert system.copy_text("diagnostics")
     for seen in (tmp_path / "xdg-open.env", tmp_path / "wl-copy.env"):  # wl-copy comes first
         wait_for_file(seen)
         text = seen.read_text()

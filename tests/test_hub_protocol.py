@@ -16,8 +16,7 @@ from pysignalr.messages import (
     PingMessage,
 )
 
-from ghubai_tray.errors import HubUnreachable
-from ghubai_tray.hub import (
+from ghubai_tray.adapters.hub import (
     MAX_MESSAGE_BYTES,
     RS,
     Malformed,
@@ -35,6 +34,7 @@ from ghubai_tray.hub import (
     split_records,
     websocket_url,
 )
+from ghubai_tray.core.errors import HubUnreachable
 
 
 def test_negotiate_url_keeps_the_query_and_adds_version_and_token() -> None:

@@ -56,8 +56,8 @@ def test_the_desktop_entry_is_valid() -> None:
 
 
 def test_the_installer_and_the_app_agree_on_the_run_value_and_the_mutex() -> None:
-    from ghubai_tray.autostart import RUN_KEY, VALUE_NAME
-    from ghubai_tray.single_instance import MUTEX_NAME
+    from ghubai_tray.adapters.autostart import RUN_KEY, VALUE_NAME
+    from ghubai_tray.adapters.single_instance import MUTEX_NAME
 
     nsi = (INSTALLER / "windows" / "ghubai-tray.nsi").read_text()
     assert f'!define RUNKEY "{RUN_KEY}"' in nsi

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ghubai_tray import logs
-from ghubai_tray.errors import one_line
+from ghubai_tray.adapters import logs
+from ghubai_tray.core.errors import one_line
 
 CASES = {
     "bearer-header": ("Authorization: Bearer abc.def-ghi", "Authorization: Bearer [redacted]"),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ghubai_tray import texts
-from ghubai_tray.notifications import HUB_AFTER, OLLAMA_AFTER, Episodes, update
-from ghubai_tray.state import ModelView, OllamaStatus, Snapshot, State
+from ghubai_tray.core import texts
+from ghubai_tray.core.state import ModelView, OllamaStatus, Snapshot, State
+from ghubai_tray.desktop.notifications import HUB_AFTER, OLLAMA_AFTER, Episodes, update
 
 OK = Snapshot(connection=State.REGISTERED, hub_url="https://hub.example.com/gridhub",
               ollama=OllamaStatus.REACHABLE, models=(ModelView("m", False, True),))

@@ -18,7 +18,7 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
-from ghubai_tray.state import State, Stop
+from ghubai_tray.core.state import State, Stop
 from tests.testbed.certs import make_pki
 from tests.testbed.hub import AuthMode, Behaviour, GridHub
 from tests.testbed.ollama import Fault

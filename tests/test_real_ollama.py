@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ghubai_tray.state import Pause, PauseMode
+from ghubai_tray.core.state import Pause, PauseMode
 from tests.testbed.ollama import ModelInfo, OllamaStandIn
 from tests.testbed.real_ollama import MODEL
 from tests.worker_bed import failure_of, running_bed

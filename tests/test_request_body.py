@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ghubai_tray.endpoints import ALLOWED_ENDPOINTS
-from ghubai_tray.request_body import (
+from ghubai_tray.core.endpoints import ALLOWED_ENDPOINTS
+from ghubai_tray.core.request_body import (
     FIELDS,
     OPTION_FIELDS,
     BodyRefused,

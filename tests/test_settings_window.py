@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ghubai_tray.settings_window import TITLE, validate_form
+from ghubai_tray.desktop.settings_window import TITLE, validate_form
 from tests.processes import clean_environment
 from tests.testbed.desktop import Desktop, Window, desktop_available, real_desktop, wait_for
 from tests.worker_bed import TOKEN

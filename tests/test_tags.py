@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ghubai_tray.errors import TagsParseError
-from ghubai_tray.tags import LocalModel, parse_tags
+from ghubai_tray.core.errors import TagsParseError
+from ghubai_tray.core.tags import LocalModel, parse_tags
 from tests.testbed.ollama import ModelInfo, go_time
 
 REAL = json.dumps({"models": [ModelInfo("llama3.2:1b").tag(go_time()),

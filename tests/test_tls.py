@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ghubai_tray.state import State
+from ghubai_tray.core.state import State
 from tests.processes import cli
 from tests.testbed.certs import LoopbackPKI, make_pki
 from tests.testbed.hub import GridHub

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from ghubai_tray import texts
-from ghubai_tray.menu import Desktop as MenuDesktop
-from ghubai_tray.menu import render_menu
-from ghubai_tray.state import ModelView, OllamaStatus, Snapshot, State
+from ghubai_tray.core import texts
+from ghubai_tray.core.state import ModelView, OllamaStatus, Snapshot, State
+from ghubai_tray.desktop.menu import Desktop as MenuDesktop
+from ghubai_tray.desktop.menu import render_menu
 from tests.processes import clean_environment, cli, offline_environment
 from tests.testbed.desktop import Desktop, desktop_available, keys_to, real_desktop, wait_for
 from tests.testbed.hub import AuthMode, GridHub

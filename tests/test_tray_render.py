@@ -9,18 +9,7 @@ from typing import Any
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
-from ghubai_tray.icon import IconKind, icon_for, icon_image, icon_kind, title_for
-from ghubai_tray.menu import (
-    Desktop,
-    Item,
-    PauseFor,
-    PauseUntilMorning,
-    Ui,
-    morning,
-    render_menu,
-    resolve,
-)
-from ghubai_tray.state import (
+from ghubai_tray.core.state import (
     ModelView,
     OllamaStatus,
     Pause,
@@ -31,6 +20,17 @@ from ghubai_tray.state import (
     SetShareNewModels,
     Snapshot,
     State,
+)
+from ghubai_tray.desktop.icon import IconKind, icon_for, icon_image, icon_kind, title_for
+from ghubai_tray.desktop.menu import (
+    Desktop,
+    Item,
+    PauseFor,
+    PauseUntilMorning,
+    Ui,
+    morning,
+    render_menu,
+    resolve,
 )
 
 MODELS = (ModelView("llama3.2:1b", False, True), ModelView("mistral:7b", False, True),
@@ -167,7 +167,7 @@ def test_set_up_comes_first_when_not_configured() -> None:
 
 
 def test_activity_submenu() -> None:
-    from ghubai_tray.activity import Activity, Tally
+    from ghubai_tray.core.activity import Activity, Tally
 
     activity = Activity("2026-11-24", Tally(3, 1, 120, 2), Tally(40, 2, 9000))
     items = find(render_menu(snap(active=2, activity=activity), DESKTOP), "Activity").submenu

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ghubai_tray.endpoints import ALLOWED_ENDPOINTS
-from ghubai_tray.errors import RequestRejected
-from ghubai_tray.validation import request_id_of, validate_request
+from ghubai_tray.core.endpoints import ALLOWED_ENDPOINTS
+from ghubai_tray.core.errors import RequestRejected
+from ghubai_tray.core.validation import request_id_of, validate_request
 
 SHARED = ("llama3.2:1b", "Mistral:7b")
 LIMIT = 1024

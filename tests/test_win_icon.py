@@ -8,8 +8,8 @@ import sys
 import pytest
 from PIL import Image
 
-from ghubai_tray.icon import IconKind, icon_image
-from ghubai_tray.win_icon import ICO_SIZES, ico_bytes, sharp_icon_class, small_icon_size
+from ghubai_tray.desktop.icon import IconKind, icon_image
+from ghubai_tray.desktop.win_icon import ICO_SIZES, ico_bytes, sharp_icon_class, small_icon_size
 
 
 @pytest.mark.parametrize("kind", list(IconKind))

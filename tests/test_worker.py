@@ -13,11 +13,10 @@ from typing import Any
 
 import pytest
 
-from ghubai_tray import activity
-from ghubai_tray.activity import Activity, Tally
-from ghubai_tray.desktop import diagnostics
-from ghubai_tray.endpoints import ALLOWED_ENDPOINTS
-from ghubai_tray.state import (
+from ghubai_tray.core import activity
+from ghubai_tray.core.activity import Activity, Tally
+from ghubai_tray.core.endpoints import ALLOWED_ENDPOINTS
+from ghubai_tray.core.state import (
     ApplySettings,
     OllamaStatus,
     Pause,
@@ -27,6 +26,7 @@ from ghubai_tray.state import (
     SetModelShared,
     State,
 )
+from ghubai_tray.desktop.system import diagnostics
 from tests.adversarial import ADVERSARIAL_PATHS
 from tests.testbed.hub import AuthMode, GridHub
 from tests.testbed.ollama import (

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from ghubai_tray.menu import Item
+from ghubai_tray.desktop.menu import Item
 
 TOOLS = ("Xvfb", "trayer", "xdotool", "xwininfo", "import", "dbus-daemon", "dunst")
 

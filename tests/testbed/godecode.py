@@ -20,7 +20,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ghubai_tray.request_body import Ceilings
+from ghubai_tray.core.request_body import Ceilings
 from tests.testbed._util import cache_dir
 
 SOURCE = Path(__file__).resolve().parent.parent / "godecode"

@@ -31,16 +31,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ghubai_tray import __version__, desktop, notifications, texts
-from ghubai_tray.autostart import Autostart, launch_command
-from ghubai_tray.config import Settings, load_settings
-from ghubai_tray.credentials import TokenSource
-from ghubai_tray.icon import icon_for, icon_kind, status_line, title_for
-from ghubai_tray.logs import log_dir
-from ghubai_tray.menu import Action, Desktop, Item, Ui, render_menu, resolve
-from ghubai_tray.owner_only import child_environment, write_private_text
-from ghubai_tray.state import ApplySettings, Command, Snapshot, State, Stop, TokenChanged
-from ghubai_tray.worker import for_owner, run_in_new_loop
+from ghubai_tray import __version__
+from ghubai_tray.adapters.autostart import Autostart, launch_command
+from ghubai_tray.adapters.config import Settings, load_settings
+from ghubai_tray.adapters.credentials import TokenSource
+from ghubai_tray.adapters.logs import log_dir
+from ghubai_tray.adapters.owner_only import child_environment, write_private_text
+from ghubai_tray.core import texts
+from ghubai_tray.core.state import ApplySettings, Command, Snapshot, State, Stop, TokenChanged
+from ghubai_tray.desktop import notifications, system
+from ghubai_tray.desktop.icon import icon_for, icon_kind, status_line, title_for
+from ghubai_tray.desktop.menu import Action, Desktop, Item, Ui, render_menu, resolve
+from ghubai_tray.worker.worker import for_owner, run_in_new_loop
 
 log = logging.getLogger("ghubai_tray.tray")
 ICON_SIZE = 64
@@ -97,7 +99,7 @@ class TrayApp:
         self._latin1_titles = pystray.Icon.__module__.endswith("_xorg")
         icon_class: Any = pystray.Icon
         if pystray.Icon.__module__.endswith("_win32"):
-            from ghubai_tray.win_icon import sharp_icon_class
+            from ghubai_tray.desktop.win_icon import sharp_icon_class
 
             icon_class = sharp_icon_class(pystray.Icon)
         self._icon = icon_class("ghubai-tray", icon_for(snap, ICON_SIZE), self._title(snap),
@@ -328,7 +330,7 @@ class TrayApp:
                 self._autostart_on = self._read_autostart()
                 self._nudge.set()
             elif what is Ui.OPEN_LOGS:
-                desktop.open_path(log_dir())
+                system.open_path(log_dir())
             elif what is Ui.COPY_DIAGNOSTICS:
                 self._copy_diagnostics()
             elif what is Ui.ABOUT and self._icon.HAS_NOTIFICATION:
@@ -347,14 +349,14 @@ class TrayApp:
 
     def _copy_diagnostics(self) -> None:
         backend = type(self._icon).__module__.rsplit("._", 1)[-1]
-        report = desktop.diagnostics(self.worker.settings, list(self._history), self._log_file,
+        report = system.diagnostics(self.worker.settings, list(self._history), self._log_file,
                                      backend)
         saved = write_private_text(log_dir() / "diagnostics.txt", report)
-        if desktop.copy_text(report):
+        if system.copy_text(report):
             message = f"Diagnostics copied to the clipboard (also saved in {saved})."
         else:
             message = f"Diagnostics saved in {saved}."
-            desktop.open_path(saved)
+            system.open_path(saved)
         log.info("%s", message)
         if self._icon.HAS_NOTIFICATION:
             self._icon.notify(message, texts.APP)

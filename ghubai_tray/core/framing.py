@@ -27,7 +27,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ghubai_tray.fragments import MAX_FRAGMENT_COST, fragment_cost, split_fragment
+from ghubai_tray.core.fragments import MAX_FRAGMENT_COST, fragment_cost, split_fragment
 
 MAX_BODY_BYTES = 64 * 1024 * 1024  # a non-streamed answer larger than this is refused, not held
 

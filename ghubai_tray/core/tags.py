@@ -5,7 +5,7 @@ and third-party servers answer a bare array of such objects, or of strings
 (the seed README's three shapes). Newer Ollama also lists *cloud* models,
 marked by ``remote_model``: they run on ollama.com under the owner's account,
 not on their GPU, so the worker reports them as remote and never shares them
-unless the owner names them explicitly (see :mod:`ghubai_tray.sharing`).
+unless the owner names them explicitly (see :mod:`ghubai_tray.core.sharing`).
 
 Anything else (an HTML login page from a proxy, non-JSON, other shapes) is a
 :class:`TagsParseError`, never a silently empty list: an empty list would
@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ghubai_tray.errors import TagsParseError
+from ghubai_tray.core.errors import TagsParseError
 
 MAX_MODEL_NAME = 256  # Ollama's own names are far shorter; longer is not a model name
 

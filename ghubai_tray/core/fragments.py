@@ -3,7 +3,7 @@
 The hub closes the whole connection (every request on it) when one incoming
 message exceeds 32 KiB, separator included, so no message may. What counts is
 the *encoded* message, and the worker is the encoder: orjson
-(:func:`ghubai_tray.hub.encode`), which writes non-ASCII characters as their
+(:func:`ghubai_tray.adapters.hub.encode`), which writes non-ASCII characters as their
 UTF-8 bytes and escapes only quotes, backslashes (2 bytes) and control
 characters (2 or 6). So a fragment is measured by exactly what it will take
 on the wire, and may use everything the envelope (target, request id, flags)

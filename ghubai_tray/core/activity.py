@@ -18,8 +18,8 @@ from pathlib import Path
 
 import platformdirs
 
-from ghubai_tray.config import APP_NAME
-from ghubai_tray.owner_only import private_dir
+from ghubai_tray.adapters.config import APP_NAME
+from ghubai_tray.adapters.owner_only import private_dir
 
 
 @dataclass(frozen=True)

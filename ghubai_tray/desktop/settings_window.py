@@ -22,9 +22,9 @@ from dataclasses import replace
 from tkinter import ttk
 from typing import Any, TypeVar
 
-from ghubai_tray.config import BY_KEY, Settings, load_settings, save_settings
-from ghubai_tray.credentials import delete_token, load_token, store_token
-from ghubai_tray.errors import ConfigError, TokenStoreError
+from ghubai_tray.adapters.config import BY_KEY, Settings, load_settings, save_settings
+from ghubai_tray.adapters.credentials import delete_token, load_token, store_token
+from ghubai_tray.core.errors import ConfigError, TokenStoreError
 
 T = TypeVar("T")
 TITLE = "GhubAi Tray settings"

@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 
 from PIL import Image, ImageDraw, ImageOps
 
-from ghubai_tray import texts
-from ghubai_tray.resources import mark
-from ghubai_tray.state import OllamaStatus, Snapshot, State
+from ghubai_tray.core import texts
+from ghubai_tray.core.state import OllamaStatus, Snapshot, State
+from ghubai_tray.desktop.resources import mark
 
 TITLE_LIMIT = 127  # Windows truncates tray tooltips at 127 characters
 

@@ -4,7 +4,7 @@ It runs the same way under the tray (on a background thread) and headless
 (on the main thread). Inside, three long-lived loops share one owner of
 state, and every request is a task of its own:
 
-- the **hub supervisor** opens a fresh :class:`~ghubai_tray.hub.HubConnection`
+- the **hub supervisor** opens a fresh :class:`~ghubai_tray.adapters.hub.HubConnection`
   per attempt, registers, reads messages, and on any failure publishes the
   reason, cancels the requests of the dead connection and waits (exponential
   backoff with jitter, capped; minutes after a rejected token) before trying
@@ -38,12 +38,20 @@ from typing import Any, Protocol
 import httpx
 from pysignalr.messages import InvocationMessage
 
-from ghubai_tray import activity
-from ghubai_tray.activity import Activity
-from ghubai_tray.client_errors import final_fragment, is_openai
-from ghubai_tray.config import Settings
-from ghubai_tray.credentials import TokenSource
-from ghubai_tray.errors import (
+from ghubai_tray.adapters.config import Settings
+from ghubai_tray.adapters.credentials import TokenSource
+from ghubai_tray.adapters.hub import HubConnection, Malformed, host_of, incoming_limit, registration
+from ghubai_tray.adapters.ollama import (
+    MAX_ERROR_BODY,
+    OllamaClient,
+    read_limited,
+    unreachable_reason,
+)
+from ghubai_tray.adapters.tls import client_context
+from ghubai_tray.core import activity
+from ghubai_tray.core.activity import Activity
+from ghubai_tray.core.client_errors import final_fragment, is_openai
+from ghubai_tray.core.errors import (
     AuthRejected,
     GhubAiError,
     HubError,
@@ -53,11 +61,9 @@ from ghubai_tray.errors import (
     TagsParseError,
     TokenStoreError,
 )
-from ghubai_tray.framing import Done, Failed, Frame, Relay, framer_for, status_error
-from ghubai_tray.hub import HubConnection, Malformed, host_of, incoming_limit, registration
-from ghubai_tray.ollama import MAX_ERROR_BODY, OllamaClient, read_limited, unreachable_reason
-from ghubai_tray.sharing import is_shared
-from ghubai_tray.state import (
+from ghubai_tray.core.framing import Done, Failed, Frame, Relay, framer_for, status_error
+from ghubai_tray.core.sharing import is_shared
+from ghubai_tray.core.state import (
     ApplySettings,
     Command,
     Counters,
@@ -74,9 +80,8 @@ from ghubai_tray.state import (
     Stop,
     TokenChanged,
 )
-from ghubai_tray.tags import LocalModel
-from ghubai_tray.tls import client_context
-from ghubai_tray.validation import InferenceRequest, endpoint_of, validate_request
+from ghubai_tray.core.tags import LocalModel
+from ghubai_tray.core.validation import InferenceRequest, endpoint_of, validate_request
 
 log = logging.getLogger("ghubai_tray.worker")
 
@@ -1009,7 +1014,7 @@ def for_owner(settings: Settings, token_provider: Callable[[str], TokenSource]) 
     changed from the menu saved to config.toml, requests counted in the owner's activity
     file ("Since install"). The one place both modes build it, so that they cannot drift
     apart again (headless once counted nothing)."""
-    from ghubai_tray.config import save_settings
+    from ghubai_tray.adapters.config import save_settings
 
     return Worker(settings, token_provider, persist=save_settings,
                   activity_path=activity.default_path())

@@ -3,8 +3,8 @@
 The hub is trusted to route work, not to act on the donor's machine. So an
 ``InferenceRequest`` is accepted only when every part is what inference needs:
 a usable request id, an endpoint on the allowlist (see
-:mod:`ghubai_tray.endpoints`), a model this worker shares right now, and a
-body within the size limit that :mod:`ghubai_tray.request_body` can rebuild
+:mod:`ghubai_tray.core.endpoints`), a model this worker shares right now, and a
+body within the size limit that :mod:`ghubai_tray.core.request_body` can rebuild
 for that same model within the owner's ceilings. What is forwarded is the
 rebuilt body, never the hub's bytes (otherwise a request routed for a shared
 model could run an unshared one). A refusal carries a reason in plain words
@@ -17,9 +17,9 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from ghubai_tray.endpoints import EndpointRefused, allowed_endpoint
-from ghubai_tray.errors import RequestRejected
-from ghubai_tray.request_body import BodyRefused, Canonical, Ceilings, canonical_body
+from ghubai_tray.core.endpoints import EndpointRefused, allowed_endpoint
+from ghubai_tray.core.errors import RequestRejected
+from ghubai_tray.core.request_body import BodyRefused, Canonical, Ceilings, canonical_body
 
 MAX_REQUEST_ID = 128
 

@@ -1,7 +1,7 @@
 """HTTP to the local Ollama: the model list, and inference requests streamed back.
 
 httpx is the one HTTP client here. Inference responses are read as raw bytes
-as they arrive (``aiter_raw``) so the framers in :mod:`ghubai_tray.framing`
+as they arrive (``aiter_raw``) so the framers in :mod:`ghubai_tray.core.framing`
 see every event the moment Ollama writes it. httpx's read timeout is the idle
 timeout between chunks; the total time is bounded by the caller. Closing the
 response (leaving the ``async with``, or cancellation) closes the HTTP
@@ -16,9 +16,9 @@ from contextlib import asynccontextmanager
 
 import httpx
 
-from ghubai_tray.errors import OllamaAnswerError, OllamaUnreachable
-from ghubai_tray.framing import status_error
-from ghubai_tray.tags import LocalModel, parse_tags
+from ghubai_tray.core.errors import OllamaAnswerError, OllamaUnreachable
+from ghubai_tray.core.framing import status_error
+from ghubai_tray.core.tags import LocalModel, parse_tags
 
 TAGS_TIMEOUT = 5.0
 MAX_TAGS_BYTES = 8 * 1024 * 1024

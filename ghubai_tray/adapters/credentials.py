@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 from keyring.errors import KeyringError, NoKeyringError, PasswordDeleteError
 
-from ghubai_tray.errors import TokenStoreError
+from ghubai_tray.core.errors import TokenStoreError
 
 SERVICE = "GhubAi"
 KEYRING_TIMEOUT = 20.0  # seconds; an unlock prompt gets that long to be answered

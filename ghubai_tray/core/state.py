@@ -12,8 +12,8 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ghubai_tray.activity import Activity
-from ghubai_tray.config import Settings
+from ghubai_tray.adapters.config import Settings
+from ghubai_tray.core.activity import Activity
 
 
 class State(enum.Enum):

@@ -28,7 +28,7 @@ client and transport with one small connection object per attempt:
 - ``send()`` on a closed connection fails at once.
 
 Reconnection, backoff and what to do with messages belong to the supervisor
-in :mod:`ghubai_tray.worker`; this module knows one connection only.
+in :mod:`ghubai_tray.worker.worker`; this module knows one connection only.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ from pysignalr.messages import (
 )
 from pysignalr.protocol.json import JSONProtocol
 
-from ghubai_tray.errors import (
+from ghubai_tray.core.errors import (
     AuthRejected,
     HubClosed,
     HubError,

@@ -1,7 +1,7 @@
 """The tray menu as data: ``render_menu(snapshot, desktop)`` is pure and re-run whole.
 
 Nothing here touches pystray: the menu is a tuple of :class:`Item` values a
-thin adapter (:mod:`ghubai_tray.tray`) turns into pystray objects, so every
+thin adapter (:mod:`ghubai_tray.desktop.tray`) turns into pystray objects, so every
 state can be tested without a display. Clicks name an :data:`Action`: a
 worker command, a desktop action, or a pause whose end is computed at click
 time (:func:`resolve`), never at render time.
@@ -13,9 +13,8 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ghubai_tray import texts
-from ghubai_tray.icon import hub_host, status_line
-from ghubai_tray.state import (
+from ghubai_tray.core import texts
+from ghubai_tray.core.state import (
     Command,
     OllamaStatus,
     Pause,
@@ -27,6 +26,7 @@ from ghubai_tray.state import (
     Snapshot,
     State,
 )
+from ghubai_tray.desktop.icon import hub_host, status_line
 
 MORNING_HOUR = 8
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ghubai_tray.tags import LocalModel
+from ghubai_tray.core.tags import LocalModel
 
 
 def is_shared(

@@ -10,7 +10,7 @@ forge lines or push the history out. So a message is one line (line breaks
 and control characters shown escaped, tracebacks indented under it), at most
 :data:`MAX_MESSAGE` characters, and a message repeated in a burst is written
 :data:`BURST` times, then summed up once the burst is over. The files are the
-owner's alone (see :mod:`ghubai_tray.owner_only`); a folder that cannot be
+owner's alone (see :mod:`ghubai_tray.adapters.owner_only`); a folder that cannot be
 written leaves logging to stderr, said once.
 """
 
@@ -28,9 +28,9 @@ from typing import Any
 
 import platformdirs
 
-from ghubai_tray.config import APP_NAME
-from ghubai_tray.errors import one_line
-from ghubai_tray.owner_only import private_dir, private_file
+from ghubai_tray.adapters.config import APP_NAME
+from ghubai_tray.adapters.owner_only import private_dir, private_file
+from ghubai_tray.core.errors import one_line
 
 LOG_FILE = "ghubai-tray.log"
 MAX_BYTES = 2 * 1024 * 1024

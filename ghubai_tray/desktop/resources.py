@@ -15,8 +15,8 @@ from PIL import Image
 
 
 def assets_dir() -> Path:
-    here = Path(__file__).resolve().parent
-    candidates = [here / "assets", here.parent / "assets"]
+    package = Path(__file__).resolve().parent.parent  # ghubai_tray/
+    candidates = [package / "assets", package.parent / "assets"]
     bundle = getattr(sys, "_MEIPASS", None)
     if bundle:
         candidates.insert(0, Path(bundle) / "assets")

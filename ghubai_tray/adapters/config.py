@@ -9,7 +9,7 @@ rather than start half-configured.
 
 The file is ours: it is written atomically (temporary file, then rename),
 keeps keys it does not know (a newer version may have written them) and
-never holds the token, which lives in the OS keyring (:mod:`ghubai_tray.credentials`).
+never holds the token, which lives in the OS keyring (:mod:`ghubai_tray.adapters.credentials`).
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from urllib.parse import urlsplit
 import platformdirs
 import tomli_w
 
-from ghubai_tray.errors import ConfigError
-from ghubai_tray.owner_only import private_dir
-from ghubai_tray.request_body import Ceilings
+from ghubai_tray.adapters.owner_only import private_dir
+from ghubai_tray.core.errors import ConfigError
+from ghubai_tray.core.request_body import Ceilings
 
 APP_NAME = "GhubAi"
 DEFAULT_HUB_URL = "https://localhost:7197/gridhub"  # the seed's default

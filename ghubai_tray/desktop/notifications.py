@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from ghubai_tray import texts
-from ghubai_tray.icon import hub_host
-from ghubai_tray.state import OllamaStatus, Snapshot, State
+from ghubai_tray.core import texts
+from ghubai_tray.core.state import OllamaStatus, Snapshot, State
+from ghubai_tray.desktop.icon import hub_host
 
 OLLAMA_AFTER = 60.0
 HUB_AFTER = 300.0

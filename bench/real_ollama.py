@@ -80,10 +80,10 @@ async def pause_to_unloaded(client: httpx.AsyncClient, url: str) -> str:
     A headless worker cannot be paused from outside yet (a control channel is still to
     come), so this worker runs in this process and gets Pause as the tray sends it.
     """
-    from ghubai_tray.adapters.config import Settings
     from ghubai_tray.adapters.credentials import TokenSource
+    from ghubai_tray.core.settings import Settings
     from ghubai_tray.core.state import Pause, PauseMode, Stop
-    from ghubai_tray.worker.worker import Worker
+    from ghubai_tray.worker import Worker
 
     hub = GridHub()
     await hub.start()

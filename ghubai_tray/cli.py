@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ghubai_tray import __version__
 from ghubai_tray.adapters import logs
-from ghubai_tray.adapters.config import Settings, add_flags, flag_values, load_settings
+from ghubai_tray.adapters.config import add_flags, flag_values, load_settings
 from ghubai_tray.adapters.credentials import (
     SERVICE,
     TokenSource,
@@ -36,9 +36,11 @@ from ghubai_tray.adapters.credentials import (
     store_token,
 )
 from ghubai_tray.adapters.single_instance import SingleInstance
+from ghubai_tray.app import owner_worker, tray_worker
 from ghubai_tray.core.errors import ConfigError, TokenStoreError
+from ghubai_tray.core.settings import Settings
 from ghubai_tray.core.state import Snapshot, Stop
-from ghubai_tray.worker.worker import Worker, blocking_calls_pending, for_owner, run_in_new_loop
+from ghubai_tray.worker import Worker, blocking_calls_pending, run_in_new_loop
 
 log = logging.getLogger("ghubai_tray")
 DEFAULT_GRACE = 10.0
@@ -85,8 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.settings_window:
         from ghubai_tray.desktop.settings_window import main as settings_window
+        from ghubai_tray.doctor import connection_report
 
-        return settings_window()
+        return settings_window(connection_report)
     try:
         settings = load_settings(flags=flag_values(args))
     except ConfigError as exc:
@@ -115,7 +118,7 @@ def run_headless(settings: Settings, *, grace: float, verbose: bool = False) -> 
         return claimed
     instance, _ = claimed
     try:
-        worker = for_owner(settings, _redacting_token_provider)
+        worker = owner_worker(settings, _redacting_token_provider)
         worker.subscribe(_state_logger())
         run_in_new_loop(_serve_until_signalled(worker, grace))
         log.info("stopped")
@@ -241,7 +244,8 @@ def run_tray(settings: Settings, *, flags: dict[str, object], grace: float,
             return 1
         from ghubai_tray.desktop.tray import TrayApp
 
-        app = TrayApp(settings, _redacting_token_provider, autostart=for_this_platform(),
+        worker, run_worker = tray_worker(settings, _redacting_token_provider)
+        app = TrayApp(worker, run_worker, autostart=for_this_platform(),
                       log_file=path, flags=dict(flags), grace=grace)
         return _exit_even_if_stuck(app.run())
     finally:

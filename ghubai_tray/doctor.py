@@ -8,6 +8,7 @@ Ollama's models, fail it, since "ready to share" would not be true.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import ipaddress
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ghubai_tray.adapters.config import SETTINGS, Settings, config_path
+from ghubai_tray.adapters.config import config_path
 from ghubai_tray.adapters.credentials import TokenSource, resolve_token
 from ghubai_tray.adapters.hub import HubConnection
 from ghubai_tray.adapters.logs import add_secret, redact
@@ -30,6 +31,7 @@ from ghubai_tray.core.errors import (
     SecureConnectionFailed,
     TokenStoreError,
 )
+from ghubai_tray.core.settings import SETTINGS, Settings
 from ghubai_tray.core.sharing import is_shared
 from ghubai_tray.core.tags import LocalModel
 
@@ -240,6 +242,15 @@ async def run_checks(settings: Settings, token: str | None = None) -> list[Check
     checks.append(hub)
     checks.append(tls_check(settings, failure))
     return checks
+
+
+def connection_report(settings: Settings, token: str | None) -> str:
+    """The Settings window's Test connection: the verdict first, then one line per check
+    (their indented detail lines left out: the window's box is small)."""
+    checks = asyncio.run(run_checks(settings, token))
+    text = "\n".join(line for c in checks for line in c.lines()
+                     if not line.startswith("       "))
+    return f"{verdict(checks)[0]}\n{text}"
 
 
 def verdict(checks: list[Check]) -> tuple[str, int]:

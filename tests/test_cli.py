@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ghubai_tray.core import activity
+from ghubai_tray.adapters import activity_file
 from tests.processes import SPAWN_FLAGS, STOP_NAME, cli, marked, python_for, stop_child
 from tests.testbed.hub import AuthMode, GridHub
 from tests.testbed.ollama import OllamaStandIn
@@ -46,8 +46,8 @@ async def test_headless_registers_relays_and_stops_cleanly_on_sigterm(
                       "XDG_DATA_HOME": str(tmp_path / "data")})
     # Where the child keeps "Since install" (Windows: the profile's %LOCALAPPDATA%, shared).
     ledger = (tmp_path / "data" / "GhubAi" / "activity.json" if sys.platform != "win32"
-              else activity.default_path())
-    before = activity.load(ledger).lifetime.requests
+              else activity_file.default_path())
+    before = activity_file.load(ledger).lifetime.requests
     proc = await asyncio.create_subprocess_exec(
         *python_for(run_env), "-m", "ghubai_tray", "--headless", env=run_env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, **SPAWN_FLAGS)
@@ -74,7 +74,7 @@ async def test_headless_registers_relays_and_stops_cleanly_on_sigterm(
     logged = (tmp_path / "logs" / "ghubai-tray.log").read_text()
     assert "state: registered" in logged
     assert TOKEN not in stderr and TOKEN not in logged
-    assert activity.load(ledger).lifetime.requests == before + 1, "headless counts too"
+    assert activity_file.load(ledger).lifetime.requests == before + 1, "headless counts too"
 
 
 async def test_headless_sigint_cancels_a_long_request_after_the_grace(env: dict[str, str]) -> None:

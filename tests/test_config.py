@@ -10,14 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from ghubai_tray.adapters.config import (
-    DEFAULT_HUB_URL,
-    SETTINGS,
-    Settings,
-    load_settings,
-    save_settings,
-)
+from ghubai_tray.adapters.config import load_settings, save_settings
 from ghubai_tray.core.errors import ConfigError
+from ghubai_tray.core.settings import DEFAULT_HUB_URL, SETTINGS, Settings
 
 
 def test_defaults_are_the_seeds(tmp_path: Path) -> None:

@@ -22,9 +22,9 @@ from ghubai_tray.adapters.autostart import (
     desktop_entry,
     launch_command,
 )
-from ghubai_tray.adapters.config import Settings
 from ghubai_tray.adapters.single_instance import Holder, SingleInstance, lock_path
 from ghubai_tray.core import texts
+from ghubai_tray.core.settings import Settings
 from ghubai_tray.desktop import system
 from ghubai_tray.desktop.system import diagnostics
 from tests.processes import clean_environment, cli, headless_worker

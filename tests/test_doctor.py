@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from ghubai_tray.adapters.config import Settings
+from ghubai_tray.core.settings import Settings
 from ghubai_tray.core.tags import LocalModel
 from ghubai_tray.doctor import Check, Level, hub_check, sharing_check, tls_check, verdict
 from tests.testbed.hub import GridHub

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pytest
 
 from ghubai_tray.core.state import TokenChanged
-from ghubai_tray.worker.worker import BACKOFF_CAP
+from ghubai_tray.worker import BACKOFF_CAP
 from tests.testbed.ollama import OllamaStandIn
 from tests.worker_bed import TOKEN, Bed, running_bed
 

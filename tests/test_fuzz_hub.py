@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from ghubai_tray.core.endpoints import ALLOWED_ENDPOINTS
 from ghubai_tray.core.validation import MAX_REQUEST_ID, usable_request_id
-from ghubai_tray.worker.worker import REQUEST_TARGETS
+from ghubai_tray.worker import REQUEST_TARGETS
 from tests.adversarial import ADVERSARIAL_PATHS, PATH_PIECES
 from tests.testbed.godecode import GoDecoder, assert_within_ceilings, go_available
 from tests.worker_bed import Bed, running_bed, with_settings

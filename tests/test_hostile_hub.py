@@ -24,17 +24,19 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from ghubai_tray.adapters import logs
-from ghubai_tray.adapters.config import Settings, save_settings
-from ghubai_tray.adapters.credentials import TokenSource
+from ghubai_tray.adapters import activity_file, logs
+from ghubai_tray.adapters.config import save_settings
 from ghubai_tray.adapters.hub import RS, incoming_limit, token_for_redirect
 from ghubai_tray.adapters.owner_only import write_private_text
 from ghubai_tray.adapters.single_instance import SingleInstance
 from ghubai_tray.core import activity
 from ghubai_tray.core.errors import HubUnreachable
+from ghubai_tray.core.settings import Settings
 from ghubai_tray.core.state import Pause, PauseMode, Resume, State, Stop
 from ghubai_tray.desktop import system
-from ghubai_tray.worker.worker import MAX_PENDING_REFUSALS, Worker
+from ghubai_tray.worker import MAX_PENDING_REFUSALS
+from ghubai_tray.worker.runtime import SideJobs, supervised
+from ghubai_tray.worker.store import StateStore
 from tests.processes import clean_environment, cli, headless_worker, memory_mb
 from tests.testbed._util import serve
 from tests.testbed.certs import LoopbackPKI, make_pki
@@ -172,7 +174,7 @@ async def test_refusals_a_hub_does_not_read_are_bounded_and_counted() -> None:
                                   "every junk request to be refused")
         await bed.worker.wait_for(lambda s: s.totals.unanswered > 0, 60,
                                   "refusals beyond the bound to be dropped")
-        assert bed.worker._refusals_pending <= MAX_PENDING_REFUSALS
+        assert bed.worker.refusals_pending <= MAX_PENDING_REFUSALS
         assert len(asyncio.all_tasks()) < 10 * MAX_PENDING_REFUSALS
         bed.hub.stop_reading(False)
         await bed.registered(MODEL, "mistral:7b")
@@ -283,7 +285,7 @@ async def test_stop_works_while_a_command_hangs() -> None:
 
 async def test_a_loop_that_fails_is_logged_told_and_started_again(
         caplog: pytest.LogCaptureFixture) -> None:
-    worker = Worker(Settings(machine_name="n"), lambda url: TokenSource(None, "test"))
+    store = StateStore(Settings(machine_name="n"), SideJobs())
     runs: list[int] = []
 
     async def flaky_loop() -> None:
@@ -291,9 +293,9 @@ async def test_a_loop_that_fails_is_logged_told_and_started_again(
         if len(runs) < 3:
             raise RuntimeError("a bug")
 
-    await asyncio.wait_for(worker._supervised("discovery", flaky_loop), 10)
+    await asyncio.wait_for(supervised("discovery", flaky_loop, store.notice), 10)
     assert len(runs) == 3
-    assert worker.snapshot.notice is not None and "(discovery) failed" in worker.snapshot.notice
+    assert store.snapshot.notice is not None and "(discovery) failed" in store.snapshot.notice
     assert sum("the discovery loop failed" in r.getMessage() for r in caplog.records) == 2
     assert all(r.exc_info for r in caplog.records if "loop failed" in r.getMessage())
 
@@ -410,7 +412,7 @@ async def test_everything_the_app_writes_is_the_owners_alone(tmp_path: Path) -> 
     written = [tmp_path / "logs", *(tmp_path / "logs").iterdir()]
     assert any(p.name == "ghubai-tray.log" for p in written), written
     save_settings({"max_context": 4096}, tmp_path / "cfg" / "config.toml")
-    activity.save(tmp_path / "data" / "activity.json", activity.Activity())
+    activity_file.save(tmp_path / "data" / "activity.json", activity.Activity())
     write_private_text(tmp_path / "logs" / "diagnostics.txt", "report")
     with SingleInstance(tmp_path / "run" / "lock") as first:
         assert first

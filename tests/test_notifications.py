@@ -7,8 +7,9 @@ from dataclasses import replace
 from ghubai_tray.core import texts
 from ghubai_tray.core.state import ModelView, OllamaStatus, Snapshot, State
 from ghubai_tray.desktop.notifications import HUB_AFTER, OLLAMA_AFTER, Episodes, update
+from tests.snapshots import changed, snapshot
 
-OK = Snapshot(connection=State.REGISTERED, hub_url="https://hub.example.com/gridhub",
+OK = snapshot(connection=State.REGISTERED, hub_url="https://hub.example.com/gridhub",
               ollama=OllamaStatus.REACHABLE, models=(ModelView("m", False, True),))
 OLLAMA_DOWN = replace(OK, ollama=OllamaStatus.UNREACHABLE)
 HUB_DOWN = replace(OK, connection=State.RECONNECTING)
@@ -55,7 +56,7 @@ def test_hub_away_for_five_minutes_then_back_via_reconnecting() -> None:
 
 
 def test_pausing_is_not_an_ollama_outage() -> None:
-    paused = replace(OLLAMA_DOWN, paused=True)
+    paused = changed(OLLAMA_DOWN, paused=True)
     assert run([(0, paused), (OLLAMA_AFTER * 3, paused)]) == []
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ghubai_tray.adapters.config import SETTINGS, Setting
 from ghubai_tray.cli import build_parser
+from ghubai_tray.core.settings import SETTINGS, Setting
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 

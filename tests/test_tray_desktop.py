@@ -24,6 +24,7 @@ from ghubai_tray.core.state import ModelView, OllamaStatus, Snapshot, State
 from ghubai_tray.desktop.menu import Desktop as MenuDesktop
 from ghubai_tray.desktop.menu import render_menu
 from tests.processes import clean_environment, cli, offline_environment
+from tests.snapshots import snapshot
 from tests.testbed.desktop import Desktop, desktop_available, keys_to, real_desktop, wait_for
 from tests.testbed.hub import AuthMode, GridHub
 from tests.testbed.ollama import OllamaStandIn
@@ -39,7 +40,7 @@ GRACE = 3.0
 
 def menu_for(*, paused: bool = False) -> tuple:  # type: ignore[type-arg]
     """The menu the app shows in the states this test walks through (for key paths)."""
-    snap = Snapshot(connection=State.REGISTERED, hub_url="http://127.0.0.1/gridhub",
+    snap = snapshot(connection=State.REGISTERED, hub_url="http://127.0.0.1/gridhub",
                     ollama=OllamaStatus.REACHABLE, paused=paused,
                     models=tuple(ModelView(m, False, True) for m in MODELS))
     return render_menu(snap, MenuDesktop(version="x", autostart=False))

@@ -32,17 +32,18 @@ from ghubai_tray.desktop.menu import (
     render_menu,
     resolve,
 )
+from tests.snapshots import changed, snapshot
 
 MODELS = (ModelView("llama3.2:1b", False, True), ModelView("mistral:7b", False, True),
           ModelView("gpt-oss:120b-cloud", True, False))
-BASE = Snapshot(connection=State.REGISTERED, hub_url="https://hub.example.com/gridhub",
+BASE = snapshot(connection=State.REGISTERED, hub_url="https://hub.example.com/gridhub",
                 ollama=OllamaStatus.REACHABLE, ollama_url="http://localhost:11434",
                 models=MODELS, registered_models=2)
 UNTIL = datetime(2026, 11, 24, 18, 30, tzinfo=UTC)
 
 
 def snap(**changes: Any) -> Snapshot:
-    return replace(BASE, **changes)
+    return changed(BASE, **changes)
 
 
 STATES: dict[str, tuple[Snapshot, IconKind, str]] = {

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from ghubai_tray.core import activity
+from ghubai_tray.adapters import activity_file
 from ghubai_tray.core.activity import Activity, Tally
 from ghubai_tray.core.endpoints import ALLOWED_ENDPOINTS
 from ghubai_tray.core.state import (
@@ -481,7 +481,7 @@ async def test_pausing_frees_the_gpu_once_requests_end_unless_told_not_to() -> N
 async def test_activity_counts_today_and_since_install_and_is_kept(tmp_path: Path) -> None:
     path = tmp_path / "activity.json"
     previous = Activity("2000-01-01", Tally(5, 1, 50), Tally(7, 2, 70))
-    activity.save(path, previous)
+    activity_file.save(path, previous)
     async with running_bed(activity_path=path) as bed:
         await bed.registered("llama3.2:1b", "mistral:7b")
         ok = await bed.request("/api/chat", chat(True))
@@ -493,7 +493,7 @@ async def test_activity_counts_today_and_since_install_and_is_kept(tmp_path: Pat
         tokens = len(ok.fragments)
         assert snap.activity.today == Tally(1, 1, tokens), "a new day started from zero"
         assert snap.activity.lifetime == Tally(8, 3, 70 + tokens)
-    assert activity.load(path) == snap.activity
+    assert activity_file.load(path) == snap.activity
 
 
 PIECES = ["/", "//", "..", ".", "%2e", "%2f", "%2F", "\\", "api", "pull", "chat", "generate",

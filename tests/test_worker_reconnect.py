@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from ghubai_tray.adapters.config import Settings
 from ghubai_tray.adapters.credentials import TokenSource
 from ghubai_tray.adapters.hub import HubConnection
+from ghubai_tray.core.settings import Settings
 from ghubai_tray.core.state import State, Stop, TokenChanged
-from ghubai_tray.worker.worker import BACKOFF_CAP, BACKOFF_FIRST, Worker, backoff_delay
+from ghubai_tray.worker import BACKOFF_CAP, BACKOFF_FIRST, Worker, backoff_delay
 from tests.testbed.hub import AuthMode, GridHub
 from tests.testbed.ollama import OllamaStandIn
 from tests.worker_bed import TOKEN, failure_of, running_bed, with_settings

@@ -11,11 +11,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ghubai_tray.adapters.config import Settings
 from ghubai_tray.adapters.credentials import TokenSource
 from ghubai_tray.adapters.hub import HubConnection
+from ghubai_tray.core.settings import Settings
 from ghubai_tray.core.state import Stop
-from ghubai_tray.worker.worker import Worker
+from ghubai_tray.worker import Worker
 from tests.testbed.hub import GridHub, HubRequest
 from tests.testbed.ollama import OllamaStandIn
 

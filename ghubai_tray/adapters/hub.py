@@ -96,6 +96,17 @@ class Redirect:
 
 
 @dataclass(frozen=True)
+class Invocation:
+    """The hub calls a method of ours: the one kind of message the worker acts on.
+
+    The connection yields this, not pysignalr's type, so that nothing past this
+    module depends on pysignalr."""
+
+    target: str
+    arguments: Any  # as the hub sent it: validated by whoever handles the target
+
+
+@dataclass(frozen=True)
 class Malformed:
     """A record that is not a message we can read; the text says why."""
 
@@ -463,10 +474,11 @@ class HubConnection:
         await self.send(*(InvocationMessage(invocation_id=None, target=target,
                                             arguments=[argument]) for argument in arguments))
 
-    async def messages(self) -> AsyncIterator[Message | Malformed]:
+    async def messages(self) -> AsyncIterator[Invocation | Malformed]:
         """Yield what the hub sends until it closes; raise :class:`HubError` when it ends.
 
-        Pings are consumed here. The iteration ends by raising: :class:`HubClosed`
+        Pings, completions and stream items (the hub has no business sending the
+        latter two to a worker) are consumed here. The iteration ends by raising: :class:`HubClosed`
         for a Close message, :class:`HubUnreachable` for a dropped or silent connection.
         """
         deadline = time.monotonic() + self._server_timeout
@@ -484,7 +496,9 @@ class HubConnection:
                     reason = (hub_text(message.error, *self._secrets) if message.error
                               else "the hub closed the connection")
                     raise HubClosed(reason, allow_reconnect=message.allow_reconnect is not False)
-                if message is not None and not isinstance(message, PingMessage):
+                if isinstance(message, InvocationMessage):
+                    yield Invocation(message.target, message.arguments)
+                elif isinstance(message, Malformed):
                     yield message
             remaining = deadline - time.monotonic()
             try:

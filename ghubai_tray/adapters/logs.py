@@ -28,9 +28,9 @@ from typing import Any
 
 import platformdirs
 
-from ghubai_tray.adapters.config import APP_NAME
 from ghubai_tray.adapters.owner_only import private_dir, private_file
 from ghubai_tray.core.errors import one_line
+from ghubai_tray.core.settings import APP_NAME
 
 LOG_FILE = "ghubai-tray.log"
 MAX_BYTES = 2 * 1024 * 1024

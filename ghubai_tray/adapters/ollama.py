@@ -1,24 +1,34 @@
 """HTTP to the local Ollama: the model list, and inference requests streamed back.
 
-httpx is the one HTTP client here. Inference responses are read as raw bytes
-as they arrive (``aiter_raw``) so the framers in :mod:`ghubai_tray.core.framing`
-see every event the moment Ollama writes it. httpx's read timeout is the idle
-timeout between chunks; the total time is bounded by the caller. Closing the
+httpx is the one HTTP client here, and it stops at this module: callers get
+our own errors (:mod:`ghubai_tray.core.errors`) or, for inference,
+:meth:`OllamaClient.relay`, which hands complete events to a sink and always
+ends in exactly one :class:`~ghubai_tray.core.framing.Done` or
+:class:`~ghubai_tray.core.framing.Failed`, whatever the network does.
+
+Inference responses are read as raw bytes as they arrive (``aiter_raw``) so
+the framers in :mod:`ghubai_tray.core.framing` see every event the moment
+Ollama writes it. httpx's read timeout is the idle timeout between chunks;
+the total time is bounded by :meth:`OllamaClient.relay`'s own clock. Closing the
 response (leaving the ``async with``, or cancellation) closes the HTTP
 request, which is how Ollama learns to stop generating and free the GPU.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import httpx
 
 from ghubai_tray.core.errors import OllamaAnswerError, OllamaUnreachable
-from ghubai_tray.core.framing import status_error
+from ghubai_tray.core.framing import Done, Failed, Frame, Relay, framer_for, status_error
 from ghubai_tray.core.tags import LocalModel, parse_tags
+
+Sink = Callable[[list[str]], Awaitable[None]]
+"""Where the relay sends the texts of the events one read completed (in order)."""
 
 TAGS_TIMEOUT = 5.0
 MAX_TAGS_BYTES = 8 * 1024 * 1024
@@ -79,6 +89,69 @@ class OllamaClient:
             headers={"Content-Type": "application/json"},
         ) as response:
             yield response
+
+
+    async def relay(self, path: str, body: bytes, sink: Sink, *, idle_timeout: float,
+                    total_timeout: float) -> Done | Failed:
+        """POST ``body`` and feed the answer's events to ``sink``; how the answer ended.
+
+        The one place an inference answer is read, and so the one place its
+        errors are ordered (as Ollama's ``api/client.go`` has one ``stream``):
+        an error status first, then the events as framed, then the clocks, then
+        the network. Two clocks bound it: the whole request (``total_timeout``)
+        and progress (``idle_timeout``), which only a complete event resets, so an
+        "Ollama" that trickles a byte at a time cannot hold a slot for the full
+        hour. Whatever ``sink`` raises goes to the caller unchanged (the hub
+        connection is gone); nothing of httpx does.
+        """
+        loop = asyncio.get_running_loop()
+        total = asyncio.timeout(total_timeout)
+        progress = asyncio.timeout(idle_timeout)
+        try:
+            async with total, progress, self.post_stream(path, body, idle_timeout) as response:
+                if response.status_code >= 300:
+                    answer = await read_limited(response, MAX_ERROR_BODY)
+                    return Failed(status_error(response.status_code, answer))
+                framer = framer_for(response.headers.get("content-type"))
+                async for data in response.aiter_raw():
+                    frames = framer.feed(data)
+                    if (end := await _deliver(frames, sink)) is not None:
+                        return end
+                    if frames:
+                        progress.reschedule(loop.time() + idle_timeout)
+                if (end := await _deliver(framer.finish(), sink)) is not None:
+                    return end
+        except TimeoutError:
+            if progress.expired():
+                return Failed(no_progress(idle_timeout))
+            return Failed(f"the request took longer than {total_timeout:g} s")
+        except httpx.ReadTimeout:
+            return Failed(no_progress(idle_timeout))
+        except (httpx.RemoteProtocolError, httpx.ReadError):
+            return Failed("Ollama closed the connection before the answer was complete")
+        except httpx.HTTPError as exc:
+            return Failed(unreachable_reason(exc, self.base_url))
+        return Failed("Ollama's answer ended unexpectedly")
+
+
+async def _deliver(frames: list[Frame], sink: Sink) -> Done | Failed | None:
+    """Send what one read produced; the end, once the answer is over.
+
+    Events that arrived together go out together (one sink call, one WebSocket
+    frame): under load, one system call per event was the relay's largest
+    cost (profiled).
+    """
+    texts = [f.text for f in frames if isinstance(f, Relay)]
+    if texts:
+        await sink(texts)
+    for frame in frames:
+        if isinstance(frame, Done | Failed):
+            return frame
+    return None
+
+
+def no_progress(seconds: float) -> str:
+    return f"Ollama sent no complete part of the answer for {seconds:g} s"
 
 
 async def read_limited(response: httpx.Response, limit: int) -> bytes:

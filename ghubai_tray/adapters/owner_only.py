@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from pathlib import Path
 
 SECRET_VARIABLES = ("PROVIDER_TOKEN",)
@@ -38,6 +39,28 @@ def write_private_text(path: Path, text: str) -> Path:
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         out.write(text)
     return private_file(path)
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` whole or not at all, owner-only from the first byte.
+
+    The one way the app rewrites a file it keeps (the config, the activity
+    ledger): a temporary file beside it (``mkstemp`` makes it 0600), flushed to
+    disk, then renamed over the old one; on any failure the old file stays as
+    it was and the temporary file is removed. A full disk loses nothing.
+    """
+    private_dir(path.parent)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
 
 
 def child_environment() -> dict[str, str]:

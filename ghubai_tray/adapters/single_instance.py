@@ -21,8 +21,8 @@ from types import TracebackType
 
 import platformdirs
 
-from ghubai_tray.adapters.config import APP_NAME
 from ghubai_tray.adapters.owner_only import private_dir, write_private_text
+from ghubai_tray.core.settings import APP_NAME
 
 LOCK_NAME = "ghubai-tray.lock"
 HOLDER_NAME = "running.txt"  # Windows: who holds the mutex

@@ -2,24 +2,16 @@
 
 Tokens are counted as the streamed pieces relayed, which for Ollama's streams
 is one token each (non-streamed answers count as one piece per fragment).
-The ledger is a pure value; loading and saving are the only I/O, both
-tolerant: a missing or damaged file starts a fresh ledger rather than
-stopping the app over statistics.
+The ledger is a pure value; :mod:`ghubai_tray.adapters.activity_file` loads
+and saves it, both tolerant: a missing or damaged file starts a fresh ledger
+rather than stopping the app over statistics.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date
-from pathlib import Path
-
-import platformdirs
-
-from ghubai_tray.adapters.config import APP_NAME
-from ghubai_tray.adapters.owner_only import private_dir
 
 
 @dataclass(frozen=True)
@@ -54,21 +46,14 @@ def for_day(activity: Activity, today: date) -> Activity:
         activity, day=today.isoformat(), today=Tally())
 
 
-def default_path() -> Path:
-    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)) / "activity.json"
+def to_json(activity: Activity) -> str:
+    return json.dumps(asdict(activity))
 
 
-def load(path: Path) -> Activity:
+def from_json(text: str) -> Activity:
+    """The ledger in ``text``; a fresh one when it is damaged (statistics never stop the app)."""
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(text)
         return Activity(str(raw["day"]), Tally(**raw["today"]), Tally(**raw["lifetime"]))
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):
         return Activity()
-
-
-def save(path: Path, activity: Activity) -> None:
-    private_dir(path.parent)
-    fd, temp = tempfile.mkstemp(prefix=".activity-", dir=path.parent)  # 0600
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        json.dump(asdict(activity), out)
-    os.replace(temp, path)

@@ -9,11 +9,14 @@ only read the latest one. Commands flow the other way, through
 from __future__ import annotations
 
 import enum
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
-from ghubai_tray.adapters.config import Settings
 from ghubai_tray.core.activity import Activity
+from ghubai_tray.core.settings import Settings
 
 
 class State(enum.Enum):
@@ -58,29 +61,29 @@ class Counters:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Everything a person (or the tray) may want to know, at one instant."""
+    """Everything a person (or the tray) may want to know, at one instant.
+
+    ``settings`` are the effective settings, pause included: the one place a
+    pause, a shared model or a URL is stored while the worker runs (the file
+    only keeps them for the next start). What follows from them is a property.
+    """
 
     sequence: int = 0
+    settings: Settings = field(default_factory=Settings)
     connection: State = State.CONNECTING
     reason: str = "starting"
-    hub_url: str = ""
     next_attempt: datetime | None = None
     registered_models: int | None = None  # as last acknowledged by the hub
     ollama: OllamaStatus = OllamaStatus.UNKNOWN
     ollama_reason: str = ""
-    ollama_url: str = ""
-    models: tuple[ModelView, ...] = ()
-    paused: bool = False
-    paused_until: datetime | None = None
-    free_gpu_when_paused: bool = True
-    share_new_models: bool = True
-    insecure_tls: bool = False
+    models: tuple[ModelView, ...] = ()  # Ollama's models, each shared or not by the settings
     active: int = 0
     queued: int = 0
     totals: Counters = field(default_factory=Counters)
     per_model: tuple[tuple[str, Counters], ...] = ()
     activity: Activity = field(default_factory=Activity)
     notice: str | None = None  # a problem the owner should read, in words (a failed save)
+    stopping: bool = False  # quitting: finishing what runs, taking nothing new
 
     @property
     def state(self) -> State:
@@ -90,6 +93,42 @@ class Snapshot:
     @property
     def shared_models(self) -> tuple[str, ...]:
         return tuple(m.name for m in self.models if m.shared)
+
+    @property
+    def offered_models(self) -> tuple[str, ...]:
+        """What to register with the hub now: the shared models, or nothing while paused,
+        stopping or unable to reach Ollama (a request would only fail)."""
+        if self.paused or self.stopping or self.ollama is not OllamaStatus.REACHABLE:
+            return ()
+        return self.shared_models
+
+    @property
+    def paused(self) -> bool:
+        return self.settings.paused
+
+    @property
+    def paused_until(self) -> datetime | None:
+        return self.settings.paused_until
+
+    @property
+    def hub_url(self) -> str:
+        return self.settings.hub_url
+
+    @property
+    def ollama_url(self) -> str:
+        return self.settings.ollama_url
+
+    @property
+    def insecure_tls(self) -> bool:
+        return self.settings.allow_invalid_certs
+
+    @property
+    def free_gpu_when_paused(self) -> bool:
+        return self.settings.free_gpu_when_paused
+
+    @property
+    def share_new_models(self) -> bool:
+        return self.settings.share_new_models
 
 
 # -- commands ------------------------------------------------------------
@@ -146,3 +185,23 @@ class Stop:
 
 Command = (Pause | Resume | SetModelShared | SetShareNewModels | SetFreeGpuWhenPaused
            | ApplySettings | TokenChanged | Stop)
+
+
+class WorkerHandle(Protocol):
+    """The worker as the desktop sees it: snapshots out, commands in, nothing else.
+
+    The tray holds one of these, never the Worker class, so that drawing the
+    desktop cannot reach the network code behind it.
+    """
+
+    @property
+    def snapshot(self) -> Snapshot: ...
+
+    @property
+    def running(self) -> threading.Event:
+        """Set once the worker's loop runs and takes commands from any thread."""
+        ...
+
+    def subscribe(self, listener: Callable[[Snapshot], None]) -> None: ...
+
+    def submit(self, command: Command) -> None: ...

@@ -13,7 +13,6 @@ own thread, which polls for the results.
 
 from __future__ import annotations
 
-import asyncio
 import queue
 import threading
 import tkinter as tk
@@ -22,11 +21,15 @@ from dataclasses import replace
 from tkinter import ttk
 from typing import Any, TypeVar
 
-from ghubai_tray.adapters.config import BY_KEY, Settings, load_settings, save_settings
+from ghubai_tray.adapters.config import load_settings, save_settings
 from ghubai_tray.adapters.credentials import delete_token, load_token, store_token
 from ghubai_tray.core.errors import ConfigError, TokenStoreError
+from ghubai_tray.core.settings import BY_KEY, Settings
 
 T = TypeVar("T")
+ConnectionTest = Callable[[Settings, str | None], str]
+"""Test connection: the settings in the form and the token typed (if any) to the report shown.
+Handed in by the composition root (it is the doctor), so this window holds no network code."""
 TITLE = "GhubAi Tray settings"
 LIMITS = ("max_context", "max_output_tokens", "max_keep_alive", "max_images", "max_image_size")
 FIELDS = ("hub_url", "ollama_url", "allow_invalid_certs", "max_concurrent_requests", *LIMITS)
@@ -60,8 +63,9 @@ def validate_form(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str
 
 
 class SettingsWindow:
-    def __init__(self, root: tk.Tk, settings: Settings) -> None:
+    def __init__(self, root: tk.Tk, settings: Settings, test_connection: ConnectionTest) -> None:
         self.root, self.settings, self.saved = root, settings, False
+        self._test_connection = test_connection
         root.title(TITLE)
         root.resizable(False, False)
         frame = ttk.Frame(root, padding=16)
@@ -226,12 +230,7 @@ class SettingsWindow:
         token = self.token.get().strip() or None
 
         def work() -> None:
-            from ghubai_tray.doctor import run_checks, verdict
-
-            checks = asyncio.run(run_checks(candidate, token))
-            text = "\n".join(line for c in checks for line in c.lines() if not
-                             line.startswith("       "))
-            results.put(f"{verdict(checks)[0]}\n{text}")
+            results.put(self._test_connection(candidate, token))
 
         def poll() -> None:  # on the Tk thread: Tk must not be called from the worker thread
             try:
@@ -247,14 +246,14 @@ class SettingsWindow:
         self.root.after(100, poll)
 
 
-def main() -> int:
+def main(test_connection: ConnectionTest) -> int:
     """Show the window; 0 when settings were saved, 1 when closed without saving."""
     try:
         settings = load_settings()
     except ConfigError:
         settings = Settings()  # the window is how a broken file gets fixed
     root = tk.Tk(className="ghubai-tray-settings")
-    window = SettingsWindow(root, settings)
+    window = SettingsWindow(root, settings, test_connection)
     root.mainloop()
     return 0 if window.saved else 1
 

@@ -19,9 +19,9 @@ from datetime import datetime
 from pathlib import Path
 
 from ghubai_tray import __version__
-from ghubai_tray.adapters.config import SETTINGS, Settings
 from ghubai_tray.adapters.logs import redact
 from ghubai_tray.adapters.owner_only import child_environment
+from ghubai_tray.core.settings import SETTINGS, Settings
 
 LOG_TAIL = 200
 

@@ -8,7 +8,7 @@ run on their own threads, so the icon's thread never waits on the network,
 the keyring or a window. Quit stops the icon, then drains the worker within
 its grace period and joins its thread; the process always exits.
 
-pystray backends differ (see PLATFORM.md): gtk and appindicator marshal icon,
+pystray backends differ (see docs/PLATFORM.md): gtk and appindicator marshal icon,
 title, menu and notifications onto the Gtk main loop themselves, so calling
 them from the refresher is safe; on Windows ``update_menu()`` is not
 thread-safe (pystray issue #60), so it is posted to the icon's own window
@@ -33,16 +33,22 @@ from typing import Any
 
 from ghubai_tray import __version__
 from ghubai_tray.adapters.autostart import Autostart, launch_command
-from ghubai_tray.adapters.config import Settings, load_settings
-from ghubai_tray.adapters.credentials import TokenSource
+from ghubai_tray.adapters.config import load_settings
 from ghubai_tray.adapters.logs import log_dir
 from ghubai_tray.adapters.owner_only import child_environment, write_private_text
 from ghubai_tray.core import texts
-from ghubai_tray.core.state import ApplySettings, Command, Snapshot, State, Stop, TokenChanged
+from ghubai_tray.core.state import (
+    ApplySettings,
+    Command,
+    Snapshot,
+    State,
+    Stop,
+    TokenChanged,
+    WorkerHandle,
+)
 from ghubai_tray.desktop import notifications, system
 from ghubai_tray.desktop.icon import icon_for, icon_kind, status_line, title_for
 from ghubai_tray.desktop.menu import Action, Desktop, Item, Ui, render_menu, resolve
-from ghubai_tray.worker.worker import for_owner, run_in_new_loop
 
 log = logging.getLogger("ghubai_tray.tray")
 ICON_SIZE = 64
@@ -50,12 +56,16 @@ WM_GHUBAI_UPDATE_MENU = 0x400 + 42  # WM_USER + 42: ours, beside pystray's WM_US
 
 
 class TrayApp:
-    """Build with the settings and how to find the token; ``run()`` blocks until Quit."""
+    """Build with the worker and what runs it; ``run()`` blocks until Quit.
+
+    The composition root (:mod:`ghubai_tray.app`) builds the worker; the tray
+    only reads its snapshots and submits commands.
+    """
 
     def __init__(
         self,
-        settings: Settings,
-        token_provider: Callable[[str], TokenSource],
+        worker: WorkerHandle,
+        run_worker: Callable[[], None],
         *,
         autostart: Autostart | None,
         log_file: Path | None,
@@ -63,11 +73,11 @@ class TrayApp:
         grace: float = 10.0,
         open_settings_when_unconfigured: bool = True,
     ) -> None:
-        self.worker = for_owner(settings, token_provider)
+        self.worker = worker
+        self._worker_main = run_worker
         self._autostart = autostart
         self._autostart_on: bool | None = None
         self._log_file = log_file
-        self._flags = flags or {}
         self._grace = grace
         self._offer_settings = open_settings_when_unconfigured
         self._latest = self.worker.snapshot
@@ -77,7 +87,7 @@ class TrayApp:
         self._finished = threading.Event()
         self._history: collections.deque[tuple[datetime, str]] = collections.deque(maxlen=100)
         self._episodes = notifications.Episodes()
-        self._settings_window: subprocess.Popen[bytes] | None = None
+        self._settings = SettingsWindowLauncher(self.worker.submit, dict(flags or {}))
         self._icon: Any = None
         self._latin1_titles = False
         self._shown: tuple[Any, ...] = ()
@@ -104,7 +114,7 @@ class TrayApp:
             icon_class = sharp_icon_class(pystray.Icon)
         self._icon = icon_class("ghubai-tray", icon_for(snap, ICON_SIZE), self._title(snap),
                                 menu=pystray.Menu(self._pystray_items))
-        self._install_signal_handlers(glib=False)
+        install_quit_signals(self.quit, glib=False)
         try:
             self._icon.run(setup=self._setup)
         except Exception as exc:  # GLib errors at stop without a notification daemon
@@ -122,7 +132,7 @@ class TrayApp:
         hold the process open. The daemon refresh thread makes those calls.
         """
         if "gtk" in type(icon).__module__ or "appindicator" in type(icon).__module__:
-            self._install_signal_handlers(glib=True)
+            install_quit_signals(self.quit, glib=True)
         backend = type(icon).__module__.rsplit("._", 1)[-1]
         log.info("tray started (%s backend)", backend)
         if not icon.HAS_MENU:
@@ -167,9 +177,7 @@ class TrayApp:
     def _shutdown(self) -> None:
         """On the main thread once the icon's loop has returned."""
         self.quit()  # the loop may also end on its own (the tray host went away)
-        window = self._settings_window
-        if window is not None and window.poll() is None:
-            window.terminate()  # quitting the app closes its window too
+        self._settings.close()
         self._thread.join(self._quit_time_left())
         if self._thread.is_alive():
             log.error("the worker did not stop within %g s; exiting anyway", self._grace + 2)
@@ -178,50 +186,9 @@ class TrayApp:
 
     def _run_worker(self) -> None:
         try:
-            run_in_new_loop(self.worker.run())
+            self._worker_main()
         except Exception:
             log.exception("the worker stopped unexpectedly")
-
-    def _install_signal_handlers(self, glib: bool) -> None:
-        """Quit cleanly on SIGINT/SIGTERM.
-
-        Gtk's main loop runs in C, so a Python signal handler would wait for the
-        next Python callback; GLib's own signal source runs promptly inside the
-        loop. It is installed from ``_setup``, after pystray's Gtk start-up has
-        reset SIGINT to its default.
-        """
-        if glib:
-            try:
-                from gi.repository import GLib
-
-                for sig in (signal.SIGINT, signal.SIGTERM):
-                    GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, sig, self._on_signal)
-                return
-            except (ImportError, AttributeError, ValueError):
-                pass
-        if threading.current_thread() is threading.main_thread():
-            signalled = threading.Event()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(sig, lambda *_: signalled.set())
-            threading.Thread(target=self._quit_when, args=(signalled,), daemon=True,
-                             name="tray-signals").start()
-
-    def _quit_when(self, signalled: threading.Event) -> None:
-        """Quit from a thread of its own once a signal has come.
-
-        A Python signal handler runs on the main thread between two bytecodes,
-        possibly inside python-xlib while it holds its display locks, where
-        taking a lock (starting a thread, submitting to the worker) could
-        deadlock. The handler only sets an event; this thread quits.
-        """
-        signalled.wait()
-        log.info("signal received: quitting")
-        self.quit()
-
-    def _on_signal(self) -> bool:
-        log.info("signal received: quitting")
-        self.quit()  # returns at once: the stopping happens on threads of its own
-        return False  # remove the GLib source
 
     # -- snapshots in, icon and menu out ---------------------------------------
 
@@ -301,7 +268,7 @@ class TrayApp:
     def _first_run(self, snap: Snapshot) -> None:
         if self._offer_settings and snap.state is State.NOT_CONFIGURED:
             self._offer_settings = False
-            self._open_settings()
+            self._settings.open()
 
     # -- clicks ------------------------------------------------------------------
 
@@ -324,7 +291,7 @@ class TrayApp:
     def _desktop_job(self, what: Ui) -> None:
         try:
             if what in (Ui.SETTINGS, Ui.SET_UP):
-                self._open_settings()
+                self._settings.open()
             elif what is Ui.TOGGLE_AUTOSTART and self._autostart is not None:
                 self._autostart.set(not self._autostart_on)
                 self._autostart_on = self._read_autostart()
@@ -349,8 +316,8 @@ class TrayApp:
 
     def _copy_diagnostics(self) -> None:
         backend = type(self._icon).__module__.rsplit("._", 1)[-1]
-        report = system.diagnostics(self.worker.settings, list(self._history), self._log_file,
-                                     backend)
+        report = system.diagnostics(self.worker.snapshot.settings, list(self._history),
+                                    self._log_file, backend)
         saved = write_private_text(log_dir() / "diagnostics.txt", report)
         if system.copy_text(report):
             message = f"Diagnostics copied to the clipboard (also saved in {saved})."
@@ -361,17 +328,75 @@ class TrayApp:
         if self._icon.HAS_NOTIFICATION:
             self._icon.notify(message, texts.APP)
 
-    def _open_settings(self) -> None:
-        if self._settings_window is not None and self._settings_window.poll() is None:
-            return  # already open
-        self._settings_window = subprocess.Popen([*launch_command(), "--settings-window"],
-                                                 stdin=subprocess.DEVNULL,
-                                                 stdout=subprocess.DEVNULL,
-                                                 env=child_environment())
-        threading.Thread(target=self._await_settings, args=(self._settings_window,),
-                         daemon=True, name="settings-window").start()
 
-    def _await_settings(self, window: subprocess.Popen[bytes]) -> None:
+def install_quit_signals(quit_app: Callable[[], None], glib: bool) -> None:
+    """Quit cleanly on SIGINT/SIGTERM.
+
+    Gtk's main loop runs in C, so a Python signal handler would wait for the
+    next Python callback; GLib's own signal source runs promptly inside the
+    loop. It is installed from ``_setup``, after pystray's Gtk start-up has
+    reset SIGINT to its default.
+    """
+    def on_glib_signal() -> bool:
+        log.info("signal received: quitting")
+        quit_app()  # returns at once: the stopping happens on threads of its own
+        return False  # remove the GLib source
+
+    if glib:
+        try:
+            from gi.repository import GLib
+
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, sig, on_glib_signal)
+            return
+        except (ImportError, AttributeError, ValueError):
+            pass
+    if threading.current_thread() is threading.main_thread():
+        signalled = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: signalled.set())
+        threading.Thread(target=_quit_when, args=(signalled, quit_app), daemon=True,
+                         name="tray-signals").start()
+
+
+def _quit_when(signalled: threading.Event, quit_app: Callable[[], None]) -> None:
+    """Quit from a thread of its own once a signal has come.
+
+    A Python signal handler runs on the main thread between two bytecodes,
+    possibly inside python-xlib while it holds its display locks, where
+    taking a lock (starting a thread, submitting to the worker) could
+    deadlock. The handler only sets an event; this thread quits.
+    """
+    signalled.wait()
+    log.info("signal received: quitting")
+    quit_app()
+
+
+class SettingsWindowLauncher:
+    """The Settings window, a process of its own: at most one open; when it saved,
+    the new settings (and token) go to the worker."""
+
+    def __init__(self, submit: Callable[[Command], None], flags: dict[str, Any]) -> None:
+        self._submit = submit
+        self._flags = flags
+        self._window: subprocess.Popen[bytes] | None = None
+
+    def open(self) -> None:
+        if self._window is not None and self._window.poll() is None:
+            return  # already open
+        self._window = subprocess.Popen([*launch_command(), "--settings-window"],
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        env=child_environment())
+        threading.Thread(target=self._await, args=(self._window,), daemon=True,
+                         name="settings-window").start()
+
+    def close(self) -> None:
+        """Quitting the app closes its window too."""
+        window = self._window
+        if window is not None and window.poll() is None:
+            window.terminate()
+
+    def _await(self, window: subprocess.Popen[bytes]) -> None:
         if window.wait() != 0:
             return  # closed without saving
         try:

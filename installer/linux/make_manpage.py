@@ -6,8 +6,8 @@ import argparse
 import sys
 
 from ghubai_tray import __version__
-from ghubai_tray.adapters.config import SETTINGS
 from ghubai_tray.cli import build_parser
+from ghubai_tray.core.settings import SETTINGS
 
 
 def esc(text: str) -> str:

@@ -1,0 +1,33 @@
+"""The composition root: the one place the parts are put together as the owner runs them.
+
+The tray and ``--headless`` both get their worker from :func:`owner_worker`, so
+the two modes cannot drift apart again (headless once counted nothing in
+"Since install"); the tray gets it handed in, as a
+:class:`~ghubai_tray.core.state.WorkerHandle`, and never sees the network code
+behind it. The architecture test (tests/test_architecture.py) keeps it so:
+nothing else in the package constructs a Worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ghubai_tray.adapters import activity_file
+from ghubai_tray.adapters.config import save_settings
+from ghubai_tray.adapters.credentials import TokenSource
+from ghubai_tray.core.settings import Settings
+from ghubai_tray.worker import Worker, run_in_new_loop
+
+
+def owner_worker(settings: Settings, token_provider: Callable[[str], TokenSource]) -> Worker:
+    """The worker as the owner runs it: settings changed from the menu saved to
+    config.toml, requests counted in the owner's activity file ("Since install")."""
+    return Worker(settings, token_provider, persist=save_settings,
+                  activity_path=activity_file.default_path())
+
+
+def tray_worker(settings: Settings, token_provider: Callable[[str], TokenSource]
+                ) -> tuple[Worker, Callable[[], None]]:
+    """The owner's worker and the function that runs it (on the tray's worker thread)."""
+    worker = owner_worker(settings, token_provider)
+    return worker, lambda: run_in_new_loop(worker.run())

@@ -1,0 +1,271 @@
+"""The settings themselves: every setting described once, parsed and typed, with no I/O.
+
+:data:`SETTINGS` holds each setting's TOML key, variable, flag, default, parser
+and the words shown to people; everything else is derived from that table: the
+layering and ``--flags`` (:mod:`ghubai_tray.adapters.config`), the error
+messages, ``doctor``'s report and the README's table. :class:`Settings` is the
+frozen result, carried by every snapshot so that what the tray shows and what
+the worker uses are one value.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from ghubai_tray.core.request_body import Ceilings
+
+APP_NAME = "GhubAi"
+DEFAULT_HUB_URL = "https://localhost:7197/gridhub"  # the seed's default
+DEFAULT_OLLAMA_URL = "http://localhost:11434"
+# What an ASP.NET hub accepts from its client by default (Kestrel's MaxRequestBodySize),
+# and so the most it can deliver: a vision request with a photo or two is several MB.
+DEFAULT_MAX_REQUEST_BODY = 30_000_000
+TOKEN_KEYS = frozenset({"token", "provider_token", "access_token"})
+
+
+# -- value parsers: each takes a raw value (text from a variable or flag, or a TOML
+#    value) and returns the typed value or raises ValueError saying what is expected.
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def parse_bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in _TRUE | _FALSE:
+        return raw.strip().lower() in _TRUE
+    raise ValueError("expected 1 or 0 (also true/false, yes/no, on/off)")
+
+
+def _url(raw: Any, what: str) -> str:
+    if not isinstance(raw, str):
+        raise ValueError(f"expected {what}")
+    text = raw.strip()
+    parts = urlsplit(text)
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise ValueError(f"expected {what} (the port is not a number)") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"expected {what}")
+    if parts.username or parts.password:
+        raise ValueError(f"expected {what} without a user name or password in it")
+    if parts.fragment:
+        raise ValueError(f"expected {what} without a #fragment")
+    return text
+
+
+def parse_hub_url(raw: Any) -> str:
+    return _url(raw, "an http:// or https:// URL of the hub, like https://hub.example.com/gridhub")
+
+
+def parse_ollama_url(raw: Any) -> str:
+    text = _url(raw, "an http:// or https:// URL of Ollama, like http://localhost:11434")
+    if urlsplit(text).query:
+        raise ValueError("expected Ollama's base URL without a ?query")
+    return text.rstrip("/")
+
+
+def _number(raw: Any) -> float:
+    if isinstance(raw, bool):
+        raise ValueError("a number")
+    if isinstance(raw, int | float):
+        return float(raw)
+    if isinstance(raw, str):
+        return float(raw.strip())  # ValueError for non-numbers
+    raise ValueError("a number")
+
+
+def _plain(number: float) -> str:
+    """1048576, not 1.04858e+06."""
+    return str(int(number)) if float(number).is_integer() else f"{number:g}"
+
+
+def _bounded(low: float, high: float, unit: str, integer: bool) -> Callable[[Any], Any]:
+    kind = "a whole number" if integer else "a number"
+    expected = f"expected {kind} of {unit} from {_plain(low)} to {_plain(high)}"
+
+    def parse(raw: Any) -> float | int:
+        try:
+            value = _number(raw)
+        except ValueError:
+            raise ValueError(expected) from None
+        if value != value or not low <= value <= high or (integer and value != int(value)):
+            raise ValueError(expected)
+        return int(value) if integer else value
+
+    return parse
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "kib": 1024, "kb": 1000, "mib": 1024**2, "mb": 1000**2}
+
+
+def parse_size(raw: Any) -> int:
+    expected = "expected a size from 1 KiB to 1 GiB, in bytes or like 4MiB"
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        value = raw
+    elif isinstance(raw, str):
+        text = raw.strip().lower().replace(" ", "")
+        number = text.rstrip("kmib")
+        unit = text[len(number):]
+        if unit not in _SIZE_UNITS or not number.isdigit():
+            raise ValueError(expected)
+        value = int(number) * _SIZE_UNITS[unit]
+    else:
+        raise ValueError(expected)
+    if not 1024 <= value <= 1024**3:
+        raise ValueError(expected)
+    return value
+
+
+def parse_machine_name(raw: Any) -> str:
+    if not isinstance(raw, str) or not raw.strip() or len(raw.strip()) > 128 \
+            or not raw.strip().isprintable():
+        raise ValueError("expected a name of 1 to 128 printable characters")
+    return raw.strip()
+
+
+def parse_models(raw: Any) -> tuple[str, ...]:
+    expected = "expected a list of model names (a TOML list, or names separated by commas)"
+    if isinstance(raw, str):
+        items: list[Any] = raw.split(",")
+    elif isinstance(raw, list | tuple):
+        items = list(raw)
+    else:
+        raise ValueError(expected)
+    if not all(isinstance(i, str) for i in items):
+        raise ValueError(expected)
+    names: dict[str, str] = {}
+    for item in items:
+        if item.strip():
+            names.setdefault(item.strip().casefold(), item.strip())
+    return tuple(names.values())
+
+
+def parse_time(raw: Any) -> datetime | None:
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, datetime):
+        value = raw
+    elif isinstance(raw, str):
+        try:
+            value = datetime.fromisoformat(raw.strip())
+        except ValueError:
+            raise ValueError("expected a date and time like 2026-11-24T18:30:00+01:00") from None
+    else:
+        raise ValueError("expected a date and time like 2026-11-24T18:30:00+01:00")
+    return value if value.tzinfo else value.astimezone()
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: where it is read from, its default, its parser, and its words."""
+
+    key: str  # attribute of Settings and key in config.toml
+    env: str
+    flag: str
+    parse: Callable[[Any], Any]
+    help: str
+    default: Any = None  # None: computed (see defaults())
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("hub_url", "HUB_URL", "--hub-url", parse_hub_url, "the hub's SignalR URL",
+            DEFAULT_HUB_URL),
+    Setting("ollama_url", "OLLAMA_LOCAL_URL", "--ollama-url", parse_ollama_url,
+            "your Ollama's base URL", DEFAULT_OLLAMA_URL),
+    Setting("allow_invalid_certs", "ALLOW_INVALID_CERTS", "--allow-invalid-certs", parse_bool,
+            "accept untrusted TLS certificates (development only)", False),
+    Setting("machine_name", "GHUBAI_MACHINE_NAME", "--machine-name", parse_machine_name,
+            "the name the hub shows for this machine (default: the host name)"),
+    Setting("discovery_interval", "GHUBAI_DISCOVERY_INTERVAL", "--discovery-interval",
+            _bounded(5, 3600, "seconds", False),
+            "seconds between registration heartbeats (changes are noticed within 5 s)", 30.0),
+    Setting("max_concurrent_requests", "GHUBAI_MAX_CONCURRENT_REQUESTS",
+            "--max-concurrent-requests", _bounded(1, 64, "requests", True),
+            "requests sent to Ollama at the same time", 2),
+    Setting("max_request_body", "GHUBAI_MAX_REQUEST_BODY", "--max-request-body", parse_size,
+            "largest request body accepted from the hub", DEFAULT_MAX_REQUEST_BODY),
+    Setting("max_keep_alive", "GHUBAI_MAX_KEEP_ALIVE", "--max-keep-alive",
+            _bounded(0, 86400, "seconds", False),
+            "longest a hub request may keep a model in memory after it ends, in seconds", 300.0),
+    Setting("max_context", "GHUBAI_MAX_CONTEXT", "--max-context",
+            _bounded(256, 1048576, "tokens", True),
+            "largest context (num_ctx) a hub request may ask for; memory grows with it", 8192),
+    Setting("max_output_tokens", "GHUBAI_MAX_OUTPUT_TOKENS", "--max-output-tokens",
+            _bounded(1, 1048576, "tokens", True),
+            "most tokens one hub request may generate", 4096),
+    Setting("max_images", "GHUBAI_MAX_IMAGES", "--max-images", _bounded(0, 64, "images", True),
+            "most images one hub request may carry", 4),
+    Setting("max_image_size", "GHUBAI_MAX_IMAGE_SIZE", "--max-image-size", parse_size,
+            "largest image a hub request may carry", 10 * 1024 * 1024),
+    Setting("idle_timeout", "GHUBAI_IDLE_TIMEOUT", "--idle-timeout",
+            _bounded(1, 3600, "seconds", False),
+            "seconds Ollama may stay silent during one answer (model loading included)", 300.0),
+    Setting("total_timeout", "GHUBAI_TOTAL_TIMEOUT", "--total-timeout",
+            _bounded(1, 86400, "seconds", False), "seconds one request may take in all", 3600.0),
+    Setting("share_new_models", "GHUBAI_SHARE_NEW_MODELS", "--share-new-models", parse_bool,
+            "share models Ollama gets later without asking (cloud models excepted)", True),
+    Setting("shared_models", "GHUBAI_SHARED_MODELS", "--shared-models", parse_models,
+            "models always shared (cloud models only when named here)", ()),
+    Setting("unshared_models", "GHUBAI_UNSHARED_MODELS", "--unshared-models", parse_models,
+            "models never shared", ()),
+    Setting("free_gpu_when_paused", "GHUBAI_FREE_GPU_WHEN_PAUSED", "--free-gpu-when-paused",
+            parse_bool, "on pausing, unload the shared models so the GPU's memory is yours again",
+            True),
+    Setting("paused", "GHUBAI_PAUSED", "--paused", parse_bool,
+            "start paused: connected, but sharing nothing", False),
+    Setting("paused_until", "GHUBAI_PAUSED_UNTIL", "--paused-until", parse_time,
+            "when a pause ends by itself (ISO 8601 time)", None),
+)
+BY_KEY = {s.key: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The effective settings; ``sources`` says where each value came from."""
+
+    hub_url: str = DEFAULT_HUB_URL
+    ollama_url: str = DEFAULT_OLLAMA_URL
+    allow_invalid_certs: bool = False
+    machine_name: str = field(default_factory=socket.gethostname)
+    discovery_interval: float = 30.0
+    max_concurrent_requests: int = 2
+    max_request_body: int = DEFAULT_MAX_REQUEST_BODY
+    max_keep_alive: float = 300.0
+    max_context: int = 8192
+    max_output_tokens: int = 4096
+    max_images: int = 4
+    max_image_size: int = 10 * 1024 * 1024
+    idle_timeout: float = 300.0
+    total_timeout: float = 3600.0
+    share_new_models: bool = True
+    shared_models: tuple[str, ...] = ()
+    unshared_models: tuple[str, ...] = ()
+    free_gpu_when_paused: bool = True
+    paused: bool = False
+    paused_until: datetime | None = None
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def source(self, key: str) -> str:
+        return self.sources.get(key, "default")
+
+    @property
+    def is_default_hub(self) -> bool:
+        return self.hub_url == DEFAULT_HUB_URL
+
+    @property
+    def ceilings(self) -> Ceilings:
+        """The owner's limits on one hub request, as the body rebuilder takes them."""
+        return Ceilings(keep_alive=self.max_keep_alive, context=self.max_context,
+                        output_tokens=self.max_output_tokens, images=self.max_images,
+                        image_bytes=self.max_image_size)
+
+
+assert {f.name for f in fields(Settings)} - {"sources"} == set(BY_KEY), "SETTINGS and Settings"

@@ -1,0 +1,245 @@
+"""The hub supervisor: connect, register, read, and on any failure wait and try again.
+
+One :meth:`HubSupervisor.run` loop, forever: each attempt opens a fresh
+connection (the adapter negotiates afresh), keeps the registration in step with
+the snapshot, hands requests to the runner and, when the connection ends,
+cancels that connection's requests, publishes why and waits (exponential
+backoff with jitter, capped; minutes after a rejected token, at once when the
+token or the hub changes) before the next attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from ghubai_tray.adapters.hub import Invocation, Malformed, host_of, incoming_limit, registration
+from ghubai_tray.adapters.tls import client_context
+from ghubai_tray.core.errors import AuthRejected, HubError, TokenStoreError
+from ghubai_tray.core.settings import Settings
+from ghubai_tray.core.state import Snapshot, State
+from ghubai_tray.worker.ports import Connector, HubLink
+from ghubai_tray.worker.requests import REQUEST_TARGETS, RequestRunner
+from ghubai_tray.worker.runtime import Problems, SideJobs, wait_event
+from ghubai_tray.worker.store import StateStore
+
+log = logging.getLogger("ghubai_tray.worker")
+
+# Backoff: the first retry comes within half a second (a hub restart is usually
+# quick), doubling up to 30 s; jitter spreads a crowd of workers reconnecting to
+# a hub that just came back. A rejected token is retried every 5 minutes only,
+# and at once when the token or the hub URL changes (checked every 15 s).
+BACKOFF_FIRST = 0.5
+BACKOFF_CAP = 30.0
+AUTH_RETRY = 300.0
+TOKEN_RECHECK = 15.0
+
+
+def backoff_delay(attempt: int, rng: random.Random | None = None) -> float:
+    """Seconds to wait before retry number ``attempt`` (1-based): 0.25-0.5 s, doubling, ≤ 30 s."""
+    base = min(BACKOFF_CAP, BACKOFF_FIRST * 2.0 ** max(0, attempt - 1))
+    return base * (rng or random).uniform(0.5, 1.0)
+
+
+class HubSupervisor:
+    def __init__(self, store: StateStore, runner: RequestRunner, connector: Connector,
+                 read_token: Callable[[str], str | None], jobs: SideJobs, problems: Problems,
+                 *, rng: random.Random, clock: Callable[[], datetime]) -> None:
+        self._store = store
+        self._runner = runner
+        self._connector = connector
+        self._read_token_now = read_token
+        self._jobs = jobs
+        self._problems = problems
+        self._rng = rng
+        self._clock = clock
+        self._wake = asyncio.Event()  # try again now: the token or the hub changed
+        self._registration_due = asyncio.Event()
+        self._offered: tuple[str, ...] | None = None
+        self._conn: HubLink | None = None
+        self._token: str | None = None
+        self._acknowledged = False  # the hub answered Registered on this connection
+        self._last_registered: list[str] | None = None
+        store.subscribe(self._on_snapshot)
+
+    def _on_snapshot(self, snap: Snapshot) -> None:
+        """The one thing that wakes the registration: what to offer the hub changed."""
+        if snap.offered_models != self._offered:
+            self._offered = snap.offered_models
+            self._registration_due.set()
+
+    def token_changed(self) -> None:
+        self._token = None
+        self.reconnect_now()
+
+    def reconnect_now(self) -> None:
+        self._wake.set()
+        if self._conn is not None:
+            self._jobs.spawn(self._conn.close())
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+
+    @property
+    def _settings(self) -> Settings:
+        return self._store.snapshot.settings
+
+    # -- attempts -----------------------------------------------------------------
+
+    async def run(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                attempt = await self._attempt(attempt)
+            except Exception:  # a bug here must not end sharing for good: log it, go on
+                log.exception("unexpected error in the hub connection")
+                attempt += 1
+                await self._retry_later("an unexpected error (details in the log)",
+                                        backoff_delay(attempt, self._rng), self._token)
+
+    async def _read_token(self) -> str | None:
+        try:
+            return await asyncio.to_thread(self._read_token_now, self._settings.hub_url)
+        except TokenStoreError as exc:
+            self._problems.log("token", logging.WARNING, f"token: {exc}")
+            return None
+
+    async def _attempt(self, attempt: int) -> int:
+        """One connection attempt and, if it opens, its whole session; the next attempt number."""
+        self._wake.clear()
+        token = self._token = await self._read_token()
+        settings = self._settings
+        self._store.connection(State.CONNECTING if attempt == 0 else State.RECONNECTING,
+                               f"connecting to {host_of(settings.hub_url)}")
+        if settings.allow_invalid_certs and settings.hub_url.startswith("https"):
+            log.warning("connecting without checking the hub's certificate "
+                        "(ALLOW_INVALID_CERTS=1)")
+        try:
+            conn = await self._connector(
+                settings.hub_url, token, ssl_context=client_context(settings.allow_invalid_certs),
+                max_message_bytes=incoming_limit(settings.max_request_body))
+        except AuthRejected as exc:
+            await self._auth_rejected(str(exc), token)
+            return 1
+        except HubError as exc:
+            await self._retry_later(str(exc), backoff_delay(attempt + 1, self._rng), token)
+            return attempt + 1
+        try:
+            await self._session(conn)
+            reason = "the connection ended"
+        except HubError as exc:
+            reason = str(exc)
+        finally:
+            self._conn = None
+            await self._runner.cancel_all("the hub connection was lost")
+            await conn.close()
+        if self._acknowledged:
+            # The hub accepted us on that connection: whatever ended it, the backoff starts
+            # over (sessions always end by an error, so this cannot hang on their result).
+            attempt = 0
+        await self._retry_later(reason, backoff_delay(attempt + 1, self._rng), token)
+        return attempt + 1
+
+    async def _retry_later(self, reason: str, delay: float, token: str | None) -> None:
+        unconfigured = token is None and self._settings.is_default_hub
+        if unconfigured:
+            reason = ("not set up yet: no hub token, and no hub at the default address "
+                      f"{self._settings.hub_url} ({reason})")
+        self._problems.log("hub", logging.WARNING, f"hub: {reason}")
+        self._store.connection(State.NOT_CONFIGURED if unconfigured else State.RECONNECTING,
+                               reason, next_attempt=self._clock() + timedelta(seconds=delay))
+        await wait_event(self._wake, delay)
+
+    async def _auth_rejected(self, reason: str, token: str | None) -> None:
+        if token is None:
+            reason += ": this hub needs a token; run 'ghubai-tray token set' or set PROVIDER_TOKEN"
+        else:
+            reason += ": check the token (replace it with 'ghubai-tray token set')"
+        self._problems.log("hub", logging.ERROR, f"hub: {reason}")
+        retry_at = time.monotonic() + AUTH_RETRY
+        self._store.connection(State.AUTH_REJECTED, reason,
+                               next_attempt=self._clock() + timedelta(seconds=AUTH_RETRY))
+        while (left := retry_at - time.monotonic()) > 0:
+            await wait_event(self._wake, min(left, TOKEN_RECHECK))
+            if self._wake.is_set() or await self._read_token() != token:
+                return
+
+    # -- one session --------------------------------------------------------------
+
+    async def _session(self, conn: HubLink) -> None:
+        """Serve one connection until it ends (always by raising HubError, or cancellation)."""
+        self._conn = conn
+        self._problems.solved("hub")
+        log.info("connected to the hub at %s", conn.host)
+        self._store.connection(State.CONNECTED, f"connected to {conn.host}")
+        self._acknowledged, self._last_registered = False, None
+        registrar = asyncio.create_task(self._registration_loop(conn), name="registration")
+        self._runner.connected(conn)
+        try:
+            async for message in conn.messages():
+                if isinstance(message, Malformed):
+                    log.warning("ignored a message from the hub: %s", message.reason)
+                    continue
+                try:
+                    self._on_invocation(conn, message)
+                except Exception:  # one bad message must not end the connection
+                    log.exception("unexpected error handling %r from the hub",
+                                  message.target[:60])
+        finally:
+            registrar.cancel()
+            with contextlib.suppress(asyncio.CancelledError, HubError):
+                await registrar
+
+    async def _registration_loop(self, conn: HubLink) -> None:
+        """RegisterNode now, on every change, and as a heartbeat while no request runs.
+
+        A hub resets a node's load count to 0 on every RegisterNode (GhubAi does),
+        so a heartbeat during a request would make it look idle and break
+        least-loaded routing between workers: the heartbeat waits for a quiet moment.
+        """
+        last_sent = 0.0
+        self._registration_due.set()
+        while True:
+            heartbeat = self._settings.discovery_interval
+            await wait_event(self._registration_due,
+                             max(0.0, last_sent + heartbeat - time.monotonic()))
+            self._registration_due.clear()
+            models = list(self._store.snapshot.offered_models)
+            if models == self._last_registered:
+                if time.monotonic() - last_sent < heartbeat:
+                    continue
+                if self._runner.busy:
+                    last_sent = time.monotonic()  # no heartbeat while serving: try later
+                    continue
+            argument, left_out = registration(self._settings.machine_name, models)
+            if left_out:
+                self._problems.log("registration", logging.WARNING,
+                                   f"{left_out} model(s) left out of the registration: the "
+                                   "list is too long for one hub message")
+            await conn.invoke("RegisterNode", argument)
+            if models != self._last_registered:
+                log.info("registered %d model(s): %s", len(models), ", ".join(models) or "none")
+            self._last_registered, last_sent = models, time.monotonic()
+
+    def _on_invocation(self, conn: HubLink, message: Invocation) -> None:
+        target = message.target.casefold()
+        if target in REQUEST_TARGETS:
+            self._runner.accept(conn, message.target, message.arguments)
+        elif target == "registered":
+            self._acknowledged = True
+            count = len(self._last_registered or [])
+            self._store.connection(State.REGISTERED,
+                                   f"paused, connected to {conn.host}"
+                                   if self._store.snapshot.paused
+                                   else f"sharing {count} model(s) with {conn.host}",
+                                   registered_models=count)
+        else:
+            self._problems.log("target", logging.WARNING,
+                               f"the hub called {message.target[:60]!r}, which this worker "
+                               "does not have; ignored")

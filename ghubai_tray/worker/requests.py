@@ -1,0 +1,308 @@
+"""The request runner: accept, wait for a slot, relay, and end in exactly one final.
+
+A hub request's whole life is :meth:`RequestRunner._serve`, read top to bottom;
+it ends in one named :class:`Outcome`, and :meth:`RequestRunner._finish` is
+the one place an outcome is counted, logged and its final chunk sent (empty
+on success, the client's own error shape otherwise). A final that cannot be
+sent because the connection is gone is *owed* and sent on the next one: a hub
+may keep the request open until its final arrives, on whichever connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ghubai_tray.core.client_errors import final_fragment, is_openai
+from ghubai_tray.core.errors import HubError, RequestRejected
+from ghubai_tray.core.framing import Done
+from ghubai_tray.core.settings import Settings
+from ghubai_tray.core.state import OllamaStatus
+from ghubai_tray.core.validation import InferenceRequest, endpoint_of, validate_request
+from ghubai_tray.worker.ports import HubLink, Ollama
+from ghubai_tray.worker.runtime import SideJobs
+from ghubai_tray.worker.store import StateStore
+
+log = logging.getLogger("ghubai_tray.worker")
+
+REQUEST_TARGETS = {"requestinference", "requestopenai"}
+QUEUE_PER_SLOT = 2  # requests that may wait for a slot, per concurrent slot (at least 4)
+MAX_PENDING_REFUSALS = 64  # refusals waiting for the hub to take them
+MAX_OWED_FINALS = 1024  # finals of requests cut by a lost connection, sent on the next one
+REFUSAL_SEND_TIMEOUT = 10.0
+LOST_MID_ANSWER = ("the worker lost its connection to the hub during the answer; "
+                   "please send the request again")
+PAUSED_BY_OWNER = "paused by the owner"
+SHUTTING_DOWN = "worker shutting down"
+
+
+class Outcome(enum.Enum):
+    SERVED = "served"  # Ollama answered in full; the empty final went out
+    FAILED = "failed"  # Ollama (or a limit) ended it early; the client got why
+    CANCELLED = "cancelled"  # the owner paused, the worker stopped, or the connection dropped
+    ABANDONED = "abandoned"  # the hub connection died while the answer was being relayed
+
+
+@dataclass
+class _Relayed:
+    """What one request relayed: counted locally, added to the counters once at its end."""
+
+    chunks: int = 0
+    bytes: int = 0
+
+
+class _HubGone(Exception):
+    """The request's hub connection died: nothing more can be sent for it."""
+
+
+class RequestRunner:
+    """Runs the hub's requests against Ollama, at most ``max_concurrent_requests`` at once."""
+
+    def __init__(self, store: StateStore, ollama: Callable[[], Ollama], jobs: SideJobs) -> None:
+        self._store = store
+        self._ollama = ollama
+        self._jobs = jobs
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._cancel_reasons: dict[str, str] = {}
+        self._slots = asyncio.Semaphore(store.snapshot.settings.max_concurrent_requests)
+        self._active = 0
+        self.refusals_pending = 0
+        self._owed: OrderedDict[str, tuple[str, bool]] = OrderedDict()  # request id -> final
+
+    @property
+    def busy(self) -> bool:
+        """A request runs or waits (the registration heartbeat waits for a quiet moment)."""
+        return bool(self._tasks)
+
+    def resize(self, old: Settings, new: Settings) -> None:
+        """New slots for new requests; those in progress keep theirs."""
+        if new.max_concurrent_requests != old.max_concurrent_requests:
+            self._slots = asyncio.Semaphore(new.max_concurrent_requests)
+
+    # -- accepting ------------------------------------------------------------------
+
+    def accept(self, conn: HubLink, target: str, arguments: Any) -> None:
+        """Validate and start a request; never blocks the receive loop, never raises."""
+        snap = self._store.snapshot
+        settings = snap.settings
+        try:
+            request = validate_request(arguments, snap.shared_models, settings.max_request_body,
+                                       settings.ceilings)
+            if snap.ollama is not OllamaStatus.REACHABLE:
+                raise RequestRejected(f"Ollama is not reachable on this machine right now "
+                                      f"({snap.ollama_reason})", request.request_id)
+            if snap.paused:
+                raise RequestRejected(PAUSED_BY_OWNER, request.request_id)
+            if snap.stopping:
+                raise RequestRejected(SHUTTING_DOWN, request.request_id)
+            if request.request_id in self._tasks:
+                log.warning("[%s] the hub sent this request twice; the copy is ignored",
+                            request.request_id)
+                return
+            limit = settings.max_concurrent_requests
+            if len(self._tasks) >= limit + max(4, QUEUE_PER_SLOT * limit):
+                raise RequestRejected(f"this worker is busy ({len(self._tasks)} requests in "
+                                      "progress or waiting); try again", request.request_id)
+        except RequestRejected as exc:
+            self._store.count(None, refused=1)
+            self._publish()
+            if exc.request_id is None:
+                log.warning("dropped a request without a usable id: %s", exc.reason)
+                return
+            log.warning("[%s] refused: %s", exc.request_id, exc.reason)
+            self._refuse(conn, exc.request_id, exc.reason,
+                         is_openai(endpoint_of(arguments), target))
+            return
+        task = asyncio.get_running_loop().create_task(self._serve(conn, request),
+                                                      name=f"request-{request.request_id}")
+        self._tasks[request.request_id] = task
+        self._publish()
+
+    # -- one request's life -----------------------------------------------------------
+
+    async def _serve(self, conn: HubLink, request: InferenceRequest) -> None:
+        rid = request.request_id
+        relayed = _Relayed()
+        started = time.monotonic()
+
+        async def to_hub(texts: list[str]) -> None:
+            try:
+                await conn.invoke_each("StreamInferenceResponse", [
+                    {"requestId": rid, "tokenFragment": text, "isFinal": False}
+                    for text in texts])
+            except HubError:
+                raise _HubGone from None
+            relayed.chunks += len(texts)
+            relayed.bytes += sum(len(t.encode("utf-8", "replace")) for t in texts)
+
+        try:
+            async with self._slots:
+                self._active += 1
+                self._publish()
+                log.info("[%s] %s %s", rid, request.endpoint, request.model)
+                self._note_limits(request)
+                started = time.monotonic()
+                settings = self._store.snapshot.settings
+                try:
+                    end = await self._ollama().relay(
+                        request.endpoint, request.body, to_hub,
+                        idle_timeout=settings.idle_timeout, total_timeout=settings.total_timeout)
+                finally:
+                    self._active -= 1
+            if isinstance(end, Done):
+                await self._finish(conn, request, Outcome.SERVED, "", started)
+            else:
+                await self._finish(conn, request, Outcome.FAILED, end.reason, started)
+        except asyncio.CancelledError:
+            reason = self._cancel_reasons.pop(rid, "the request was cancelled")
+            await self._finish(conn, request, Outcome.CANCELLED, reason, started)
+            raise
+        except _HubGone:
+            await self._finish(conn, request, Outcome.ABANDONED, "", started)
+        finally:
+            self._store.count(request.model, chunks=relayed.chunks, size=relayed.bytes)
+            self._tasks.pop(rid, None)
+            self._cancel_reasons.pop(rid, None)
+            self._publish()
+
+    async def _finish(self, conn: HubLink, request: InferenceRequest, outcome: Outcome,
+                      why: str, started: float) -> None:
+        """Count, log and send the one final of a request that ended as ``outcome``.
+
+        ``why`` is the reason of a failure or cancellation. What the client gets:
+        the empty final when served; ``[error] why`` otherwise; and, when the
+        connection that carried it is gone, a final owed to the next connection
+        saying the answer was cut.
+        """
+        rid = request.request_id
+        self._store.count(request.model, served=int(outcome is Outcome.SERVED),
+                          failed=int(outcome is not Outcome.SERVED))
+        final, lost = ("" if outcome is Outcome.SERVED else f"[error] {why}",
+                       f"[error] {LOST_MID_ANSWER}")
+        if outcome in (Outcome.SERVED, Outcome.FAILED):
+            log.info("[%s] %s in %.1f s%s", rid, outcome.value, time.monotonic() - started,
+                     f": {final}" if final else "")
+            if not await asyncio.shield(self._send_final(conn, rid, final, request.openai)):
+                self._owe(rid, final, request.openai)
+        elif outcome is Outcome.CANCELLED:
+            log.info("[%s] cancelled: %s", rid, why)
+            if conn.closed or not await asyncio.shield(
+                    self._send_final(conn, rid, final, request.openai)):
+                self._owe(rid, lost, request.openai)
+        else:
+            log.info("[%s] abandoned: the hub connection is gone", rid)
+            self._owe(rid, lost, request.openai)
+
+    def _note_limits(self, request: InferenceRequest) -> None:
+        """Say in the log, and count, what the owner's ceilings changed in this request."""
+        canonical = request.canonical
+        if canonical is None or not canonical.limited:
+            return
+        changes = [*canonical.capped, *(f"{name} left out" for name in canonical.dropped)]
+        log.info("[%s] limited by this machine's settings: %s", request.request_id,
+                 "; ".join(changes)[:500])
+        self._store.count(request.model, limited=1)
+
+    def _publish(self) -> None:
+        self._store.requests(active=self._active, queued=len(self._tasks) - self._active)
+
+    # -- ending requests early ------------------------------------------------------------
+
+    async def cancel_all(self, reason: str) -> None:
+        """Cancel every request; each ends with ``[error] reason``."""
+        tasks = list(self._tasks.items())
+        for request_id, task in tasks:
+            self._cancel_reasons[request_id] = reason
+            task.cancel()
+        await asyncio.gather(*(t for _, t in tasks), return_exceptions=True)
+
+    async def drain(self, grace: float) -> None:
+        """Give the requests in progress ``grace`` seconds, then cancel the rest."""
+        if self._tasks:
+            log.info("finishing %d request(s), up to %g s", len(self._tasks), grace)
+            await asyncio.wait(list(self._tasks.values()), timeout=grace)
+        await self.cancel_all(SHUTTING_DOWN)
+
+    def abort(self) -> list[asyncio.Task[None]]:
+        """Cancel every request at once (the worker's last moment); the tasks to gather."""
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        return tasks
+
+    # -- finals --------------------------------------------------------------------------
+
+    def _refuse(self, conn: HubLink, request_id: str, reason: str, openai: bool) -> None:
+        """Send a refusal's final without letting a hub that does not read pile them up.
+
+        At most :data:`MAX_PENDING_REFUSALS` wait to be sent, each for at most
+        :data:`REFUSAL_SEND_TIMEOUT` seconds; beyond that they are dropped and counted
+        (a hub that reads nothing cannot receive them anyway).
+        """
+        if self.refusals_pending >= MAX_PENDING_REFUSALS:
+            self._store.count(None, unanswered=1)
+            log.warning("[%s] the hub is not reading: this refusal was not sent", request_id)
+            return
+        self.refusals_pending += 1
+
+        async def send() -> None:
+            try:
+                async with asyncio.timeout(REFUSAL_SEND_TIMEOUT):
+                    await self._send_final(conn, request_id, f"[error] {reason}", openai,
+                                           refused=True)
+            except TimeoutError:
+                self._store.count(None, unanswered=1)
+                log.warning("[%s] the hub did not take the refusal within %g s", request_id,
+                            REFUSAL_SEND_TIMEOUT)
+            finally:
+                self.refusals_pending -= 1
+
+        self._jobs.spawn(send())
+
+    def _owe(self, request_id: str, final: str, openai: bool) -> None:
+        """Remember a final that could not be sent: the next connection sends it.
+
+        A hub may keep a request open until its final arrives, on whichever
+        connection (GhubAi has no request timeout), so a request the worker lost
+        with its connection would otherwise hang its client for ever.
+        """
+        self._owed[request_id] = (final, openai)
+        while len(self._owed) > MAX_OWED_FINALS:
+            dropped, _ = self._owed.popitem(last=False)
+            self._store.count(None, unanswered=1)
+            log.warning("[%s] too many finals owed to the hub: this one is given up", dropped)
+
+    def connected(self, conn: HubLink) -> None:
+        """A new connection is open: send it the finals owed from lost ones."""
+        if self._owed:
+            self._jobs.spawn(self._pay_owed(conn))
+
+    async def _pay_owed(self, conn: HubLink) -> None:
+        while self._owed and not conn.closed:
+            request_id, (final, openai) = next(iter(self._owed.items()))
+            if not await self._send_final(conn, request_id, final, openai):
+                return  # this connection is gone too: the next one tries again
+            self._owed.pop(request_id, None)
+            log.info("[%s] sent the final owed since the connection was lost", request_id)
+
+    async def _send_final(self, conn: HubLink, request_id: str, text: str, openai: bool,
+                          *, refused: bool = False) -> bool:
+        """The one final of a request: empty on success, else the client's error object.
+
+        False when it could not be sent (the connection is gone)."""
+        fragment = final_fragment(text, openai, refused=refused)
+        try:
+            await conn.invoke("StreamInferenceResponse", {"requestId": request_id,
+                                                          "tokenFragment": fragment,
+                                                          "isFinal": True})
+        except HubError:
+            log.info("[%s] the final chunk could not be sent: the hub connection is gone",
+                     request_id)
+            return False
+        return True

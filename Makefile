@@ -38,16 +38,17 @@ endef
 
 # Real screenshots for the README: the desktop tests take them under Xvfb.
 screenshots: setup
-	GHUBAI_ARTIFACTS=$(CURDIR)/artifacts $(BIN)/pytest -q tests/test_tray_desktop.py tests/test_settings_window.py
+	GHUBAI_ARTIFACTS=$(CURDIR)/artifacts $(BIN)/pytest -q tests/desktop/test_tray_desktop.py tests/desktop/test_settings_window.py
 	mkdir -p docs/screenshots && cp artifacts/*.png docs/screenshots/
 	$(BIN)/python docs/icon_states.py
 
-.PHONY: go-deps ollama-deps bench-ollama soak fuzz bench bundle deb tarball dist dist-check windows-deps test-windows dist-windows dist-windows-check bench-windows screenshots help setup system-deps python-deps node-deps run test check lint typecheck demo clean
+.PHONY: go-deps ollama-deps bench-ollama soak fuzz bench bundle deb tarball dist dist-check windows-deps test-windows dist-windows dist-windows-check bench-windows screenshots help setup system-deps python-deps node-deps run test check lint typecheck unit demo clean
 
 help:
 	@echo "make run     start GhubAi Tray (the tray icon)"
 	@echo "make test    install everything needed, then run the test suite"
 	@echo "make check   ruff + mypy --strict + the test suite"
+	@echo "make lint typecheck unit   the fast loop: no builds, seconds"
 	@echo "make dist    build the Linux bundle, the .deb and the tarball"
 	@echo "make test-windows    the tests on Windows CPython under Wine"
 	@echo "make dist-windows    the Windows bundle and its setup.exe (under Wine)"
@@ -125,6 +126,14 @@ run: python-deps
 test: setup
 	$(BIN)/pytest
 
+# The fast loop, with no set-up beyond the venv (nothing built, no display, no servers):
+# the pure core, the desktop's renderers and the architecture rules, in seconds.
+# make lint typecheck unit
+UNIT_TESTS = tests/core tests/test_architecture.py tests/desktop/test_tray_render.py \
+	tests/desktop/test_notifications.py
+unit: python-deps
+	$(BIN)/pytest -q $(UNIT_TESTS)
+
 lint: python-deps
 	$(BIN)/ruff check .
 
@@ -145,13 +154,12 @@ SOAK_SECONDS ?= 600
 soak: setup
 	$(BIN)/python -m bench.soak --seconds $(SOAK_SECONDS)
 
-# Every property test (tags, framing, validation, endpoints, fragments, hub records, and
-# arbitrary invocations into a live worker) with at least 10,000 generated cases each.
+# Every property test (hypothesis marks each @given test "hypothesis": tags, framing,
+# validation, endpoints, fragments, hub records, logs, client errors, and arbitrary
+# invocations into a live worker) with at least 10,000 generated cases each. Selected by
+# the marker, so a new property test joins without being listed here.
 fuzz: setup
-	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -q --timeout 1800 \
-		tests/test_tags.py tests/test_framing.py tests/test_validation.py tests/test_request_body.py \
-		tests/test_endpoints.py tests/test_fragments.py tests/test_hub_protocol.py \
-		tests/test_fuzz_hub.py
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -q --timeout 1800 -m hypothesis tests
 
 # Benchmarks print figures and ratios against a baseline measured in the same run; they
 # never pass or fail. BENCH_ARGS="--quick" for a short run; --write keeps bench/RESULTS.md.

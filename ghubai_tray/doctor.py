@@ -23,6 +23,7 @@ from ghubai_tray.adapters.hub import HubConnection
 from ghubai_tray.adapters.logs import add_secret, redact
 from ghubai_tray.adapters.ollama import OllamaClient
 from ghubai_tray.adapters.tls import client_context
+from ghubai_tray.core import texts
 from ghubai_tray.core.errors import (
     AuthRejected,
     GhubAiError,
@@ -112,7 +113,7 @@ async def ollama_check(settings: Settings) -> tuple[Check, tuple[LocalModel, ...
         return Check(Level.WARN, "Ollama", f"reachable at {settings.ollama_url}, but it has no "
                      "models: pull one with 'ollama pull <model>'"), models
     return Check(Level.OK, "Ollama",
-                 f"{len(models)} model(s) at {settings.ollama_url}: {names}"), models
+                 f"{texts.counted(len(models), 'model')} at {settings.ollama_url}: {names}"), models
 
 
 PAUSED = "paused"  # the name of the check a pause fails, which the verdict words apart
@@ -140,10 +141,12 @@ def sharing_check(settings: Settings, models: tuple[LocalModel, ...] | None,
         why = ("share_new_models is off and shared_models names none of them"
                if not settings.share_new_models else
                "each is a cloud model or listed in unshared_models")
-        return Check(Level.FAIL, "sharing", f"none of Ollama's {len(models)} model(s) would "
+        every = texts.counted(len(models), "model")
+        return Check(Level.FAIL, "sharing", f"none of Ollama's {every} would "
                      f"be shared: {why}; choose some under Models in the menu", more)
     return Check(Level.WARN if missing else Level.OK, "sharing",
-                 f"{len(shared)} model(s) would be shared: {', '.join(shared)}", more)
+                 f"{texts.counted(len(shared), 'model')} would be shared: "
+                 f"{', '.join(shared)}", more)
 
 
 async def hub_check(settings: Settings, token: str | None) -> tuple[Check, HubError | None]:

@@ -127,8 +127,8 @@ async def test_doctor_all_well(env: dict[str, str]) -> None:
     assert lines[0].startswith("[  ok] config: ")
     assert f"hub_url = {hub.url}  (the variable HUB_URL)" in out
     assert "[  ok] token: from the PROVIDER_TOKEN variable" in lines
-    assert f"[  ok] Ollama: 2 model(s) at {ollama.url}: llama3.2:1b, mistral:7b" in lines
-    assert "[  ok] sharing: 2 model(s) would be shared: llama3.2:1b, mistral:7b" in lines
+    assert f"[  ok] Ollama: 2 models at {ollama.url}: llama3.2:1b, mistral:7b" in lines
+    assert "[  ok] sharing: 2 models would be shared: llama3.2:1b, mistral:7b" in lines
     assert any(line.startswith("[  ok] hub: negotiate, WebSocket and handshake with 127.0.0.1:")
                and line.endswith("token accepted") for line in lines)
     assert "[  ok] TLS: not used: the hub is on this machine (http)" in lines

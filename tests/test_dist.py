@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.paths import ARTIFACTS
 from tests.processes import clean_environment, offline_environment
 from tests.testbed.desktop import desktop_available, real_desktop, wait_for
 from tests.testbed.hub import AuthMode, GridHub
@@ -29,7 +30,6 @@ pytestmark = [pytest.mark.dist,
               pytest.mark.skipif(sys.platform == "win32" or os.geteuid() != 0,
                                  reason="installing a .deb needs Linux and root")]
 MODELS = ("llama3.2:1b", "mistral:7b")
-ARTIFACTS = Path(os.environ.get("GHUBAI_ARTIFACTS", Path(__file__).parent.parent / "artifacts"))
 
 
 def dpkg(*args: str) -> str:

@@ -19,7 +19,7 @@ FINE = Check(Level.OK, "Ollama", "2 model(s)")
 def test_the_models_that_would_really_be_shared_are_named() -> None:
     check = sharing_check(Settings(), MODELS, NOW)
     assert check is not None and check.level is Level.OK
-    assert check.detail == "2 model(s) would be shared: llama3.2:1b, mistral:7b"
+    assert check.detail == "2 models would be shared: llama3.2:1b, mistral:7b"
     assert verdict([FINE, check]) == ("All is well: this machine is ready to share its models.", 0)
 
 
@@ -27,7 +27,7 @@ def test_rules_that_share_nothing_fail_with_the_way_out() -> None:
     settings = Settings(share_new_models=False, shared_models=("phi3:mini",))
     check = sharing_check(settings, MODELS, NOW)
     assert check is not None and check.level is Level.FAIL
-    assert "none of Ollama's 3 model(s) would be shared" in check.detail
+    assert "none of Ollama's 3 models would be shared" in check.detail
     assert "choose some under Models in the menu" in check.detail
     assert check.more == ("shared_models names phi3:mini, which Ollama does not have",)
     assert verdict([FINE, check]) == ("1 problem(s) to fix: sharing.", 1)

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from ghubai_tray import __version__
+from tests.paths import ARTIFACTS
 from tests.testbed.desktop import Desktop, Window, desktop_available, real_desktop, wait_for
 from tests.testbed.hub import GridHub
 from tests.testbed.ollama import OllamaStandIn
@@ -35,7 +36,6 @@ pytestmark = [
     pytest.mark.skipif(not wine_available() or not desktop_available(),
                        reason="Wine, Xvfb and trayer are needed (make windows-deps)"),
 ]
-ARTIFACTS = Path(os.environ.get("GHUBAI_ARTIFACTS", Path(__file__).parent.parent / "artifacts"))
 APP = "GhubAi Tray"
 UNINSTALL_KEY = r"HKCU\Software\Microsoft\Windows\CurrentVersion\Uninstall\GhubAiTray"
 RUN_KEY = r"HKCU\Software\Microsoft\Windows\CurrentVersion\Run"
@@ -108,7 +108,7 @@ def test_the_console_entry_answers_version_and_doctor(installed: Installed) -> N
 
     code, out = asyncio.run(doctor())
     assert code == 0, out
-    assert "[  ok] Ollama: 2 model(s)" in out and "[  ok] hub: negotiate, WebSocket" in out
+    assert "[  ok] Ollama: 2 models" in out and "[  ok] hub: negotiate, WebSocket" in out
     assert "C:\\users\\" in out and "\\AppData\\Local\\GhubAi\\config.toml" in out
     assert TOKEN not in out
 

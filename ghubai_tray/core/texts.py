@@ -1,6 +1,12 @@
-"""Every word the tray shows a person, in one place (menus, tooltips, notifications)."""
+"""Every word the tray shows a person, in one place (menus, tooltips, notifications).
+
+No enum's value is shown as text: each state has its words here (:data:`STATE_WORDS`,
+:data:`OLLAMA_WORDS`), and every count goes through :func:`counted`.
+"""
 
 from __future__ import annotations
+
+from ghubai_tray.core.state import OllamaStatus, State
 
 APP = "GhubAi Tray"
 
@@ -13,8 +19,8 @@ NOTHING_SHARED = "Connected, but no model is shared: choose some under Models"
 CERTS_NOT_CHECKED = "Connected without checking the hub's certificate"
 PAUSED = "Paused"
 PAUSED_UNTIL = "Paused until {until}"
-SERVING = "Serving {n} request{s} for {host}"
-SHARING = "Sharing {n} model{s} with {host}"
+SERVING = "Serving {requests} for {host}"
+SHARING = "Sharing {models} with {host}"
 RECONNECTING = "Cannot reach {host}; trying again{when}"
 CONNECTING = "Connecting to {host}…"
 STOPPED = "Stopped"
@@ -23,6 +29,26 @@ STOPPED = "Stopped"
 SET_UP = "Set up…"
 HUB_LINE = "Hub: {host} ({state})"
 OLLAMA_LINE = "Ollama: {state}"
+OLLAMA_RUNNING = "running, {models}"
+OLLAMA_AWAY = "not running at {url}"
+
+# The words for each state, where a menu line names it.
+STATE_WORDS = {
+    State.NOT_CONFIGURED: "not set up",
+    State.CONNECTING: "connecting",
+    State.CONNECTED: "connected",
+    State.REGISTERED: "registered",
+    State.RECONNECTING: "reconnecting",
+    State.AUTH_REJECTED: "token refused",
+    State.PAUSED: "paused",
+    State.STOPPED: "stopped",
+}
+OLLAMA_WORDS = {
+    OllamaStatus.UNKNOWN: "not checked yet",
+    OllamaStatus.REACHABLE: "running",
+    OllamaStatus.UNREACHABLE: "not running",
+    OllamaStatus.BAD_ANSWER: "answering something unexpected",
+}
 MODELS = "Models"
 NO_MODELS = "Ollama has no models"
 CLOUD = " (cloud)"
@@ -54,7 +80,7 @@ NOTIFY_TOKEN = "The hub refused the token. Choose Settings… in the GhubAi menu
 NOTIFY_OLLAMA = "Ollama has not been reachable for a minute, so nothing is shared. Is it running?"
 NOTIFY_HUB = "The hub has been unreachable for five minutes. GhubAi keeps trying."
 NOTIFY_BACK = "Back to sharing your GPU with {host}."
-NOTIFY_NOW = "Now sharing {count} model(s) with {host}. Pause or Quit is in the GhubAi menu."
+NOTIFY_NOW = "Now sharing {models} with {host}. Pause or Quit is in the GhubAi menu."
 
 # Desktop integration.
 NO_MENU = ("The tray menu needs PyGObject and the Gtk 3 / Ayatana AppIndicator libraries. "
@@ -78,3 +104,8 @@ def already_running(mode: str | None, pid: int | None) -> str:
     if mode == "tray":
         return ALREADY_TRAY.format(pid=shown)
     return ALREADY_RUNNING
+
+
+def counted(n: int, noun: str) -> str:
+    """``1 model``, ``2 models``, ``0 models``: the one plural rule (our nouns are regular)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

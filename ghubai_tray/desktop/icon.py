@@ -80,10 +80,10 @@ def status_line(snap: Snapshot) -> str:
         return texts.PAUSED_UNTIL.format(until=f"{until:%H:%M}") if until else texts.PAUSED
     if snap.state is State.REGISTERED:
         if snap.active:
-            return texts.SERVING.format(n=snap.active, s="" if snap.active == 1 else "s",
+            return texts.SERVING.format(requests=texts.counted(snap.active, "request"),
                                         host=host)
         count = len(snap.shared_models)
-        return texts.SHARING.format(n=count, s="" if count == 1 else "s", host=host)
+        return texts.SHARING.format(models=texts.counted(count, "model"), host=host)
     if snap.state is State.RECONNECTING:
         when = f" at {snap.next_attempt:%H:%M:%S}" if snap.next_attempt else ""
         return texts.RECONNECTING.format(host=host, when=when)

@@ -87,11 +87,12 @@ def _info(text: str) -> Item:
 
 def _ollama_line(snap: Snapshot) -> str:
     if snap.ollama is OllamaStatus.REACHABLE:
-        count = len(snap.models)
-        return texts.OLLAMA_LINE.format(state=f"running, {count} model{'s' * (count != 1)}")
-    if snap.ollama is OllamaStatus.UNREACHABLE:
-        return texts.OLLAMA_LINE.format(state=f"not running at {snap.ollama_url}")
-    return texts.OLLAMA_LINE.format(state=snap.ollama.value)
+        state = texts.OLLAMA_RUNNING.format(models=texts.counted(len(snap.models), "model"))
+    elif snap.ollama is OllamaStatus.UNREACHABLE:
+        state = texts.OLLAMA_AWAY.format(url=snap.ollama_url)
+    else:
+        state = texts.OLLAMA_WORDS[snap.ollama]
+    return texts.OLLAMA_LINE.format(state=state)
 
 
 def _models(snap: Snapshot) -> Item:
@@ -135,7 +136,8 @@ def render_menu(snap: Snapshot, desktop: Desktop) -> tuple[Item, ...]:
     if snap.notice:
         items.append(_info(texts.NOTICE.format(text=snap.notice[:1].upper() + snap.notice[1:])))
     items += [_info(status_line(snap)),
-              _info(texts.HUB_LINE.format(host=hub_host(snap), state=snap.state.value)),
+              _info(texts.HUB_LINE.format(host=hub_host(snap),
+                                            state=texts.STATE_WORDS[snap.state])),
               _info(_ollama_line(snap)), SEPARATOR]
     if snap.paused:
         items.append(Item(texts.RESUME, Resume()))

@@ -58,8 +58,8 @@ def update(episodes: Episodes, snap: Snapshot, now: float) -> tuple[Episodes, li
     recovered = episodes.announced - current
     contributing = snap.state is State.REGISTERED and bool(snap.shared_models) and not current
     if contributing and not episodes.shared:
-        messages.append(texts.NOTIFY_NOW.format(count=len(snap.shared_models),
-                                                host=hub_host(snap)))
+        shared = texts.counted(len(snap.shared_models), "model")
+        messages.append(texts.NOTIFY_NOW.format(models=shared, host=hub_host(snap)))
     elif recovered and contributing:
         messages.append(texts.NOTIFY_BACK.format(host=hub_host(snap)))
     elif recovered:

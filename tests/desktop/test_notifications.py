@@ -15,7 +15,7 @@ OLLAMA_DOWN = replace(OK, ollama=OllamaStatus.UNREACHABLE)
 HUB_DOWN = replace(OK, connection=State.RECONNECTING)
 REJECTED = replace(OK, connection=State.AUTH_REJECTED)
 BACK = texts.NOTIFY_BACK.format(host="hub.example.com")
-NOW = texts.NOTIFY_NOW.format(count=1, host="hub.example.com")
+NOW = texts.NOTIFY_NOW.format(models="1 model", host="hub.example.com")
 
 
 def run(timeline: list[tuple[float, Snapshot]], shared: bool = True) -> list[tuple[float, str]]:

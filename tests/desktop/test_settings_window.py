@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from ghubai_tray.desktop.settings_window import TITLE, validate_form
+from tests.paths import ARTIFACTS
 from tests.processes import clean_environment
 from tests.testbed.desktop import Desktop, Window, desktop_available, real_desktop, wait_for
 from tests.worker_bed import TOKEN
@@ -55,8 +56,7 @@ def settings_window(desk: Desktop) -> Window | None:
 async def test_the_window_refuses_a_bad_url_then_saves_settings_and_token(
     tmp_path: Path, keyring_env: dict[str, str]
 ) -> None:
-    artifacts = Path(os.environ.get("GHUBAI_ARTIFACTS",
-                                    Path(__file__).parent.parent / "artifacts"))
+    artifacts = ARTIFACTS
     env = {**clean_environment(tmp_path), **keyring_env}
     with real_desktop(artifacts, extra_env={"DBUS_SESSION_BUS_ADDRESS":
                                             keyring_env["DBUS_SESSION_BUS_ADDRESS"]}) as desk:

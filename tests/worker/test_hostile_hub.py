@@ -356,7 +356,7 @@ async def test_a_hanging_keyring_makes_token_status_and_doctor_answer(tmp_path: 
     env = {**clean_environment(tmp_path), "HUB_URL": "http://127.0.0.1:9/gridhub",
            "OLLAMA_LOCAL_URL": "http://127.0.0.1:9",
            "PYTHON_KEYRING_BACKEND": "tests.hanging_keyring.Hanging",
-           "GHUBAI_KEYRING_TIMEOUT": "1", "PYTHONPATH": str(Path(__file__).parent.parent)}
+           "GHUBAI_KEYRING_TIMEOUT": "1", "PYTHONPATH": str(Path(__file__).parent.parent.parent)}
     code, out, err = await cli("token", "status", env=env, timeout=30)
     assert code == 1 and "did not answer within 1 s" in out + err
     code, out, err = await cli("doctor", env=env, timeout=60)

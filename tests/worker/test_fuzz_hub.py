@@ -158,6 +158,9 @@ def send_one(live: LiveBed, invocation: tuple[str, Any, list[Any], bool]) -> Non
         live.unusable += 1
 
 
+# The property runs inside the test (hypothesis drives a live worker it cannot rebuild per
+# example), so hypothesis cannot mark it itself: make fuzz selects tests by this marker.
+@pytest.mark.hypothesis
 def test_arbitrary_invocations_never_crash_or_escape_and_end_once(live: LiveBed) -> None:
     @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(invocation=invocations)

@@ -23,6 +23,7 @@ from ghubai_tray.core import texts
 from ghubai_tray.core.state import ModelView, OllamaStatus, Snapshot, State
 from ghubai_tray.desktop.menu import Desktop as MenuDesktop
 from ghubai_tray.desktop.menu import render_menu
+from tests.paths import ARTIFACTS
 from tests.processes import clean_environment, cli, offline_environment
 from tests.snapshots import snapshot
 from tests.testbed.desktop import Desktop, desktop_available, keys_to, real_desktop, wait_for
@@ -33,7 +34,6 @@ from tests.worker_bed import TOKEN, failure_of
 pytestmark = pytest.mark.skipif(not desktop_available() and not os.environ.get("CI"),
                                 reason="Xvfb, trayer, xdotool, dunst needed (make test installs)")
 MENU_AREA = (620, 360, 404, 0)  # width, height, x, y: the menus open under the icon, top right
-ARTIFACTS = Path(os.environ.get("GHUBAI_ARTIFACTS", Path(__file__).parent.parent / "artifacts"))
 MODELS = ("llama3.2:1b", "mistral:7b")
 GRACE = 3.0
 

@@ -1,0 +1,1 @@
+"""Tests of ghubai_tray/adapters/ (the layout mirrors the package)."""

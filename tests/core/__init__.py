@@ -1,0 +1,1 @@
+"""Tests of ghubai_tray/core/ (the layout mirrors the package)."""

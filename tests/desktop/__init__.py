@@ -1,0 +1,1 @@
+"""Tests of ghubai_tray/desktop/ (the layout mirrors the package)."""

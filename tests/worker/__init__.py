@@ -1,0 +1,1 @@
+"""Tests of ghubai_tray/worker/ (the layout mirrors the package)."""

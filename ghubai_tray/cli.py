@@ -4,6 +4,7 @@
     ghubai-tray [settings flags] --headless     run the worker without a tray
     ghubai-tray token set|clear|status          the provider token in the OS keyring
     ghubai-tray doctor                          check everything, one line each
+    ghubai-tray status|pause|resume|quit        steer the worker already running
     ghubai-tray --version
 
 Exit codes: 0 fine, 1 a failure at run time (doctor found a problem, no
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import json
 import logging
 import os
 import signal
@@ -22,7 +24,9 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from ghubai_tray import __version__
 from ghubai_tray.adapters import logs
@@ -36,7 +40,7 @@ from ghubai_tray.adapters.credentials import (
     store_token,
 )
 from ghubai_tray.adapters.single_instance import SingleInstance
-from ghubai_tray.app import owner_worker, tray_worker
+from ghubai_tray.app import control_server, owner_worker, tray_worker
 from ghubai_tray.core.errors import ConfigError, TokenStoreError
 from ghubai_tray.core.settings import Settings
 from ghubai_tray.core.state import Snapshot, Stop
@@ -75,7 +79,31 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("doctor", help="check config, token, Ollama, hub and TLS",
                         description="Runs every check with one line each and a verdict; "
                         "exit code 0 only when all is well.")
+    _add_control_commands(commands)
     return parser
+
+
+def _add_control_commands(commands: Any) -> None:
+    """The commands that steer the worker already running (tray or headless)."""
+    status = commands.add_parser(
+        "status", help="what the running worker is doing; exit 0 when one runs, 1 when none",
+        description="Asks the worker running for this user (tray or --headless): its state "
+        "and why, the hub, Ollama, the models shared, the requests now, and the pause.")
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+    pause = commands.add_parser(
+        "pause", help="stop sharing now (or --finish current requests first)",
+        description="Registers no model with the hub until resumed (or until the pause "
+        "ends). Exit 0 when paused, 1 when no worker runs, 2 for a bad duration or time.")
+    when = pause.add_mutually_exclusive_group()
+    when.add_argument("--for", dest="pause_for", metavar="DURATION",
+                      help="end the pause after this long: 30m, 1h, 1h30m, 90 (minutes)")
+    when.add_argument("--until", dest="pause_until", metavar="TIME",
+                      help="end the pause at this time: 18:30, or 2026-12-24T18:30")
+    pause.add_argument("--finish", action="store_true",
+                       help="let the requests in progress finish (default: stop them now)")
+    commands.add_parser("resume", help="share again; exit 0, or 1 when no worker runs")
+    commands.add_parser("quit", help="stop the running worker (the tray quits too); "
+                        "exit 0, or 1 when no worker runs")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         from ghubai_tray.doctor import connection_report
 
         return settings_window(connection_report)
+    if args.command in ("status", "pause", "resume", "quit"):
+        return _control(args)  # the running worker has its settings: none are read here
     try:
         settings = load_settings(flags=flag_values(args))
     except ConfigError as exc:
@@ -120,11 +150,22 @@ def run_headless(settings: Settings, *, grace: float, verbose: bool = False) -> 
     try:
         worker = owner_worker(settings, _redacting_token_provider)
         worker.subscribe(_state_logger())
-        run_in_new_loop(_serve_until_signalled(worker, grace))
+        channel = control_server(worker, lambda: _stop_on_request(worker, grace), "headless")
+        channel.start()
+        try:
+            run_in_new_loop(_serve_until_signalled(worker, grace))
+        finally:
+            channel.close()
         log.info("stopped")
         return _exit_even_if_stuck(0)
     finally:
         instance.release()
+
+
+def _stop_on_request(worker: Worker, grace: float) -> None:
+    log.info("quit requested (ghubai-tray quit): stopping (up to %g s for requests in "
+             "progress)", grace)
+    worker.submit(Stop(grace))
 
 
 def _claim(mode: str, verbose: bool) -> tuple[SingleInstance, Path | None] | int:
@@ -247,7 +288,13 @@ def run_tray(settings: Settings, *, flags: dict[str, object], grace: float,
         worker, run_worker = tray_worker(settings, _redacting_token_provider)
         app = TrayApp(worker, run_worker, autostart=for_this_platform(),
                       log_file=path, flags=dict(flags), grace=grace)
-        return _exit_even_if_stuck(app.run())
+        channel = control_server(worker, app.quit, "tray")
+        channel.start()
+        try:
+            code = app.run()
+        finally:
+            channel.close()
+        return _exit_even_if_stuck(code)
     finally:
         instance.release()
 
@@ -301,3 +348,53 @@ def _doctor(settings: Settings) -> int:
     text, code = verdict(checks)
     print(text)
     return code
+
+
+# -- steering the running worker ---------------------------------------------
+
+
+def _control(args: argparse.Namespace) -> int:
+    from ghubai_tray.adapters.control import NotRunning, ask
+
+    request: dict[str, Any] = {"action": args.command}
+    if args.command == "pause":
+        request.update({"for": args.pause_for, "until": args.pause_until,
+                        "finish": args.finish})
+    try:
+        reply = ask(request)
+    except NotRunning:
+        _say("GhubAi Tray is not running for this user (no tray, no --headless worker).")
+        return 1
+    if not reply.get("ok"):
+        _say(f"ghubai-tray {args.command}: {reply.get('error', 'the worker refused')}")
+        return 2
+    if args.command != "status":
+        print(reply.get("said", "Done."))
+        return 0
+    status = reply.get("status", {})
+    if args.json:
+        print(json.dumps({"mode": reply.get("mode"), "pid": reply.get("pid"), **status},
+                         indent=2))
+        return 0
+    for line in _status_lines(reply.get("mode"), reply.get("pid"), status):
+        print(line)
+    return 0
+
+
+def _status_lines(mode: Any, pid: Any, s: dict[str, Any]) -> list[str]:
+    where = "in the system tray" if mode == "tray" else "without a tray (--headless)"
+    if s.get("paused"):
+        until = s.get("paused_until")
+        paused = (f"yes, until {datetime.fromisoformat(until):%a %d %b %H:%M}" if until
+                  else "yes, until you resume")
+    else:
+        paused = "no"
+    shared = ", ".join(s.get("shared_models") or []) or "none"
+    return [f"GhubAi Tray is running {where}, process {pid}.",
+            f"  Now:      {s.get('headline')}",
+            f"  Hub:      {s.get('hub')}: {s.get('state')} ({s.get('reason')})",
+            f"  Ollama:   {s.get('ollama')} ({s.get('ollama_reason') or 'not checked yet'})",
+            f"  Shared:   {shared}",
+            f"  Requests: {s.get('active', 0)} running, {s.get('queued', 0)} waiting",
+            f"  Paused:   {paused}",
+            *(["  Quitting: finishing what runs"] if s.get("stopping") else [])]

@@ -1,0 +1,119 @@
+"""What ``ghubai-tray status|pause|resume|quit`` ask the running worker, and its answers.
+
+Pure: a request (a small JSON object from the control channel,
+:mod:`ghubai_tray.adapters.control`) and the latest snapshot in, a
+:class:`Decision` out: the command to submit, whether to quit, and the reply.
+Anything the channel delivers is checked here as strictly as a hub message:
+only the owner can reach the channel, but a bad request must still get a clear
+answer and change nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from ghubai_tray.core import texts
+from ghubai_tray.core.state import Command, Pause, PauseMode, Resume, Snapshot
+
+ACTIONS = ("status", "pause", "resume", "quit")
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+MAX_PAUSE = timedelta(days=366)
+
+
+@dataclass(frozen=True)
+class Decision:
+    reply: dict[str, Any]
+    command: Command | None = None
+    quit: bool = False
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90`` (minutes), ``30m``, ``1h``, ``1h30m``, ``45s``; ValueError saying the form."""
+    raw = text.strip().lower().replace(" ", "")
+    expected = "a duration like 30m, 1h, 1h30m or 90 (minutes)"
+    if raw.isdigit():
+        value = timedelta(minutes=int(raw))
+    else:
+        match = _DURATION.match(raw)
+        if not raw or match is None:
+            raise ValueError(f"expected {expected}, not {text!r}")
+        hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+        value = timedelta(hours=hours, minutes=minutes, seconds=seconds)
+    if not timedelta(0) < value <= MAX_PAUSE:
+        raise ValueError(f"expected {expected}, more than 0 and at most a year")
+    return value
+
+
+def parse_until(text: str, now: datetime) -> datetime:
+    """``18:30`` (the next one: today, or tomorrow if past) or an ISO date and time."""
+    raw = text.strip()
+    try:
+        if re.fullmatch(r"\d{1,2}:\d{2}", raw):
+            clock = time.fromisoformat(raw.zfill(5))
+            when = now.replace(hour=clock.hour, minute=clock.minute, second=0, microsecond=0)
+            return when if when > now else when + timedelta(days=1)
+        when = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ValueError(f"expected a time like 18:30 or 2026-12-24T18:30, not {text!r}") from None
+    when = when if when.tzinfo else when.replace(tzinfo=now.tzinfo)
+    if when <= now:
+        raise ValueError(f"{text!r} has already passed")
+    return when
+
+
+def status_of(snap: Snapshot, headline: str) -> dict[str, Any]:
+    """The worker's state in plain data: what ``status`` prints, and scripts read as JSON."""
+    return {
+        "headline": headline,
+        "state": texts.STATE_WORDS[snap.state],
+        "reason": snap.reason,
+        "hub": snap.hub_url,
+        "ollama": texts.OLLAMA_WORDS[snap.ollama],
+        "ollama_reason": snap.ollama_reason,
+        "shared_models": list(snap.shared_models),
+        "registered_models": snap.registered_models,
+        "active": snap.active,
+        "queued": snap.queued,
+        "paused": snap.paused,
+        "paused_until": snap.paused_until.isoformat() if snap.paused_until else None,
+        "stopping": snap.stopping,
+    }
+
+
+def decide(request: Any, snap: Snapshot, now: datetime, headline: str) -> Decision:
+    """The answer to one control request; never raises."""
+    if not isinstance(request, dict) or request.get("action") not in ACTIONS:
+        return Decision({"ok": False, "error": "unknown request: expected one of "
+                         + ", ".join(ACTIONS)})
+    action = request["action"]
+    if action == "status":
+        return Decision({"ok": True, "status": status_of(snap, headline)})
+    if action == "resume":
+        said = "Resumed: sharing again." if snap.paused else "Not paused: nothing to resume."
+        return Decision({"ok": True, "said": said}, Resume() if snap.paused else None)
+    if action == "quit":
+        return Decision({"ok": True, "said": "Quitting: requests in progress get a few seconds "
+                         "to finish."}, quit=True)
+    return _pause(request, now)
+
+
+def _pause(request: dict[str, Any], now: datetime) -> Decision:
+    until: datetime | None = None
+    try:
+        if isinstance(request.get("for"), str):
+            until = now + parse_duration(request["for"])
+        elif isinstance(request.get("until"), str):
+            until = parse_until(request["until"], now)
+        elif request.get("for") is not None or request.get("until") is not None:
+            raise ValueError("for and until are text")
+    except ValueError as exc:
+        return Decision({"ok": False, "error": str(exc)})
+    finish = request.get("finish") is True
+    mode = PauseMode.AFTER_CURRENT if finish else PauseMode.NOW
+    when = f" until {until:%a %H:%M}" if until else ""
+    said = (f"Paused{when}; requests in progress finish first." if finish
+            else f"Paused{when}; requests in progress were stopped.")
+    return Decision({"ok": True, "said": said}, Pause(mode, until))

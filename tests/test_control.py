@@ -1,0 +1,93 @@
+"""``ghubai-tray status|pause|resume|quit`` against a real headless worker, as processes.
+
+The same channel serves the tray (tests/desktop/test_tray_desktop.py quits it this way);
+here every command runs as the owner would type it, and the hub is the judge of what
+the worker then shares.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime
+from pathlib import Path
+
+from ghubai_tray.core.control import decide, parse_duration, parse_until
+from ghubai_tray.core.state import Pause, PauseMode, Resume, Snapshot
+from tests.processes import cli, headless_worker
+from tests.snapshots import snapshot
+
+MODELS = ("llama3.2:1b", "mistral:7b")
+
+
+async def test_status_pause_resume_and_quit_steer_the_running_worker(
+        tmp_path: Path, env: dict[str, str]) -> None:
+    async with headless_worker(tmp_path) as worker:
+        hub = worker.hub
+        code, out, err = await cli("status", env=env)
+        assert code == 0, err
+        assert "GhubAi Tray is running without a tray (--headless), process" in out
+        assert "Shared:   llama3.2:1b, mistral:7b" in out and "Paused:   no" in out
+
+        code, out, _ = await cli("pause", "--for", "30m", env=env)
+        assert code == 0 and out.startswith("Paused until ")
+        await hub.wait_until(lambda: all(n.models == () for n in hub.nodes.values()), 30,
+                             "the paused worker to register no model")
+        code, out, _ = await cli("status", "--json", env=env)
+        status = json.loads(out)
+        assert code == 0 and status["paused"] is True and status["paused_until"]
+        assert status["mode"] == "headless" and status["state"] == "paused"
+
+        code, out, _ = await cli("resume", env=env)
+        assert code == 0 and out.strip() == "Resumed: sharing again."
+        await hub.wait_until(lambda: any(n.models == MODELS for n in hub.nodes.values()), 30,
+                             "the resumed worker to share again")
+
+        code, out, _ = await cli("pause", "--for", "soon", env=env)
+        assert code == 2 and out == ""
+
+        code, out, _ = await cli("quit", env=env)
+        assert code == 0 and out.startswith("Quitting")
+        assert await asyncio.wait_for(worker.process.wait(), 30) == 0
+        assert "quit requested (ghubai-tray quit)" in worker.stderr
+
+    code, _, err = await cli("status", env=env)
+    assert code == 1 and "not running" in err
+
+
+async def test_without_a_running_worker_every_command_says_so(env: dict[str, str]) -> None:
+    for command in (["status"], ["pause"], ["resume"], ["quit"]):
+        code, out, err = await cli(*command, env=env)
+        assert (code, out) == (1, "")
+        assert "GhubAi Tray is not running for this user" in err
+
+
+def test_the_requests_decide_commands_and_refuse_what_they_cannot_read() -> None:
+    now = _at("2026-12-02T10:00+00:00")
+    snap = snapshot(paused=False)
+    pause = decide({"action": "pause", "for": "1h30m", "finish": True}, snap, now, "x")
+    assert pause.command == Pause(PauseMode.AFTER_CURRENT, _at("2026-12-02T11:30+00:00"))
+    assert decide({"action": "pause"}, snap, now, "x").command == Pause(PauseMode.NOW, None)
+    assert decide({"action": "resume"}, snapshot(paused=True), now, "x").command == Resume()
+    assert decide({"action": "resume"}, snap, now, "x").command is None
+    assert decide({"action": "quit"}, snap, now, "x").quit
+    bad: object
+    for bad in (None, [], {"action": "rm -rf"}, {"action": "pause", "for": 5},
+                {"action": "pause", "until": "yesterday"}, {"action": "pause", "for": "0m"}):
+        decision = decide(bad, snap, now, "x")
+        assert decision.reply["ok"] is False and decision.command is None and not decision.quit
+    status = decide({"action": "status"}, Snapshot(), now, "Connecting").reply["status"]
+    assert status["headline"] == "Connecting" and status["state"] == "connecting"
+
+
+def test_durations_and_times_read_as_people_write_them() -> None:
+    now = _at("2026-12-01T20:00+00:00")
+    assert parse_duration("90").total_seconds() == 90 * 60
+    assert parse_duration("1h30m").total_seconds() == 90 * 60
+    assert parse_duration("45s").total_seconds() == 45
+    assert parse_until("18:30", now) == _at("2026-12-02T18:30+00:00")  # past today: tomorrow
+    assert parse_until("21:15", now) == _at("2026-12-01T21:15+00:00")
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text)

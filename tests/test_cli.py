@@ -20,7 +20,9 @@ MODELS = ("llama3.2:1b", "mistral:7b")
 
 @pytest.mark.parametrize("args", [["--help"], ["token", "--help"], ["token", "set", "--help"],
                                   ["token", "clear", "--help"], ["token", "status", "--help"],
-                                  ["doctor", "--help"], ["--version"]])
+                                  ["doctor", "--help"], ["status", "--help"],
+                                  ["pause", "--help"], ["resume", "--help"], ["quit", "--help"],
+                                  ["--version"]])
 async def test_every_command_has_help(args: list[str], env: dict[str, str]) -> None:
     code, out, _ = await cli(*args, env=env)
     assert code == 0 and out.strip()

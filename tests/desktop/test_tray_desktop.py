@@ -53,6 +53,7 @@ class TrayBed:
     desk: Desktop
     proc: asyncio.subprocess.Process
     home: Path  # the test's directory: config, logs, autostart entries land here
+    env: dict[str, str]  # the tray's environment: ghubai-tray status etc. reach it with it
 
     async def registered(self, *models: str) -> None:
         await self.hub.wait_until(lambda: any(n.models == models for n in self.hub.nodes.values()),
@@ -81,7 +82,7 @@ async def tray(tmp_path: Path, keyring_env: dict[str, str]) -> AsyncIterator[Tra
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "ghubai_tray", "--grace", str(GRACE), env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        bed = TrayBed(hub, ollama, desk, proc, tmp_path)
+        bed = TrayBed(hub, ollama, desk, proc, tmp_path, env)
         try:
             yield bed
         finally:
@@ -167,6 +168,25 @@ async def test_quit_while_the_hub_is_unreachable_exits_in_time(tray: TrayBed) ->
     await asyncio.to_thread(wait_for, "the reconnecting tooltip",
                             lambda: "Cannot reach" in tray.desk.icon_title())
     assert await quit_and_time(tray) < GRACE + 2
+
+
+async def test_the_command_line_steers_the_tray_as_its_menu_does(tray: TrayBed) -> None:
+    await tray.registered(*MODELS)
+    code, out, err = await cli("status", env=tray.env)
+    assert code == 0, err
+    assert "running in the system tray" in out and "Sharing 2 models with" in out
+    code, out, _ = await cli("pause", "--finish", env=tray.env)
+    assert code == 0 and out.startswith("Paused;")
+    await tray.registered()
+    await asyncio.to_thread(wait_for, "the paused tooltip",
+                            lambda: "Paused" in tray.desk.icon_title())
+    code, _, _ = await cli("resume", env=tray.env)
+    assert code == 0
+    await tray.registered(*MODELS)
+    code, out, _ = await cli("quit", env=tray.env)
+    assert code == 0
+    _, err_bytes = await asyncio.wait_for(tray.proc.communicate(), GRACE + 10)
+    assert tray.proc.returncode == 0, err_bytes.decode()
 
 
 async def _paused(tray: TrayBed) -> None:

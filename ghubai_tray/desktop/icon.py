@@ -1,12 +1,15 @@
 """The tray icon and its tooltip, as pure functions of the worker's snapshot.
 
-Five looks, told apart by shape as well as colour (a badge in the corner of
+Seven looks, told apart by shape as well as colour (a badge in the corner of
 the GhubAi mark), so that they read at 16 px and for colour-blind people:
 
 - contributing: a green disc with a check mark;
 - serving (a request in flight): a blue disc with a "play" triangle;
+- finishing (paused, requests still running): an amber disc with the triangle;
 - connecting / reconnecting: the mark greyed, a grey disc with three dots;
 - paused: the mark greyed, an amber disc with two bars;
+- quitting (requests finishing before the app ends): the mark greyed, a grey
+  disc with a square, "stop";
 - needs attention: a red triangle with an exclamation mark.
 """
 
@@ -30,6 +33,8 @@ class IconKind(enum.Enum):
     SERVING = "serving"
     CONNECTING = "connecting"
     PAUSED = "paused"
+    FINISHING = "finishing"
+    QUITTING = "quitting"
     ATTENTION = "needs attention"
 
 
@@ -59,7 +64,16 @@ def attention(snap: Snapshot) -> str | None:
     return None
 
 
+def busy(snap: Snapshot) -> int:
+    """Requests running or waiting: what a pause or a Quit still lets finish."""
+    return snap.active + snap.queued
+
+
 def icon_kind(snap: Snapshot) -> IconKind:
+    if snap.stopping and snap.state is not State.STOPPED:
+        return IconKind.QUITTING
+    if snap.paused and busy(snap) and snap.state is State.PAUSED:
+        return IconKind.FINISHING
     if attention(snap) is not None:
         return IconKind.ATTENTION
     if snap.state is State.PAUSED:
@@ -72,6 +86,12 @@ def icon_kind(snap: Snapshot) -> IconKind:
 def status_line(snap: Snapshot) -> str:
     """The state and why, in one line, without the app's name."""
     host = hub_host(snap)
+    if snap.stopping and snap.state is not State.STOPPED:
+        running = busy(snap)
+        return (texts.QUITTING.format(requests=texts.counted(running, "request")) if running
+                else texts.QUITTING_NOW)
+    if snap.paused and busy(snap) and snap.state is State.PAUSED:
+        return texts.FINISHING.format(requests=texts.counted(busy(snap), "request"))
     reason = attention(snap)
     if reason is not None:
         return reason
@@ -117,7 +137,7 @@ def icon_image(kind: IconKind, size: int = 64) -> Image.Image:
     """The icon for ``kind``, drawn at 4x and scaled down (cached: pure and small)."""
     big = 4 * size
     base = mark().resize((big, big), Image.Resampling.LANCZOS)
-    if kind in (IconKind.CONNECTING, IconKind.PAUSED):
+    if kind in (IconKind.CONNECTING, IconKind.PAUSED, IconKind.QUITTING):
         grey = ImageOps.grayscale(base.convert("RGB")).convert("RGBA")
         grey.putalpha(base.getchannel("A").point(lambda a: a * 3 // 4))
         base = grey
@@ -142,7 +162,7 @@ def _badge(d: ImageDraw.ImageDraw, kind: IconKind, big: int) -> None:
         d.ellipse([cx - w / 2, cy + r * 0.42, cx + w / 2, cy + r * 0.42 + w], fill=WHITE)
         return
     colour = {IconKind.CONTRIBUTING: GREEN, IconKind.SERVING: BLUE, IconKind.CONNECTING: GREY,
-              IconKind.PAUSED: AMBER}[kind]
+              IconKind.PAUSED: AMBER, IconKind.FINISHING: AMBER, IconKind.QUITTING: GREY}[kind]
     d.ellipse([cx - r - outline, cy - r - outline, cx + r + outline, cy + r + outline],
               fill=WHITE)
     d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=colour)
@@ -150,9 +170,12 @@ def _badge(d: ImageDraw.ImageDraw, kind: IconKind, big: int) -> None:
     if kind is IconKind.CONTRIBUTING:
         d.line([(cx - r * 0.5, cy + r * 0.02), (cx - r * 0.12, cy + r * 0.42),
                 (cx + r * 0.55, cy - r * 0.38)], fill=WHITE, width=stroke, joint="curve")
-    elif kind is IconKind.SERVING:
+    elif kind in (IconKind.SERVING, IconKind.FINISHING):
         d.polygon([(cx - r * 0.32, cy - r * 0.5), (cx - r * 0.32, cy + r * 0.5),
                    (cx + r * 0.55, cy)], fill=WHITE)
+    elif kind is IconKind.QUITTING:
+        side = r * 0.44
+        d.rectangle([cx - side, cy - side, cx + side, cy + side], fill=WHITE)
     elif kind is IconKind.PAUSED:
         w = r * 0.26
         for x in (cx - r * 0.3, cx + r * 0.3):

@@ -83,6 +83,7 @@ class TrayApp:
         self._latest = self.worker.snapshot
         self._nudge = threading.Event()
         self._quitting = threading.Event()
+        self._icon_stopping = threading.Event()  # from then on, nothing touches the icon
         self._quit_started = 0.0
         self._finished = threading.Event()
         self._history: collections.deque[tuple[datetime, str]] = collections.deque(maxlen=100)
@@ -143,10 +144,11 @@ class TrayApp:
     def quit(self) -> None:
         """Start quitting and return at once, from any thread.
 
-        The worker starts draining now, while the icon stops; ``run()`` then
-        returns. A watchdog makes sure the process ends within the grace
-        period plus 2 s even if the icon's loop never returns: python-xlib's
-        threaded mode can deadlock while the xorg fallback stops.
+        The worker starts draining now while the icon shows it quitting; once
+        the worker has stopped, the icon goes and ``run()`` returns. A watchdog
+        makes sure the process ends within the grace period plus 2 s even if
+        the icon's loop never returns: python-xlib's threaded mode can
+        deadlock while the xorg fallback stops.
         """
         if self._quitting.is_set():
             return
@@ -158,11 +160,15 @@ class TrayApp:
         threading.Thread(target=self._stop_icon, daemon=True, name="tray-quit").start()
 
     def _stop_icon(self) -> None:
+        # The icon stays while the worker finishes what runs, and says so ("Quitting:
+        # finishing 1 request…"), so a Quit that takes a few seconds is never a mystery.
+        self._thread.join(max(0.0, self._quit_time_left() - 1.0))
+        self._icon_stopping.set()
+        self._nudge.set()  # the refresher ends
         if self._icon is not None:
             # icon.stop() waits for the icon's loop: from a thread of its own, so
             # that a stuck loop cannot keep the watchdog below from acting.
             threading.Thread(target=self._icon.stop, daemon=True, name="tray-stop").start()
-        self._thread.join(self._quit_time_left())
         # The main thread needs a moment after the worker to log and return.
         if self._finished.wait(min(1.0, max(0.5, self._quit_time_left()))):
             return
@@ -198,7 +204,7 @@ class TrayApp:
         self._nudge.set()
 
     def _refresh_loop(self) -> None:
-        if self._quitting.is_set():
+        if self._icon_stopping.is_set():
             return
         try:
             self._icon.visible = True
@@ -208,10 +214,10 @@ class TrayApp:
         # icon is embedded: some XEmbed trays first embed it 1 pixel wide and only grow
         # it on the next image change.
         kind, title = None, None
-        while not self._quitting.is_set():
+        while not self._icon_stopping.is_set():
             self._nudge.wait()
             self._nudge.clear()
-            if self._quitting.is_set():
+            if self._icon_stopping.is_set():
                 return
             snap = self._latest
             try:

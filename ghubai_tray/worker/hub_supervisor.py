@@ -65,6 +65,8 @@ class HubSupervisor:
         self._token: str | None = None
         self._acknowledged = False  # the hub answered Registered on this connection
         self._last_registered: list[str] | None = None
+        # The last failure to connect: at which hub URL, in which state, and why.
+        self._failure: tuple[str, State, str] | None = None
         store.subscribe(self._on_snapshot)
 
     def _on_snapshot(self, snap: Snapshot) -> None:
@@ -115,8 +117,14 @@ class HubSupervisor:
         self._wake.clear()
         token = self._token = await self._read_token()
         settings = self._settings
-        self._store.connection(State.CONNECTING if attempt == 0 else State.RECONNECTING,
-                               f"connecting to {host_of(settings.hub_url)}")
+        failure = self._failure
+        if attempt > 0 and failure is not None and failure[0] == settings.hub_url:
+            # A retry keeps the state and reason of the failure it retries: the owner (and
+            # the headless log) reads one reason per problem, not two alternating.
+            self._store.connection(failure[1], failure[2])
+        else:
+            self._store.connection(State.CONNECTING if attempt == 0 else State.RECONNECTING,
+                                   f"connecting to {host_of(settings.hub_url)}")
         if settings.allow_invalid_certs and settings.hub_url.startswith("https"):
             log.warning("connecting without checking the hub's certificate "
                         "(ALLOW_INVALID_CERTS=1)")
@@ -152,8 +160,10 @@ class HubSupervisor:
             reason = ("not set up yet: no hub token, and no hub at the default address "
                       f"{self._settings.hub_url} ({reason})")
         self._problems.log("hub", logging.WARNING, f"hub: {reason}")
-        self._store.connection(State.NOT_CONFIGURED if unconfigured else State.RECONNECTING,
-                               reason, next_attempt=self._clock() + timedelta(seconds=delay))
+        state = State.NOT_CONFIGURED if unconfigured else State.RECONNECTING
+        self._failure = (self._settings.hub_url, state, reason)
+        self._store.connection(state, reason,
+                               next_attempt=self._clock() + timedelta(seconds=delay))
         await wait_event(self._wake, delay)
 
     async def _auth_rejected(self, reason: str, token: str | None) -> None:
@@ -162,6 +172,7 @@ class HubSupervisor:
         else:
             reason += ": check the token (replace it with 'ghubai-tray token set')"
         self._problems.log("hub", logging.ERROR, f"hub: {reason}")
+        self._failure = None  # the retry after a refused token says it connects again
         retry_at = time.monotonic() + AUTH_RETRY
         self._store.connection(State.AUTH_REJECTED, reason,
                                next_attempt=self._clock() + timedelta(seconds=AUTH_RETRY))

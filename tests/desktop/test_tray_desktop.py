@@ -162,6 +162,34 @@ async def test_quit_while_serving_ends_the_request_and_exits_in_time(tray: TrayB
                                  "Ollama to see the request cancelled")
 
 
+async def test_finishing_then_quitting_say_so_while_a_request_runs(tray: TrayBed) -> None:
+    tray.ollama.reply_tokens = ["word "] * 500  # 100 s at 0.2 s a token: it cannot finish
+    await tray.registered(*MODELS)
+    req = await tray.hub.dispatch("llama3.2:1b", "/api/chat", {
+        "model": "llama3.2:1b", "messages": [{"role": "user", "content": "a long story"}]})
+    await anext(aiter(req.stream()))
+    code, _, _ = await cli("pause", "--finish", env=tray.env)
+    assert code == 0
+    await asyncio.to_thread(wait_for, "the finishing tooltip", lambda: (
+        tray.desk.icon_title() == "GhubAi — Finishing 1 request, then pausing"))
+    await tray.registered()  # the hub sends nothing new meanwhile
+    icon = tray.desk.tray_icon()
+    assert icon is not None
+    area = (icon.width + 8, icon.height + 8, icon.x - 4, icon.y - 4)
+    await asyncio.to_thread(tray.desk.screenshot, "tray-icon-finishing.png", area)
+    await asyncio.to_thread(tray.desk.open_menu)
+    await asyncio.to_thread(tray.desk.screenshot, "tray-menu-finishing.png", MENU_AREA)
+    await asyncio.to_thread(tray.desk.close_menus)
+    code, _, _ = await cli("quit", env=tray.env)
+    assert code == 0
+    await asyncio.to_thread(wait_for, "the quitting tooltip", lambda: (
+        tray.desk.icon_title() == "GhubAi — Quitting: finishing 1 request…"))
+    await asyncio.to_thread(tray.desk.screenshot, "tray-icon-quitting.png", area)
+    _, err = await asyncio.wait_for(tray.proc.communicate(), GRACE + 10)
+    assert tray.proc.returncode == 0, err.decode()
+    assert await failure_of(req) == "worker shutting down"
+
+
 async def test_quit_while_the_hub_is_unreachable_exits_in_time(tray: TrayBed) -> None:
     await tray.registered(*MODELS)
     await tray.hub.stop()

@@ -77,6 +77,15 @@ STATES: dict[str, tuple[Snapshot, IconKind, str]] = {
     "paused-while-ollama-down": (snap(paused=True, ollama=OllamaStatus.UNREACHABLE),
                                  IconKind.PAUSED, "GhubAi — Paused"),
     "stopped": (snap(connection=State.STOPPED), IconKind.CONNECTING, "GhubAi — Stopped"),
+    "finishing": (snap(paused=True, active=1), IconKind.FINISHING,
+                  "GhubAi — Finishing 1 request, then pausing"),
+    "finishing-queued": (snap(paused=True, active=1, queued=1), IconKind.FINISHING,
+                         "GhubAi — Finishing 2 requests, then pausing"),
+    "quitting": (snap(stopping=True, active=2), IconKind.QUITTING,
+                 "GhubAi — Quitting: finishing 2 requests…"),
+    "quitting-idle": (snap(stopping=True), IconKind.QUITTING, "GhubAi — Quitting…"),
+    "quitting-unreachable": (snap(stopping=True, connection=State.RECONNECTING),
+                             IconKind.QUITTING, "GhubAi — Quitting…"),
 }
 
 

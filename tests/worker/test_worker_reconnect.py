@@ -12,7 +12,7 @@ import pytest
 from ghubai_tray.adapters.credentials import TokenSource
 from ghubai_tray.adapters.hub import HubConnection
 from ghubai_tray.core.settings import Settings
-from ghubai_tray.core.state import State, Stop, TokenChanged
+from ghubai_tray.core.state import Snapshot, State, Stop, TokenChanged
 from ghubai_tray.worker import BACKOFF_CAP, BACKOFF_FIRST, Worker, backoff_delay
 from tests.testbed.hub import AuthMode, GridHub
 from tests.testbed.ollama import OllamaStandIn
@@ -45,6 +45,28 @@ async def test_hub_restarted_on_the_same_port() -> None:
         await serves_again(bed)
         await bed.hub.restart()
         await serves_again(bed)
+
+
+async def test_retries_keep_one_reason_instead_of_flipping_between_two() -> None:
+    async with running_bed() as bed:
+        await serves_again(bed)
+        seen: list[tuple[State, str]] = []
+        waits: list[datetime] = []  # one per failed attempt: when the next one comes
+
+        def record(s: Snapshot) -> None:
+            seen.append((s.connection, s.reason))
+            if s.next_attempt is not None and (not waits or waits[-1] != s.next_attempt):
+                waits.append(s.next_attempt)
+
+        bed.worker.subscribe(record)
+        await bed.hub.stop()
+        await bed.worker.wait_for(lambda s: len(waits) >= 4, 30, "four failed attempts")
+        shown = [key for i, key in enumerate(seen) if i == 0 or seen[i - 1] != key]
+        # Once it failed, every retry says the same thing until something changes.
+        failures = [key for key in shown if key[0] is State.RECONNECTING]
+        assert len(set(failures)) <= 2, shown  # "connection ended", then "nothing answers"
+        assert shown[-1][1].startswith("nothing answers at 127.0.0.1:")
+        assert not any(r.startswith("connecting to") for s, r in shown[2:]), shown
 
 
 async def test_hub_down_for_a_while_then_back() -> None:

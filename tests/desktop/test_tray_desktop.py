@@ -27,7 +27,7 @@ from tests.paths import ARTIFACTS
 from tests.processes import clean_environment, cli, offline_environment
 from tests.snapshots import snapshot
 from tests.testbed.desktop import Desktop, desktop_available, keys_to, real_desktop, wait_for
-from tests.testbed.hub import AuthMode, GridHub
+from tests.testbed.hub import AuthMode, GridHub, HubRequest
 from tests.testbed.ollama import OllamaStandIn
 from tests.worker_bed import TOKEN, failure_of
 
@@ -147,12 +147,18 @@ async def test_pause_resume_share_and_quit_from_the_menu(tray: TrayBed) -> None:
     assert elapsed < GRACE + 2
 
 
-async def test_quit_while_serving_ends_the_request_and_exits_in_time(tray: TrayBed) -> None:
-    tray.ollama.reply_tokens = ["word "] * 500  # 100 s at 0.2 s a token: it cannot finish
+async def long_request(tray: TrayBed) -> HubRequest:
+    """A request being answered, that cannot finish within any grace period."""
+    tray.ollama.reply_tokens = ["word "] * 500  # 100 s at 0.2 s a token
     await tray.registered(*MODELS)
     req = await tray.hub.dispatch("llama3.2:1b", "/api/chat", {
         "model": "llama3.2:1b", "messages": [{"role": "user", "content": "a long story"}]})
     await anext(aiter(req.stream()))
+    return req
+
+
+async def test_quit_while_serving_ends_the_request_and_exits_in_time(tray: TrayBed) -> None:
+    req = await long_request(tray)
     await asyncio.to_thread(wait_for, "the serving tooltip",
                             lambda: "Serving 1 request" in tray.desk.icon_title())
     elapsed = await quit_and_time(tray)
@@ -163,11 +169,7 @@ async def test_quit_while_serving_ends_the_request_and_exits_in_time(tray: TrayB
 
 
 async def test_finishing_then_quitting_say_so_while_a_request_runs(tray: TrayBed) -> None:
-    tray.ollama.reply_tokens = ["word "] * 500  # 100 s at 0.2 s a token: it cannot finish
-    await tray.registered(*MODELS)
-    req = await tray.hub.dispatch("llama3.2:1b", "/api/chat", {
-        "model": "llama3.2:1b", "messages": [{"role": "user", "content": "a long story"}]})
-    await anext(aiter(req.stream()))
+    req = await long_request(tray)
     code, _, _ = await cli("pause", "--finish", env=tray.env)
     assert code == 0
     await asyncio.to_thread(wait_for, "the finishing tooltip", lambda: (

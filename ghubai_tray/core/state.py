@@ -179,12 +179,17 @@ class TokenChanged:
 
 
 @dataclass(frozen=True)
+class RetryNow:
+    """Ask Ollama and the hub again now, instead of at the next scheduled attempt."""
+
+
+@dataclass(frozen=True)
 class Stop:
     grace: float = 10.0
 
 
 Command = (Pause | Resume | SetModelShared | SetShareNewModels | SetFreeGpuWhenPaused
-           | ApplySettings | TokenChanged | Stop)
+           | ApplySettings | TokenChanged | RetryNow | Stop)
 
 
 class WorkerHandle(Protocol):

@@ -30,6 +30,14 @@ STOPPED = "Stopped"
 
 # Menu.
 SET_UP = "Set up…"
+# The headline, when something needs the owner: the problem and what to do, one click.
+FIX_SET_UP = "Not set up yet: Set up…"
+FIX_TOKEN = "Token refused: Replace token…"
+FIX_OLLAMA = "Ollama not running: Retry now"
+FIX_OLLAMA_ODD = "Not Ollama at the Ollama address: Settings…"
+FIX_HUB = "Cannot reach {host}: Retry now"
+PAUSE_ACTIVE = "Now: paused until {until}"
+PAUSE_ACTIVE_OPEN = "Now: paused until you resume"
 HUB_LINE = "Hub: {host} ({state})"
 OLLAMA_LINE = "Ollama: {state}"
 OLLAMA_RUNNING = "running, {models}"

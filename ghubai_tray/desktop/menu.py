@@ -20,6 +20,7 @@ from ghubai_tray.core.state import (
     Pause,
     PauseMode,
     Resume,
+    RetryNow,
     SetFreeGpuWhenPaused,
     SetModelShared,
     SetShareNewModels,
@@ -101,7 +102,7 @@ def _models(snap: Snapshot) -> Item:
     if not items:
         items = [_info(texts.NO_MODELS)]
     share_new = SetShareNewModels(not snap.share_new_models)
-    return Item(texts.MODELS, submenu=(*items, SEPARATOR,
+    return Item(texts.MODELS, enabled=_set_up(snap), submenu=(*items, SEPARATOR,
                                        Item(texts.SHARE_NEW, share_new,
                                             checked=snap.share_new_models)))
 
@@ -117,7 +118,13 @@ def _activity(snap: Snapshot) -> Item:
 
 
 def _pause(snap: Snapshot) -> Item:
-    return Item(texts.PAUSE, submenu=(
+    active: tuple[Item, ...] = ()
+    if snap.paused:
+        until = snap.paused_until
+        active = (_info(texts.PAUSE_ACTIVE.format(until=f"{until:%a %H:%M}") if until
+                        else texts.PAUSE_ACTIVE_OPEN), SEPARATOR)
+    return Item(texts.PAUSE, enabled=_set_up(snap), submenu=(
+        *active,
         Item(texts.PAUSE_NOW, Pause(PauseMode.NOW)),
         Item(texts.PAUSE_AFTER, Pause(PauseMode.AFTER_CURRENT)),
         Item(texts.PAUSE_30, PauseFor(30)),
@@ -128,21 +135,43 @@ def _pause(snap: Snapshot) -> Item:
              checked=snap.free_gpu_when_paused)))
 
 
+def _set_up(snap: Snapshot) -> bool:
+    """Pausing or choosing models means nothing before there is a hub to share with."""
+    return snap.state is not State.NOT_CONFIGURED
+
+
+def headline(snap: Snapshot) -> Item:
+    """The first line: the state in words or, when the owner can fix something, the
+    problem and its fix, one click away (the click a person would look for)."""
+    if snap.stopping or snap.state is State.STOPPED:
+        return _info(status_line(snap))
+    if snap.state is State.NOT_CONFIGURED:
+        return Item(texts.FIX_SET_UP, Ui.SET_UP, default=True)
+    if snap.state is State.AUTH_REJECTED:
+        return Item(texts.FIX_TOKEN, Ui.SETTINGS, default=True)
+    if not snap.paused and snap.ollama is OllamaStatus.UNREACHABLE:
+        return Item(texts.FIX_OLLAMA, RetryNow())
+    if not snap.paused and snap.ollama is OllamaStatus.BAD_ANSWER:
+        return Item(texts.FIX_OLLAMA_ODD, Ui.SETTINGS)
+    if snap.state is State.RECONNECTING:
+        return Item(texts.FIX_HUB.format(host=hub_host(snap)), RetryNow())
+    return _info(status_line(snap))
+
+
 def render_menu(snap: Snapshot, desktop: Desktop) -> tuple[Item, ...]:
     """The whole menu for this snapshot."""
     items: list[Item] = []
-    if snap.state is State.NOT_CONFIGURED:
-        items.append(Item(texts.SET_UP, Ui.SET_UP, default=True))
     if snap.notice:
         items.append(_info(texts.NOTICE.format(text=snap.notice[:1].upper() + snap.notice[1:])))
-    items += [_info(status_line(snap)),
+    first = headline(snap)
+    items += [first,
               _info(texts.HUB_LINE.format(host=hub_host(snap),
                                             state=texts.STATE_WORDS[snap.state])),
               _info(_ollama_line(snap)), SEPARATOR]
     if snap.paused:
         items.append(Item(texts.RESUME, Resume()))
     items += [_pause(snap), _models(snap), _activity(snap), SEPARATOR,
-              Item(texts.SETTINGS, Ui.SETTINGS, default=snap.state is not State.NOT_CONFIGURED),
+              Item(texts.SETTINGS, Ui.SETTINGS, default=not first.default),
               Item(texts.START_AT_LOGIN, Ui.TOGGLE_AUTOSTART, enabled=desktop.autostart is not None,
                    checked=bool(desktop.autostart)),
               Item(texts.OPEN_LOGS, Ui.OPEN_LOGS),

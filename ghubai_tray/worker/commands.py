@@ -24,6 +24,7 @@ from ghubai_tray.core.state import (
     Pause,
     PauseMode,
     Resume,
+    RetryNow,
     SetFreeGpuWhenPaused,
     SetModelShared,
     SetShareNewModels,
@@ -131,6 +132,10 @@ class CommandHandler:
             self._reconfigure(command.settings)
         elif isinstance(command, TokenChanged):
             self._hub.token_changed()
+        elif isinstance(command, RetryNow):
+            log.info("retrying now, as asked")
+            self._discovery.now()
+            self._hub.retry_now()
 
     async def _change(self, new: Settings, *keys: str, said: str = "") -> None:
         """The one path of a change from the menu: into the snapshot, marked as the menu's

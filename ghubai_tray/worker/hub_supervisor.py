@@ -79,6 +79,10 @@ class HubSupervisor:
         self._token = None
         self.reconnect_now()
 
+    def retry_now(self) -> None:
+        """End the wait before the next attempt (the connection, if open, stays)."""
+        self._wake.set()
+
     def reconnect_now(self) -> None:
         self._wake.set()
         if self._conn is not None:

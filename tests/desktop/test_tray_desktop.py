@@ -286,7 +286,7 @@ async def test_first_start_without_setup_opens_the_settings(tmp_path: Path) -> N
                                     (icon.width + 8, icon.height + 8, icon.x - 4, icon.y - 4))
             menu = render_menu(Snapshot(connection=State.NOT_CONFIGURED),
                                MenuDesktop(version="x", autostart=False))
-            assert menu[0].text == "Set up…"
+            assert menu[0].text == "Not set up yet: Set up…"
             proc.send_signal(2)  # SIGINT, as Ctrl-C in a terminal
             await asyncio.wait_for(proc.communicate(), GRACE + 10)
         finally:

@@ -15,6 +15,7 @@ from ghubai_tray.core.state import (
     Pause,
     PauseMode,
     Resume,
+    RetryNow,
     SetFreeGpuWhenPaused,
     SetModelShared,
     SetShareNewModels,
@@ -172,8 +173,39 @@ def test_pause_submenu_and_resume() -> None:
 
 def test_set_up_comes_first_when_not_configured() -> None:
     menu = render_menu(snap(connection=State.NOT_CONFIGURED), DESKTOP)
-    assert menu[0] == Item("Set up…", Ui.SET_UP, default=True)
+    assert menu[0] == Item("Not set up yet: Set up…", Ui.SET_UP, default=True)
     assert not find(menu, "Settings…").default
+    assert texts_of(menu).count("Settings…") == 1 and "Set up…" not in texts_of(menu)
+    assert not find(menu, "Pause").enabled and not find(menu, "Models").enabled
+
+
+PROBLEMS = {
+    "token-refused": (snap(connection=State.AUTH_REJECTED), "Token refused: Replace token…",
+                      Ui.SETTINGS),
+    "ollama-down": (snap(ollama=OllamaStatus.UNREACHABLE), "Ollama not running: Retry now",
+                    RetryNow()),
+    "not-ollama": (snap(ollama=OllamaStatus.BAD_ANSWER),
+                   "Not Ollama at the Ollama address: Settings…", Ui.SETTINGS),
+    "hub-unreachable": (snap(connection=State.RECONNECTING),
+                        "Cannot reach hub.example.com: Retry now", RetryNow()),
+}
+
+
+@pytest.mark.parametrize("state,text,action", PROBLEMS.values(), ids=PROBLEMS.keys())
+def test_a_problem_heads_the_menu_with_its_fix_one_click_away(
+        state: Snapshot, text: str, action: object) -> None:
+    menu = render_menu(state, DESKTOP)
+    assert (menu[0].text, menu[0].action, menu[0].enabled) == (text, action, True)
+    assert sum(i.default for i in menu) == 1
+    assert find(menu, "Pause").enabled and find(menu, "Models").enabled
+
+
+def test_the_active_pause_is_marked_with_its_day() -> None:
+    pause = find(render_menu(snap(paused=True, paused_until=UNTIL), DESKTOP), "Pause").submenu
+    assert texts_of(pause)[:2] == ["Now: paused until Tue 18:30", "-"]
+    assert not pause[0].enabled
+    open_ended = find(render_menu(snap(paused=True), DESKTOP), "Pause").submenu
+    assert open_ended[0].text == "Now: paused until you resume"
 
 
 def test_activity_submenu() -> None:

@@ -12,7 +12,7 @@ import pytest
 from ghubai_tray.adapters.credentials import TokenSource
 from ghubai_tray.adapters.hub import HubConnection
 from ghubai_tray.core.settings import Settings
-from ghubai_tray.core.state import Snapshot, State, Stop, TokenChanged
+from ghubai_tray.core.state import RetryNow, Snapshot, State, Stop, TokenChanged
 from ghubai_tray.worker import BACKOFF_CAP, BACKOFF_FIRST, Worker, backoff_delay
 from tests.testbed.hub import AuthMode, GridHub
 from tests.testbed.ollama import OllamaStandIn
@@ -141,6 +141,16 @@ async def test_token_rejected_then_fixed() -> None:
         bed.worker.submit(TokenChanged())
         await serves_again(bed)
         assert len(hub.http) - tries <= 3, "no fast retry loop while rejected"
+
+
+async def test_retry_now_tries_at_once_instead_of_minutes_later() -> None:
+    hub = GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED)
+    async with running_bed(hub=hub, token="accepted-later") as bed:
+        await bed.worker.wait_for(lambda s: s.connection is State.AUTH_REJECTED, 15,
+                                  "auth rejected (the next attempt 5 minutes away)")
+        hub.tokens.add("accepted-later")  # the hub's operator fixed it on their side
+        bed.worker.submit(RetryNow())  # the menu's "Retry now", or Token refused's fix
+        await serves_again(bed)
 
 
 async def test_no_token_and_a_hub_that_needs_one_says_what_to_do() -> None:

@@ -25,17 +25,19 @@ from ghubai_tray.core.state import WorkerHandle
 from ghubai_tray.worker import Worker, run_in_new_loop
 
 
-def owner_worker(settings: Settings, token_provider: Callable[[str], TokenSource]) -> Worker:
+def owner_worker(settings: Settings, token_provider: Callable[[str], TokenSource], *,
+                 wait_for_tray: bool = False) -> Worker:
     """The worker as the owner runs it: settings changed from the menu saved to
-    config.toml, requests counted in the owner's activity file ("Since install")."""
+    config.toml, requests counted in the owner's activity file ("Since install").
+    Under a tray it shares nothing until the tray says its icon is visible."""
     return Worker(settings, token_provider, persist=save_settings,
-                  activity_path=activity_file.default_path())
+                  activity_path=activity_file.default_path(), wait_for_tray=wait_for_tray)
 
 
 def tray_worker(settings: Settings, token_provider: Callable[[str], TokenSource]
                 ) -> tuple[Worker, Callable[[], None]]:
     """The owner's worker and the function that runs it (on the tray's worker thread)."""
-    worker = owner_worker(settings, token_provider)
+    worker = owner_worker(settings, token_provider, wait_for_tray=True)
     return worker, lambda: run_in_new_loop(worker.run())
 
 

@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debugging details")
     # The tray starts its settings window as a separate process through this flag.
     parser.add_argument("--settings-window", action="store_true", help=argparse.SUPPRESS)
+    # ... and the window that says no tray shows its icon.
+    parser.add_argument("--no-tray-window", action="store_true", help=argparse.SUPPRESS)
     add_flags(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     token = commands.add_parser("token", help="store, remove or check the provider token",
@@ -113,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(sys, name) is None:
             setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115
     args = build_parser().parse_args(argv)
+    if args.no_tray_window:
+        from ghubai_tray.desktop.no_tray_window import main as no_tray_window
+
+        return no_tray_window()
     if args.settings_window:
         from ghubai_tray.desktop.settings_window import main as settings_window
         from ghubai_tray.doctor import connection_report

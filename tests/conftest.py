@@ -111,9 +111,13 @@ def real_ollama() -> Iterator[str]:
     server.stop_sync()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def keyring_env() -> Iterator[dict[str, str]]:
-    """A private, unlocked Secret Service: the environment variables that reach it."""
+    """A private, unlocked Secret Service: the environment variables that reach it.
+
+    One per test (it starts in well under a second): a token one test stores must not be
+    found by the next (the Settings window's test stores one for hub.example.com, and
+    'token status' there once found it, depending only on the order of the files)."""
     with secret_service() as env:
         yield env
 

@@ -32,7 +32,8 @@ ALLOWED = {
     "root": {"core", "adapters", "worker", "desktop", "root"},
 }
 # Import names of the distributions pyproject.toml declares.
-DISTRIBUTIONS = {"pillow": "PIL", "pygobject": "gi", "tomli-w": "tomli_w"}
+DISTRIBUTIONS = {"pillow": "PIL", "pygobject": "gi", "tomli-w": "tomli_w",
+                 "python-xlib": "Xlib"}
 ROOT_MODULES = {"__init__", "__main__", "cli", "app", "doctor"}
 
 

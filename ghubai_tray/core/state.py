@@ -84,6 +84,9 @@ class Snapshot:
     activity: Activity = field(default_factory=Activity)
     notice: str | None = None  # a problem the owner should read, in words (a failed save)
     stopping: bool = False  # quitting: finishing what runs, taking nothing new
+    # The tray is not known to show its icon yet: nothing is shared until it does, or the
+    # owner chose to share anyway (never share where the owner cannot see or stop it).
+    waiting_for_tray: bool = False
 
     @property
     def state(self) -> State:
@@ -97,8 +100,9 @@ class Snapshot:
     @property
     def offered_models(self) -> tuple[str, ...]:
         """What to register with the hub now: the shared models, or nothing while paused,
-        stopping or unable to reach Ollama (a request would only fail)."""
-        if self.paused or self.stopping or self.ollama is not OllamaStatus.REACHABLE:
+        stopping, unseen (no tray shows the icon yet) or unable to reach Ollama."""
+        if (self.paused or self.stopping or self.waiting_for_tray
+                or self.ollama is not OllamaStatus.REACHABLE):
             return ()
         return self.shared_models
 
@@ -179,6 +183,11 @@ class TokenChanged:
 
 
 @dataclass(frozen=True)
+class TrayShown:
+    """The tray icon is visible (or the owner chose to share without it): share."""
+
+
+@dataclass(frozen=True)
 class RetryNow:
     """Ask Ollama and the hub again now, instead of at the next scheduled attempt."""
 
@@ -189,7 +198,7 @@ class Stop:
 
 
 Command = (Pause | Resume | SetModelShared | SetShareNewModels | SetFreeGpuWhenPaused
-           | ApplySettings | TokenChanged | RetryNow | Stop)
+           | ApplySettings | TokenChanged | RetryNow | TrayShown | Stop)
 
 
 class WorkerHandle(Protocol):

@@ -27,6 +27,20 @@ SHARING = "Sharing {models} with {host}"
 RECONNECTING = "Cannot reach {host}; trying again{when}"
 CONNECTING = "Connecting to {host}…"
 STOPPED = "Stopped"
+WAITING_FOR_TRAY = "Not sharing yet: waiting for the tray icon to show"
+
+# When no tray shows the icon (a window of its own says so: nothing else can).
+NO_TRAY_TITLE = "GhubAi Tray: no tray icon"
+NO_TRAY_TEXT = ("GhubAi Tray is running, but this desktop shows no tray icon, so you could "
+                "not see, pause or quit it. It shares nothing until you choose.")
+NO_TRAY_HELP = ("On GNOME, install the AppIndicator extension (Debian: "
+                "gnome-shell-extension-appindicator) and log in again. To lend your GPU "
+                "without a tray on purpose, run 'ghubai-tray --headless'; 'ghubai-tray status' "
+                "and 'ghubai-tray quit' steer it from a terminal.")
+NO_TRAY_SHARE = "Share anyway"
+NO_TRAY_QUIT = "Quit GhubAi Tray"
+NOTIFY_NO_TRAY = ("GhubAi Tray is running but this desktop shows no tray icon; it shares "
+                  "nothing until you choose in its window.")
 
 # Menu.
 SET_UP = "Set up…"

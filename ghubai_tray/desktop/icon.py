@@ -78,7 +78,7 @@ def icon_kind(snap: Snapshot) -> IconKind:
         return IconKind.ATTENTION
     if snap.state is State.PAUSED:
         return IconKind.PAUSED
-    if snap.state is State.REGISTERED:
+    if snap.state is State.REGISTERED and not snap.waiting_for_tray:
         return IconKind.SERVING if snap.active else IconKind.CONTRIBUTING
     return IconKind.CONNECTING
 
@@ -92,6 +92,8 @@ def status_line(snap: Snapshot) -> str:
                 else texts.QUITTING_NOW)
     if snap.paused and busy(snap) and snap.state is State.PAUSED:
         return texts.FINISHING.format(requests=texts.counted(busy(snap), "request"))
+    if snap.waiting_for_tray and snap.state in (State.CONNECTED, State.REGISTERED):
+        return texts.WAITING_FOR_TRAY
     reason = attention(snap)
     if reason is not None:
         return reason

@@ -44,14 +44,17 @@ from ghubai_tray.core.state import (
     State,
     Stop,
     TokenChanged,
+    TrayShown,
     WorkerHandle,
 )
 from ghubai_tray.desktop import notifications, system
 from ghubai_tray.desktop.icon import icon_for, icon_kind, status_line, title_for
 from ghubai_tray.desktop.menu import Action, Desktop, Item, Ui, render_menu, resolve
+from ghubai_tray.desktop.tray_host import tray_host_present
 
 log = logging.getLogger("ghubai_tray.tray")
 ICON_SIZE = 64
+TRAY_WAIT = 5.0  # seconds a tray host gets to show the icon before the owner is asked
 WM_GHUBAI_UPDATE_MENU = 0x400 + 42  # WM_USER + 42: ours, beside pystray's WM_USER + 10/11
 
 
@@ -89,6 +92,7 @@ class TrayApp:
         self._history: collections.deque[tuple[datetime, str]] = collections.deque(maxlen=100)
         self._episodes = notifications.Episodes()
         self._settings = SettingsWindowLauncher(self.worker.submit, dict(flags or {}))
+        self._seen = SeenGuard(self.worker.submit, self._quitting, self.quit)
         self._icon: Any = None
         self._latin1_titles = False
         self._shown: tuple[Any, ...] = ()
@@ -139,6 +143,8 @@ class TrayApp:
         if not icon.HAS_MENU:
             log.warning("%s", texts.NO_MENU)
         threading.Thread(target=self._refresh_loop, name="tray-refresh", daemon=True).start()
+        threading.Thread(target=self._seen.watch, args=(icon,), name="tray-visible",
+                         daemon=True).start()
         self._nudge.set()
 
     def quit(self) -> None:
@@ -184,6 +190,7 @@ class TrayApp:
         """On the main thread once the icon's loop has returned."""
         self.quit()  # the loop may also end on its own (the tray host went away)
         self._settings.close()
+        self._seen.close()
         self._thread.join(self._quit_time_left())
         if self._thread.is_alive():
             log.error("the worker did not stop within %g s; exiting anyway", self._grace + 2)
@@ -376,6 +383,49 @@ def _quit_when(signalled: threading.Event, quit_app: Callable[[], None]) -> None
     signalled.wait()
     log.info("signal received: quitting")
     quit_app()
+
+
+class SeenGuard:
+    """Lets the worker share once a tray shows the icon, or once the owner chose to share
+    without one: never lend the GPU where the owner cannot see, pause or quit it."""
+
+    def __init__(self, submit: Callable[[Command], None], quitting: threading.Event,
+                 quit_app: Callable[[], None]) -> None:
+        self._submit = submit
+        self._quitting = quitting
+        self._quit = quit_app
+        self._window: subprocess.Popen[bytes] | None = None
+
+    def watch(self, icon: Any) -> None:
+        deadline = time.monotonic() + TRAY_WAIT
+        while (present := tray_host_present()) is False:
+            if time.monotonic() >= deadline or self._quitting.wait(0.25):
+                break
+        if self._quitting.is_set():
+            return
+        if present is not False:
+            if present is None:
+                log.info("cannot tell whether a tray shows the icon (no X display or session "
+                         "bus to ask); sharing as usual")
+            self._submit(TrayShown())
+            return
+        log.warning("no tray shows the icon (no StatusNotifier host, no XEmbed tray): "
+                    "sharing nothing until the owner chooses")
+        if icon.HAS_NOTIFICATION:
+            icon.notify(texts.NOTIFY_NO_TRAY, texts.APP)
+        self._window = subprocess.Popen([*launch_command(), "--no-tray-window"],
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        env=child_environment())
+        if self._window.wait() == 0:
+            log.info("the owner chose to share without a tray icon")
+            self._submit(TrayShown())
+        elif not self._quitting.is_set():
+            log.info("the owner chose to quit: no tray shows the icon")
+            self._quit()
+
+    def close(self) -> None:
+        if self._window is not None and self._window.poll() is None:
+            self._window.terminate()
 
 
 class SettingsWindowLauncher:

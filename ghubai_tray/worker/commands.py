@@ -30,6 +30,7 @@ from ghubai_tray.core.state import (
     SetShareNewModels,
     Stop,
     TokenChanged,
+    TrayShown,
 )
 from ghubai_tray.worker.discovery import Discovery
 from ghubai_tray.worker.hub_supervisor import HubSupervisor
@@ -132,6 +133,10 @@ class CommandHandler:
             self._reconfigure(command.settings)
         elif isinstance(command, TokenChanged):
             self._hub.token_changed()
+        elif isinstance(command, TrayShown):
+            if self._store.snapshot.waiting_for_tray:
+                log.info("the tray icon is visible: sharing may start")
+            self._store.tray_shown()
         elif isinstance(command, RetryNow):
             log.info("retrying now, as asked")
             self._discovery.now()

@@ -40,8 +40,9 @@ class StateStore:
     """Holds the latest snapshot; build with the starting settings."""
 
     def __init__(self, settings: Settings, jobs: SideJobs,
-                 today: Callable[[], date] = date.today) -> None:
-        self._snapshot = Snapshot(settings=settings)
+                 today: Callable[[], date] = date.today, *,
+                 wait_for_tray: bool = False) -> None:
+        self._snapshot = Snapshot(settings=settings, waiting_for_tray=wait_for_tray)
         self._jobs = jobs
         self._today = today
         self._listeners: list[Callable[[Snapshot], None]] = []
@@ -96,6 +97,10 @@ class StateStore:
         """The effective settings changed (the menu, the Settings window, a pause)."""
         self._commit(replace(self._snapshot, settings=settings,
                              models=model_views(self._local, settings)))
+
+    def tray_shown(self) -> None:
+        if self._snapshot.waiting_for_tray:
+            self._commit(replace(self._snapshot, waiting_for_tray=False))
 
     def stopping(self) -> None:
         """The worker takes nothing new from now on (the registration empties)."""

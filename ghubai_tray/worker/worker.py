@@ -79,9 +79,10 @@ class Worker:
         rng: random.Random | None = None,
         clock: Callable[[], datetime] | None = None,
         pause_check: float = PAUSE_CHECK,
+        wait_for_tray: bool = False,
     ) -> None:
         self._jobs = SideJobs()
-        self._store = StateStore(settings, self._jobs)
+        self._store = StateStore(settings, self._jobs, wait_for_tray=wait_for_tray)
         problems = Problems()
         self._ollama = OllamaLink(ollama, settings)
         self._runner = RequestRunner(self._store, lambda: self._ollama.client, self._jobs)

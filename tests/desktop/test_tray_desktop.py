@@ -265,6 +265,55 @@ async def test_settings_opens_from_the_menu(tray: TrayBed) -> None:
     assert await quit_and_time(tray) < GRACE + 2
 
 
+@pytest.mark.parametrize("choice", ["share anyway", "quit"])
+async def test_without_a_tray_host_it_shares_nothing_until_the_owner_chooses(
+        tmp_path: Path, choice: str) -> None:
+    hub = GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED)
+    ollama = OllamaStandIn()
+    await hub.start()
+    await ollama.start()
+    env = {**clean_environment(tmp_path), "HUB_URL": hub.url, "PROVIDER_TOKEN": TOKEN,
+           "OLLAMA_LOCAL_URL": ollama.url, "PYSTRAY_BACKEND": "gtk"}
+    try:
+        with real_desktop(ARTIFACTS, tray_host=False) as desk:
+            env.update(desk.env)
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "ghubai_tray", "--grace", str(GRACE), env=env,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            try:
+                window = await asyncio.to_thread(wait_for, "the no-tray window", lambda: next(
+                    (w for w in desk.windows(tree=False) if w.name == texts.NO_TRAY_TITLE),
+                    None))
+                # Connected to the hub, Ollama's models known, and nothing offered.
+                await hub.wait_until(lambda: bool(hub.nodes), 20, "the worker to connect")
+                assert all(n.models == () for n in hub.nodes.values())
+                code, out, _ = await cli("status", env=env)
+                assert code == 0 and "Not sharing yet: waiting for the tray icon" in out
+                if choice == "share anyway":
+                    await asyncio.to_thread(desk.screenshot, "no-tray-window.png",
+                                            (window.width, window.height, window.x, window.y))
+                await asyncio.to_thread(desk.run, "xdotool", "search", "--name",
+                                        texts.NO_TRAY_TITLE, "windowfocus", "--sync")
+                await asyncio.to_thread(desk.press,
+                                        "Return" if choice == "share anyway" else "Escape")
+                if choice == "share anyway":
+                    await hub.wait_until(lambda: any(n.models == MODELS
+                                                     for n in hub.nodes.values()), 20,
+                                         "the worker to share, as the owner chose")
+                    code, _, _ = await cli("quit", env=env)
+                    assert code == 0
+                _, err = await asyncio.wait_for(proc.communicate(), GRACE + 10)
+                assert proc.returncode == 0, err.decode()
+                assert b"no tray shows the icon" in err
+            finally:
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+    finally:
+        await hub.stop()
+        await ollama.stop()
+
+
 async def test_first_start_without_setup_opens_the_settings(tmp_path: Path) -> None:
     env = {**clean_environment(tmp_path), "PYSTRAY_BACKEND": "gtk",
            "XDG_RUNTIME_DIR": str(tmp_path), "PROVIDER_TOKEN": "",

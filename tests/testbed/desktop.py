@@ -150,9 +150,10 @@ def keys_to(menu: Sequence[Item], path: Sequence[str]) -> list[str]:
 
 
 @contextlib.contextmanager
-def real_desktop(artifacts: Path, extra_env: dict[str, str] | None = None
-                 ) -> Iterator[Desktop]:
-    """Xvfb + a session bus (unless given one) + trayer + dunst, torn down afterwards."""
+def real_desktop(artifacts: Path, extra_env: dict[str, str] | None = None, *,
+                 tray_host: bool = True) -> Iterator[Desktop]:
+    """Xvfb + a session bus (unless given one) + trayer + dunst, torn down afterwards;
+    ``tray_host=False`` leaves trayer out: a desktop like stock GNOME, with no tray."""
     number = _free_display()
     display = f":{number}"
     env = {"DISPLAY": display, **(extra_env or {})}
@@ -173,9 +174,10 @@ def real_desktop(artifacts: Path, extra_env: dict[str, str] | None = None
                                  text=True, check=True, timeout=30)
             env["DBUS_SESSION_BUS_ADDRESS"], pid = bus.stdout.split()[:2]
             bus_pid = int(pid)
-        start("trayer", "--edge", "top", "--align", "right", "--widthtype", "request",
-              "--height", "32", "--SetDockType", "true", "--transparent", "false",
-              "--tint", "0xcccccc", "--expand", "true")
+        if tray_host:
+            start("trayer", "--edge", "top", "--align", "right", "--widthtype", "request",
+                  "--height", "32", "--SetDockType", "true", "--transparent", "false",
+                  "--tint", "0xcccccc", "--expand", "true")
         start("dunst")
         artifacts.mkdir(parents=True, exist_ok=True)
         yield Desktop(env, artifacts)

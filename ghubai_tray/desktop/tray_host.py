@@ -29,7 +29,8 @@ def tray_host_present() -> bool | None:
     answers = [_xembed_tray(), _status_notifier_host()]
     if any(answers):
         return True
-    return None if all(a is None for a in answers) else False
+    # Absent only when both kinds were asked about and neither is there.
+    return None if None in answers else False
 
 
 def _xembed_tray() -> bool | None:

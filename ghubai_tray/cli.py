@@ -348,11 +348,11 @@ def _doctor(settings: Settings) -> int:
     from ghubai_tray.doctor import run_checks, verdict
 
     checks = asyncio.run(run_checks(settings))
+    text, code = verdict(checks)
+    print(text)  # the verdict first: the one line a person reads
     for check in checks:
         for line in check.lines():
             print(line)
-    text, code = verdict(checks)
-    print(text)
     return code
 
 

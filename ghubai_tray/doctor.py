@@ -38,7 +38,8 @@ from ghubai_tray.core.tags import LocalModel
 
 
 class Level(enum.Enum):
-    OK = "ok"
+    OK = "ok"  # verified
+    INFO = "info"  # true, but not verified (never "ok" for what was not tested)
     WARN = "warn"
     FAIL = "FAIL"
 
@@ -231,7 +232,7 @@ async def run_checks(settings: Settings, token: str | None = None) -> list[Check
     """Every check; ``token``, when given, is tested instead of the stored one."""
     if token is not None:
         add_secret(token)
-        checks = [Check(Level.OK, "token", "the one just entered")]
+        checks = [Check(Level.OK, "token", "the one just entered")]  # judged below
     else:
         token_line, source = token_check(settings)
         add_secret(source.token if source else None)
@@ -242,9 +243,28 @@ async def run_checks(settings: Settings, token: str | None = None) -> list[Check
     if (sharing := sharing_check(settings, models)) is not None:
         checks.append(sharing)
     hub, failure = await hub_check(settings, token)
+    checks = [judged_token(c, token, failure) if c.name == "token" else c for c in checks]
     checks.append(hub)
     checks.append(tls_check(settings, failure))
     return checks
+
+
+def judged_token(found: Check, token: str | None, failure: HubError | None) -> Check:
+    """The token line as the hub judged it: "ok" only once the hub accepted it.
+
+    Before, the line said "ok" because a token was found, just above the hub's
+    refusal of it."""
+    if found.level is not Level.OK or token is None:
+        if failure is None and token is None and found.level is Level.WARN:
+            return Check(Level.OK, "token", "none set, and this hub needs none")
+        return found
+    if failure is None:
+        return Check(Level.OK, "token", f"{found.detail}; the hub accepted it", found.more)
+    if isinstance(failure, AuthRejected):
+        return Check(Level.FAIL, "token", f"{found.detail}; the hub refused it: replace it "
+                     "(Settings, or 'ghubai-tray token set')", found.more)
+    return Check(Level.INFO, "token", f"{found.detail}; not verified, since the hub could "
+                 "not be reached", found.more)
 
 
 def connection_report(settings: Settings, token: str | None) -> str:
@@ -263,4 +283,4 @@ def verdict(checks: list[Check]) -> tuple[str, int]:
     if [c.name for c in failed] == [PAUSED]:
         return "Ready, but paused: nothing is shared until the pause ends.", 1
     names = ", ".join(c.name for c in failed)
-    return f"{len(failed)} problem(s) to fix: {names}.", 1
+    return f"{texts.counted(len(failed), 'problem')} to fix: {names}.", 1

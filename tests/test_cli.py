@@ -126,16 +126,16 @@ async def test_doctor_all_well(env: dict[str, str]) -> None:
     code, out, hub, ollama = await doctor_against_the_bed(env)
     assert code == 0, out
     lines = out.splitlines()
-    assert lines[0].startswith("[  ok] config: ")
+    assert lines[0] == "All is well: this machine is ready to share its models."
+    assert lines[1].startswith("[  ok] config: ")
     assert f"hub_url = {hub.url}  (the variable HUB_URL)" in out
-    assert "[  ok] token: from the PROVIDER_TOKEN variable" in lines
+    assert "[  ok] token: from the PROVIDER_TOKEN variable; the hub accepted it" in lines
     assert f"[  ok] Ollama: 2 models at {ollama.url}: llama3.2:1b, mistral:7b" in lines
     assert "[  ok] sharing: 2 models would be shared: llama3.2:1b, mistral:7b" in lines
     assert any(line.startswith("[  ok] hub: negotiate, WebSocket and handshake with 127.0.0.1:")
                and line.endswith("token accepted") for line in lines)
     assert "[  ok] TLS: not used: the hub is on this machine (http)" in lines
     assert ("of at most 10 MiB, bodies up to 30,000,000 bytes (28.6 MiB)" in out), out
-    assert lines[-1] == "All is well: this machine is ready to share its models."
     assert TOKEN not in out
 
 
@@ -144,7 +144,7 @@ async def test_doctor_says_a_pause_is_not_all_is_well(env: dict[str, str]) -> No
     assert code == 1, out
     assert ("[FAIL] paused: sharing is paused until you choose Resume (the variable "
             "GHUBAI_PAUSED): the hub gets no models until then") in out
-    assert out.splitlines()[-1] == "Ready, but paused: nothing is shared until the pause ends."
+    assert out.splitlines()[0] == "Ready, but paused: nothing is shared until the pause ends."
 
 
 async def test_doctor_names_each_problem(env: dict[str, str]) -> None:
@@ -160,7 +160,9 @@ async def test_doctor_names_each_problem(env: dict[str, str]) -> None:
     assert ("[FAIL] Ollama: Ollama is not reachable at http://127.0.0.1:9: is it running?"
             in out.splitlines())
     assert f"[FAIL] hub: the hub at 127.0.0.1:{hub.port} refused the token (HTTP 401" in out
-    assert out.splitlines()[-1] == "2 problem(s) to fix: Ollama, hub."
+    assert ("[FAIL] token: from the PROVIDER_TOKEN variable; the hub refused it: replace it "
+            "(Settings, or 'ghubai-tray token set')") in out.splitlines()
+    assert out.splitlines()[0] == "3 problems to fix: token, Ollama, hub."
 
 
 async def test_token_set_status_clear_in_the_real_keyring(

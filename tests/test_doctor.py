@@ -5,9 +5,18 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from ghubai_tray.core.errors import AuthRejected, HubUnreachable
 from ghubai_tray.core.settings import Settings
 from ghubai_tray.core.tags import LocalModel
-from ghubai_tray.doctor import Check, Level, hub_check, sharing_check, tls_check, verdict
+from ghubai_tray.doctor import (
+    Check,
+    Level,
+    hub_check,
+    judged_token,
+    sharing_check,
+    tls_check,
+    verdict,
+)
 from tests.testbed.hub import GridHub
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
@@ -30,7 +39,7 @@ def test_rules_that_share_nothing_fail_with_the_way_out() -> None:
     assert "none of Ollama's 3 models would be shared" in check.detail
     assert "choose some under Models in the menu" in check.detail
     assert check.more == ("shared_models names phi3:mini, which Ollama does not have",)
-    assert verdict([FINE, check]) == ("1 problem(s) to fix: sharing.", 1)
+    assert verdict([FINE, check]) == ("1 problem to fix: sharing.", 1)
     only_cloud = sharing_check(Settings(), MODELS[2:], NOW)
     assert only_cloud is not None and only_cloud.level is Level.FAIL
     assert "cloud model" in only_cloud.detail
@@ -93,3 +102,16 @@ async def test_a_hub_url_without_its_path_gets_the_gridhub_hint() -> None:
         assert line.more == ()  # a /gridhub path already: nothing to guess
     finally:
         await hub.stop()
+
+
+def test_a_token_is_ok_only_once_the_hub_accepted_it() -> None:
+    found = Check(Level.OK, "token", "from the OS keyring")
+    assert judged_token(found, "t", None) == Check(Level.OK, "token",
+                                                   "from the OS keyring; the hub accepted it")
+    refused = judged_token(found, "t", AuthRejected("the hub refused the token"))
+    assert refused.level is Level.FAIL and "the hub refused it: replace it" in refused.detail
+    unreached = judged_token(found, "t", HubUnreachable("nothing answers"))
+    assert unreached.level is Level.INFO and "not verified" in unreached.detail
+    none = Check(Level.WARN, "token", "none is set")
+    assert judged_token(none, None, None).detail == "none set, and this hub needs none"
+    assert judged_token(none, None, HubUnreachable("x")) == none

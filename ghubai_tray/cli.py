@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         from ghubai_tray.desktop.settings_window import main as settings_window
         from ghubai_tray.doctor import connection_report
 
-        return settings_window(connection_report)
+        return settings_window(connection_report, flags=flag_values(args))
     if args.command in ("status", "pause", "resume", "quit"):
         return _control(args)  # the running worker has its settings: none are read here
     try:

@@ -267,13 +267,16 @@ def judged_token(found: Check, token: str | None, failure: HubError | None) -> C
                  "not be reached", found.more)
 
 
-def connection_report(settings: Settings, token: str | None) -> str:
-    """The Settings window's Test connection: the verdict first, then one line per check
-    (their indented detail lines left out: the window's box is small)."""
+def connection_report(settings: Settings, token: str | None) -> tuple[str, bool]:
+    """The Settings window's Test connection: the verdict first, then the failing checks,
+    then the rest, one line each (their indented details left out), and whether all is
+    well. The failing line once sat below the fold of a box without a scrollbar."""
     checks = asyncio.run(run_checks(settings, token))
-    text = "\n".join(line for c in checks for line in c.lines()
+    ordered = sorted(checks, key=lambda c: c.level is not Level.FAIL)
+    text = "\n".join(line for c in ordered for line in c.lines()
                      if not line.startswith("       "))
-    return f"{verdict(checks)[0]}\n{text}"
+    said, code = verdict(checks)
+    return f"{said}\n{text}", code == 0
 
 
 def verdict(checks: list[Check]) -> tuple[str, int]:

@@ -61,6 +61,19 @@ def flag_values(args: argparse.Namespace) -> dict[str, Any]:
     return {s.key: v for s in SETTINGS if (v := getattr(args, f"set_{s.key}", None)) is not None}
 
 
+def flag_args(flags: Mapping[str, Any]) -> list[str]:
+    """The command-line flags that give ``flags`` again (the tray hands its own to the
+    Settings window, so the window knows which fields a flag decides)."""
+    args: list[str] = []
+    for key, value in flags.items():
+        flag = BY_KEY[key].flag
+        if isinstance(value, bool):
+            args.append(flag if value else f"--no-{flag[2:]}")
+        else:
+            args += [flag, str(value)]
+    return args
+
+
 def read_file(path: Path) -> dict[str, Any]:
     """The raw TOML document (empty when there is no file); errors say what to fix."""
     try:

@@ -16,6 +16,9 @@ import tempfile
 from pathlib import Path
 
 SECRET_VARIABLES = ("PROVIDER_TOKEN",)
+# Set for a child when PROVIDER_TOKEN is set here: the Settings window then says where the
+# token in use comes from, without ever holding it.
+TOKEN_FROM_VARIABLE = "GHUBAI_TOKEN_FROM_VARIABLE"
 
 
 def private_dir(path: Path) -> Path:
@@ -65,4 +68,7 @@ def write_atomically(path: Path, data: bytes) -> None:
 
 def child_environment() -> dict[str, str]:
     """This process's environment, less the secrets, for the programs it starts."""
-    return {k: v for k, v in os.environ.items() if k not in SECRET_VARIABLES}
+    env = {k: v for k, v in os.environ.items() if k not in SECRET_VARIABLES}
+    if os.environ.get("PROVIDER_TOKEN"):
+        env[TOKEN_FROM_VARIABLE] = "1"
+    return env

@@ -13,6 +13,8 @@ own thread, which polls for the results.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import queue
 import threading
 import tkinter as tk
@@ -20,16 +22,29 @@ from collections.abc import Callable
 from dataclasses import replace
 from tkinter import ttk
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from ghubai_tray.adapters.config import load_settings, save_settings
 from ghubai_tray.adapters.credentials import delete_token, load_token, store_token
+from ghubai_tray.adapters.owner_only import TOKEN_FROM_VARIABLE
 from ghubai_tray.core.errors import ConfigError, TokenStoreError
 from ghubai_tray.core.settings import BY_KEY, Settings
 
 T = TypeVar("T")
-ConnectionTest = Callable[[Settings, str | None], str]
-"""Test connection: the settings in the form and the token typed (if any) to the report shown.
-Handed in by the composition root (it is the doctor), so this window holds no network code."""
+W = TypeVar("W", bound=ttk.Widget)
+ConnectionTest = Callable[[Settings, str | None], tuple[str, bool]]
+"""Test connection: the settings in the form and the token typed (if any) to the report
+shown and whether all was well. Handed in by the composition root (it is the doctor), so
+this window holds no network code."""
+HUB_EXAMPLE = ("Like https://hub.example.com/gridhub: the address your hub's operator "
+               "gives you (a bare host name gets https:// and /gridhub added).")
+KEYRING_NOTE = ("Checking the OS keyring, where the token is kept… (your desktop may ask for "
+                "the keyring's password now: that is this check)")
+SAVED = "Saved. GhubAi Tray uses the new settings now."
+SAVE_ANYWAY = "Save anyway"
+FAILED_TEST = ("The test found a problem (above). Fix it and test again, or choose Save "
+               "anyway to keep these settings as they are.")
+NOTE, ERROR = "#555555", "#c00000"
 TITLE = "GhubAi Tray settings"
 LIMITS = ("max_context", "max_output_tokens", "max_keep_alive", "max_images", "max_image_size")
 FIELDS = ("hub_url", "ollama_url", "allow_invalid_certs", "max_concurrent_requests", *LIMITS)
@@ -48,6 +63,52 @@ INSECURE_WARNING = ("Anyone between you and the hub could read and change the tr
 
 def _shown(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def complete_hub_url(text: str) -> str:
+    """``hub.example.com`` as people type it, as the URL a hub answers at:
+    ``https://hub.example.com/gridhub``. Anything with a scheme or a path stays as typed."""
+    raw = text.strip()
+    if not raw or " " in raw:
+        return raw
+    if "://" not in raw:
+        raw = f"https://{raw}"
+    parts = urlsplit(raw)
+    if parts.path in ("", "/") and parts.hostname:
+        raw = urlunsplit(parts._replace(path="/gridhub"))
+    return raw
+
+
+def locked_by(settings: Settings, key: str) -> str | None:
+    """Where a value comes from when the window cannot change it: a variable or a flag
+    wins over config.toml, so saving the field there would be silently ignored."""
+    source = settings.source(key)
+    return source if source.startswith(("the variable", "the flag")) else None
+
+
+def save_both_or_neither(hub: str, fields: dict[str, Any], token: str, *,
+                         remove: bool) -> None:
+    """Save the token (or its removal) and the fields, both or neither.
+
+    The keyring first: if it fails, the file has not changed. Then the file: if
+    that fails, the keyring is put back as it was. Once, a failed keyring left
+    config.toml half-saved behind "Not saved"."""
+    changing = remove or bool(token.strip())
+    before = load_token(hub) if changing else None
+    if remove:
+        delete_token(hub)
+    elif token.strip():
+        store_token(hub, token)
+    try:
+        save_settings(fields)
+    except BaseException:
+        if changing:
+            with contextlib.suppress(TokenStoreError):
+                if before is None:
+                    delete_token(hub)
+                else:
+                    store_token(hub, before)
+        raise
 
 
 def validate_form(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -70,28 +131,36 @@ class SettingsWindow:
         root.resizable(False, False)
         frame = ttk.Frame(root, padding=16)
         frame.grid(sticky="nsew")
+        first_run = settings.source("hub_url") == "default"  # the seed's developer address
         self.vars: dict[str, tk.StringVar] = {
-            "hub_url": tk.StringVar(value=settings.hub_url),
+            "hub_url": tk.StringVar(value="" if first_run else settings.hub_url),
             "ollama_url": tk.StringVar(value=settings.ollama_url),
             "max_concurrent_requests": tk.StringVar(value=str(settings.max_concurrent_requests)),
             **{key: tk.StringVar(value=_shown(getattr(settings, key))) for key in LIMITS},
         }
         self.insecure = tk.BooleanVar(value=settings.allow_invalid_certs)
         self.errors: dict[str, ttk.Label] = {}
+        self.locked = {key: where for key in FIELDS if (where := locked_by(settings, key))}
+        self.notes = {key: f"Set by {where}, which wins over this window: change it where "
+                      "GhubAi Tray is started"
+                      for key, where in self.locked.items()}
+        self.notes.setdefault("hub_url", HUB_EXAMPLE)
         row = 0
         entries = []
         for key in ("hub_url", "ollama_url"):
             ttk.Label(frame, text=LABELS[key]).grid(row=row, column=0, sticky="w", pady=2)
-            entries.append(ttk.Entry(frame, textvariable=self.vars[key], width=44))
+            entries.append(self._lockable(ttk.Entry(frame, textvariable=self.vars[key],
+                                                    width=44), key))
             entries[-1].grid(row=row, column=1, sticky="we")
             row = self._error_row(frame, key, row + 1)
+        entries[0].bind("<FocusOut>", lambda _: self._complete_hub())
         entries[0].focus_set()
         ttk.Label(frame, text="Provider token").grid(row=row, column=0, sticky="w", pady=2)
         self.token = tk.StringVar()
         ttk.Entry(frame, textvariable=self.token, show="•", width=44).grid(row=row, column=1,
                                                                            sticky="we")
         row += 1
-        self.token_state = ttk.Label(frame, text="Checking the OS keyring…", foreground="#555",
+        self.token_state = ttk.Label(frame, text=KEYRING_NOTE, foreground="#555",
                                      wraplength=420)
         self._in_background(self._token_state, self._show_token_state)
         self.token_state.grid(row=row, column=1, sticky="w")
@@ -101,45 +170,73 @@ class SettingsWindow:
         row += 2
         ttk.Label(frame, text=LABELS["max_concurrent_requests"]).grid(row=row, column=0,
                                                                        sticky="w", pady=2)
-        ttk.Spinbox(frame, from_=1, to=64, width=6,
-                    textvariable=self.vars["max_concurrent_requests"]).grid(row=row, column=1,
-                                                                            sticky="w")
+        self._lockable(ttk.Spinbox(frame, from_=1, to=64, width=6,
+                                   textvariable=self.vars["max_concurrent_requests"]),
+                       "max_concurrent_requests").grid(row=row, column=1, sticky="w")
         row = self._error_row(frame, "max_concurrent_requests", row + 1)
         ttk.Label(frame, text=LIMITS_NOTE, foreground="#555", wraplength=560).grid(
             row=row, column=0, columnspan=2, sticky="w", pady=(8, 2))
         row += 1
         for key in LIMITS:
             ttk.Label(frame, text=LABELS[key]).grid(row=row, column=0, sticky="w", pady=2)
-            ttk.Entry(frame, textvariable=self.vars[key], width=12).grid(row=row, column=1,
-                                                                         sticky="w")
+            self._lockable(ttk.Entry(frame, textvariable=self.vars[key], width=12),
+                           key).grid(row=row, column=1, sticky="w")
             row = self._error_row(frame, key, row + 1)
-        ttk.Checkbutton(frame, text=LABELS["allow_invalid_certs"],
-                        variable=self.insecure).grid(row=row, column=0,
-                                                                        columnspan=2, sticky="w")
+        self._lockable(ttk.Checkbutton(frame, text=LABELS["allow_invalid_certs"],
+                                       variable=self.insecure), "allow_invalid_certs").grid(
+            row=row, column=0, columnspan=2, sticky="w")
         self.warning = ttk.Label(frame, text="", foreground="#b35900", wraplength=420)
         self.warning.grid(row=row + 1, column=0, columnspan=2, sticky="w")
         self.insecure.trace_add("write", lambda *_: self._show_warning())
         self._show_warning()
         row += 2
-        self.result = tk.Text(frame, height=7, width=70, state="disabled", wrap="word",
+        self._result_and_buttons(frame, row)
+
+    def _result_and_buttons(self, frame: ttk.Frame, row: int) -> None:
+        box = ttk.Frame(frame)
+        box.grid(row=row, column=0, columnspan=2, pady=(10, 4), sticky="we")
+        self.result = tk.Text(box, height=9, width=70, state="disabled", wrap="word",
                               takefocus=0)
-        self.result.grid(row=row, column=0, columnspan=2, pady=(10, 4))
+        scroll = ttk.Scrollbar(box, orient="vertical", command=self.result.yview)
+        self.result.configure(yscrollcommand=scroll.set)
+        self.result.grid(row=0, column=0, sticky="nsew")
+        scroll.grid(row=0, column=1, sticky="ns")
         buttons = ttk.Frame(frame)
         buttons.grid(row=row + 1, column=0, columnspan=2, sticky="e")
-        self.test_button = ttk.Button(buttons, text="Test connection", command=self.test)
+        self.test_button = ttk.Button(buttons, text="Test connection", command=self.test,
+                                      underline=0)
         self.test_button.grid(row=0, column=0, padx=4)
-        ttk.Button(buttons, text="Cancel", command=root.destroy).grid(row=0, column=1, padx=4)
+        ttk.Button(buttons, text="Cancel", command=self.root.destroy).grid(row=0, column=1,
+                                                                           padx=4)
         self.save_button = ttk.Button(buttons, text="Save", command=self.save)
         self.save_button.grid(row=0, column=2, padx=4)
-        root.bind("<Escape>", lambda _: root.destroy())
-        root.bind("<Return>", lambda _: self.save())
+        self.root.bind("<Escape>", lambda _: self.root.destroy())
+        self.root.bind("<Return>", lambda _: self.save())
+        self.root.bind("<Alt-t>", lambda _: self.test())  # the underlined T of Test connection
 
     def _error_row(self, frame: ttk.Frame, key: str, row: int) -> int:
-        self.errors[key] = ttk.Label(frame, text="", foreground="#c00000", wraplength=420)
+        self.errors[key] = ttk.Label(frame, text=self.notes.get(key, ""), foreground=NOTE,
+                                     wraplength=420)
         self.errors[key].grid(row=row, column=1, sticky="w")
         return row + 1
 
+    def _lockable(self, widget: W, key: str) -> W:
+        """A field a variable or flag decides is shown, greyed out, with where it comes from."""
+        if key in self.locked:
+            widget.state(["disabled"])
+        return widget
+
+    def _complete_hub(self) -> None:
+        typed = self.vars["hub_url"].get()
+        completed = complete_hub_url(typed)
+        if completed != typed.strip():
+            self.vars["hub_url"].set(completed)
+            self.notes["hub_url"] = f"Completed to {completed}"
+
     def _token_state(self) -> str:
+        if os.environ.get(TOKEN_FROM_VARIABLE):
+            return ("The token in use comes from the PROVIDER_TOKEN variable, which wins over "
+                    "the keyring; a token stored here is used once that variable is unset")
         try:
             stored = load_token(self.settings.hub_url)
         except TokenStoreError as exc:
@@ -155,11 +252,14 @@ class SettingsWindow:
         self.warning.configure(text=INSECURE_WARNING if self.insecure.get() else "")
 
     def _form(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """The fields to save (those a variable or flag decides left out) and the errors."""
+        self._complete_hub()
         values: dict[str, Any] = {k: v.get() for k, v in self.vars.items()}
         parsed, errors = validate_form({**values, "allow_invalid_certs": self.insecure.get()})
         for key, label in self.errors.items():
-            label.configure(text=errors.get(key, ""))
-        return parsed, errors
+            label.configure(text=errors.get(key, self.notes.get(key, "")),
+                            foreground=ERROR if key in errors else NOTE)
+        return {k: v for k, v in parsed.items() if k not in self.locked}, errors
 
     def _say(self, text: str) -> None:
         self.result.configure(state="normal")
@@ -196,14 +296,10 @@ class SettingsWindow:
             return
         remove, token = self.remove_token.get(), self.token.get()
 
+        hub = parsed.get("hub_url", self.settings.hub_url)
+
         def work() -> None:
-            # The keyring first: if it fails, config.toml has not changed either.
-            hub = parsed["hub_url"]
-            if remove:
-                delete_token(hub)
-            elif token.strip():
-                store_token(hub, token)
-            save_settings(parsed)
+            save_both_or_neither(hub, parsed, token, remove=remove)
 
         def done(outcome: None | Exception) -> None:
             self.save_button.state(["!disabled"])
@@ -213,7 +309,8 @@ class SettingsWindow:
             if isinstance(outcome, Exception):
                 raise outcome
             self.saved = True
-            self.root.destroy()
+            self._say(SAVED)
+            self.root.after(1200, self.root.destroy)  # long enough to be read
 
         self.save_button.state(["disabled"])
         self._say("Saving…")
@@ -230,26 +327,30 @@ class SettingsWindow:
         token = self.token.get().strip() or None
 
         def work() -> None:
-            results.put(self._test_connection(candidate, token))
+            report, ok = self._test_connection(candidate, token)
+            results.put((report, ok))
 
         def poll() -> None:  # on the Tk thread: Tk must not be called from the worker thread
             try:
-                report = results.get_nowait()
+                report, ok = results.get_nowait()
             except queue.Empty:
                 self.root.after(100, poll)
                 return
-            self._say(report)
+            # After a failed test, Save says what it would do: save what did not work.
+            self.save_button.configure(text="Save" if ok else SAVE_ANYWAY)
+            self._say(report if ok else f"{report}\n\n{FAILED_TEST}")
             self.test_button.state(["!disabled"])
 
-        results: queue.Queue[str] = queue.Queue()
+        results: queue.Queue[tuple[str, bool]] = queue.Queue()
         threading.Thread(target=work, daemon=True, name="settings-test").start()
         self.root.after(100, poll)
 
 
-def main(test_connection: ConnectionTest) -> int:
-    """Show the window; 0 when settings were saved, 1 when closed without saving."""
+def main(test_connection: ConnectionTest, flags: dict[str, Any] | None = None) -> int:
+    """Show the window; 0 when settings were saved, 1 when closed without saving.
+    ``flags`` are the tray's own: the fields they decide are shown locked."""
     try:
-        settings = load_settings()
+        settings = load_settings(flags=flags)
     except ConfigError:
         settings = Settings()  # the window is how a broken file gets fixed
     root = tk.Tk(className="ghubai-tray-settings")

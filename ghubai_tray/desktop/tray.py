@@ -33,7 +33,7 @@ from typing import Any
 
 from ghubai_tray import __version__
 from ghubai_tray.adapters.autostart import Autostart, launch_command
-from ghubai_tray.adapters.config import load_settings
+from ghubai_tray.adapters.config import flag_args, load_settings
 from ghubai_tray.adapters.logs import log_dir
 from ghubai_tray.adapters.owner_only import child_environment, write_private_text
 from ghubai_tray.core import texts
@@ -440,9 +440,9 @@ class SettingsWindowLauncher:
     def open(self) -> None:
         if self._window is not None and self._window.poll() is None:
             return  # already open
-        self._window = subprocess.Popen([*launch_command(), "--settings-window"],
-                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        env=child_environment())
+        self._window = subprocess.Popen(
+            [*launch_command(), "--settings-window", *flag_args(self._flags)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=child_environment())
         threading.Thread(target=self._await, args=(self._window,), daemon=True,
                          name="settings-window").start()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import keyring
 import pytest
@@ -20,7 +21,7 @@ from ghubai_tray.adapters.credentials import (
     resolve_token,
     store_token,
 )
-from ghubai_tray.core.errors import TokenStoreError
+from ghubai_tray.core.errors import ConfigError, TokenStoreError
 from tests.testbed.secrets import secret_service_available
 
 # Skipped on a developer machine without gnome-keyring; under CI it must run (and fails loudly).
@@ -120,3 +121,23 @@ def test_no_keyring_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
     finally:
         keyring.set_keyring(previous)
     assert os.environ.get("PROVIDER_TOKEN") is None
+
+
+def test_a_save_that_fails_on_the_file_puts_the_keyring_back(
+        real_keyring: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ghubai_tray.desktop.settings_window import save_both_or_neither
+
+    hub = "https://hub.example.com/gridhub"
+    store_token(hub, "the-old-token")
+    (tmp_path / "not-a-folder").write_text("")
+    monkeypatch.setenv("GHUBAI_CONFIG", str(tmp_path / "not-a-folder" / "config.toml"))
+    with pytest.raises(ConfigError, match="not-a-folder"):
+        save_both_or_neither(hub, {"max_images": 3}, "a-new-token", remove=False)
+    assert load_token(hub) == "the-old-token", "neither was saved"
+    with pytest.raises(ConfigError, match="not-a-folder"):
+        save_both_or_neither(hub, {"max_images": 3}, "", remove=True)
+    assert load_token(hub) == "the-old-token"
+    monkeypatch.setenv("GHUBAI_CONFIG", str(tmp_path / "config.toml"))
+    save_both_or_neither(hub, {"max_images": 3}, "a-new-token", remove=False)
+    assert load_token(hub) == "a-new-token" and "max_images = 3" in (
+        tmp_path / "config.toml").read_text(), "both were saved"

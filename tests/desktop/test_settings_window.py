@@ -11,10 +11,17 @@ from typing import Any
 
 import pytest
 
-from ghubai_tray.desktop.settings_window import TITLE, validate_form
+from ghubai_tray.core.settings import Settings
+from ghubai_tray.desktop.settings_window import (
+    TITLE,
+    complete_hub_url,
+    locked_by,
+    validate_form,
+)
 from tests.paths import ARTIFACTS
 from tests.processes import clean_environment
 from tests.testbed.desktop import Desktop, Window, desktop_available, real_desktop, wait_for
+from tests.testbed.hub import AuthMode, GridHub
 from tests.worker_bed import TOKEN
 
 GOOD = {"hub_url": "https://hub.example.com/gridhub", "ollama_url": "http://localhost:11434",
@@ -47,6 +54,28 @@ def test_each_invalid_field_is_explained_and_nothing_is_kept(field: str, value: 
     assert list(errors) == [field] and errors[field].startswith(message)
 
 
+@pytest.mark.parametrize("typed,completed", [
+    ("hub.example.com", "https://hub.example.com/gridhub"),
+    ("hub.example.com/", "https://hub.example.com/gridhub"),
+    ("http://192.168.1.5:5080", "http://192.168.1.5:5080/gridhub"),
+    ("https://hub.example.com/other", "https://hub.example.com/other"),
+    (" hub.example.com:7197 ", "https://hub.example.com:7197/gridhub"),
+    ("", ""), ("not a url", "not a url"),
+])
+def test_a_bare_host_is_completed_to_the_hub_url(typed: str, completed: str) -> None:
+    assert complete_hub_url(typed) == completed
+
+
+def test_fields_a_variable_or_flag_decides_are_locked_with_where_from() -> None:
+    settings = Settings(sources={"hub_url": "the variable HUB_URL",
+                                 "max_context": "the flag --max-context",
+                                 "ollama_url": "the config file /x/config.toml"})
+    assert locked_by(settings, "hub_url") == "the variable HUB_URL"
+    assert locked_by(settings, "max_context") == "the flag --max-context"
+    assert locked_by(settings, "ollama_url") is None
+    assert locked_by(settings, "max_images") is None
+
+
 def settings_window(desk: Desktop) -> Window | None:
     return next((w for w in desk.windows(tree=False) if w.name == TITLE and w.width > 100), None)
 
@@ -73,14 +102,14 @@ async def test_the_window_refuses_a_bad_url_then_saves_settings_and_token(
             await asyncio.to_thread(desk.screenshot, "settings-window.png", area)
             await asyncio.to_thread(desk.press, "ctrl+slash")
             await asyncio.to_thread(desk.run, "xdotool", "type", "--delay", "20",
-                                    "hub.example.com")
+                                    "ftp://hub.example.com")
             await asyncio.to_thread(desk.press, "Return")
             await asyncio.to_thread(desk.screenshot, "settings-window-invalid.png", area)
             assert proc.returncode is None, "a bad value keeps the window open"
             assert not (tmp_path / "config" / "config.toml").exists(), "nothing was saved"
             await asyncio.to_thread(desk.press, "ctrl+slash")
             await asyncio.to_thread(desk.run, "xdotool", "type", "--delay", "20",
-                                    "https://hub.example.com/gridhub")
+                                    "hub.example.com")  # completed to its /gridhub URL
             await asyncio.to_thread(desk.press, "Tab", "Tab")
             await asyncio.to_thread(desk.run, "xdotool", "type", "--delay", "10", TOKEN)
             await asyncio.to_thread(desk.press, "Return")
@@ -96,3 +125,91 @@ async def test_the_window_refuses_a_bad_url_then_saves_settings_and_token(
 
     code, out, _ = await cli("token", "status", env={**env, "HUB_URL": config["hub_url"]})
     assert code == 0 and "comes from the OS keyring" in out
+
+
+@pytest.mark.skipif(not desktop_available() and not os.environ.get("CI"),
+                    reason="Xvfb and xdotool needed (make test installs them)")
+async def test_a_field_set_by_a_variable_is_locked_and_not_saved(
+    tmp_path: Path, keyring_env: dict[str, str]
+) -> None:
+    env = {**clean_environment(tmp_path), **keyring_env,
+           "HUB_URL": "https://hub.example.com/gridhub", "GHUBAI_TOKEN_FROM_VARIABLE": "1"}
+    with real_desktop(ARTIFACTS, extra_env={"DBUS_SESSION_BUS_ADDRESS":
+                                            keyring_env["DBUS_SESSION_BUS_ADDRESS"]}) as desk:
+        env.update(desk.env)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ghubai_tray", "--settings-window", "--max-images", "3",
+            env=env)
+        try:
+            window = await asyncio.to_thread(wait_for, "the settings window",
+                                             lambda: settings_window(desk))
+            assert isinstance(window, Window)
+            await asyncio.to_thread(desk.run, "xdotool", "search", "--name", TITLE,
+                                    "windowfocus", "--sync")
+            await asyncio.to_thread(desk.screenshot, "settings-window-locked.png",
+                                    (window.width, window.height, window.x, window.y))
+            await asyncio.to_thread(desk.press, "Return")  # Save, the focus on Ollama's URL
+            assert await asyncio.wait_for(proc.wait(), 20) == 0
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    config = tomllib.loads((tmp_path / "config" / "config.toml").read_text())
+    assert "hub_url" not in config and "max_images" not in config, config
+    assert config["ollama_url"] == "http://localhost:11434"
+
+
+def result_shown(desk: Desktop, window: Window) -> bool:
+    """Text has appeared in the result box (the lower part of the window is no longer
+    blank): the X server cannot tell us what Tk drew, the pixels can."""
+    from PIL import Image
+
+    shot = desk.screenshot(".settings-window-probe.png",  # a probe: make screenshots skips it
+                           (window.width, window.height, window.x, window.y))
+    with Image.open(shot) as image:
+        box = image.convert("L").crop((30, int(window.height * 0.75), window.width // 2,
+                                       int(window.height * 0.9)))
+        low = box.getextrema()[0]
+        return isinstance(low, int | float) and low < 100  # black text on the white box
+
+
+@pytest.mark.skipif(not desktop_available() and not os.environ.get("CI"),
+                    reason="Xvfb and xdotool needed (make test installs them)")
+async def test_a_failed_test_shows_why_first_and_offers_save_anyway(
+    tmp_path: Path, keyring_env: dict[str, str]
+) -> None:
+    hub = GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED)
+    await hub.start()
+    env = {**clean_environment(tmp_path), **keyring_env}
+    try:
+        with real_desktop(ARTIFACTS, extra_env={"DBUS_SESSION_BUS_ADDRESS":
+                                                keyring_env["DBUS_SESSION_BUS_ADDRESS"]}
+                          ) as desk:
+            env.update(desk.env)
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "ghubai_tray", "--settings-window", env=env)
+            try:
+                window = await asyncio.to_thread(wait_for, "the settings window",
+                                                 lambda: settings_window(desk))
+                assert isinstance(window, Window)
+                await asyncio.to_thread(desk.run, "xdotool", "search", "--name", TITLE,
+                                        "windowfocus", "--sync")
+                await asyncio.to_thread(desk.run, "xdotool", "type", "--delay", "10",
+                                        hub.url)
+                await asyncio.to_thread(desk.press, "alt+t")
+                await hub.wait_until(lambda: bool(hub.tokens_seen), 20, "the test to reach "
+                                     "the hub")
+                await asyncio.to_thread(wait_for, "the test's result",
+                                        lambda: result_shown(desk, window), 30)
+                await asyncio.to_thread(desk.screenshot, "settings-window-test-failed.png",
+                                        (window.width, window.height, window.x, window.y))
+                await asyncio.to_thread(desk.press, "Return")  # Save anyway
+                assert await asyncio.wait_for(proc.wait(), 20) == 0
+            finally:
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+    finally:
+        await hub.stop()
+    config = tomllib.loads((tmp_path / "config" / "config.toml").read_text())
+    assert config["hub_url"] == hub.url, "saved anyway, as the owner chose"

@@ -6,6 +6,9 @@ import asyncio
 import os
 import sys
 import tomllib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -80,80 +83,90 @@ def settings_window(desk: Desktop) -> Window | None:
     return next((w for w in desk.windows(tree=False) if w.name == TITLE and w.width > 100), None)
 
 
-@pytest.mark.skipif(not desktop_available() and not os.environ.get("CI"),
-                    reason="Xvfb and xdotool needed (make test installs them)")
-async def test_the_window_refuses_a_bad_url_then_saves_settings_and_token(
-    tmp_path: Path, keyring_env: dict[str, str]
-) -> None:
-    artifacts = ARTIFACTS
-    env = {**clean_environment(tmp_path), **keyring_env}
-    with real_desktop(artifacts, extra_env={"DBUS_SESSION_BUS_ADDRESS":
+@dataclass
+class OpenWindow:
+    desk: Desktop
+    proc: asyncio.subprocess.Process
+    window: Window
+
+    @property
+    def area(self) -> tuple[int, int, int, int]:
+        return (self.window.width, self.window.height, self.window.x, self.window.y)
+
+    async def closes(self) -> int:
+        return await asyncio.wait_for(self.proc.wait(), 20)
+
+
+@asynccontextmanager
+async def settings_window_open(tmp_path: Path, keyring_env: dict[str, str], *args: str,
+                               **variables: str) -> AsyncIterator[OpenWindow]:
+    """The real window (``ghubai-tray --settings-window ARGS``) on a real display, focused;
+    killed at the end if it is still open."""
+    env = {**clean_environment(tmp_path), **keyring_env, **variables}
+    with real_desktop(ARTIFACTS, extra_env={"DBUS_SESSION_BUS_ADDRESS":
                                             keyring_env["DBUS_SESSION_BUS_ADDRESS"]}) as desk:
         env.update(desk.env)
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "ghubai_tray", "--settings-window", env=env)
+            sys.executable, "-m", "ghubai_tray", "--settings-window", *args, env=env)
         try:
             window = await asyncio.to_thread(wait_for, "the settings window",
                                              lambda: settings_window(desk))
             assert isinstance(window, Window)
-            area = (window.width, window.height, window.x, window.y)
             await asyncio.to_thread(desk.run, "xdotool", "search", "--name", TITLE,
                                     "windowfocus", "--sync")
-            await asyncio.to_thread(desk.screenshot, "settings-window.png", area)
-            await asyncio.to_thread(desk.press, "ctrl+slash")
-            await asyncio.to_thread(desk.run, "xdotool", "type", "--delay", "20",
-                                    "ftp://hub.example.com")
-            await asyncio.to_thread(desk.press, "Return")
-            await asyncio.to_thread(desk.screenshot, "settings-window-invalid.png", area)
-            assert proc.returncode is None, "a bad value keeps the window open"
-            assert not (tmp_path / "config" / "config.toml").exists(), "nothing was saved"
-            await asyncio.to_thread(desk.press, "ctrl+slash")
-            await asyncio.to_thread(desk.run, "xdotool", "type", "--delay", "20",
-                                    "hub.example.com")  # completed to its /gridhub URL
-            await asyncio.to_thread(desk.press, "Tab", "Tab")
-            await asyncio.to_thread(desk.run, "xdotool", "type", "--delay", "10", TOKEN)
-            await asyncio.to_thread(desk.press, "Return")
-            assert await asyncio.wait_for(proc.wait(), 20) == 0
+            yield OpenWindow(desk, proc, window)
         finally:
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
+
+
+NEEDS_DISPLAY = pytest.mark.skipif(not desktop_available() and not os.environ.get("CI"),
+                                   reason="Xvfb and xdotool needed (make test installs them)")
+
+
+@NEEDS_DISPLAY
+async def test_the_window_refuses_a_bad_url_then_saves_settings_and_token(
+    tmp_path: Path, keyring_env: dict[str, str]
+) -> None:
+    async with settings_window_open(tmp_path, keyring_env) as opened:
+        desk = opened.desk
+        await asyncio.to_thread(desk.screenshot, "settings-window.png", opened.area)
+        await asyncio.to_thread(desk.press, "ctrl+slash")
+        await asyncio.to_thread(desk.run, "xdotool", "type", "--delay", "20",
+                                "ftp://hub.example.com")
+        await asyncio.to_thread(desk.press, "Return")
+        await asyncio.to_thread(desk.screenshot, "settings-window-invalid.png", opened.area)
+        assert opened.proc.returncode is None, "a bad value keeps the window open"
+        assert not (tmp_path / "config" / "config.toml").exists(), "nothing was saved"
+        await asyncio.to_thread(desk.press, "ctrl+slash")
+        await asyncio.to_thread(desk.run, "xdotool", "type", "--delay", "20",
+                                "hub.example.com")  # completed to its /gridhub URL
+        await asyncio.to_thread(desk.press, "Tab", "Tab")
+        await asyncio.to_thread(desk.run, "xdotool", "type", "--delay", "10", TOKEN)
+        await asyncio.to_thread(desk.press, "Return")
+        assert await opened.closes() == 0
     config = tomllib.loads((tmp_path / "config" / "config.toml").read_text())
     assert config["hub_url"] == "https://hub.example.com/gridhub"
     assert TOKEN not in str(config)
     from tests.processes import cli
 
-    code, out, _ = await cli("token", "status", env={**env, "HUB_URL": config["hub_url"]})
+    env = {**clean_environment(tmp_path), **keyring_env, "HUB_URL": config["hub_url"]}
+    code, out, _ = await cli("token", "status", env=env)
     assert code == 0 and "comes from the OS keyring" in out
 
 
-@pytest.mark.skipif(not desktop_available() and not os.environ.get("CI"),
-                    reason="Xvfb and xdotool needed (make test installs them)")
+@NEEDS_DISPLAY
 async def test_a_field_set_by_a_variable_is_locked_and_not_saved(
     tmp_path: Path, keyring_env: dict[str, str]
 ) -> None:
-    env = {**clean_environment(tmp_path), **keyring_env,
-           "HUB_URL": "https://hub.example.com/gridhub", "GHUBAI_TOKEN_FROM_VARIABLE": "1"}
-    with real_desktop(ARTIFACTS, extra_env={"DBUS_SESSION_BUS_ADDRESS":
-                                            keyring_env["DBUS_SESSION_BUS_ADDRESS"]}) as desk:
-        env.update(desk.env)
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "ghubai_tray", "--settings-window", "--max-images", "3",
-            env=env)
-        try:
-            window = await asyncio.to_thread(wait_for, "the settings window",
-                                             lambda: settings_window(desk))
-            assert isinstance(window, Window)
-            await asyncio.to_thread(desk.run, "xdotool", "search", "--name", TITLE,
-                                    "windowfocus", "--sync")
-            await asyncio.to_thread(desk.screenshot, "settings-window-locked.png",
-                                    (window.width, window.height, window.x, window.y))
-            await asyncio.to_thread(desk.press, "Return")  # Save, the focus on Ollama's URL
-            assert await asyncio.wait_for(proc.wait(), 20) == 0
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+    async with settings_window_open(tmp_path, keyring_env, "--max-images", "3",
+                                    HUB_URL="https://hub.example.com/gridhub",
+                                    GHUBAI_TOKEN_FROM_VARIABLE="1") as opened:
+        await asyncio.to_thread(opened.desk.screenshot, "settings-window-locked.png",
+                                opened.area)
+        await asyncio.to_thread(opened.desk.press, "Return")  # Save
+        assert await opened.closes() == 0
     config = tomllib.loads((tmp_path / "config" / "config.toml").read_text())
     assert "hub_url" not in config and "max_images" not in config, config
     assert config["ollama_url"] == "http://localhost:11434"
@@ -173,42 +186,24 @@ def result_shown(desk: Desktop, window: Window) -> bool:
         return isinstance(low, int | float) and low < 100  # black text on the white box
 
 
-@pytest.mark.skipif(not desktop_available() and not os.environ.get("CI"),
-                    reason="Xvfb and xdotool needed (make test installs them)")
+@NEEDS_DISPLAY
 async def test_a_failed_test_shows_why_first_and_offers_save_anyway(
     tmp_path: Path, keyring_env: dict[str, str]
 ) -> None:
     hub = GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED)
     await hub.start()
-    env = {**clean_environment(tmp_path), **keyring_env}
     try:
-        with real_desktop(ARTIFACTS, extra_env={"DBUS_SESSION_BUS_ADDRESS":
-                                                keyring_env["DBUS_SESSION_BUS_ADDRESS"]}
-                          ) as desk:
-            env.update(desk.env)
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "ghubai_tray", "--settings-window", env=env)
-            try:
-                window = await asyncio.to_thread(wait_for, "the settings window",
-                                                 lambda: settings_window(desk))
-                assert isinstance(window, Window)
-                await asyncio.to_thread(desk.run, "xdotool", "search", "--name", TITLE,
-                                        "windowfocus", "--sync")
-                await asyncio.to_thread(desk.run, "xdotool", "type", "--delay", "10",
-                                        hub.url)
-                await asyncio.to_thread(desk.press, "alt+t")
-                await hub.wait_until(lambda: bool(hub.tokens_seen), 20, "the test to reach "
-                                     "the hub")
-                await asyncio.to_thread(wait_for, "the test's result",
-                                        lambda: result_shown(desk, window), 30)
-                await asyncio.to_thread(desk.screenshot, "settings-window-test-failed.png",
-                                        (window.width, window.height, window.x, window.y))
-                await asyncio.to_thread(desk.press, "Return")  # Save anyway
-                assert await asyncio.wait_for(proc.wait(), 20) == 0
-            finally:
-                if proc.returncode is None:
-                    proc.kill()
-                    await proc.wait()
+        async with settings_window_open(tmp_path, keyring_env) as opened:
+            desk = opened.desk
+            await asyncio.to_thread(desk.run, "xdotool", "type", "--delay", "10", hub.url)
+            await asyncio.to_thread(desk.press, "alt+t")
+            await hub.wait_until(lambda: bool(hub.tokens_seen), 20, "the test to reach the hub")
+            await asyncio.to_thread(wait_for, "the test's result",
+                                    lambda: result_shown(desk, opened.window), 30)
+            await asyncio.to_thread(desk.screenshot, "settings-window-test-failed.png",
+                                    opened.area)
+            await asyncio.to_thread(desk.press, "Return")  # Save anyway
+            assert await opened.closes() == 0
     finally:
         await hub.stop()
     config = tomllib.loads((tmp_path / "config" / "config.toml").read_text())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -38,8 +39,17 @@ def run_in_new_loop(coro: Coroutine[Any, Any, None]) -> None:
         loop.close()
 
 
-def blocking_calls_pending() -> bool:
-    """True while a blocking call (keyring, file) of a finished worker still runs."""
+def blocking_calls_pending(settle: float = 1.0) -> bool:
+    """True while a blocking call (keyring, file) of a finished worker still runs.
+
+    The pool's idle threads end a moment after the loop closes (the shutdown wakes
+    them): each gets up to ``settle`` seconds in all, so that only a call really still
+    running counts. Without that, a clean stop said "a keyring call is still waiting"
+    one time in three."""
+    deadline = time.monotonic() + settle
+    for thread in threading.enumerate():
+        if thread.name.startswith(BLOCKING_THREAD_PREFIX):
+            thread.join(max(0.0, deadline - time.monotonic()))
     return any(t.name.startswith(BLOCKING_THREAD_PREFIX) and t.is_alive()
                for t in threading.enumerate())
 

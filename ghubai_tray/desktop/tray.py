@@ -506,5 +506,24 @@ def _set_program_name() -> None:
 
         GLib.set_prgname("ghubai-tray")
         GLib.set_application_name(texts.APP)
+        _route_gtk_messages(GLib)
     except (ImportError, AttributeError):
         pass
+
+
+# A GTK 3 assertion that fires once at every start when AppIndicator falls back to an
+# XEmbed tray icon, and means nothing for us (the icon shows and works): not a line
+# for the owner to worry about on the terminal.
+KNOWN_GTK_NOISE = ("gdk_window_thaw_toplevel_updates",)
+
+
+def _route_gtk_messages(glib: Any) -> None:
+    """Gtk's and Gdk's warnings go to our log, where they belong, instead of stderr;
+    the known harmless one at DEBUG, any other as a warning."""
+    def handler(domain: str, _level: Any, message: str, _data: Any) -> None:
+        known = any(noise in message for noise in KNOWN_GTK_NOISE)
+        log.log(logging.DEBUG if known else logging.WARNING, "%s: %s", domain, message)
+
+    levels = glib.LogLevelFlags.LEVEL_CRITICAL | glib.LogLevelFlags.LEVEL_WARNING
+    for domain in ("Gdk", "Gtk"):
+        glib.log_set_handler(domain, levels, handler, None)

@@ -366,6 +366,29 @@ async def test_without_pygobject_the_icon_has_no_menu_and_says_what_to_install(
                 await proc.wait()
 
 
+async def test_gtk_warnings_go_to_the_log_not_the_terminal(tmp_path: Path) -> None:
+    """AppIndicator falling back to an XEmbed tray made GTK print a Gdk-CRITICAL line at
+    about two starts in three; three starts, none may print one."""
+    with real_desktop(ARTIFACTS) as desk:
+        for attempt in range(3):
+            home = tmp_path / str(attempt)
+            home.mkdir()
+            env = {**offline_environment(home), **desk.env, "PYSTRAY_BACKEND": "appindicator"}
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "ghubai_tray", "--verbose", env=env,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+            try:
+                await asyncio.to_thread(wait_for, "the icon in the tray",
+                                        lambda: desk.tray_icon() is not None)
+                proc.send_signal(2)
+                _, err = await asyncio.wait_for(proc.communicate(), GRACE + 10)
+            finally:
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+            assert b"Gdk-CRITICAL" not in err and b"Gtk-WARNING" not in err, err.decode()
+
+
 @pytest.mark.parametrize("backend", ["gtk", "xorg"])
 async def test_a_signal_during_start_up_still_exits_in_time(tmp_path: Path, backend: str) -> None:
     """Regression: SIGTERM while pystray's setup thread showed the icon held the process open.

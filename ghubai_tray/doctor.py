@@ -32,7 +32,7 @@ from ghubai_tray.core.errors import (
     SecureConnectionFailed,
     TokenStoreError,
 )
-from ghubai_tray.core.settings import SETTINGS, Settings
+from ghubai_tray.core.settings import SETTINGS, Settings, shown
 from ghubai_tray.core.sharing import is_shared
 from ghubai_tray.core.tags import LocalModel
 
@@ -61,15 +61,9 @@ class Check:
 def config_check(settings: Settings, path: Path | None = None) -> Check:
     path = path or config_path()
     where = f"{path} ({'found' if path.exists() else 'not present: defaults apply'})"
-    more = tuple(f"{s.key} = {_shown(getattr(settings, s.key))}  ({settings.source(s.key)})"
+    more = tuple(f"{s.key} = {shown(getattr(settings, s.key))}  ({settings.source(s.key)})"
                  for s in SETTINGS)
     return Check(Level.OK, "config", where, more)
-
-
-def _shown(value: object) -> str:
-    if isinstance(value, tuple):
-        return ", ".join(value) or "(none)"
-    return "(none)" if value is None else str(value)
 
 
 def limits_check(settings: Settings) -> Check:

@@ -269,3 +269,18 @@ class Settings:
 
 
 assert {f.name for f in fields(Settings)} - {"sources"} == set(BY_KEY), "SETTINGS and Settings"
+
+
+def shown(value: Any) -> str:
+    """A setting's value as a person reads it (doctor, diagnostics): no Python reprs."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, tuple):
+        return ", ".join(value) or "(none)"
+    if value is None:
+        return "(none)"
+    if isinstance(value, float):
+        return _plain(value)
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="minutes")
+    return str(value)

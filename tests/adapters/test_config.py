@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import tomllib
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -145,3 +145,13 @@ def test_save_refuses_a_bad_value_and_leaves_the_file_alone(tmp_path: Path) -> N
 
 def test_default_hub_is_detected(tmp_path: Path) -> None:
     assert load_settings(tmp_path / "x.toml", {}).hub_url == DEFAULT_HUB_URL
+
+
+def test_values_are_shown_in_words_not_python_reprs() -> None:
+    from datetime import datetime
+
+    from ghubai_tray.core.settings import shown
+
+    assert [shown(v) for v in (True, False, (), ("a", "b"), None, 30.0, 0.5, 8192)] == [
+        "yes", "no", "(none)", "a, b", "(none)", "30", "0.5", "8192"]
+    assert shown(datetime(2026, 12, 2, 18, 30, tzinfo=UTC)) == "2026-12-02 18:30+00:00"

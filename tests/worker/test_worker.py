@@ -438,7 +438,7 @@ async def test_diagnostics_read_the_pause_made_from_the_menu() -> None:
         bed.worker.submit(Pause(PauseMode.NOW))
         await bed.registered()
         report = diagnostics(bed.worker.settings, [], None, "test")
-        assert "  paused = True  (the menu (saved to the config file))" in report
+        assert "  paused = yes  (the menu (saved to the config file))" in report
         bed.worker.submit(Resume())
         await bed.registered("llama3.2:1b", "mistral:7b")
         assert not bed.worker.settings.paused

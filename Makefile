@@ -19,7 +19,12 @@ OLLAMA_BIN := $(CACHE)/ollama-v$(OLLAMA_VERSION)/ollama
 APT_PACKAGES := xvfb trayer xdotool x11-utils imagemagick dbus dbus-x11 gnome-keyring \
 	dunst libgirepository1.0-dev libcairo2-dev pkg-config gir1.2-gtk-3.0 \
 	gir1.2-ayatanaappindicator3-0.1 nsis cmake build-essential desktop-file-utils \
-	nlohmann-json3-dev libstb-dev python3-venv
+	nlohmann-json3-dev libstb-dev python3-venv python3-tk
+
+# What running the app needs, and no more (make run): Python's venv and Tk (the Settings
+# window), and PyGObject's build dependencies and typelibs for the tray menu.
+RUN_APT_PACKAGES := python3-venv python3-tk libgirepository1.0-dev libcairo2-dev pkg-config \
+	gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1
 
 # Install the Debian packages of $(1) that are missing (as root), or say which to install.
 define apt_install
@@ -42,7 +47,7 @@ screenshots: setup
 	mkdir -p docs/screenshots && cp artifacts/*.png docs/screenshots/
 	$(BIN)/python docs/icon_states.py
 
-.PHONY: go-deps ollama-deps bench-ollama soak fuzz bench bundle deb tarball dist dist-check windows-deps test-windows dist-windows dist-windows-check bench-windows screenshots help setup system-deps python-deps node-deps run test check lint typecheck unit demo clean
+.PHONY: go-deps ollama-deps bench-ollama soak fuzz bench bundle deb tarball dist dist-check windows-deps test-windows dist-windows dist-windows-check bench-windows screenshots help setup system-deps run-system-deps python-deps node-deps run test check lint typecheck unit demo clean
 
 help:
 	@echo "make run     start GhubAi Tray (the tray icon)"
@@ -120,7 +125,15 @@ $(OLLAMA_BIN): | go-deps python-deps
 		status=$$?; rm -rf $$tmp; exit $$status; \
 	else echo "NOTE: Go is missing; the real-Ollama tests will be skipped"; fi
 
-run: python-deps
+# make run installs only what running needs: no test toolchain, no llama.cpp build.
+run-system-deps:
+	@$(call apt_install,$(RUN_APT_PACKAGES))
+
+$(VENV)/.run-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[menu]'
+	@touch $@
+
+run: run-system-deps $(VENV)/.run-installed
 	$(BIN)/ghubai-tray
 
 # Coverage of what the suite runs in its own process, with a floor a little under the

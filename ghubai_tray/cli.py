@@ -41,6 +41,7 @@ from ghubai_tray.adapters.credentials import (
 )
 from ghubai_tray.adapters.single_instance import SingleInstance
 from ghubai_tray.app import control_server, owner_worker, tray_worker
+from ghubai_tray.core import texts
 from ghubai_tray.core.errors import ConfigError, TokenStoreError
 from ghubai_tray.core.settings import Settings
 from ghubai_tray.core.state import Snapshot, Stop
@@ -177,7 +178,6 @@ def _stop_on_request(worker: Worker, grace: float) -> None:
 def _claim(mode: str, verbose: bool) -> tuple[SingleInstance, Path | None] | int:
     """Become the session's one worker (its lock, then its log), or say which one already
     runs and give the exit code: 1, nothing started (two would share the GPU twice)."""
-    from ghubai_tray.core import texts
 
     instance = SingleInstance(mode=mode)
     if not instance.acquire():
@@ -272,7 +272,6 @@ def _stop_signals() -> list[tuple[signal.Signals, str]]:
 def run_tray(settings: Settings, *, flags: dict[str, object], grace: float,
              verbose: bool = False) -> int:
     from ghubai_tray.adapters.autostart import for_this_platform
-    from ghubai_tray.core import texts
 
     claimed = _claim("tray", verbose)
     if isinstance(claimed, int):
@@ -369,7 +368,7 @@ def _control(args: argparse.Namespace) -> int:
     try:
         reply = ask(request)
     except NotRunning:
-        _say("GhubAi Tray is not running for this user (no tray, no --headless worker).")
+        _say(texts.NOT_RUNNING)
         return 1
     if not reply.get("ok"):
         _say(f"ghubai-tray {args.command}: {reply.get('error', 'the worker refused')}")

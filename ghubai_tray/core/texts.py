@@ -29,6 +29,49 @@ CONNECTING = "Connecting to {host}…"
 STOPPED = "Stopped"
 WAITING_FOR_TRAY = "Not sharing yet: waiting for the tray icon to show"
 
+# The Settings window.
+SETTINGS_TITLE = "GhubAi Tray settings"
+SETTINGS_LABELS = {
+    "hub_url": "Hub URL", "ollama_url": "Ollama URL",
+    "allow_invalid_certs": "Accept untrusted certificates (development hubs only)",
+    "max_concurrent_requests": "Requests at the same time",
+    "max_context": "Largest context (tokens)",
+    "max_output_tokens": "Longest answer (tokens)",
+    "max_keep_alive": "Keep a model loaded after a request (s)",
+    "max_images": "Images per request",
+    "max_image_size": "Largest image (bytes, or like 10MiB)",
+}
+SETTINGS_TOKEN = "Provider token"
+SETTINGS_REMOVE_TOKEN = "Remove the stored token"
+SETTINGS_LIMITS_NOTE = "Limits on each request from the hub (see the README, What the hub can do):"
+SETTINGS_INSECURE_WARNING = ("Anyone between you and the hub could read and change the traffic. "
+                             "Use this only for a development hub.")
+SETTINGS_HUB_EXAMPLE = ("Like https://hub.example.com/gridhub: the address your hub's operator "
+                        "gives you (a bare host name gets https:// and /gridhub added).")
+SETTINGS_COMPLETED = "Completed to {url}"
+SETTINGS_LOCKED = ("Set by {where}, which wins over this window: change it where GhubAi Tray "
+                   "is started")
+SETTINGS_KEYRING_NOTE = ("Checking the OS keyring, where the token is kept… (your desktop may "
+                         "ask for the keyring's password now: that is this check)")
+SETTINGS_TOKEN_STORED = "A token is stored (type a new one to replace it)"
+SETTINGS_NO_TOKEN = "No token is stored for this hub"
+SETTINGS_TOKEN_FROM_VARIABLE = ("The token in use comes from the PROVIDER_TOKEN variable, which "
+                                "wins over the keyring; a token stored here is used once that "
+                                "variable is unset")
+SETTINGS_NO_KEYRING = "The OS keyring cannot be used: {why}"
+SETTINGS_TEST = "Test connection"
+SETTINGS_CANCEL = "Cancel"
+SETTINGS_SAVE = "Save"
+SETTINGS_SAVE_ANYWAY = "Save anyway"
+SETTINGS_SAVED = "Saved. GhubAi Tray uses the new settings now."
+SETTINGS_FIX_FIRST = "Nothing was saved: fix the fields marked in red."
+SETTINGS_FIX_TO_TEST = "Fix the fields marked in red first."
+SETTINGS_SAVING = "Saving…"
+SETTINGS_TESTING = "Testing…"
+SETTINGS_NOT_SAVED = "Not saved: {why}"
+SETTINGS_FAILED_TEST = ("The test found a problem (above). Fix it and test again, or choose Save "
+                        "anyway to keep these settings as they are.")
+
 # When no tray shows the icon (a window of its own says so: nothing else can).
 NO_TRAY_TITLE = "GhubAi Tray: no tray icon"
 NO_TRAY_TEXT = ("GhubAi Tray is running, but this desktop shows no tray icon, so you could "

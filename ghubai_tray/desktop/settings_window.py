@@ -27,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 from ghubai_tray.adapters.config import load_settings, save_settings
 from ghubai_tray.adapters.credentials import delete_token, load_token, store_token
 from ghubai_tray.adapters.owner_only import TOKEN_FROM_VARIABLE
+from ghubai_tray.core import texts
 from ghubai_tray.core.errors import ConfigError, TokenStoreError
 from ghubai_tray.core.settings import BY_KEY, Settings
 
@@ -36,29 +37,10 @@ ConnectionTest = Callable[[Settings, str | None], tuple[str, bool]]
 """Test connection: the settings in the form and the token typed (if any) to the report
 shown and whether all was well. Handed in by the composition root (it is the doctor), so
 this window holds no network code."""
-HUB_EXAMPLE = ("Like https://hub.example.com/gridhub: the address your hub's operator "
-               "gives you (a bare host name gets https:// and /gridhub added).")
-KEYRING_NOTE = ("Checking the OS keyring, where the token is kept… (your desktop may ask for "
-                "the keyring's password now: that is this check)")
-SAVED = "Saved. GhubAi Tray uses the new settings now."
-SAVE_ANYWAY = "Save anyway"
-FAILED_TEST = ("The test found a problem (above). Fix it and test again, or choose Save "
-               "anyway to keep these settings as they are.")
 NOTE, ERROR = "#555555", "#c00000"
-TITLE = "GhubAi Tray settings"
+TITLE = texts.SETTINGS_TITLE
 LIMITS = ("max_context", "max_output_tokens", "max_keep_alive", "max_images", "max_image_size")
 FIELDS = ("hub_url", "ollama_url", "allow_invalid_certs", "max_concurrent_requests", *LIMITS)
-LABELS = {"hub_url": "Hub URL", "ollama_url": "Ollama URL",
-          "allow_invalid_certs": "Accept untrusted certificates (development hubs only)",
-          "max_concurrent_requests": "Requests at the same time",
-          "max_context": "Largest context (tokens)",
-          "max_output_tokens": "Longest answer (tokens)",
-          "max_keep_alive": "Keep a model loaded after a request (s)",
-          "max_images": "Images per request",
-          "max_image_size": "Largest image (bytes, or like 10MiB)"}
-LIMITS_NOTE = "Limits on each request from the hub (see the README, What the hub can do):"
-INSECURE_WARNING = ("Anyone between you and the hub could read and change the traffic. "
-                    "Use this only for a development hub.")
 
 
 def _shown(value: Any) -> str:
@@ -141,48 +123,46 @@ class SettingsWindow:
         self.insecure = tk.BooleanVar(value=settings.allow_invalid_certs)
         self.errors: dict[str, ttk.Label] = {}
         self.locked = {key: where for key in FIELDS if (where := locked_by(settings, key))}
-        self.notes = {key: f"Set by {where}, which wins over this window: change it where "
-                      "GhubAi Tray is started"
+        self.notes = {key: texts.SETTINGS_LOCKED.format(where=where)
                       for key, where in self.locked.items()}
-        self.notes.setdefault("hub_url", HUB_EXAMPLE)
+        self.notes.setdefault("hub_url", texts.SETTINGS_HUB_EXAMPLE)
         row = 0
         entries = []
         for key in ("hub_url", "ollama_url"):
-            ttk.Label(frame, text=LABELS[key]).grid(row=row, column=0, sticky="w", pady=2)
+            self._label(frame, key, row)
             entries.append(self._lockable(ttk.Entry(frame, textvariable=self.vars[key],
                                                     width=44), key))
             entries[-1].grid(row=row, column=1, sticky="we")
             row = self._error_row(frame, key, row + 1)
         entries[0].bind("<FocusOut>", lambda _: self._complete_hub())
         entries[0].focus_set()
-        ttk.Label(frame, text="Provider token").grid(row=row, column=0, sticky="w", pady=2)
+        ttk.Label(frame, text=texts.SETTINGS_TOKEN).grid(row=row, column=0, sticky="w", pady=2)
         self.token = tk.StringVar()
         ttk.Entry(frame, textvariable=self.token, show="•", width=44).grid(row=row, column=1,
                                                                            sticky="we")
         row += 1
-        self.token_state = ttk.Label(frame, text=KEYRING_NOTE, foreground="#555",
+        self.token_state = ttk.Label(frame, text=texts.SETTINGS_KEYRING_NOTE, foreground="#555",
                                      wraplength=420)
         self._in_background(self._token_state, self._show_token_state)
         self.token_state.grid(row=row, column=1, sticky="w")
         self.remove_token = tk.BooleanVar(value=False)
-        ttk.Checkbutton(frame, text="Remove the stored token", variable=self.remove_token).grid(
+        ttk.Checkbutton(frame, text=texts.SETTINGS_REMOVE_TOKEN, variable=self.remove_token).grid(
             row=row + 1, column=1, sticky="w")
         row += 2
-        ttk.Label(frame, text=LABELS["max_concurrent_requests"]).grid(row=row, column=0,
-                                                                       sticky="w", pady=2)
+        self._label(frame, "max_concurrent_requests", row)
         self._lockable(ttk.Spinbox(frame, from_=1, to=64, width=6,
                                    textvariable=self.vars["max_concurrent_requests"]),
                        "max_concurrent_requests").grid(row=row, column=1, sticky="w")
         row = self._error_row(frame, "max_concurrent_requests", row + 1)
-        ttk.Label(frame, text=LIMITS_NOTE, foreground="#555", wraplength=560).grid(
+        ttk.Label(frame, text=texts.SETTINGS_LIMITS_NOTE, foreground="#555", wraplength=560).grid(
             row=row, column=0, columnspan=2, sticky="w", pady=(8, 2))
         row += 1
         for key in LIMITS:
-            ttk.Label(frame, text=LABELS[key]).grid(row=row, column=0, sticky="w", pady=2)
+            self._label(frame, key, row)
             self._lockable(ttk.Entry(frame, textvariable=self.vars[key], width=12),
                            key).grid(row=row, column=1, sticky="w")
             row = self._error_row(frame, key, row + 1)
-        self._lockable(ttk.Checkbutton(frame, text=LABELS["allow_invalid_certs"],
+        self._lockable(ttk.Checkbutton(frame, text=texts.SETTINGS_LABELS["allow_invalid_certs"],
                                        variable=self.insecure), "allow_invalid_certs").grid(
             row=row, column=0, columnspan=2, sticky="w")
         self.warning = ttk.Label(frame, text="", foreground="#b35900", wraplength=420)
@@ -203,16 +183,20 @@ class SettingsWindow:
         scroll.grid(row=0, column=1, sticky="ns")
         buttons = ttk.Frame(frame)
         buttons.grid(row=row + 1, column=0, columnspan=2, sticky="e")
-        self.test_button = ttk.Button(buttons, text="Test connection", command=self.test,
+        self.test_button = ttk.Button(buttons, text=texts.SETTINGS_TEST, command=self.test,
                                       underline=0)
         self.test_button.grid(row=0, column=0, padx=4)
-        ttk.Button(buttons, text="Cancel", command=self.root.destroy).grid(row=0, column=1,
-                                                                           padx=4)
-        self.save_button = ttk.Button(buttons, text="Save", command=self.save)
+        cancel = ttk.Button(buttons, text=texts.SETTINGS_CANCEL, command=self.root.destroy)
+        cancel.grid(row=0, column=1, padx=4)
+        self.save_button = ttk.Button(buttons, text=texts.SETTINGS_SAVE, command=self.save)
         self.save_button.grid(row=0, column=2, padx=4)
         self.root.bind("<Escape>", lambda _: self.root.destroy())
         self.root.bind("<Return>", lambda _: self.save())
         self.root.bind("<Alt-t>", lambda _: self.test())  # the underlined T of Test connection
+
+    def _label(self, frame: ttk.Frame, key: str, row: int) -> None:
+        ttk.Label(frame, text=texts.SETTINGS_LABELS[key]).grid(row=row, column=0, sticky="w",
+                                                               pady=2)
 
     def _error_row(self, frame: ttk.Frame, key: str, row: int) -> int:
         self.errors[key] = ttk.Label(frame, text=self.notes.get(key, ""), foreground=NOTE,
@@ -231,25 +215,23 @@ class SettingsWindow:
         completed = complete_hub_url(typed)
         if completed != typed.strip():
             self.vars["hub_url"].set(completed)
-            self.notes["hub_url"] = f"Completed to {completed}"
+            self.notes["hub_url"] = texts.SETTINGS_COMPLETED.format(url=completed)
 
     def _token_state(self) -> str:
         if os.environ.get(TOKEN_FROM_VARIABLE):
-            return ("The token in use comes from the PROVIDER_TOKEN variable, which wins over "
-                    "the keyring; a token stored here is used once that variable is unset")
+            return texts.SETTINGS_TOKEN_FROM_VARIABLE
         try:
             stored = load_token(self.settings.hub_url)
         except TokenStoreError as exc:
-            return f"The OS keyring cannot be used: {exc}"
-        return ("A token is stored (type a new one to replace it)" if stored
-                else "No token is stored for this hub")
+            return texts.SETTINGS_NO_KEYRING.format(why=exc)
+        return texts.SETTINGS_TOKEN_STORED if stored else texts.SETTINGS_NO_TOKEN
 
     def _show_token_state(self, text: str | Exception) -> None:
         self.token_state.configure(
-            text=text if isinstance(text, str) else f"The OS keyring cannot be used: {text}")
+            text=text if isinstance(text, str) else texts.SETTINGS_NO_KEYRING.format(why=text))
 
     def _show_warning(self) -> None:
-        self.warning.configure(text=INSECURE_WARNING if self.insecure.get() else "")
+        self.warning.configure(text=texts.SETTINGS_INSECURE_WARNING if self.insecure.get() else "")
 
     def _form(self) -> tuple[dict[str, Any], dict[str, str]]:
         """The fields to save (those a variable or flag decides left out) and the errors."""
@@ -292,7 +274,7 @@ class SettingsWindow:
     def save(self) -> None:
         parsed, errors = self._form()
         if errors:
-            self._say("Nothing was saved: fix the fields marked in red.")
+            self._say(texts.SETTINGS_FIX_FIRST)
             return
         remove, token = self.remove_token.get(), self.token.get()
 
@@ -304,25 +286,25 @@ class SettingsWindow:
         def done(outcome: None | Exception) -> None:
             self.save_button.state(["!disabled"])
             if isinstance(outcome, ConfigError | TokenStoreError | OSError):
-                self._say(f"Not saved: {outcome}")
+                self._say(texts.SETTINGS_NOT_SAVED.format(why=outcome))
                 return
             if isinstance(outcome, Exception):
                 raise outcome
             self.saved = True
-            self._say(SAVED)
+            self._say(texts.SETTINGS_SAVED)
             self.root.after(1200, self.root.destroy)  # long enough to be read
 
         self.save_button.state(["disabled"])
-        self._say("Saving…")
+        self._say(texts.SETTINGS_SAVING)
         self._in_background(work, done)
 
     def test(self) -> None:
         parsed, errors = self._form()
         if errors:
-            self._say("Fix the fields marked in red first.")
+            self._say(texts.SETTINGS_FIX_TO_TEST)
             return
         self.test_button.state(["disabled"])
-        self._say("Testing…")
+        self._say(texts.SETTINGS_TESTING)
         candidate = replace(self.settings, **parsed)
         token = self.token.get().strip() or None
 
@@ -337,8 +319,9 @@ class SettingsWindow:
                 self.root.after(100, poll)
                 return
             # After a failed test, Save says what it would do: save what did not work.
-            self.save_button.configure(text="Save" if ok else SAVE_ANYWAY)
-            self._say(report if ok else f"{report}\n\n{FAILED_TEST}")
+            self.save_button.configure(text=texts.SETTINGS_SAVE if ok
+                                       else texts.SETTINGS_SAVE_ANYWAY)
+            self._say(report if ok else f"{report}\n\n{texts.SETTINGS_FAILED_TEST}")
             self.test_button.state(["!disabled"])
 
         results: queue.Queue[tuple[str, bool]] = queue.Queue()

@@ -70,7 +70,7 @@ async def test_headless_registers_relays_and_stops_cleanly_on_sigterm(
     stderr = err.decode()
     assert proc.returncode == 0, stderr
     assert out == b"", "headless mode logs to stderr only"
-    for line in ("state: registered (sharing 2 model(s) with 127.0.0.1:",
+    for line in ("state: registered (sharing 2 models with 127.0.0.1:",
                  f"[{req.request_id}] served in", f"{STOP_NAME} received: stopping", "stopped"):
         assert line in stderr
     logged = (tmp_path / "logs" / "ghubai-tray.log").read_text()

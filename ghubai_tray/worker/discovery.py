@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from ghubai_tray.core import texts
 from ghubai_tray.core.errors import OllamaError, OllamaUnreachable, TagsParseError
 from ghubai_tray.core.state import OllamaStatus
 from ghubai_tray.core.tags import LocalModel
@@ -57,7 +58,8 @@ class Discovery:
         except OllamaError as exc:
             self._report(OllamaStatus.BAD_ANSWER, str(exc), None)
         else:
-            self._report(OllamaStatus.REACHABLE, f"{len(models)} model(s) at {url}", models)
+            self._report(OllamaStatus.REACHABLE,
+                         f"{texts.counted(len(models), 'model')} at {url}", models)
 
     def _report(self, status: OllamaStatus, reason: str,
                 models: tuple[LocalModel, ...] | None) -> None:

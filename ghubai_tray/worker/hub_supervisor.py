@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 
 from ghubai_tray.adapters.hub import Invocation, Malformed, host_of, incoming_limit, registration
 from ghubai_tray.adapters.tls import client_context
+from ghubai_tray.core import texts
 from ghubai_tray.core.errors import AuthRejected, HubError, TokenStoreError
 from ghubai_tray.core.settings import Settings
 from ghubai_tray.core.state import Snapshot, State
@@ -235,8 +236,8 @@ class HubSupervisor:
             argument, left_out = registration(self._settings.machine_name, models)
             if left_out:
                 self._problems.log("registration", logging.WARNING,
-                                   f"{left_out} model(s) left out of the registration: the "
-                                   "list is too long for one hub message")
+                                   f"{texts.counted(left_out, 'model')} left out of the "
+                                   "registration: the list is too long for one hub message")
             await conn.invoke("RegisterNode", argument)
             if models != self._last_registered:
                 log.info("registered %d model(s): %s", len(models), ", ".join(models) or "none")
@@ -252,7 +253,8 @@ class HubSupervisor:
             self._store.connection(State.REGISTERED,
                                    f"paused, connected to {conn.host}"
                                    if self._store.snapshot.paused
-                                   else f"sharing {count} model(s) with {conn.host}",
+                                   else f"sharing {texts.counted(count, 'model')} with "
+                                   f"{conn.host}",
                                    registered_models=count)
         else:
             self._problems.log("target", logging.WARNING,

@@ -52,7 +52,7 @@ async def test_registers_the_shared_models_and_tracks_registered() -> None:
                                          "Registered")
         assert snap.registered_models == 2
         assert snap.ollama is OllamaStatus.REACHABLE
-        assert snap.reason.startswith("sharing 2 model(s) with 127.0.0.1:")
+        assert snap.reason.startswith("sharing 2 models with 127.0.0.1:")
         assert [m.name for m in snap.models if m.shared] == ["llama3.2:1b", "mistral:7b"]
 
 

@@ -90,7 +90,7 @@ def token_check(settings: Settings) -> tuple[Check, TokenSource | None]:
         return Check(Level.WARN, "token", str(exc)), None
     if source.token is None:
         return Check(Level.WARN, "token", "none is set; a hub that needs one will refuse this "
-                     "machine ('ghubai-tray token set')"), source
+                     "machine (set one in Settings, or with 'ghubai-tray token set')"), source
     return Check(Level.OK, "token", f"from {source.where}"), source
 
 

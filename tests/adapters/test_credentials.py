@@ -127,7 +127,9 @@ def test_a_save_that_fails_on_the_file_puts_the_keyring_back(
         real_keyring: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from ghubai_tray.desktop.settings_window import save_both_or_neither
 
-    hub = "https://hub.example.com/gridhub"
+    # A hub of its own: on Windows the Credential Manager is the whole run's, and another
+    # test asks whether hub.example.com has a token.
+    hub = "https://both-or-neither.example.com/gridhub"
     store_token(hub, "the-old-token")
     (tmp_path / "not-a-folder").write_text("")
     monkeypatch.setenv("GHUBAI_CONFIG", str(tmp_path / "not-a-folder" / "config.toml"))
@@ -141,3 +143,4 @@ def test_a_save_that_fails_on_the_file_puts_the_keyring_back(
     save_both_or_neither(hub, {"max_images": 3}, "a-new-token", remove=False)
     assert load_token(hub) == "a-new-token" and "max_images = 3" in (
         tmp_path / "config.toml").read_text(), "both were saved"
+    delete_token(hub)

@@ -392,6 +392,11 @@ def _status_lines(mode: Any, pid: Any, s: dict[str, Any]) -> list[str]:
         until = s.get("paused_until")
         paused = (f"yes, until {datetime.fromisoformat(until):%a %d %b %H:%M}" if until
                   else "yes, until you resume")
+    elif s.get("held_by"):
+        until = s.get("held_until")
+        paused = (f"by the {s['held_by']}, until "
+                  f"{datetime.fromisoformat(until):%a %d %b %H:%M}" if until
+                  else f"by the {s['held_by']}")
     else:
         paused = "no"
     shared = ", ".join(s.get("shared_models") or []) or "none"

@@ -23,7 +23,7 @@ from ghubai_tray.adapters.hub import HubConnection
 from ghubai_tray.adapters.logs import add_secret, redact
 from ghubai_tray.adapters.ollama import OllamaClient
 from ghubai_tray.adapters.tls import client_context
-from ghubai_tray.core import texts
+from ghubai_tray.core import schedule, texts
 from ghubai_tray.core.errors import (
     AuthRejected,
     GhubAiError,
@@ -124,6 +124,12 @@ def sharing_check(settings: Settings, models: tuple[LocalModel, ...] | None,
         source = settings.source("paused")
         return Check(Level.FAIL, PAUSED, f"sharing is paused {until} ({source}): the hub "
                      "gets no models until then; Resume in the menu ends it")
+    if not schedule.allows(settings.schedule, now):
+        change = schedule.next_change(settings.schedule, now)
+        until = f"until {change:%a %d %b %H:%M}" if change else "at no time this week"
+        return Check(Level.FAIL, PAUSED, f"the schedule ({schedule.shown(settings.schedule)}, "
+                     f"{settings.source('schedule')}) holds sharing now: the hub gets no "
+                     f"models {until}")
     if models is None:
         return None
     shared = [m.name for m in models if is_shared(

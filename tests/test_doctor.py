@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from ghubai_tray.core.errors import AuthRejected, HubUnreachable
+from ghubai_tray.core.schedule import parse
 from ghubai_tray.core.settings import Settings
 from ghubai_tray.core.tags import LocalModel
 from ghubai_tray.doctor import (
@@ -102,6 +103,19 @@ async def test_a_hub_url_without_its_path_gets_the_gridhub_hint() -> None:
         assert line.more == ()  # a /gridhub path already: nothing to guess
     finally:
         await hub.stop()
+
+
+def test_a_schedule_that_holds_sharing_now_is_not_all_is_well() -> None:
+    evenings = Settings(schedule=parse("Mon-Fri 18:00-23:30"),
+                        sources={"schedule": "the variable GHUBAI_SCHEDULE"})
+    check = sharing_check(evenings, MODELS, NOW)  # Wednesday noon
+    assert check is not None and check.level is Level.FAIL
+    assert check.detail == ("the schedule (Mon,Tue,Wed,Thu,Fri 18:00-23:30, the variable "
+                            "GHUBAI_SCHEDULE) holds sharing now: the hub gets no models until "
+                            "Wed 02 Dec 18:00")
+    assert verdict([FINE, check])[1] == 1
+    inside = sharing_check(evenings, MODELS, NOW.replace(hour=19))
+    assert inside is not None and inside.level is Level.OK
 
 
 def test_a_token_is_ok_only_once_the_hub_accepted_it() -> None:

@@ -154,7 +154,7 @@ def _implied_share_new(
 
 def to_toml_value(key: str, value: Any) -> Any:
     if isinstance(value, tuple):
-        return list(value)
+        return [str(v) for v in value]  # model names, or schedule windows as written
     if isinstance(value, datetime):
         return value.isoformat(timespec="seconds")
     if value is None:

@@ -80,6 +80,8 @@ def status_of(snap: Snapshot, headline: str) -> dict[str, Any]:
         "paused": snap.paused,
         "paused_until": snap.paused_until.isoformat() if snap.paused_until else None,
         "stopping": snap.stopping,
+        "held_by": snap.held_by,
+        "held_until": snap.held_until.isoformat() if snap.held_until else None,
     }
 
 

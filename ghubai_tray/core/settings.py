@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from ghubai_tray.core import schedule
 from ghubai_tray.core.request_body import Ceilings
 
 APP_NAME = "GhubAi"
@@ -223,6 +224,9 @@ SETTINGS: tuple[Setting, ...] = (
             "start paused: connected, but sharing nothing", False),
     Setting("paused_until", "GHUBAI_PAUSED_UNTIL", "--paused-until", parse_time,
             "when a pause ends by itself (ISO 8601 time)", None),
+    Setting("schedule", "GHUBAI_SCHEDULE", "--schedule", schedule.parse,
+            "share only within these local-time windows, like 'Mon-Fri 18:00-23:30' "
+            "(empty: always)", ()),
 )
 BY_KEY = {s.key: s for s in SETTINGS}
 
@@ -251,6 +255,7 @@ class Settings:
     free_gpu_when_paused: bool = True
     paused: bool = False
     paused_until: datetime | None = None
+    schedule: schedule.Schedule = ()
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def source(self, key: str) -> str:
@@ -276,7 +281,7 @@ def shown(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, tuple):
-        return ", ".join(value) or "(none)"
+        return ", ".join(str(v) for v in value) or "(none)"
     if value is None:
         return "(none)"
     if isinstance(value, float):

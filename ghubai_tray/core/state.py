@@ -87,11 +87,14 @@ class Snapshot:
     # The tray is not known to show its icon yet: nothing is shared until it does, or the
     # owner chose to share anyway (never share where the owner cannot see or stop it).
     waiting_for_tray: bool = False
+    # A rule of the owner's holds sharing (its name, e.g. "schedule"), and until when.
+    held_by: str | None = None
+    held_until: datetime | None = None
 
     @property
     def state(self) -> State:
         live = self.connection in (State.CONNECTED, State.REGISTERED)
-        return State.PAUSED if self.paused and live else self.connection
+        return State.PAUSED if (self.paused or self.held_by) and live else self.connection
 
     @property
     def shared_models(self) -> tuple[str, ...]:
@@ -101,7 +104,7 @@ class Snapshot:
     def offered_models(self) -> tuple[str, ...]:
         """What to register with the hub now: the shared models, or nothing while paused,
         stopping, unseen (no tray shows the icon yet) or unable to reach Ollama."""
-        if (self.paused or self.stopping or self.waiting_for_tray
+        if (self.paused or self.held_by or self.stopping or self.waiting_for_tray
                 or self.ollama is not OllamaStatus.REACHABLE):
             return ()
         return self.shared_models

@@ -19,6 +19,8 @@ NOTHING_SHARED = "Connected, but no model is shared: choose some under Models"
 CERTS_NOT_CHECKED = "Connected without checking the hub's certificate"
 PAUSED = "Paused"
 FINISHING = "Finishing {requests}, then pausing"
+HELD_UNTIL = "Paused until {until} ({rule})"
+HELD = "Paused ({rule})"
 QUITTING = "Quitting: finishing {requests}…"
 QUITTING_NOW = "Quitting…"
 PAUSED_UNTIL = "Paused until {until}"
@@ -35,6 +37,7 @@ SETTINGS_LABELS = {
     "hub_url": "Hub URL", "ollama_url": "Ollama URL",
     "allow_invalid_certs": "Accept untrusted certificates (development hubs only)",
     "max_concurrent_requests": "Requests at the same time",
+    "schedule": "Share only at these times",
     "max_context": "Largest context (tokens)",
     "max_output_tokens": "Longest answer (tokens)",
     "max_keep_alive": "Keep a model loaded after a request (s)",
@@ -49,6 +52,8 @@ SETTINGS_INSECURE_WARNING = ("Anyone between you and the hub could read and chan
 SETTINGS_HUB_EXAMPLE = ("Like https://hub.example.com/gridhub: the address your hub's operator "
                         "gives you (a bare host name gets https:// and /gridhub added).")
 SETTINGS_COMPLETED = "Completed to {url}"
+SETTINGS_SCHEDULE_EXAMPLE = ("Like Mon-Fri 18:00-23:30, Sat,Sun 09:00-23:00 (your local time); "
+                             "empty: always")
 SETTINGS_LOCKED = ("Set by {where}, which wins over this window: change it where GhubAi Tray "
                    "is started")
 SETTINGS_KEYRING_NOTE = ("Checking the OS keyring, where the token is kept… (your desktop may "

@@ -72,7 +72,7 @@ def busy(snap: Snapshot) -> int:
 def icon_kind(snap: Snapshot) -> IconKind:
     if snap.stopping and snap.state is not State.STOPPED:
         return IconKind.QUITTING
-    if snap.paused and busy(snap) and snap.state is State.PAUSED:
+    if (snap.paused or snap.held_by) and busy(snap) and snap.state is State.PAUSED:
         return IconKind.FINISHING
     if attention(snap) is not None:
         return IconKind.ATTENTION
@@ -90,13 +90,17 @@ def status_line(snap: Snapshot) -> str:
         running = busy(snap)
         return (texts.QUITTING.format(requests=texts.counted(running, "request")) if running
                 else texts.QUITTING_NOW)
-    if snap.paused and busy(snap) and snap.state is State.PAUSED:
+    if (snap.paused or snap.held_by) and busy(snap) and snap.state is State.PAUSED:
         return texts.FINISHING.format(requests=texts.counted(busy(snap), "request"))
     if snap.waiting_for_tray and snap.state in (State.CONNECTED, State.REGISTERED):
         return texts.WAITING_FOR_TRAY
     reason = attention(snap)
     if reason is not None:
         return reason
+    if snap.state is State.PAUSED and not snap.paused and snap.held_by:
+        held = snap.held_until
+        return (texts.HELD_UNTIL.format(until=f"{held:%H:%M}", rule=snap.held_by) if held
+                else texts.HELD.format(rule=snap.held_by))
     if snap.state is State.PAUSED:
         until = snap.paused_until
         return texts.PAUSED_UNTIL.format(until=f"{until:%H:%M}") if until else texts.PAUSED

@@ -40,7 +40,8 @@ this window holds no network code."""
 NOTE, ERROR = "#555555", "#c00000"
 TITLE = texts.SETTINGS_TITLE
 LIMITS = ("max_context", "max_output_tokens", "max_keep_alive", "max_images", "max_image_size")
-FIELDS = ("hub_url", "ollama_url", "allow_invalid_certs", "max_concurrent_requests", *LIMITS)
+FIELDS = ("hub_url", "ollama_url", "allow_invalid_certs", "max_concurrent_requests", "schedule",
+          *LIMITS)
 
 
 def _shown(value: Any) -> str:
@@ -118,6 +119,7 @@ class SettingsWindow:
             "hub_url": tk.StringVar(value="" if first_run else settings.hub_url),
             "ollama_url": tk.StringVar(value=settings.ollama_url),
             "max_concurrent_requests": tk.StringVar(value=str(settings.max_concurrent_requests)),
+            "schedule": tk.StringVar(value=", ".join(str(w) for w in settings.schedule)),
             **{key: tk.StringVar(value=_shown(getattr(settings, key))) for key in LIMITS},
         }
         self.insecure = tk.BooleanVar(value=settings.allow_invalid_certs)
@@ -126,6 +128,7 @@ class SettingsWindow:
         self.notes = {key: texts.SETTINGS_LOCKED.format(where=where)
                       for key, where in self.locked.items()}
         self.notes.setdefault("hub_url", texts.SETTINGS_HUB_EXAMPLE)
+        self.notes.setdefault("schedule", texts.SETTINGS_SCHEDULE_EXAMPLE)
         row = 0
         entries = []
         for key in ("hub_url", "ollama_url"):
@@ -154,6 +157,10 @@ class SettingsWindow:
                                    textvariable=self.vars["max_concurrent_requests"]),
                        "max_concurrent_requests").grid(row=row, column=1, sticky="w")
         row = self._error_row(frame, "max_concurrent_requests", row + 1)
+        self._label(frame, "schedule", row)
+        self._lockable(ttk.Entry(frame, textvariable=self.vars["schedule"], width=44),
+                       "schedule").grid(row=row, column=1, sticky="we")
+        row = self._error_row(frame, "schedule", row + 1)
         ttk.Label(frame, text=texts.SETTINGS_LIMITS_NOTE, foreground="#555", wraplength=560).grid(
             row=row, column=0, columnspan=2, sticky="w", pady=(8, 2))
         row += 1

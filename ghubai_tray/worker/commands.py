@@ -33,6 +33,7 @@ from ghubai_tray.core.state import (
     TrayShown,
 )
 from ghubai_tray.worker.discovery import Discovery
+from ghubai_tray.worker.gpu import free_gpu_once_idle
 from ghubai_tray.worker.hub_supervisor import HubSupervisor
 from ghubai_tray.worker.ports import OllamaLink
 from ghubai_tray.worker.requests import PAUSED_BY_OWNER, RequestRunner
@@ -111,7 +112,7 @@ class CommandHandler:
             if command.mode is PauseMode.NOW:
                 await self._runner.cancel_all(PAUSED_BY_OWNER)
             if self._store.snapshot.free_gpu_when_paused:
-                self._jobs.spawn(self._free_gpu())
+                self._jobs.spawn(free_gpu_once_idle(self._store, self._ollama))
         elif isinstance(command, Resume):
             await self._change(replace(settings, paused=False, paused_until=None),
                                "paused", "paused_until", said="resumed")
@@ -178,21 +179,3 @@ class CommandHandler:
                        "until GhubAi Tray quits")
             log.error("%s", problem)
             self._store.notice(problem)
-
-    async def _free_gpu(self) -> None:
-        """Once the last request has ended, unload the shared models Ollama holds in memory."""
-        try:
-            await self._store.wait_for(
-                lambda s: (s.active == 0 and s.queued == 0) or not s.paused,
-                timeout=self._store.snapshot.settings.total_timeout + 60,
-                what="requests to end")
-        except TimeoutError:
-            return
-        snap = self._store.snapshot
-        if not snap.paused:
-            return
-        shared = {m.casefold() for m in snap.shared_models}
-        client = self._ollama.client
-        for model in await client.loaded_models():
-            if model.casefold() in shared and await client.unload(model):
-                log.info("freed the GPU memory held by %s", model)

@@ -253,6 +253,7 @@ class HubSupervisor:
             self._store.connection(State.REGISTERED,
                                    f"paused, connected to {conn.host}"
                                    if self._store.snapshot.paused
+                                   or self._store.snapshot.held_by
                                    else f"sharing {texts.counted(count, 'model')} with "
                                    f"{conn.host}",
                                    registered_models=count)

@@ -99,6 +99,9 @@ class RequestRunner:
                                       f"({snap.ollama_reason})", request.request_id)
             if snap.paused:
                 raise RequestRejected(PAUSED_BY_OWNER, request.request_id)
+            if snap.held_by:
+                raise RequestRejected(f"this machine is not sharing now (its owner's "
+                                      f"{snap.held_by})", request.request_id)
             if snap.stopping:
                 raise RequestRejected(SHUTTING_DOWN, request.request_id)
             if request.request_id in self._tasks:

@@ -98,6 +98,11 @@ class StateStore:
         self._commit(replace(self._snapshot, settings=settings,
                              models=model_views(self._local, settings)))
 
+    def held(self, by: str | None, until: datetime | None) -> None:
+        """A rule holds sharing (``by``, until ``until``), or none does."""
+        if (by, until) != (self._snapshot.held_by, self._snapshot.held_until):
+            self._commit(replace(self._snapshot, held_by=by, held_until=until))
+
     def tray_shown(self) -> None:
         if self._snapshot.waiting_for_tray:
             self._commit(replace(self._snapshot, waiting_for_tray=False))

@@ -41,6 +41,7 @@ from ghubai_tray.worker.discovery import POLL_INTERVAL, Discovery
 from ghubai_tray.worker.hub_supervisor import HubSupervisor
 from ghubai_tray.worker.ports import Connector, HubLink, Ollama, OllamaLink
 from ghubai_tray.worker.requests import RequestRunner
+from ghubai_tray.worker.rules import RULES_CHECK, Rules
 from ghubai_tray.worker.runtime import Problems, SideJobs, supervised
 from ghubai_tray.worker.store import StateStore
 
@@ -80,6 +81,7 @@ class Worker:
         clock: Callable[[], datetime] | None = None,
         pause_check: float = PAUSE_CHECK,
         wait_for_tray: bool = False,
+        rules_check: float = RULES_CHECK,
     ) -> None:
         self._jobs = SideJobs()
         self._store = StateStore(settings, self._jobs, wait_for_tray=wait_for_tray)
@@ -95,6 +97,7 @@ class Worker:
                                         self._ollama, self._jobs, stop=self._request_stop,
                                         persist=persist, clock=clock or _now,
                                         pause_check=pause_check)
+        self._rules = Rules(self._store, self._ollama, self._jobs, clock or _now, rules_check)
         self._problems = problems
         self._activity_path = activity_path
         self._activity_saved: Activity | None = None
@@ -172,6 +175,7 @@ class Worker:
                  for name, loop in (("hub-supervisor", self._hub.run),
                                     ("discovery", self._discovery.run),
                                     ("commands", self._commands.run),
+                                    ("rules", self._rules.run),
                                     ("activity", self._activity_loop))]
         try:
             await self._stopped.wait()

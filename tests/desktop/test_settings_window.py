@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from ghubai_tray.core.schedule import parse
 from ghubai_tray.core.settings import Settings
 from ghubai_tray.desktop.settings_window import (
     TITLE,
@@ -30,7 +31,7 @@ from tests.worker_bed import TOKEN
 GOOD = {"hub_url": "https://hub.example.com/gridhub", "ollama_url": "http://localhost:11434",
         "allow_invalid_certs": False, "max_concurrent_requests": "3", "max_context": "4096",
         "max_output_tokens": "1000", "max_keep_alive": "60", "max_images": "2",
-        "max_image_size": "5MiB"}
+        "max_image_size": "5MiB", "schedule": "Mon-Fri 18:00-23:30"}
 
 
 def test_a_valid_form_gives_typed_settings() -> None:
@@ -38,7 +39,7 @@ def test_a_valid_form_gives_typed_settings() -> None:
     assert errors == {}
     assert parsed == {**GOOD, "max_concurrent_requests": 3, "max_context": 4096,
                       "max_output_tokens": 1000, "max_keep_alive": 60.0, "max_images": 2,
-                      "max_image_size": 5 * 1024 * 1024}
+                      "max_image_size": 5 * 1024 * 1024, "schedule": parse("Mon-Fri 18:00-23:30")}
 
 
 @pytest.mark.parametrize("field,value,message", [
@@ -49,6 +50,7 @@ def test_a_valid_form_gives_typed_settings() -> None:
     ("max_keep_alive", "-1", "Expected a number of seconds from 0 to 86400"),
     ("max_context", "10000000", "Expected a whole number of tokens from 256 to 1048576"),
     ("max_output_tokens", "0", "Expected a whole number of tokens from 1"),
+    ("schedule", "evenings", "Expected windows like 18:00-23:30"),
 ])
 def test_each_invalid_field_is_explained_and_nothing_is_kept(field: str, value: Any,
                                                               message: str) -> None:

@@ -85,6 +85,10 @@ STATES: dict[str, tuple[Snapshot, IconKind, str]] = {
     "quitting": (snap(stopping=True, active=2), IconKind.QUITTING,
                  "GhubAi — Quitting: finishing 2 requests…"),
     "quitting-idle": (snap(stopping=True), IconKind.QUITTING, "GhubAi — Quitting…"),
+    "held-by-the-schedule": (snap(held_by="schedule", held_until=UNTIL), IconKind.PAUSED,
+                             "GhubAi — Paused until 18:30 (schedule)"),
+    "held-finishing": (snap(held_by="schedule", active=1), IconKind.FINISHING,
+                       "GhubAi — Finishing 1 request, then pausing"),
     "quitting-unreachable": (snap(stopping=True, connection=State.RECONNECTING),
                              IconKind.QUITTING, "GhubAi — Quitting…"),
 }

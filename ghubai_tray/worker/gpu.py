@@ -1,0 +1,37 @@
+"""Giving the GPU back: once nothing runs for the hub, unload the shared models.
+
+A manual pause and a rule's pause (``free_gpu_when_paused``, on by default) both
+end here: the owner wants their GPU's memory back, not only no new requests.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ghubai_tray.worker.ports import OllamaLink
+from ghubai_tray.worker.store import StateStore
+
+log = logging.getLogger("ghubai_tray.worker")
+
+
+def _not_sharing(paused: bool, held_by: str | None) -> bool:
+    return paused or held_by is not None
+
+
+async def free_gpu_once_idle(store: StateStore, ollama: OllamaLink) -> None:
+    """Once the last request has ended, unload the shared models Ollama holds in memory
+    (``keep_alive: 0``); nothing when sharing resumed meanwhile."""
+    try:
+        await store.wait_for(
+            lambda s: (s.active == 0 and s.queued == 0) or not _not_sharing(s.paused, s.held_by),
+            timeout=store.snapshot.settings.total_timeout + 60, what="requests to end")
+    except TimeoutError:
+        return
+    snap = store.snapshot
+    if not _not_sharing(snap.paused, snap.held_by):
+        return
+    shared = {m.casefold() for m in snap.shared_models}
+    client = ollama.client
+    for model in await client.loaded_models():
+        if model.casefold() in shared and await client.unload(model):
+            log.info("freed the GPU memory held by %s", model)

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -190,6 +191,44 @@ async def test_finishing_then_quitting_say_so_while_a_request_runs(tray: TrayBed
     _, err = await asyncio.wait_for(tray.proc.communicate(), GRACE + 10)
     assert tray.proc.returncode == 0, err.decode()
     assert await failure_of(req) == "worker shutting down"
+
+
+async def test_the_schedule_holds_sharing_and_the_menu_says_until_when(
+        tmp_path: Path, keyring_env: dict[str, str]) -> None:
+    later = datetime.now() + timedelta(hours=2)  # a window that does not include now
+    window = f"{later:%H}:00-{(later + timedelta(hours=1)):%H}:00"
+    hub = GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED)
+    ollama = OllamaStandIn()
+    await hub.start()
+    await ollama.start()
+    env = {**clean_environment(tmp_path), "HUB_URL": hub.url, "PROVIDER_TOKEN": TOKEN,
+           "OLLAMA_LOCAL_URL": ollama.url, "PYSTRAY_BACKEND": "gtk", "GHUBAI_SCHEDULE": window}
+    try:
+        with real_desktop(ARTIFACTS) as desk:
+            env.update(desk.env)
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "ghubai_tray", "--grace", str(GRACE), env=env,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+            try:
+                title = f"GhubAi — Paused until {later:%H}:00 (schedule)"
+                await asyncio.to_thread(wait_for, "the schedule's tooltip",
+                                        lambda: desk.icon_title() == title)
+                await hub.wait_until(lambda: bool(hub.nodes), 20, "the worker to connect")
+                assert all(n.models == () for n in hub.nodes.values())
+                await asyncio.to_thread(desk.open_menu)
+                await asyncio.to_thread(desk.screenshot, "tray-menu-schedule.png", MENU_AREA)
+                await asyncio.to_thread(desk.close_menus)
+                code, out, _ = await cli("status", env=env)
+                assert code == 0 and "by the schedule, until" in out
+                proc.send_signal(2)
+                await asyncio.wait_for(proc.communicate(), GRACE + 10)
+            finally:
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+    finally:
+        await hub.stop()
+        await ollama.stop()
 
 
 async def test_quit_while_the_hub_is_unreachable_exits_in_time(tray: TrayBed) -> None:

@@ -82,6 +82,8 @@ def status_of(snap: Snapshot, headline: str) -> dict[str, Any]:
         "stopping": snap.stopping,
         "held_by": snap.held_by,
         "held_until": snap.held_until.isoformat() if snap.held_until else None,
+        "rules_overridden_until": (snap.rules_overridden_until.isoformat()
+                                   if snap.rules_overridden_until else None),
     }
 
 

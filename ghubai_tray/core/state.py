@@ -90,6 +90,7 @@ class Snapshot:
     # A rule of the owner's holds sharing (its name, e.g. "schedule"), and until when.
     held_by: str | None = None
     held_until: datetime | None = None
+    rules_overridden_until: datetime | None = None  # "Share anyway for 1 hour"
 
     @property
     def state(self) -> State:
@@ -186,6 +187,13 @@ class TokenChanged:
 
 
 @dataclass(frozen=True)
+class ShareAnyway:
+    """Share despite the rules until ``until`` (a manual pause still wins)."""
+
+    until: datetime
+
+
+@dataclass(frozen=True)
 class TrayShown:
     """The tray icon is visible (or the owner chose to share without it): share."""
 
@@ -201,7 +209,7 @@ class Stop:
 
 
 Command = (Pause | Resume | SetModelShared | SetShareNewModels | SetFreeGpuWhenPaused
-           | ApplySettings | TokenChanged | RetryNow | TrayShown | Stop)
+           | ApplySettings | TokenChanged | RetryNow | TrayShown | ShareAnyway | Stop)
 
 
 class WorkerHandle(Protocol):

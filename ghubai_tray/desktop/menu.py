@@ -24,6 +24,7 @@ from ghubai_tray.core.state import (
     SetFreeGpuWhenPaused,
     SetModelShared,
     SetShareNewModels,
+    ShareAnyway,
     Snapshot,
     State,
 )
@@ -54,7 +55,12 @@ class PauseUntilMorning:
     pass
 
 
-Action = Command | Ui | PauseFor | PauseUntilMorning
+@dataclass(frozen=True)
+class ShareAnywayFor:
+    minutes: int
+
+
+Action = Command | Ui | PauseFor | PauseUntilMorning | ShareAnywayFor
 
 
 @dataclass(frozen=True)
@@ -170,6 +176,8 @@ def render_menu(snap: Snapshot, desktop: Desktop) -> tuple[Item, ...]:
               _info(_ollama_line(snap)), SEPARATOR]
     if snap.paused:
         items.append(Item(texts.RESUME, Resume()))
+    elif snap.held_by:
+        items.append(Item(texts.SHARE_ANYWAY, ShareAnywayFor(60)))
     items += [_pause(snap), _models(snap), _activity(snap), SEPARATOR,
               Item(texts.SETTINGS, Ui.SETTINGS, default=not first.default),
               Item(texts.START_AT_LOGIN, Ui.TOGGLE_AUTOSTART, enabled=desktop.autostart is not None,
@@ -195,4 +203,6 @@ def resolve(action: Action, now: datetime) -> Command | Ui:
         return Pause(PauseMode.AFTER_CURRENT, now + timedelta(minutes=action.minutes))
     if isinstance(action, PauseUntilMorning):
         return Pause(PauseMode.AFTER_CURRENT, morning(now))
+    if isinstance(action, ShareAnywayFor):
+        return ShareAnyway(now + timedelta(minutes=action.minutes))
     return action

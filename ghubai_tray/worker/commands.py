@@ -28,6 +28,7 @@ from ghubai_tray.core.state import (
     SetFreeGpuWhenPaused,
     SetModelShared,
     SetShareNewModels,
+    ShareAnyway,
     Stop,
     TokenChanged,
     TrayShown,
@@ -134,6 +135,9 @@ class CommandHandler:
             self._reconfigure(command.settings)
         elif isinstance(command, TokenChanged):
             self._hub.token_changed()
+        elif isinstance(command, ShareAnyway):
+            log.info("sharing despite the rules until %s, as asked", f"{command.until:%H:%M}")
+            self._store.override_rules(command.until)
         elif isinstance(command, TrayShown):
             if self._store.snapshot.waiting_for_tray:
                 log.info("the tray icon is visible: sharing may start")

@@ -37,13 +37,14 @@ class Rules:
         self._clock = clock
         self._check = check
         self._wake = asyncio.Event()
-        self._windows = store.snapshot.settings.schedule
+        self._seen = (store.snapshot.settings.schedule, store.snapshot.rules_overridden_until)
         store.subscribe(self._on_snapshot)
 
     def _on_snapshot(self, snap: Snapshot) -> None:
-        """A new schedule (the Settings window, a reload) is looked at at once."""
-        if snap.settings.schedule != self._windows:
-            self._windows = snap.settings.schedule
+        """A new schedule (the Settings window, a reload), or "Share anyway", is looked at
+        at once."""
+        if (snap.settings.schedule, snap.rules_overridden_until) != self._seen:
+            self._seen = (snap.settings.schedule, snap.rules_overridden_until)
             self._wake.set()
 
     async def run(self) -> None:
@@ -59,6 +60,14 @@ class Rules:
         snap = self._store.snapshot
         windows = snap.settings.schedule
         change = schedule.next_change(windows, now)
+        override = snap.rules_overridden_until
+        if override is not None and override <= now:
+            log.info("'Share anyway' has ended: the rules apply again")
+            self._store.override_rules(None)
+            override = None
+        if override is not None:
+            self._store.held(None, None)
+            return override if change is None else min(change, override)
         if schedule.allows(windows, now):
             if snap.held_by == SCHEDULE:
                 log.info("the schedule allows sharing again (%s)", schedule.shown(windows))

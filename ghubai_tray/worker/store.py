@@ -103,6 +103,10 @@ class StateStore:
         if (by, until) != (self._snapshot.held_by, self._snapshot.held_until):
             self._commit(replace(self._snapshot, held_by=by, held_until=until))
 
+    def override_rules(self, until: datetime | None) -> None:
+        if until != self._snapshot.rules_overridden_until:
+            self._commit(replace(self._snapshot, rules_overridden_until=until))
+
     def tray_shown(self) -> None:
         if self._snapshot.waiting_for_tray:
             self._commit(replace(self._snapshot, waiting_for_tray=False))

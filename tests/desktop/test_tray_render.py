@@ -19,6 +19,7 @@ from ghubai_tray.core.state import (
     SetFreeGpuWhenPaused,
     SetModelShared,
     SetShareNewModels,
+    ShareAnyway,
     Snapshot,
     State,
 )
@@ -247,3 +248,16 @@ def test_a_problem_the_owner_must_know_heads_the_menu() -> None:
     assert texts_of(items)[0] == ("Attention: Your settings could not be saved (No space left "
                                   "on device)")
     assert not items[0].enabled
+
+
+def test_a_rule_that_holds_sharing_can_be_set_aside_for_an_hour() -> None:
+    menu = render_menu(snap(held_by="schedule", held_until=UNTIL), DESKTOP)
+    assert texts_of(menu)[:5] == ["Paused until 18:30 (schedule)",
+                                  "Hub: hub.example.com (paused)", "Ollama: running, 3 models",
+                                  "-", "Share anyway for 1 hour"]
+    now = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+    action = find(menu, "Share anyway for 1 hour").action
+    assert action is not None
+    assert resolve(action, now) == ShareAnyway(now + timedelta(hours=1))
+    manual = render_menu(snap(paused=True, held_by="schedule"), DESKTOP)
+    assert "Resume" in texts_of(manual) and "Share anyway for 1 hour" not in texts_of(manual)

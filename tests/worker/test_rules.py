@@ -10,7 +10,7 @@ import json
 from datetime import datetime, timedelta, timezone
 
 from ghubai_tray.core.schedule import parse
-from ghubai_tray.core.state import State
+from ghubai_tray.core.state import Pause, PauseMode, ShareAnyway, State
 from tests.worker_bed import error_of, running_bed, with_settings
 
 ZONE = timezone(timedelta(hours=1))
@@ -54,3 +54,29 @@ async def test_inside_the_schedule_it_shares_and_follows_the_clock() -> None:
         snap = bed.worker.snapshot
         assert snap.held_by == "schedule"
         assert snap.held_until == WEDNESDAY_NOON.replace(day=3, hour=18)
+
+
+async def test_share_anyway_sets_the_rules_aside_for_the_hour_then_they_apply_again() -> None:
+    clock = Clock(WEDNESDAY_NOON)
+    evenings = with_settings(schedule=parse("Mon-Fri 18:00-23:30"))
+    async with running_bed(settings=evenings, clock=clock, rules_check=0.05) as bed:
+        await bed.worker.wait_for(lambda s: s.held_by == "schedule", 10, "the hold")
+        bed.worker.submit(ShareAnyway(WEDNESDAY_NOON + timedelta(hours=1)))
+        await bed.registered(*MODELS)
+        assert bed.worker.snapshot.held_by is None
+        clock.now = WEDNESDAY_NOON + timedelta(hours=1, minutes=1)
+        await bed.registered()
+        snap = bed.worker.snapshot
+        assert snap.held_by == "schedule" and snap.rules_overridden_until is None
+
+
+async def test_a_manual_pause_wins_over_share_anyway() -> None:
+    clock = Clock(WEDNESDAY_NOON)
+    evenings = with_settings(schedule=parse("Mon-Fri 18:00-23:30"))
+    async with running_bed(settings=evenings, clock=clock, rules_check=0.05) as bed:
+        bed.worker.submit(Pause(PauseMode.NOW))
+        bed.worker.submit(ShareAnyway(WEDNESDAY_NOON + timedelta(hours=1)))
+        snap = await bed.worker.wait_for(lambda s: s.rules_overridden_until is not None, 10,
+                                         "the override")
+        assert snap.paused and snap.offered_models == ()
+        await bed.registered()

@@ -63,7 +63,15 @@ class Desktop:
                               capture_output=True, timeout=30, check=True).stdout
 
     def windows(self, *, tree: bool = True) -> list[Window]:
-        listing = self.run("xwininfo", "-root", "-tree" if tree else "-children")
+        # A window destroyed while xwininfo walks the tree makes it fail (BadWindow): the
+        # tree is changing (an app starting or stopping), so walk it again.
+        for attempt in range(5):
+            try:
+                listing = self.run("xwininfo", "-root", "-tree" if tree else "-children")
+                break
+            except subprocess.CalledProcessError:
+                if attempt == 4:
+                    raise
         found = []
         for line in listing.splitlines():
             m = _WINDOW.match(line)

@@ -95,17 +95,22 @@ class Snapshot:
     @property
     def state(self) -> State:
         live = self.connection in (State.CONNECTED, State.REGISTERED)
-        return State.PAUSED if (self.paused or self.held_by) and live else self.connection
+        return State.PAUSED if self.holding and live else self.connection
 
     @property
     def shared_models(self) -> tuple[str, ...]:
         return tuple(m.name for m in self.models if m.shared)
 
     @property
+    def holding(self) -> bool:
+        """Sharing is held on purpose: paused by the owner, or by one of their rules."""
+        return self.paused or self.held_by is not None
+
+    @property
     def offered_models(self) -> tuple[str, ...]:
         """What to register with the hub now: the shared models, or nothing while paused,
         stopping, unseen (no tray shows the icon yet) or unable to reach Ollama."""
-        if (self.paused or self.held_by or self.stopping or self.waiting_for_tray
+        if (self.holding or self.stopping or self.waiting_for_tray
                 or self.ollama is not OllamaStatus.REACHABLE):
             return ()
         return self.shared_models

@@ -69,10 +69,19 @@ def busy(snap: Snapshot) -> int:
     return snap.active + snap.queued
 
 
+def quitting(snap: Snapshot) -> bool:
+    return snap.stopping and snap.state is not State.STOPPED
+
+
+def finishing(snap: Snapshot) -> bool:
+    """Sharing is held, but requests that came before still run."""
+    return snap.state is State.PAUSED and bool(busy(snap))
+
+
 def icon_kind(snap: Snapshot) -> IconKind:
-    if snap.stopping and snap.state is not State.STOPPED:
+    if quitting(snap):
         return IconKind.QUITTING
-    if (snap.paused or snap.held_by) and busy(snap) and snap.state is State.PAUSED:
+    if finishing(snap):
         return IconKind.FINISHING
     if attention(snap) is not None:
         return IconKind.ATTENTION
@@ -86,11 +95,11 @@ def icon_kind(snap: Snapshot) -> IconKind:
 def status_line(snap: Snapshot) -> str:
     """The state and why, in one line, without the app's name."""
     host = hub_host(snap)
-    if snap.stopping and snap.state is not State.STOPPED:
+    if quitting(snap):
         running = busy(snap)
         return (texts.QUITTING.format(requests=texts.counted(running, "request")) if running
                 else texts.QUITTING_NOW)
-    if (snap.paused or snap.held_by) and busy(snap) and snap.state is State.PAUSED:
+    if finishing(snap):
         return texts.FINISHING.format(requests=texts.counted(busy(snap), "request"))
     if snap.waiting_for_tray and snap.state in (State.CONNECTED, State.REGISTERED):
         return texts.WAITING_FOR_TRAY

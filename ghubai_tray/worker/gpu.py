@@ -14,21 +14,17 @@ from ghubai_tray.worker.store import StateStore
 log = logging.getLogger("ghubai_tray.worker")
 
 
-def _not_sharing(paused: bool, held_by: str | None) -> bool:
-    return paused or held_by is not None
-
-
 async def free_gpu_once_idle(store: StateStore, ollama: OllamaLink) -> None:
     """Once the last request has ended, unload the shared models Ollama holds in memory
     (``keep_alive: 0``); nothing when sharing resumed meanwhile."""
     try:
         await store.wait_for(
-            lambda s: (s.active == 0 and s.queued == 0) or not _not_sharing(s.paused, s.held_by),
+            lambda s: (s.active == 0 and s.queued == 0) or not s.holding,
             timeout=store.snapshot.settings.total_timeout + 60, what="requests to end")
     except TimeoutError:
         return
     snap = store.snapshot
-    if not _not_sharing(snap.paused, snap.held_by):
+    if not snap.holding:
         return
     shared = {m.casefold() for m in snap.shared_models}
     client = ollama.client

@@ -250,13 +250,9 @@ class HubSupervisor:
         elif target == "registered":
             self._acknowledged = True
             count = len(self._last_registered or [])
-            self._store.connection(State.REGISTERED,
-                                   f"paused, connected to {conn.host}"
-                                   if self._store.snapshot.paused
-                                   or self._store.snapshot.held_by
-                                   else f"sharing {texts.counted(count, 'model')} with "
-                                   f"{conn.host}",
-                                   registered_models=count)
+            reason = (f"paused, connected to {conn.host}" if self._store.snapshot.holding
+                      else f"sharing {texts.counted(count, 'model')} with {conn.host}")
+            self._store.connection(State.REGISTERED, reason, registered_models=count)
         else:
             self._problems.log("target", logging.WARNING,
                                f"the hub called {message.target[:60]!r}, which this worker "

@@ -13,14 +13,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from ghubai_tray.adapters import activity_file
-from ghubai_tray.adapters.config import save_settings
+from ghubai_tray.adapters.config import config_path, save_settings
 from ghubai_tray.adapters.control import ControlServer
 from ghubai_tray.adapters.credentials import TokenSource
+from ghubai_tray.adapters.desktop_signals import DesktopSignals
 from ghubai_tray.core import control
-from ghubai_tray.core.settings import Settings
+from ghubai_tray.core.settings import DEFAULT_HUB_URL, Settings
 from ghubai_tray.core.state import WorkerHandle
 from ghubai_tray.worker import Worker, run_in_new_loop
 
@@ -31,14 +33,43 @@ def owner_worker(settings: Settings, token_provider: Callable[[str], TokenSource
     config.toml, requests counted in the owner's activity file ("Since install").
     Under a tray it shares nothing until the tray says its icon is visible."""
     return Worker(settings, token_provider, persist=save_settings,
-                  activity_path=activity_file.default_path(), wait_for_tray=wait_for_tray)
+                  activity_path=activity_file.default_path(), wait_for_tray=wait_for_tray,
+                  desktop=DesktopSignals())
 
 
 def tray_worker(settings: Settings, token_provider: Callable[[str], TokenSource]
                 ) -> tuple[Worker, Callable[[], None]]:
     """The owner's worker and the function that runs it (on the tray's worker thread)."""
-    worker = owner_worker(settings, token_provider, wait_for_tray=True)
+    worker = owner_worker(settings, keyring_after_setup(settings, token_provider),
+                          wait_for_tray=True)
     return worker, lambda: run_in_new_loop(worker.run())
+
+
+NOT_SET_UP_YET = "nowhere yet: nothing is set up (the keyring is read once Settings are saved)"
+
+
+def keyring_after_setup(settings: Settings, token_provider: Callable[[str], TokenSource],
+                        config: Path | None = None) -> Callable[[str], TokenSource]:
+    """On a first run the tray does not open the keyring before the Settings window.
+
+    Opening it can make the desktop ask for the keyring's password, and on a first
+    run that prompt would come first, unexplained, before any window of ours. So
+    while nothing is set up (no settings saved, the hub at the seed's default address
+    by no one's choice, no PROVIDER_TOKEN) the worker reads no token: it is "not set
+    up", and the Settings window opens and says why a prompt may come before it
+    checks the keyring itself. Once Settings are saved (config.toml exists) the
+    keyring is read as always, which also picks up a token stored earlier with
+    ``ghubai-tray token set``."""
+    chosen = settings.source("hub_url") != "default"
+    path = config or config_path()
+
+    def provider(hub_url: str) -> TokenSource:
+        if (not chosen and hub_url == DEFAULT_HUB_URL and not path.exists()
+                and not os.environ.get("PROVIDER_TOKEN", "").strip()):
+            return TokenSource(None, NOT_SET_UP_YET)
+        return token_provider(hub_url)
+
+    return provider
 
 
 def control_server(worker: WorkerHandle, quit_app: Callable[[], None], mode: str

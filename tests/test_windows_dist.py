@@ -159,14 +159,19 @@ async def test_the_console_entry_serves_headless_and_stops_on_ctrl_c(
     assert "served in" in text, "headless logs to its console as well as its file"
 
 
-def _icon(desk: Desktop) -> Window | None:
-    """Wine docks each tray icon as an explorer.exe window inside trayer's panel."""
+def _icons(desk: Desktop) -> list[Window]:
+    """Wine docks each tray icon as an explorer.exe window inside trayer's panel; the icon
+    of a tray that has just quit can linger there beside the new one for a while."""
     panel = next((w for w in desk.windows() if w.name == "panel"), None)
     if panel is None:
-        return None
-    return next((w for w in desk.windows() if '"explorer.exe"' in w.wm_class
-                 and w.width > 4 and w.height > 4 and w.width <= panel.width
-                 and panel.x <= w.x < panel.x + panel.width and w.y < panel.height), None)
+        return []
+    return [w for w in desk.windows() if '"explorer.exe"' in w.wm_class
+            and w.width > 4 and w.height > 4 and w.width <= panel.width
+            and panel.x <= w.x < panel.x + panel.width and w.y < panel.height]
+
+
+def _icon(desk: Desktop) -> Window | None:
+    return next(iter(_icons(desk)), None)
 
 
 def _settings(desk: Desktop) -> Window | None:
@@ -218,14 +223,21 @@ def _click(desk: Desktop, window: Window, button: str) -> None:
 
 
 def _open_menu(desk: Desktop) -> Window:
+    """Right-click until the menu opens, trying each docked icon in turn: a click can be
+    lost while Wine's tray settles, and a lingering icon of an earlier tray answers none."""
+    attempts = [0]
+
     def opened() -> Window | None:
         if _menu(desk) is None:
-            icon = wait_for("the tray icon", lambda: _icon(desk))
-            _click(desk, icon, "3")
-            time.sleep(1)
+            icons = wait_for("the tray icon", lambda: _icons(desk))
+            _click(desk, icons[attempts[0] % len(icons)], "3")
+            attempts[0] += 1
+            deadline = time.monotonic() + 2
+            while _menu(desk) is None and time.monotonic() < deadline:
+                time.sleep(0.1)
         return _menu(desk)
 
-    return wait_for("the Win32 menu", opened, 60)
+    return wait_for("the Win32 menu", opened, 90)
 
 
 def test_the_installed_tray_docks_opens_settings_and_quits(installed: Installed) -> None:

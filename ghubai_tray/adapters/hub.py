@@ -344,14 +344,17 @@ def host_of(url: str) -> str:
 
 
 def _status_error(status: int, where: str, url: str) -> HubError:
+    """Plain words for the owner; the step that failed ("negotiate", "the WebSocket
+    upgrade") is protocol jargon, so it goes to the log only."""
     host = host_of(url)
+    log.debug("the hub at %s answered HTTP %d on %s", host, status, where)
     if status in (401, 403):
-        return AuthRejected(f"the hub at {host} refused the token (HTTP {status} on {where})")
+        return AuthRejected(f"the hub at {host} refused the token")
     if status == 404 and where == "negotiate":
         return NoHubHere(f"there is no hub at this URL on {host} (HTTP 404): check the path")
     if status == 404:
         return HubUnreachable(f"the hub at {host} forgot the connection before it opened")
-    return HubUnreachable(f"the hub at {host} answered HTTP {status} on {where}")
+    return HubUnreachable(f"the hub at {host} answered with an error (HTTP {status})")
 
 
 def _mapped(exc: BaseException, url: str) -> HubError:

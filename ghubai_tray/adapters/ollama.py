@@ -70,6 +70,21 @@ class OllamaClient:
         except (httpx.HTTPError, ValueError, AttributeError):
             return []
 
+    async def loaded_expiries(self) -> dict[str, str] | None:
+        """Each model in memory and its ``expires_at`` (``/api/ps``); None when Ollama
+        cannot be asked or answers something else (no look, rather than a wrong one)."""
+        try:
+            response = await self._client.get("/api/ps", timeout=TAGS_TIMEOUT)
+            if response.status_code != 200:
+                return None
+            models = response.json().get("models")
+            if not isinstance(models, list):
+                return None
+            return {str(m["name"]): str(m.get("expires_at")) for m in models
+                    if isinstance(m, dict) and isinstance(m.get("name"), str)}
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return None
+
     async def unload(self, model: str) -> bool:
         """Ask Ollama to free ``model``'s memory now (``keep_alive: 0``, no prompt)."""
         try:

@@ -227,6 +227,23 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("schedule", "GHUBAI_SCHEDULE", "--schedule", schedule.parse,
             "share only within these local-time windows, like 'Mon-Fri 18:00-23:30' "
             "(empty: always)", ()),
+    Setting("owner_first", "GHUBAI_OWNER_FIRST", "--owner-first", parse_bool,
+            "stop taking hub requests while you use Ollama on this computer", True),
+    Setting("owner_first_hold", "GHUBAI_OWNER_FIRST_HOLD", "--owner-first-hold",
+            _bounded(0, 86400, "seconds", False),
+            "seconds Ollama must be free of your own use before sharing again", 300.0),
+    Setting("pause_when_fullscreen", "GHUBAI_PAUSE_WHEN_FULLSCREEN", "--pause-when-fullscreen",
+            parse_bool, "pause while a full-screen app or game is in front", True),
+    Setting("pause_when_gpu_busy", "GHUBAI_PAUSE_WHEN_GPU_BUSY", "--pause-when-gpu-busy",
+            parse_bool, "pause while another program uses the GPU (NVIDIA only)", False),
+    Setting("share_when_idle_only", "GHUBAI_SHARE_WHEN_IDLE_ONLY", "--share-when-idle-only",
+            parse_bool, "share only while nobody uses this computer's keyboard and mouse",
+            False),
+    Setting("idle_minutes", "GHUBAI_IDLE_MINUTES", "--idle-minutes",
+            _bounded(1, 1440, "minutes", True),
+            "minutes without keyboard or mouse before the computer counts as idle", 10),
+    Setting("pause_on_battery", "GHUBAI_PAUSE_ON_BATTERY", "--pause-on-battery", parse_bool,
+            "pause while the computer runs on battery", True),
 )
 BY_KEY = {s.key: s for s in SETTINGS}
 
@@ -256,6 +273,13 @@ class Settings:
     paused: bool = False
     paused_until: datetime | None = None
     schedule: schedule.Schedule = ()
+    owner_first: bool = True
+    owner_first_hold: float = 300.0
+    pause_when_fullscreen: bool = True
+    pause_when_gpu_busy: bool = False
+    share_when_idle_only: bool = False
+    idle_minutes: int = 10
+    pause_on_battery: bool = True
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def source(self, key: str) -> str:

@@ -21,6 +21,26 @@ PAUSED = "Paused"
 FINISHING = "Finishing {requests}, then pausing"
 HELD_UNTIL = "Paused until {until} ({rule})"
 HELD = "Paused ({rule})"
+# A rule that holds sharing, by the rule's name (Snapshot.held_by): what the owner reads.
+HELD_BY = {
+    "schedule": HELD,
+    "your use of Ollama": "Paused: you are using Ollama",
+    "full-screen app": "Paused: a full-screen app is running",
+    "GPU in use": "Paused: another program is using the GPU",
+    "you are here": "Paused: you are using this computer",
+    "battery": "Paused: on battery",
+}
+HELD_BY_UNTIL = {
+    "schedule": HELD_UNTIL,
+    "your use of Ollama": "Paused: you are using Ollama (until {until} at least)",
+}
+
+
+def held(rule: str, until: str | None) -> str:
+    """The words for sharing held by ``rule`` (until ``until``, HH:MM, when known)."""
+    if until is not None and rule in HELD_BY_UNTIL:
+        return HELD_BY_UNTIL[rule].format(until=until, rule=rule)
+    return HELD_BY.get(rule, HELD).format(rule=rule)
 QUITTING = "Quitting: finishing {requests}…"
 QUITTING_NOW = "Quitting…"
 PAUSED_UNTIL = "Paused until {until}"

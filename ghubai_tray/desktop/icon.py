@@ -108,8 +108,7 @@ def status_line(snap: Snapshot) -> str:
         return reason
     if snap.state is State.PAUSED and not snap.paused and snap.held_by:
         held = snap.held_until
-        return (texts.HELD_UNTIL.format(until=f"{held:%H:%M}", rule=snap.held_by) if held
-                else texts.HELD.format(rule=snap.held_by))
+        return texts.held(snap.held_by, f"{held:%H:%M}" if held else None)
     if snap.state is State.PAUSED:
         until = snap.paused_until
         return texts.PAUSED_UNTIL.format(until=f"{until:%H:%M}") if until else texts.PAUSED

@@ -29,5 +29,9 @@ async def free_gpu_once_idle(store: StateStore, ollama: OllamaLink) -> None:
     shared = {m.casefold() for m in snap.shared_models}
     client = ollama.client
     for model in await client.loaded_models():
-        if model.casefold() in shared and await client.unload(model):
+        if model.casefold() not in shared:
+            continue
+        with ollama.using(model):
+            freed = await client.unload(model)
+        if freed:
             log.info("freed the GPU memory held by %s", model)

@@ -8,11 +8,14 @@ reaches past the adapters.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 from ghubai_tray.adapters.hub import Invocation, Malformed
 from ghubai_tray.core.framing import Done, Failed
+from ghubai_tray.core.local_use import model_key
 from ghubai_tray.core.settings import Settings
 from ghubai_tray.core.tags import LocalModel
 
@@ -23,6 +26,8 @@ class Ollama(Protocol):
     async def tags(self) -> tuple[LocalModel, ...]: ...
 
     async def loaded_models(self) -> list[str]: ...
+
+    async def loaded_expiries(self) -> dict[str, str] | None: ...
 
     async def unload(self, model: str) -> bool: ...
 
@@ -63,6 +68,28 @@ class OllamaLink:
         self._factory = factory
         self._for = (settings.ollama_url, settings.allow_invalid_certs)
         self.client = factory(settings)
+        self._active: Counter[str] = Counter()
+        self._touched: set[str] = set()
+
+    @contextmanager
+    def using(self, model: str) -> Iterator[None]:
+        """Around every call of the worker's that can load a model or move its expiry
+        (a hub request, an unload), so that owner-first can tell its use from the
+        owner's: Ollama's ``/api/ps`` does not say who used a model."""
+        key = model_key(model)
+        self._active[key] += 1
+        self._touched.add(key)
+        try:
+            yield
+        finally:
+            self._active[key] -= 1
+            self._touched.add(key)  # Ollama moves the expiry when a request ends
+
+    def take_used(self) -> frozenset[str]:
+        """The models the worker used since the last call, or uses now."""
+        used = self._touched | {m for m, n in self._active.items() if n > 0}
+        self._touched = set()
+        return frozenset(used)
 
     def retarget(self, settings: Settings) -> Ollama | None:
         """Point at ``settings``' Ollama; the old client to close, or None if unchanged."""

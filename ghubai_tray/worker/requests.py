@@ -15,17 +15,17 @@ import enum
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ghubai_tray.core.client_errors import final_fragment, is_openai
 from ghubai_tray.core.errors import HubError, RequestRejected
 from ghubai_tray.core.framing import Done
+from ghubai_tray.core.rules import hub_words
 from ghubai_tray.core.settings import Settings
 from ghubai_tray.core.state import OllamaStatus
 from ghubai_tray.core.validation import InferenceRequest, endpoint_of, validate_request
-from ghubai_tray.worker.ports import HubLink, Ollama
+from ghubai_tray.worker.ports import HubLink, OllamaLink
 from ghubai_tray.worker.runtime import SideJobs
 from ghubai_tray.worker.store import StateStore
 
@@ -64,7 +64,7 @@ class _HubGone(Exception):
 class RequestRunner:
     """Runs the hub's requests against Ollama, at most ``max_concurrent_requests`` at once."""
 
-    def __init__(self, store: StateStore, ollama: Callable[[], Ollama], jobs: SideJobs) -> None:
+    def __init__(self, store: StateStore, ollama: OllamaLink, jobs: SideJobs) -> None:
         self._store = store
         self._ollama = ollama
         self._jobs = jobs
@@ -100,8 +100,9 @@ class RequestRunner:
             if snap.paused:
                 raise RequestRejected(PAUSED_BY_OWNER, request.request_id)
             if snap.held_by:
-                raise RequestRejected(f"this machine is not sharing now (its owner's "
-                                      f"{snap.held_by})", request.request_id)
+                raise RequestRejected(
+                    f"this machine is not sharing now ({hub_words(snap.held_by)})",
+                    request.request_id)
             if snap.stopping:
                 raise RequestRejected(SHUTTING_DOWN, request.request_id)
             if request.request_id in self._tasks:
@@ -153,9 +154,11 @@ class RequestRunner:
                 started = time.monotonic()
                 settings = self._store.snapshot.settings
                 try:
-                    end = await self._ollama().relay(
-                        request.endpoint, request.body, to_hub,
-                        idle_timeout=settings.idle_timeout, total_timeout=settings.total_timeout)
+                    with self._ollama.using(request.model):
+                        end = await self._ollama.client.relay(
+                            request.endpoint, request.body, to_hub,
+                            idle_timeout=settings.idle_timeout,
+                            total_timeout=settings.total_timeout)
                 finally:
                     self._active -= 1
             if isinstance(end, Done):

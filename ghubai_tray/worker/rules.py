@@ -1,11 +1,19 @@
 """The owner's rules: when sharing is held although nobody pressed Pause.
 
-Today one rule, the schedule (``schedule`` / ``GHUBAI_SCHEDULE``): outside its
-windows the worker offers the hub nothing, refuses new requests in words,
-lets those in progress finish, and frees the GPU as a manual pause does. The
-decision is the pure :func:`ghubai_tray.core.schedule.allows`; this loop only
-looks at the wall clock (injected) at least every :data:`RULES_CHECK` seconds
-and exactly at the schedule's next change.
+The decision is the pure :func:`ghubai_tray.core.rules.decide`; this loop only
+gathers its inputs and carries out its answer. It looks at the wall clock
+(injected) at least every :data:`RULES_CHECK` seconds and exactly when the
+decision says it may change (the schedule's next window, the end of the
+owner-first hold); while a rule that reads a live signal is on (owner first,
+full screen, idle, battery, GPU) it looks every :data:`LOOK` seconds, so a game
+or a local chat stops sharing within seconds.
+
+Carrying out a hold: the registration empties (``Snapshot.held_by`` makes
+``offered_models`` empty), new requests are refused in words, those running
+finish, or are ended at once for a rule that needs the GPU now (a full-screen
+game, another program on the GPU); and the GPU is freed as a manual pause does,
+except when the owner's own use of Ollama holds sharing: unloading the model
+they are chatting with would only make them wait for it.
 """
 
 from __future__ import annotations
@@ -14,69 +22,146 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from typing import Protocol
 
 from ghubai_tray.core import schedule
+from ghubai_tray.core.local_use import Loaded, local_use
+from ghubai_tray.core.rules import (
+    Act,
+    Decision,
+    Memory,
+    Rule,
+    Signals,
+    decide,
+    enabled,
+    hub_words,
+)
+from ghubai_tray.core.settings import Settings
 from ghubai_tray.core.state import Snapshot
 from ghubai_tray.worker.gpu import free_gpu_once_idle
 from ghubai_tray.worker.ports import OllamaLink
+from ghubai_tray.worker.requests import RequestRunner
 from ghubai_tray.worker.runtime import SideJobs, wait_event
 from ghubai_tray.worker.store import StateStore
 
 log = logging.getLogger("ghubai_tray.worker")
 
 RULES_CHECK = 15.0
-SCHEDULE = "schedule"
+LOOK = 2.0
+LIVE = frozenset({Rule.OWNER_FIRST, Rule.FULLSCREEN, Rule.GPU_BUSY, Rule.AWAY, Rule.BATTERY})
+
+
+class DesktopReadings(Protocol):
+    """The desktop's signals (:class:`ghubai_tray.adapters.desktop_signals.DesktopSignals`);
+    blocking calls, made off the loop; ``None``: cannot tell here."""
+
+    def fullscreen(self) -> bool | None: ...
+
+    def idle_seconds(self) -> float | None: ...
+
+    def on_battery(self) -> bool | None: ...
+
+    def gpu_busy(self) -> bool | None: ...
 
 
 class Rules:
-    def __init__(self, store: StateStore, ollama: OllamaLink, jobs: SideJobs,
-                 clock: Callable[[], datetime], check: float = RULES_CHECK) -> None:
+    def __init__(self, store: StateStore, ollama: OllamaLink, runner: RequestRunner,
+                 jobs: SideJobs, clock: Callable[[], datetime], check: float = RULES_CHECK,
+                 desktop: DesktopReadings | None = None, look: float = LOOK) -> None:
         self._store = store
         self._ollama = ollama
+        self._runner = runner
         self._jobs = jobs
         self._clock = clock
         self._check = check
+        self._desktop = desktop
+        self._look = look
         self._wake = asyncio.Event()
-        self._seen = (store.snapshot.settings.schedule, store.snapshot.rules_overridden_until)
+        self._memory = Memory()
+        self._seen_ps: tuple[str, Loaded] | None = None  # (Ollama URL, its last /api/ps)
+        self._used_late: frozenset[str] = frozenset()
+        self._seen = (store.snapshot.settings, store.snapshot.rules_overridden_until)
         store.subscribe(self._on_snapshot)
 
     def _on_snapshot(self, snap: Snapshot) -> None:
-        """A new schedule (the Settings window, a reload), or "Share anyway", is looked at
+        """New settings (the Settings window, a reload), or "Share anyway", are looked at
         at once."""
-        if (snap.settings.schedule, snap.rules_overridden_until) != self._seen:
-            self._seen = (snap.settings.schedule, snap.rules_overridden_until)
+        if (snap.settings, snap.rules_overridden_until) != self._seen:
+            self._seen = (snap.settings, snap.rules_overridden_until)
             self._wake.set()
 
     async def run(self) -> None:
         while True:
             self._wake.clear()
-            until = self._apply(self._clock())
-            wait = self._check if until is None else min(
-                self._check, max(0.0, (until - self._clock()).total_seconds()))
+            settings = self._store.snapshot.settings
+            decision = await self.look(await self._signals(settings))
+            wait = self._check
+            if decision.next_look is not None:
+                wait = min(wait, max(0.0, (decision.next_look - self._clock()).total_seconds()))
+            if enabled(settings) & LIVE:
+                wait = min(wait, self._look)
             await wait_event(self._wake, wait)
 
-    def _apply(self, now: datetime) -> datetime | None:
-        """Hold or release sharing for the schedule at ``now``; when it changes next."""
+    async def look(self, signals: Signals) -> Decision:
+        """Decide on ``signals`` and carry the decision out."""
         snap = self._store.snapshot
-        windows = snap.settings.schedule
-        change = schedule.next_change(windows, now)
         override = snap.rules_overridden_until
-        if override is not None and override <= now:
+        if override is not None and override <= signals.now:
             log.info("'Share anyway' has ended: the rules apply again")
             self._store.override_rules(None)
             override = None
-        if override is not None:
-            self._store.held(None, None)
-            return override if change is None else min(change, override)
-        if schedule.allows(windows, now):
-            if snap.held_by == SCHEDULE:
-                log.info("the schedule allows sharing again (%s)", schedule.shown(windows))
-            self._store.held(None, None)
-            return change
-        if snap.held_by != SCHEDULE:
-            until = f" until {change:%a %H:%M}" if change else ""
-            log.info("the schedule holds sharing%s (%s)", until, schedule.shown(windows))
-            if snap.free_gpu_when_paused:
-                self._jobs.spawn(free_gpu_once_idle(self._store, self._ollama))
-        self._store.held(SCHEDULE, change)
-        return change
+        decision = decide(snap.settings, signals, self._memory, override)
+        self._memory = decision.memory
+        await self._carry_out(decision, snap.settings)
+        return decision
+
+    async def _carry_out(self, decision: Decision, settings: Settings) -> None:
+        snap = self._store.snapshot
+        held_by = decision.rule.value if decision.rule is not None else None
+        if held_by != snap.held_by:
+            if held_by is None:
+                log.info("the rules allow sharing again (%s no longer holds it)", snap.held_by)
+            else:
+                until = f" until {decision.until:%a %H:%M}" if decision.until else ""
+                extra = (f" ({schedule.shown(settings.schedule)})"
+                         if decision.rule is Rule.SCHEDULE else "")
+                log.info("a rule holds sharing%s: %s%s", until, hub_words(held_by), extra)
+                if snap.free_gpu_when_paused and decision.rule is not Rule.OWNER_FIRST:
+                    self._jobs.spawn(free_gpu_once_idle(self._store, self._ollama))
+        self._store.held(held_by, decision.until)
+        if decision.act is Act.PAUSE_NOW and held_by is not None and snap.active:
+            await self._runner.cancel_all(f"this machine stopped sharing ({hub_words(held_by)})")
+
+    async def _signals(self, settings: Settings) -> Signals:
+        on = enabled(settings)
+        local = await self._local_use(settings) if Rule.OWNER_FIRST in on else False
+        fullscreen = gpu = battery = None
+        idle: float | None = None
+        desktop = self._desktop
+        if desktop is not None and on & {Rule.FULLSCREEN, Rule.GPU_BUSY, Rule.AWAY,
+                                         Rule.BATTERY}:
+            def read() -> tuple[bool | None, bool | None, float | None, bool | None]:
+                return (desktop.fullscreen() if Rule.FULLSCREEN in on else None,
+                        desktop.gpu_busy() if Rule.GPU_BUSY in on else None,
+                        desktop.idle_seconds() if Rule.AWAY in on else None,
+                        desktop.on_battery() if Rule.BATTERY in on else None)
+
+            fullscreen, gpu, idle, battery = await asyncio.to_thread(read)
+        return Signals(self._clock(), local_use=local, fullscreen=fullscreen, gpu_busy=gpu,
+                       idle_seconds=idle, on_battery=battery)
+
+    async def _local_use(self, settings: Settings) -> bool:
+        """Whether someone on this computer used Ollama since the last look. The worker's
+        own use is taken before and after the look and carried to the next one, so that
+        a hub request ending during a look is never taken for the owner's."""
+        used_before = self._ollama.take_used()
+        loaded = await self._ollama.client.loaded_expiries()
+        used_after = self._ollama.take_used()
+        used, self._used_late = self._used_late | used_before | used_after, used_after
+        if loaded is None:
+            self._seen_ps = None  # no look: the next one is a new baseline
+            return False
+        before = (self._seen_ps[1] if self._seen_ps is not None
+                  and self._seen_ps[0] == settings.ollama_url else None)
+        self._seen_ps = (settings.ollama_url, loaded)
+        return local_use(before, loaded, used)

@@ -41,7 +41,7 @@ from ghubai_tray.worker.discovery import POLL_INTERVAL, Discovery
 from ghubai_tray.worker.hub_supervisor import HubSupervisor
 from ghubai_tray.worker.ports import Connector, HubLink, Ollama, OllamaLink
 from ghubai_tray.worker.requests import RequestRunner
-from ghubai_tray.worker.rules import RULES_CHECK, Rules
+from ghubai_tray.worker.rules import LOOK, RULES_CHECK, DesktopReadings, Rules
 from ghubai_tray.worker.runtime import Problems, SideJobs, supervised
 from ghubai_tray.worker.store import StateStore
 
@@ -82,12 +82,14 @@ class Worker:
         pause_check: float = PAUSE_CHECK,
         wait_for_tray: bool = False,
         rules_check: float = RULES_CHECK,
+        desktop: DesktopReadings | None = None,
+        rules_look: float = LOOK,
     ) -> None:
         self._jobs = SideJobs()
         self._store = StateStore(settings, self._jobs, wait_for_tray=wait_for_tray)
         problems = Problems()
         self._ollama = OllamaLink(ollama, settings)
-        self._runner = RequestRunner(self._store, lambda: self._ollama.client, self._jobs)
+        self._runner = RequestRunner(self._store, self._ollama, self._jobs)
         self._discovery = Discovery(self._store, lambda: self._ollama.client, problems,
                                     poll_interval)
         self._hub = HubSupervisor(self._store, self._runner, connector,
@@ -97,7 +99,8 @@ class Worker:
                                         self._ollama, self._jobs, stop=self._request_stop,
                                         persist=persist, clock=clock or _now,
                                         pause_check=pause_check)
-        self._rules = Rules(self._store, self._ollama, self._jobs, clock or _now, rules_check)
+        self._rules = Rules(self._store, self._ollama, self._runner, self._jobs, clock or _now,
+                            rules_check, desktop=desktop, look=rules_look)
         self._problems = problems
         self._activity_path = activity_path
         self._activity_saved: Activity | None = None

@@ -66,6 +66,28 @@ def go_time(ns: int | None = None) -> str:
     return f"{base}.{fraction}Z" if fraction else f"{base}Z"
 
 
+GO_ZERO_TIME = "0001-01-01T00:00:00Z"
+INFERENCE_PATHS = frozenset({"/api/chat", "/api/generate", "/api/embed", "/api/embeddings",
+                             "/v1/chat/completions", "/v1/completions", "/v1/embeddings"})
+
+
+def keep_alive_ns(value: Any) -> int:
+    """Ollama's keep_alive: seconds as a number, or a Go duration like "5m"; 5 minutes
+    when absent; negative: for ever (here: a year)."""
+    seconds: float = 300.0
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and value:
+        units = {"s": 1, "m": 60, "h": 3600}
+        try:
+            seconds = float(value[:-1]) * units[value[-1]] if value[-1] in units else float(value)
+        except ValueError:
+            pass
+    if seconds < 0:
+        seconds = 365 * 86400.0
+    return int(seconds * 1_000_000_000)
+
+
 class TagsShape(enum.Enum):
     """The ``/api/tags`` shapes the worker must accept (seed README) or reject."""
 
@@ -180,6 +202,10 @@ class OllamaStandIn(Observable):
         # benchmarks: a chunk's latency is its arrival minus when it left here.
         self.stream_writes: list[list[float]] = []
         self.loaded: dict[str, float] = {}
+        # Each loaded model's expiry (ns): Ollama sets it when a request on the model
+        # ends (its keep-alive from then), and leaves it alone while one runs; a model
+        # still loading for its first request shows Go's zero time.
+        self.expires: dict[str, int] = {}
         self.unloads: list[str] = []
         self.active = 0
         self._modified_at = go_time()
@@ -233,7 +259,22 @@ class OllamaStandIn(Observable):
             # The client went away mid-generation (already recorded as a
             # cancellation); there is nobody left to answer.
             return web.Response(status=499)
+        finally:
+            self._request_ended(request.path, body)
         return response
+
+    def _request_ended(self, path: str, raw: bytes) -> None:
+        """Like Ollama's scheduler: the model's expiry moves to now + keep-alive."""
+        if path not in INFERENCE_PATHS:
+            return
+        try:
+            body = json.loads(raw)
+            model = self._find(body["model"])
+        except (ValueError, KeyError, TypeError):
+            return
+        if model is not None and model.name in self.loaded:
+            self.expires[model.name] = time.time_ns() + keep_alive_ns(body.get("keep_alive"))
+            self.notify()
 
     @staticmethod
     def _json(obj: Any, status: int = 200) -> web.Response:
@@ -291,7 +332,8 @@ class OllamaStandIn(Observable):
         if isinstance(limit, int | float) and not isinstance(limit, bool) and limit > 0:
             count = min(count, int(limit))
         tokens = self.reply_tokens[:count]
-        self.loaded[model] = time.time()
+        found = self._find(model)
+        self.loaded[found.name if found is not None else model] = time.time()
         return _Generation(model, tokens, max(1, len(prompt.split())))
 
     async def _paced(self, request: web.Request, gen: _Generation) -> AsyncIterator[str]:
@@ -363,10 +405,11 @@ class OllamaStandIn(Observable):
         return web.Response(body=b"\x00\xffnot json{", content_type="text/plain")
 
     async def _ps(self, request: web.Request) -> web.Response:
-        expires = go_time(time.time_ns() + 300 * 1_000_000_000)
         running = [
             {"name": m.name, "model": m.name, "size": m.size, "digest": m.digest,
-             "details": m.details(), "expires_at": expires, "size_vram": m.size}
+             "details": m.details(), "size_vram": m.size,
+             "expires_at": go_time(self.expires[m.name]) if m.name in self.expires
+             else GO_ZERO_TIME}
             for m in self.models if m.name in self.loaded
         ]
         return self._json({"models": running})
@@ -403,6 +446,7 @@ class OllamaStandIn(Observable):
     def _unload_or_load(self, body: dict[str, Any], name: str) -> str:
         if body.get("keep_alive") in (0, "0", "0s", "0m"):
             self.loaded.pop(name, None)
+            self.expires.pop(name, None)
             self.unloads.append(name)
             self.notify()
             return "unload"

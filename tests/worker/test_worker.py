@@ -166,7 +166,9 @@ async def test_no_management_endpoint_is_ever_reached() -> None:
             assert req.chunks == [{"requestId": req.request_id, "isFinal": True,
                                    "tokenFragment": req.chunks[0]["tokenFragment"]}]
             assert error_of(req.chunks[0]["tokenFragment"])
-        assert bed.ollama.requests == [r for r in bed.ollama.requests if r.path == "/api/tags"]
+        # Only the worker's own looks: the model list, and what is loaded (owner first).
+        assert bed.ollama.requests == [r for r in bed.ollama.requests
+                                       if r.path in ("/api/tags", "/api/ps")]
         assert bed.ollama.management_requests == []
         assert bed.worker.snapshot.totals.refused == len(ADVERSARIAL_PATHS)
 
@@ -517,7 +519,7 @@ async def test_no_path_the_hub_can_build_reaches_anything_but_inference() -> Non
             await req.wait()
             assert sum(bool(c["isFinal"]) for c in req.chunks) == 1
     reached = {r.path for r in bed.ollama.requests}
-    assert reached <= {"/api/tags", *ALLOWED_ENDPOINTS}
+    assert reached <= {"/api/tags", "/api/ps", *ALLOWED_ENDPOINTS}  # its own looks, inference
     assert bed.ollama.management_requests == []
 
 

@@ -88,7 +88,8 @@ async def test_negotiate_failing_with_503_for_a_while() -> None:
         await serves_again(bed)
         bed.hub.fail_negotiate(503, times=3)
         await bed.hub.drop_connections()
-        await bed.worker.wait_for(lambda s: "HTTP 503 on negotiate" in s.reason, 15, "the 503")
+        await bed.worker.wait_for(lambda s: "answered with an error (HTTP 503)" in s.reason,
+                                  15, "the 503")
         await serves_again(bed)
         failures = [r for r in bed.hub.http if r.path.endswith("/negotiate") and r.status == 503]
         assert len(failures) == 3
@@ -134,8 +135,8 @@ async def test_token_rejected_then_fixed() -> None:
     async with running_bed(hub=hub, token="wrong-token") as bed:
         snap = await bed.worker.wait_for(lambda s: s.connection is State.AUTH_REJECTED, 15,
                                          "auth rejected")
-        assert snap.reason.startswith(f"the hub at 127.0.0.1:{hub.port} refused the token "
-                                      "(HTTP 401 on negotiate): check the token")
+        assert snap.reason.startswith(f"the hub at 127.0.0.1:{hub.port} refused the token: "
+                                      "check the token")
         tries = len(hub.http)
         bed.token[0] = TOKEN
         bed.worker.submit(TokenChanged())

@@ -1,0 +1,167 @@
+"""The owner's rules in one decision: from (time, signals, settings) to share or pause, and why.
+
+Pure. Every rule reads one signal the worker gathers (the clock, Ollama's
+``/api/ps``, the window in front, the idle time, the power supply, the GPU's
+processes) and :func:`decide` turns them into one :class:`Decision`: share,
+*finish then pause* (new hub requests are refused, those running finish) or
+*pause now* (those running are ended too: a game wants the GPU at once).
+
+Hysteresis, so that a flicker does not flap the registration: a rule holds as
+soon as its signal says so and lets go only once the signal has been clear for
+its release time (:data:`SETTLE` for the desktop signals, the owner's
+``owner_first_hold`` for their own use of Ollama; the schedule is exact). What
+that needs from one decision to the next is :class:`Memory`, handed back in
+every decision. A signal nobody can read here (``None``: no X display, no
+battery, no NVIDIA driver) never holds sharing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import Enum
+
+from ghubai_tray.core import schedule
+from ghubai_tray.core.settings import Settings
+
+SETTLE = timedelta(seconds=30)  # a desktop signal must stay clear this long to let go
+
+
+class Rule(Enum):
+    """The rules, in the order a reason is chosen when several hold at once."""
+
+    FULLSCREEN = "full-screen app"
+    GPU_BUSY = "GPU in use"
+    OWNER_FIRST = "your use of Ollama"
+    AWAY = "you are here"
+    BATTERY = "battery"
+    SCHEDULE = "schedule"
+
+
+class Act(Enum):
+    SHARE = "share"
+    FINISH_THEN_PAUSE = "finish then pause"
+    PAUSE_NOW = "pause now"
+
+
+PAUSES_NOW = frozenset({Rule.FULLSCREEN, Rule.GPU_BUSY})
+
+# What the hub's client reads when a rule refuses its request (never "you").
+HUB_WORDS = {
+    Rule.SCHEDULE: "its owner's schedule",
+    Rule.OWNER_FIRST: "its owner is using Ollama",
+    Rule.FULLSCREEN: "a full-screen app is running on it",
+    Rule.GPU_BUSY: "another program is using its GPU",
+    Rule.AWAY: "its owner is using it",
+    Rule.BATTERY: "it runs on battery",
+}
+
+
+def hub_words(held_by: str) -> str:
+    """The refusal's words for a rule named ``held_by`` (a :class:`Rule` value)."""
+    try:
+        return HUB_WORDS[Rule(held_by)]
+    except ValueError:
+        return f"its owner's {held_by}"
+
+
+@dataclass(frozen=True)
+class Signals:
+    """What the worker saw at ``now``; ``None``: cannot be known on this computer."""
+
+    now: datetime
+    local_use: bool = False  # Ollama served someone on this computer since the last look
+    fullscreen: bool | None = None
+    gpu_busy: bool | None = None
+    idle_seconds: float | None = None
+    on_battery: bool | None = None
+
+
+@dataclass(frozen=True)
+class Memory:
+    """When each desktop rule's signal last said "hold" (what the hysteresis needs)."""
+
+    last_held: Mapping[Rule, datetime] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Decision:
+    act: Act
+    rule: Rule | None = None  # the rule whose reason is shown
+    until: datetime | None = None  # when it lets go by the clock alone, if known
+    memory: Memory = Memory()
+    next_look: datetime | None = None  # the decision may change then without a new signal
+
+
+def raw_holds(settings: Settings, signals: Signals) -> set[Rule]:
+    """The rules whose signal, this moment, says the owner needs the computer."""
+    holds: set[Rule] = set()
+    if settings.owner_first and signals.local_use:
+        holds.add(Rule.OWNER_FIRST)
+    if settings.pause_when_fullscreen and signals.fullscreen:
+        holds.add(Rule.FULLSCREEN)
+    if settings.pause_when_gpu_busy and signals.gpu_busy:
+        holds.add(Rule.GPU_BUSY)
+    if (settings.share_when_idle_only and signals.idle_seconds is not None
+            and signals.idle_seconds < settings.idle_minutes * 60):
+        holds.add(Rule.AWAY)
+    if settings.pause_on_battery and signals.on_battery:
+        holds.add(Rule.BATTERY)
+    return holds
+
+
+def release_after(rule: Rule, settings: Settings) -> timedelta:
+    if rule is Rule.OWNER_FIRST:
+        return timedelta(seconds=settings.owner_first_hold)
+    if rule is Rule.AWAY:
+        return timedelta(0)  # the idle time is itself the memory: it only grows
+    return SETTLE
+
+
+def enabled(settings: Settings) -> frozenset[Rule]:
+    """The rules the owner has switched on (the schedule: when it has windows)."""
+    on = {Rule.OWNER_FIRST: settings.owner_first,
+          Rule.FULLSCREEN: settings.pause_when_fullscreen,
+          Rule.GPU_BUSY: settings.pause_when_gpu_busy,
+          Rule.AWAY: settings.share_when_idle_only,
+          Rule.BATTERY: settings.pause_on_battery,
+          Rule.SCHEDULE: bool(settings.schedule)}
+    return frozenset(rule for rule, yes in on.items() if yes)
+
+
+def decide(settings: Settings, signals: Signals, memory: Memory = Memory(),
+           overridden_until: datetime | None = None) -> Decision:
+    """Share or pause at ``signals.now``, which rule says so, and until when.
+
+    "Share anyway" (``overridden_until`` in the future) sets every rule aside, but
+    the memory still follows the signals, so the rules hold again at once when it
+    ends if the owner is still at it. A manual pause is not a rule: the worker
+    checks it first and always wins."""
+    now = signals.now
+    on = enabled(settings)
+    last = {rule: when for rule, when in memory.last_held.items() if rule in on}
+    for rule in raw_holds(settings, signals):
+        last[rule] = now
+    holding: dict[Rule, datetime | None] = {}
+    looks: list[datetime] = []
+    for rule, when in last.items():
+        ends = when + release_after(rule, settings)
+        if ends > now or when == now:
+            holding[rule] = ends if rule in (Rule.OWNER_FIRST,) else None
+            looks.append(max(ends, now + timedelta(seconds=1)))
+    last = {rule: when for rule, when in last.items() if rule in holding}
+    change = schedule.next_change(settings.schedule, now)
+    if change is not None:
+        looks.append(change)
+    if settings.schedule and not schedule.allows(settings.schedule, now):
+        holding[Rule.SCHEDULE] = change
+    kept = Memory(last)
+    if overridden_until is not None and overridden_until > now:
+        return Decision(Act.SHARE, memory=kept, next_look=min([overridden_until, *looks]))
+    next_look = min(looks) if looks else None
+    if not holding:
+        return Decision(Act.SHARE, memory=kept, next_look=next_look)
+    rule = next(r for r in Rule if r in holding)
+    act = Act.PAUSE_NOW if rule in PAUSES_NOW else Act.FINISH_THEN_PAUSE
+    return Decision(act, rule, holding[rule], kept, next_look)

@@ -20,7 +20,7 @@ import pytest
 from ghubai_tray.core.state import Pause, PauseMode
 from tests.testbed.ollama import ModelInfo, OllamaStandIn
 from tests.testbed.real_ollama import MODEL
-from tests.worker_bed import failure_of, running_bed
+from tests.worker_bed import failure_of, running_bed, with_settings
 
 pytestmark = pytest.mark.ollama
 ASK = {"model": MODEL, "options": {"temperature": 0, "seed": 7, "num_predict": 12}}
@@ -48,9 +48,27 @@ def same_shape(a: Any, b: Any, where: str = "") -> None:
 
 @pytest.fixture
 async def bed(real_ollama: str) -> AsyncIterator[Any]:
-    async with running_bed(ollama_url=real_ollama) as bed:
+    # These tests ask Ollama directly too, to compare: that is the owner's use to
+    # owner first, which would hold sharing; it has its own test below.
+    async with running_bed(ollama_url=real_ollama,
+                           settings=with_settings(owner_first=False)) as bed:
         await bed.registered(MODEL)
         yield bed
+
+
+async def test_a_local_chat_on_the_real_ollama_holds_sharing_for_the_hold_time(
+        real_ollama: str) -> None:
+    async with running_bed(ollama_url=real_ollama, rules_look=0.2,
+                           settings=with_settings(owner_first_hold=3.0)) as bed:
+        await bed.registered(MODEL)
+        served = await bed.request("/api/chat", {**CHAT, "stream": False}, model=MODEL)
+        await served.wait(120)  # the hub's request loads the model: not the owner's use
+        assert bed.worker.snapshot.held_by is None
+        await direct_lines(real_ollama, "/api/chat", {**CHAT, "stream": False})
+        await bed.worker.wait_for(lambda s: s.held_by == "your use of Ollama", 15,
+                                  "owner first to notice the local chat")
+        await bed.registered()
+        await bed.registered(MODEL, timeout=30)  # back once Ollama was left alone 3 s
 
 
 async def test_the_worker_registers_the_real_model_list(bed: Any, real_ollama: str) -> None:

@@ -7,11 +7,14 @@ clock (a mutable one, moved by the test), so "now" is whatever the test says.
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timedelta, timezone
+
+import httpx
 
 from ghubai_tray.core.schedule import parse
 from ghubai_tray.core.state import Pause, PauseMode, ShareAnyway, State
-from tests.worker_bed import error_of, running_bed, with_settings
+from tests.worker_bed import Bed, error_of, running_bed, with_settings
 
 ZONE = timezone(timedelta(hours=1))
 WEDNESDAY_NOON = datetime(2026, 12, 2, 12, 0, tzinfo=ZONE)
@@ -80,3 +83,48 @@ async def test_a_manual_pause_wins_over_share_anyway() -> None:
                                          "the override")
         assert snap.paused and snap.offered_models == ()
         await bed.registered()
+
+
+# -- owner first: the owner's own chat with Ollama comes before the hub's ------------
+
+
+async def _local_chat(bed: Bed, model: str) -> None:
+    """A chat of the owner's, straight to Ollama as any local client sends it."""
+    async with httpx.AsyncClient(base_url=bed.ollama.url) as client:
+        response = await client.post("/api/chat", json={
+            "model": model, "stream": False, "messages": [{"role": "user", "content": "hi"}]})
+        assert response.status_code == 200
+
+
+async def test_a_local_chat_stops_sharing_within_seconds_until_the_hold_has_passed() -> None:
+    hold = 3.0
+    async with running_bed(settings=with_settings(owner_first_hold=hold), rules_look=0.2) as bed:
+        await bed.registered(*MODELS)
+        served = await bed.request("/api/chat", {
+            "model": "llama3.2:1b", "messages": [{"role": "user", "content": "x"}]})
+        await served.wait()  # the hub's own request: not the owner's use
+        await bed.registered(*MODELS)
+        assert bed.worker.snapshot.held_by is None
+        await _local_chat(bed, "mistral:7b")
+        seen = time.monotonic()
+        snap = await bed.worker.wait_for(lambda s: s.held_by == "your use of Ollama", 10,
+                                         "owner first to hold sharing")
+        assert snap.offered_models == () and snap.held_until is not None
+        await bed.registered()  # the hub sees an empty registration
+        # Sharing comes back by itself, and not before the hold time has passed.
+        await bed.registered(*MODELS)
+        assert time.monotonic() - seen >= hold - 0.5
+        assert bed.worker.snapshot.held_by is None
+        assert "mistral:7b" not in bed.ollama.unloads  # the owner's model stays loaded
+
+
+async def test_owner_first_off_ignores_local_chats() -> None:
+    async with running_bed(settings=with_settings(owner_first=False), rules_look=0.1) as bed:
+        await bed.registered(*MODELS)
+        looks = len([r for r in bed.ollama.requests if r.path == "/api/ps"])
+        await _local_chat(bed, "mistral:7b")
+        served = await bed.request("/api/chat", {
+            "model": "llama3.2:1b", "messages": [{"role": "user", "content": "x"}]})
+        await served.wait()
+        assert bed.worker.snapshot.held_by is None
+        assert len([r for r in bed.ollama.requests if r.path == "/api/ps"]) == looks  # no looks

@@ -19,7 +19,7 @@ OLLAMA_BIN := $(CACHE)/ollama-v$(OLLAMA_VERSION)/ollama
 APT_PACKAGES := xvfb trayer xdotool x11-utils imagemagick dbus dbus-x11 gnome-keyring \
 	dunst libgirepository1.0-dev libcairo2-dev pkg-config gir1.2-gtk-3.0 \
 	gir1.2-ayatanaappindicator3-0.1 nsis cmake build-essential desktop-file-utils \
-	nlohmann-json3-dev libstb-dev python3-venv python3-tk
+	nlohmann-json3-dev libstb-dev python3-venv python3-tk openbox wmctrl
 
 # What running the app needs, and no more (make run): Python's venv and Tk (the Settings
 # window), and PyGObject's build dependencies and typelibs for the tray menu.

@@ -394,9 +394,9 @@ def _status_lines(mode: Any, pid: Any, s: dict[str, Any]) -> list[str]:
                   else "yes, until you resume")
     elif s.get("held_by"):
         until = s.get("held_until")
-        paused = (f"by the {s['held_by']}, until "
-                  f"{datetime.fromisoformat(until):%a %d %b %H:%M}" if until
-                  else f"by the {s['held_by']}")
+        rule = str(s["held_by"])
+        paused = (f"by a rule ({rule}), until {datetime.fromisoformat(until):%a %d %b %H:%M}"
+                  if until else f"by a rule ({rule}), while it lasts")
     else:
         paused = "no"
     shared = ", ".join(s.get("shared_models") or []) or "none"

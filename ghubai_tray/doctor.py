@@ -12,13 +12,14 @@ import asyncio
 import enum
 import ipaddress
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from ghubai_tray.adapters.config import config_path
 from ghubai_tray.adapters.credentials import TokenSource, resolve_token
+from ghubai_tray.adapters.desktop_signals import DesktopSignals
 from ghubai_tray.adapters.hub import HubConnection
 from ghubai_tray.adapters.logs import add_secret, redact
 from ghubai_tray.adapters.ollama import OllamaClient
@@ -32,6 +33,7 @@ from ghubai_tray.core.errors import (
     SecureConnectionFailed,
     TokenStoreError,
 )
+from ghubai_tray.core.rules import DesktopReadings, Rule, Signals, decide, enabled
 from ghubai_tray.core.settings import SETTINGS, Settings, shown
 from ghubai_tray.core.sharing import is_shared
 from ghubai_tray.core.tags import LocalModel
@@ -228,7 +230,47 @@ def _is_local(host: str) -> bool:
         return False
 
 
-async def run_checks(settings: Settings, token: str | None = None) -> list[Check]:
+RULE_NAMES = {
+    Rule.OWNER_FIRST: "owner first", Rule.FULLSCREEN: "pause when full screen",
+    Rule.GPU_BUSY: "pause when the GPU is busy", Rule.AWAY: "share only when idle",
+    Rule.BATTERY: "pause on battery",
+}
+
+
+def rules_check(settings: Settings, readings: DesktopReadings,
+                now: datetime | None = None) -> Check:
+    """The rules that are on, what their signals read on this computer now, and whether
+    one holds sharing this moment (owner first needs two looks at Ollama: the running
+    worker's ``status`` says that one)."""
+    now = now or datetime.now().astimezone()
+    on = enabled(settings)
+    signals = Signals(
+        now, fullscreen=readings.fullscreen() if Rule.FULLSCREEN in on else None,
+        gpu_busy=readings.gpu_busy() if Rule.GPU_BUSY in on else None,
+        idle_seconds=readings.idle_seconds() if Rule.AWAY in on else None,
+        on_battery=readings.on_battery() if Rule.BATTERY in on else None)
+    read = {Rule.FULLSCREEN: signals.fullscreen, Rule.GPU_BUSY: signals.gpu_busy,
+            Rule.AWAY: signals.idle_seconds, Rule.BATTERY: signals.on_battery}
+    parts = []
+    for rule, name in RULE_NAMES.items():
+        if rule not in on:
+            continue
+        if rule is Rule.OWNER_FIRST:
+            parts.append(f"{name} ({settings.owner_first_hold:g} s hold)")
+        elif read[rule] is None:
+            parts.append(f"{name} (not available on this computer)")
+        else:
+            parts.append(name)
+    listed = ", ".join(parts) if parts else "none"
+    decision = decide(replace(settings, schedule=()), signals)
+    if decision.rule is not None:
+        return Check(Level.FAIL, PAUSED, f"{texts.held(decision.rule.value, None)}: the hub "
+                     f"gets no models while it lasts (rules on: {listed})")
+    return Check(Level.INFO, "rules", f"on: {listed}; none holds sharing now")
+
+
+async def run_checks(settings: Settings, token: str | None = None,
+                     readings: DesktopReadings | None = None) -> list[Check]:
     """Every check; ``token``, when given, is tested instead of the stored one."""
     if token is not None:
         add_secret(token)
@@ -242,6 +284,7 @@ async def run_checks(settings: Settings, token: str | None = None) -> list[Check
     checks.append(ollama)
     if (sharing := sharing_check(settings, models)) is not None:
         checks.append(sharing)
+    checks.append(rules_check(settings, readings or DesktopSignals()))
     hub, failure = await hub_check(settings, token)
     checks = [judged_token(c, token, failure) if c.name == "token" else c for c in checks]
     checks.append(hub)

@@ -50,7 +50,7 @@ class X11:
     def _open(self) -> Any:
         if self._display is None:
             name = self._name or os.environ.get("DISPLAY")
-            if not name:
+            if not name or not _may_listen(name):
                 return None
             from Xlib import display
 
@@ -84,6 +84,16 @@ class X11:
 
     def idle_seconds(self) -> float | None:
         return self._ask(_idle_seconds)  # type: ignore[no-any-return]
+
+
+def _may_listen(name: str) -> bool:
+    """Whether a local display has its socket: python-xlib leaks the sockets of a failed
+    connection, and the worker looks every few seconds."""
+    host, _, rest = name.partition(":")
+    if host and host != "unix":
+        return True  # over TCP (an SSH-forwarded display): only trying tells
+    number = rest.split(".", 1)[0]
+    return number.isdigit() and Path(f"/tmp/.X11-unix/X{number}").exists()
 
 
 def _fullscreen(d: Any) -> bool | None:
@@ -188,8 +198,8 @@ def windows_fullscreen() -> bool | None:  # pragma: no cover - Windows only
 class DesktopSignals:
     """The readings for this platform, one object the worker asks (off its loop)."""
 
-    def __init__(self, power_supply: Path = POWER_SUPPLY) -> None:
-        self._x11 = X11() if sys.platform != "win32" else None
+    def __init__(self, power_supply: Path = POWER_SUPPLY, display: str | None = None) -> None:
+        self._x11 = X11(display) if sys.platform != "win32" else None
         self._power_supply = power_supply
 
     def fullscreen(self) -> bool | None:

@@ -21,11 +21,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
+from typing import Protocol
 
 from ghubai_tray.core import schedule
 from ghubai_tray.core.settings import Settings
 
 SETTLE = timedelta(seconds=30)  # a desktop signal must stay clear this long to let go
+
+
+class DesktopReadings(Protocol):
+    """The desktop's signals (``adapters.desktop_signals.DesktopSignals``): blocking
+    calls, made off the worker's loop; ``None``: cannot tell on this computer."""
+
+    def fullscreen(self) -> bool | None: ...
+
+    def idle_seconds(self) -> float | None: ...
+
+    def on_battery(self) -> bool | None: ...
+
+    def gpu_busy(self) -> bool | None: ...
 
 
 class Rule(Enum):

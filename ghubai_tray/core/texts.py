@@ -63,6 +63,13 @@ SETTINGS_LABELS = {
     "max_keep_alive": "Keep a model loaded after a request (s)",
     "max_images": "Images per request",
     "max_image_size": "Largest image (bytes, or like 10MiB)",
+    "owner_first": "Pause while I use Ollama myself",
+    "owner_first_hold": "…and for this long after (s)",
+    "pause_when_fullscreen": "Pause during full-screen apps and games",
+    "pause_on_battery": "Pause on battery",
+    "share_when_idle_only": "Share only when I am away",
+    "idle_minutes": "Away after this long without input (min)",
+    "pause_when_gpu_busy": "Pause while another program uses the GPU (NVIDIA)",
 }
 SETTINGS_TOKEN = "Provider token"
 SETTINGS_REMOVE_TOKEN = "Remove the stored token"

@@ -40,8 +40,11 @@ this window holds no network code."""
 NOTE, ERROR = "#555555", "#c00000"
 TITLE = texts.SETTINGS_TITLE
 LIMITS = ("max_context", "max_output_tokens", "max_keep_alive", "max_images", "max_image_size")
+RULE_TOGGLES = ("owner_first", "pause_when_fullscreen", "pause_on_battery",
+                "share_when_idle_only", "pause_when_gpu_busy")
+RULE_NUMBERS = ("owner_first_hold", "idle_minutes")
 FIELDS = ("hub_url", "ollama_url", "allow_invalid_certs", "max_concurrent_requests", "schedule",
-          *LIMITS)
+          *RULE_TOGGLES, *RULE_NUMBERS, *LIMITS)
 
 
 def _shown(value: Any) -> str:
@@ -120,8 +123,10 @@ class SettingsWindow:
             "ollama_url": tk.StringVar(value=settings.ollama_url),
             "max_concurrent_requests": tk.StringVar(value=str(settings.max_concurrent_requests)),
             "schedule": tk.StringVar(value=", ".join(str(w) for w in settings.schedule)),
-            **{key: tk.StringVar(value=_shown(getattr(settings, key))) for key in LIMITS},
+            **{key: tk.StringVar(value=_shown(getattr(settings, key)))
+               for key in (*RULE_NUMBERS, *LIMITS)},
         }
+        self.toggles = {key: tk.BooleanVar(value=getattr(settings, key)) for key in RULE_TOGGLES}
         self.insecure = tk.BooleanVar(value=settings.allow_invalid_certs)
         self.errors: dict[str, ttk.Label] = {}
         self.locked = {key: where for key in FIELDS if (where := locked_by(settings, key))}
@@ -161,6 +166,7 @@ class SettingsWindow:
         self._lockable(ttk.Entry(frame, textvariable=self.vars["schedule"], width=44),
                        "schedule").grid(row=row, column=1, sticky="we")
         row = self._error_row(frame, "schedule", row + 1)
+        row = self._rules(frame, row)
         ttk.Label(frame, text=texts.SETTINGS_LIMITS_NOTE, foreground="#555", wraplength=560).grid(
             row=row, column=0, columnspan=2, sticky="w", pady=(8, 2))
         row += 1
@@ -178,6 +184,26 @@ class SettingsWindow:
         self._show_warning()
         row += 2
         self._result_and_buttons(frame, row)
+
+    def _rules(self, frame: ttk.Frame, row: int) -> int:
+        """The automatic pauses (README, When GhubAi shares): switches two by two, then
+        their two numbers."""
+        switches = ttk.Frame(frame)
+        switches.grid(row=row, column=0, columnspan=2, sticky="w", pady=(6, 2))
+        for i, key in enumerate(RULE_TOGGLES):
+            text = texts.SETTINGS_LABELS[key]
+            if key in self.locked:
+                text += f" ({texts.SETTINGS_LOCKED.format(where=self.locked[key])})"
+            self._lockable(ttk.Checkbutton(switches, text=text, variable=self.toggles[key]),
+                           key).grid(
+                row=i // 2, column=i % 2, sticky="w", padx=(0, 16))
+        row += 1
+        for key in RULE_NUMBERS:
+            self._label(frame, key, row)
+            self._lockable(ttk.Entry(frame, textvariable=self.vars[key], width=8),
+                           key).grid(row=row, column=1, sticky="w")
+            row = self._error_row(frame, key, row + 1)
+        return row
 
     def _result_and_buttons(self, frame: ttk.Frame, row: int) -> None:
         box = ttk.Frame(frame)
@@ -244,7 +270,8 @@ class SettingsWindow:
         """The fields to save (those a variable or flag decides left out) and the errors."""
         self._complete_hub()
         values: dict[str, Any] = {k: v.get() for k, v in self.vars.items()}
-        parsed, errors = validate_form({**values, "allow_invalid_certs": self.insecure.get()})
+        parsed, errors = validate_form({**values, "allow_invalid_certs": self.insecure.get(),
+                                        **{k: v.get() for k, v in self.toggles.items()}})
         for key, label in self.errors.items():
             label.configure(text=errors.get(key, self.notes.get(key, "")),
                             foreground=ERROR if key in errors else NOTE)

@@ -22,13 +22,13 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Protocol
 
 from ghubai_tray.core import schedule
 from ghubai_tray.core.local_use import Loaded, local_use
 from ghubai_tray.core.rules import (
     Act,
     Decision,
+    DesktopReadings,
     Memory,
     Rule,
     Signals,
@@ -49,19 +49,6 @@ log = logging.getLogger("ghubai_tray.worker")
 RULES_CHECK = 15.0
 LOOK = 2.0
 LIVE = frozenset({Rule.OWNER_FIRST, Rule.FULLSCREEN, Rule.GPU_BUSY, Rule.AWAY, Rule.BATTERY})
-
-
-class DesktopReadings(Protocol):
-    """The desktop's signals (:class:`ghubai_tray.adapters.desktop_signals.DesktopSignals`);
-    blocking calls, made off the loop; ``None``: cannot tell here."""
-
-    def fullscreen(self) -> bool | None: ...
-
-    def idle_seconds(self) -> float | None: ...
-
-    def on_battery(self) -> bool | None: ...
-
-    def gpu_busy(self) -> bool | None: ...
 
 
 class Rules:

@@ -34,6 +34,7 @@ from ghubai_tray.adapters.ollama import OllamaClient
 from ghubai_tray.adapters.tls import client_context
 from ghubai_tray.core import activity
 from ghubai_tray.core.activity import Activity
+from ghubai_tray.core.rules import DesktopReadings
 from ghubai_tray.core.settings import Settings
 from ghubai_tray.core.state import Command, Snapshot, Stop
 from ghubai_tray.worker.commands import PAUSE_CHECK, CommandHandler, Persist
@@ -41,7 +42,7 @@ from ghubai_tray.worker.discovery import POLL_INTERVAL, Discovery
 from ghubai_tray.worker.hub_supervisor import HubSupervisor
 from ghubai_tray.worker.ports import Connector, HubLink, Ollama, OllamaLink
 from ghubai_tray.worker.requests import RequestRunner
-from ghubai_tray.worker.rules import LOOK, RULES_CHECK, DesktopReadings, Rules
+from ghubai_tray.worker.rules import LOOK, RULES_CHECK, Rules
 from ghubai_tray.worker.runtime import Problems, SideJobs, supervised
 from ghubai_tray.worker.store import StateStore
 

@@ -219,7 +219,7 @@ async def test_the_schedule_holds_sharing_and_the_menu_says_until_when(
                 await asyncio.to_thread(desk.screenshot, "tray-menu-schedule.png", MENU_AREA)
                 await asyncio.to_thread(desk.close_menus)
                 code, out, _ = await cli("status", env=env)
-                assert code == 0 and "by the schedule, until" in out
+                assert code == 0 and "by a rule (schedule), until" in out
                 proc.send_signal(2)
                 await asyncio.wait_for(proc.communicate(), GRACE + 10)
             finally:

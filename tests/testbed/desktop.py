@@ -159,9 +159,11 @@ def keys_to(menu: Sequence[Item], path: Sequence[str]) -> list[str]:
 
 @contextlib.contextmanager
 def real_desktop(artifacts: Path, extra_env: dict[str, str] | None = None, *,
-                 tray_host: bool = True) -> Iterator[Desktop]:
+                 tray_host: bool = True, window_manager: bool = False) -> Iterator[Desktop]:
     """Xvfb + a session bus (unless given one) + trayer + dunst, torn down afterwards;
-    ``tray_host=False`` leaves trayer out: a desktop like stock GNOME, with no tray."""
+    ``tray_host=False`` leaves trayer out: a desktop like stock GNOME, with no tray;
+    ``window_manager=True`` adds openbox, an EWMH window manager (the active window,
+    full screen) for the rules that read them."""
     number = _free_display()
     display = f":{number}"
     env = {"DISPLAY": display, **(extra_env or {})}
@@ -182,6 +184,8 @@ def real_desktop(artifacts: Path, extra_env: dict[str, str] | None = None, *,
                                  text=True, check=True, timeout=30)
             env["DBUS_SESSION_BUS_ADDRESS"], pid = bus.stdout.split()[:2]
             bus_pid = int(pid)
+        if window_manager:
+            start("openbox", "--sm-disable")
         if tray_host:
             start("trayer", "--edge", "top", "--align", "right", "--widthtype", "request",
                   "--height", "32", "--SetDockType", "true", "--transparent", "false",

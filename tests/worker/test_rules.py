@@ -6,14 +6,22 @@ clock (a mutable one, moved by the test), so "now" is whatever the test says.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import subprocess
+import sys
 import time
 from datetime import datetime, timedelta, timezone
 
 import httpx
 
+from ghubai_tray.adapters.desktop_signals import DesktopSignals
 from ghubai_tray.core.schedule import parse
 from ghubai_tray.core.state import Pause, PauseMode, ShareAnyway, State
+from tests.adapters.test_desktop_signals import GAME, needs_x
+from tests.paths import ARTIFACTS
+from tests.testbed.desktop import real_desktop, wait_for
+from tests.testbed.ollama import OllamaStandIn
 from tests.worker_bed import Bed, error_of, running_bed, with_settings
 
 ZONE = timezone(timedelta(hours=1))
@@ -128,3 +136,37 @@ async def test_owner_first_off_ignores_local_chats() -> None:
         await served.wait()
         assert bed.worker.snapshot.held_by is None
         assert len([r for r in bed.ollama.requests if r.path == "/api/ps"]) == looks  # no looks
+
+
+# -- game mode: a full-screen app in front, on a real X server -------------------
+
+
+@needs_x
+async def test_a_game_going_full_screen_pauses_sharing_now_and_ends_running_requests() -> None:
+    ollama = OllamaStandIn(token_delay=0.05, reply_tokens=["word "] * 10_000)
+    with real_desktop(ARTIFACTS / "rules", tray_host=False, window_manager=True) as desk:
+        game = subprocess.Popen([sys.executable, "-c", GAME], env={**desk.env})
+        signals = DesktopSignals(display=desk.env["DISPLAY"])
+        try:
+            await asyncio.to_thread(wait_for, "the game's window", lambda: any(
+                w.name == "a game" for w in desk.windows()), 30)
+            async with running_bed(ollama=ollama, desktop=signals, rules_look=0.2) as bed:
+                await bed.registered(*MODELS)
+                long = await bed.request("/api/chat", {
+                    "model": "llama3.2:1b", "messages": [{"role": "user", "content": "long"}]})
+                await anext(aiter(long.stream()))  # generating now
+                desk.run("wmctrl", "-a", "a game")
+                desk.run("wmctrl", "-r", "a game", "-b", "add,fullscreen")
+                await long.wait(15)
+                assert error_of(long.chunks[-1]["tokenFragment"]) == (
+                    "this machine stopped sharing (a full-screen app is running on it)")
+                snap = await bed.worker.wait_for(lambda s: s.held_by == "full-screen app", 10,
+                                                 "the hold")
+                assert snap.state is State.PAUSED
+                await bed.registered()
+                desk.run("wmctrl", "-r", "a game", "-b", "remove,fullscreen")
+                await bed.registered(*MODELS, timeout=60)  # after SETTLE (30 s) clear
+        finally:
+            signals.close()
+            game.terminate()
+            game.wait(10)

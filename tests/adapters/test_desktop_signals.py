@@ -99,3 +99,16 @@ def test_battery_from_power_supply_trees(tmp_path: Path) -> None:
     assert linux_on_battery(desktop) is False  # a wireless mouse's battery is not ours
     assert linux_on_battery(tmp_path / "none") is None
     assert DesktopSignals(power_supply=laptop, display=":250").on_battery() is False
+
+
+@pytest.mark.skipif(sys.platform != "win32", reason="the Win32 calls (the Windows lane, Wine)")
+def test_the_win32_readings_answer() -> None:
+    """Under Wine these are Wine's own SHQueryUserNotificationState, GetLastInputInfo and
+    GetSystemPowerStatus: they answer, nothing is full screen and this machine has no
+    battery. What they say for a real full-screen game or a laptop unplugged only real
+    Windows can show."""
+    signals = DesktopSignals()
+    assert signals.fullscreen() is False
+    idle = signals.idle_seconds()
+    assert idle is not None and idle >= 0
+    assert signals.on_battery() is False

@@ -29,6 +29,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ghubai_tray.adapters.nvml import Nvml
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -198,9 +200,11 @@ def windows_fullscreen() -> bool | None:  # pragma: no cover - Windows only
 class DesktopSignals:
     """The readings for this platform, one object the worker asks (off its loop)."""
 
-    def __init__(self, power_supply: Path = POWER_SUPPLY, display: str | None = None) -> None:
+    def __init__(self, power_supply: Path = POWER_SUPPLY, display: str | None = None,
+                 nvml: Nvml | None = None) -> None:
         self._x11 = X11(display) if sys.platform != "win32" else None
         self._power_supply = power_supply
+        self._nvml = nvml or Nvml()
 
     def fullscreen(self) -> bool | None:
         if self._x11 is None:  # pragma: no cover - Windows only
@@ -218,9 +222,10 @@ class DesktopSignals:
         return linux_on_battery(self._power_supply)
 
     def gpu_busy(self) -> bool | None:
-        return None  # NVML: not yet read
+        return self._nvml.busy()
 
     def close(self) -> None:
+        self._nvml.close()
         if self._x11 is not None:
             self._x11.close()
 

@@ -12,7 +12,8 @@ seconds. Nothing here may raise: a desktop that misbehaves is "cannot tell".
   ``SHQueryUserNotificationState`` answers busy, Direct3D full screen or
   presentation mode.
 - Idle: X11's MIT-SCREEN-SAVER extension (milliseconds since the last input);
-  Windows ``GetLastInputInfo``.
+  in a Wayland session (or with no X display) GNOME Shell's IdleMonitor over
+  D-Bus; Windows ``GetLastInputInfo``.
 - Battery: Linux ``/sys/class/power_supply`` (a mains supply online means not on
   battery); Windows ``GetSystemPowerStatus``.
 - GPU: NVML's process lists (see :mod:`ghubai_tray.adapters.nvml`).
@@ -127,6 +128,28 @@ def _idle_seconds(d: Any) -> float | None:
     return float(info.idle) / 1000.0
 
 
+GNOME_IDLE = ("org.gnome.Mutter.IdleMonitor", "/org/gnome/Mutter/IdleMonitor/Core",
+              "org.gnome.Mutter.IdleMonitor", "GetIdletime")
+
+
+def gnome_idle_seconds() -> float | None:
+    """GNOME Shell's idle time over the session bus (``GetIdletime``, milliseconds): what
+    a Wayland session offers, where X11's screen-saver extension sees only X clients'
+    input. None without PyGObject, a session bus or GNOME Shell."""
+    try:
+        from gi.repository import Gio, GLib
+    except Exception:  # PyGObject is the tray menu's optional extra
+        return None
+    try:
+        bus = Gio.bus_get_sync(Gio.BusType.SESSION, None)
+        reply = bus.call_sync(*GNOME_IDLE, None, GLib.VariantType("(t)"),
+                              Gio.DBusCallFlags.NO_AUTO_START, 1000, None)
+        return float(reply.unpack()[0]) / 1000.0
+    except Exception as exc:  # GLib.Error: no bus, no such service
+        log.debug("GNOME idle time unavailable: %s", exc)
+        return None
+
+
 def linux_on_battery(root: Path = POWER_SUPPLY) -> bool | None:
     """True when a battery discharges and no mains supply is online; None: no supply
     is listed (a container, a desktop without the class)."""
@@ -214,6 +237,10 @@ class DesktopSignals:
     def idle_seconds(self) -> float | None:
         if self._x11 is None:  # pragma: no cover - Windows only
             return _guarded(windows_idle_seconds)
+        if os.environ.get("XDG_SESSION_TYPE") == "wayland" or not os.environ.get("DISPLAY"):
+            idle = gnome_idle_seconds()
+            if idle is not None:
+                return idle
         return self._x11.idle_seconds()
 
     def on_battery(self) -> bool | None:

@@ -10,6 +10,7 @@ MIT-SCREEN-SAVER idle time). The battery reading is checked on small copies of
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -112,3 +113,38 @@ def test_the_win32_readings_answer() -> None:
     idle = signals.idle_seconds()
     assert idle is not None and idle >= 0
     assert signals.on_battery() is False
+
+
+ASK_IDLE = ("from ghubai_tray.adapters.desktop_signals import DesktopSignals; "
+            "print(DesktopSignals().idle_seconds())")
+
+
+@pytest.mark.skipif(sys.platform == "win32" or not shutil.which("dbus-daemon"),
+                    reason="needs a D-Bus session daemon (make setup)")
+def test_in_a_wayland_session_idle_time_comes_from_gnome_over_d_bus(tmp_path: Path) -> None:
+    pytest.importorskip("gi")
+    bus = subprocess.run(["dbus-daemon", "--session", "--fork", "--print-address=1",
+                          "--print-pid=1", "--nopidfile"], capture_output=True, text=True,
+                         check=True, timeout=30)
+    address, pid = bus.stdout.split()[:2]
+    env = {**os.environ, "DBUS_SESSION_BUS_ADDRESS": address, "XDG_SESSION_TYPE": "wayland"}
+    env.pop("DISPLAY", None)
+    monitor = subprocess.Popen([sys.executable, str(Path(__file__).parents[1] / "data" /
+                                                    "gnome" / "idle_monitor.py"), "754000"],
+                               env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert monitor.stdout is not None and monitor.stdout.readline().strip() == "ready"
+        asked = subprocess.run([sys.executable, "-c", ASK_IDLE], env=env, capture_output=True,
+                               text=True, timeout=60, check=True)
+        assert asked.stdout.strip() == "754.0"
+        monitor.terminate()
+        monitor.wait(10)
+        gone = subprocess.run([sys.executable, "-c", ASK_IDLE], env=env, capture_output=True,
+                              text=True, timeout=60, check=True)
+        assert gone.stdout.strip() == "None"  # no GNOME Shell, no X display: cannot tell
+    finally:
+        monitor.kill()
+        monitor.wait(10)
+        if monitor.stdout is not None:
+            monitor.stdout.close()
+        os.kill(int(pid), 15)

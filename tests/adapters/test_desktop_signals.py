@@ -40,8 +40,7 @@ def desk() -> Iterator[Desktop]:
 def game(desk: Desktop) -> Iterator[subprocess.Popen[bytes]]:
     proc = subprocess.Popen([sys.executable, "-c", GAME], env={**desk.env})
     try:
-        wait_for("the game's window", lambda: any(w.name == "a game" for w in desk.windows()),
-                 30)
+        wait_for("the game's window", lambda: desk.managed("a game"), 30)
         yield proc
     finally:
         proc.terminate()

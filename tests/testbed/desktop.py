@@ -116,6 +116,12 @@ class Desktop:
             # no X event for "submenu ready", so pace the keys like a (fast) person.
             time.sleep(0.2)
 
+    def managed(self, title: str) -> bool:
+        """The window manager lists a window of this title (``wmctrl`` can act on it)."""
+        listed = subprocess.run(["wmctrl", "-l"], env={**os.environ, **self.env},
+                                capture_output=True, text=True, timeout=10)
+        return any(line.endswith(f" {title}") for line in listed.stdout.splitlines())
+
     def screenshot(self, name: str, crop: tuple[int, int, int, int] | None = None) -> Path:
         path = self.artifacts / name
         args = ["import", "-window", "root"]
@@ -186,6 +192,9 @@ def real_desktop(artifacts: Path, extra_env: dict[str, str] | None = None, *,
             bus_pid = int(pid)
         if window_manager:
             start("openbox", "--sm-disable")
+            wait_for("openbox to manage the display", lambda: subprocess.run(
+                ["wmctrl", "-m"], env={**os.environ, **env}, capture_output=True,
+                timeout=10).returncode == 0, 30)
         if tray_host:
             start("trayer", "--edge", "top", "--align", "right", "--widthtype", "request",
                   "--height", "32", "--SetDockType", "true", "--transparent", "false",

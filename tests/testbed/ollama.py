@@ -407,9 +407,9 @@ class OllamaStandIn(Observable):
     async def _ps(self, request: web.Request) -> web.Response:
         running = [
             {"name": m.name, "model": m.name, "size": m.size, "digest": m.digest,
-             "details": m.details(), "size_vram": m.size,
+             "details": m.details(),
              "expires_at": go_time(self.expires[m.name]) if m.name in self.expires
-             else GO_ZERO_TIME}
+             else GO_ZERO_TIME, "size_vram": m.size}
             for m in self.models if m.name in self.loaded
         ]
         return self._json({"models": running})

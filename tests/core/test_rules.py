@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from ghubai_tray.core import schedule
 from ghubai_tray.core.local_use import local_use, model_key
 from ghubai_tray.core.rules import (
+    HUB_WORDS,
     PAUSES_NOW,
     SETTLE,
     Act,
@@ -22,7 +23,7 @@ from ghubai_tray.core.rules import (
     hub_words,
 )
 from ghubai_tray.core.settings import Settings
-from ghubai_tray.core.texts import held
+from ghubai_tray.core.texts import HELD_BY, held
 
 NOON = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 ALL_ON = Settings(owner_first=True, pause_when_fullscreen=True, pause_when_gpu_busy=True,
@@ -148,3 +149,10 @@ def test_local_use_never_blames_the_owner_for_the_workers_models(
         assert changed - {model_key(m) for m in used}
     if not {m for m, e in now.items() if before.get(m) != e} - {model_key(m) for m in used}:
         assert not local_use(before, now, used)
+
+
+def test_every_rule_has_its_own_words_for_the_owner_and_for_the_hub() -> None:
+    assert set(HELD_BY) == {rule.value for rule in Rule}
+    assert set(HUB_WORDS) == set(Rule)
+    assert held("full-screen app", "18:00") == "Paused: a full-screen app is running"
+    assert held("schedule", "18:00") == "Paused until 18:00 (schedule)"

@@ -407,6 +407,7 @@ def _status_lines(mode: Any, pid: Any, s: dict[str, Any]) -> list[str]:
             f"  Shared:   {shared}",
             f"  Requests: {s.get('active', 0)} running, {s.get('queued', 0)} waiting",
             f"  Paused:   {paused}",
+            f"  Rules on: {', '.join(s.get('rules_on') or []) or 'none'}",
             *([f"  Rules:    set aside until "
                f"{datetime.fromisoformat(s['rules_overridden_until']):%a %H:%M} "
                "(Share anyway)"] if s.get("rules_overridden_until") else []),

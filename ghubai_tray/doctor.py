@@ -230,13 +230,6 @@ def _is_local(host: str) -> bool:
         return False
 
 
-RULE_NAMES = {
-    Rule.OWNER_FIRST: "owner first", Rule.FULLSCREEN: "pause when full screen",
-    Rule.GPU_BUSY: "pause when the GPU is busy", Rule.AWAY: "share only when idle",
-    Rule.BATTERY: "pause on battery",
-}
-
-
 def rules_check(settings: Settings, readings: DesktopReadings,
                 now: datetime | None = None) -> Check:
     """The rules that are on, what their signals read on this computer now, and whether
@@ -252,9 +245,10 @@ def rules_check(settings: Settings, readings: DesktopReadings,
     read = {Rule.FULLSCREEN: signals.fullscreen, Rule.GPU_BUSY: signals.gpu_busy,
             Rule.AWAY: signals.idle_seconds, Rule.BATTERY: signals.on_battery}
     parts = []
-    for rule, name in RULE_NAMES.items():
+    for rule in (Rule.OWNER_FIRST, Rule.FULLSCREEN, Rule.GPU_BUSY, Rule.AWAY, Rule.BATTERY):
         if rule not in on:
             continue
+        name = texts.RULE_NAMES[rule.value]
         if rule is Rule.OWNER_FIRST:
             parts.append(f"{name} ({settings.owner_first_hold:g} s hold)")
         elif read[rule] is None:

@@ -28,6 +28,7 @@ async def test_status_pause_resume_and_quit_steer_the_running_worker(
         assert code == 0, err
         assert "GhubAi Tray is running without a tray (--headless), process" in out
         assert "Shared:   llama3.2:1b, mistral:7b" in out and "Paused:   no" in out
+        assert "Rules on: owner first, pause when full screen, pause on battery" in out
 
         code, out, _ = await cli("pause", "--for", "30m", env=env)
         assert code == 0 and out.startswith("Paused until ")

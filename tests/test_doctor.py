@@ -14,6 +14,7 @@ from ghubai_tray.doctor import (
     Level,
     hub_check,
     judged_token,
+    rules_check,
     sharing_check,
     tls_check,
     verdict,
@@ -129,3 +130,38 @@ def test_a_token_is_ok_only_once_the_hub_accepted_it() -> None:
     none = Check(Level.WARN, "token", "none is set")
     assert judged_token(none, None, None).detail == "none set, and this hub needs none"
     assert judged_token(none, None, HubUnreachable("x")) == none
+
+
+class Readings:
+    """What the desktop would say (the real readings are tested on a real X server and
+    under Wine in tests/adapters/test_desktop_signals.py); here, doctor's judgment."""
+
+    def __init__(self, fullscreen: bool | None = None, battery: bool | None = None) -> None:
+        self._fullscreen, self._battery = fullscreen, battery
+
+    def fullscreen(self) -> bool | None:
+        return self._fullscreen
+
+    def idle_seconds(self) -> float | None:
+        return None
+
+    def on_battery(self) -> bool | None:
+        return self._battery
+
+    def gpu_busy(self) -> bool | None:
+        return None
+
+
+def test_doctor_lists_the_rules_and_fails_while_one_holds_sharing() -> None:
+    quiet = rules_check(Settings(), Readings(fullscreen=False, battery=False))
+    assert quiet.level is Level.INFO
+    assert quiet.detail == ("on: owner first (300 s hold), pause when full screen, "
+                            "pause on battery; none holds sharing now")
+    unknown = rules_check(Settings(pause_when_gpu_busy=True), Readings())
+    assert "pause when the GPU is busy (not available on this computer)" in unknown.detail
+    assert "pause when full screen (not available on this computer)" in unknown.detail
+    game = rules_check(Settings(), Readings(fullscreen=True))
+    assert game.level is Level.FAIL
+    assert game.detail.startswith("Paused: a full-screen app is running: the hub gets no models")
+    off = Settings(owner_first=False, pause_when_fullscreen=False, pause_on_battery=False)
+    assert rules_check(off, Readings(fullscreen=True)).detail == "on: none; none holds sharing now"

@@ -16,6 +16,7 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 from ghubai_tray.core import texts
+from ghubai_tray.core.rules import Rule, enabled
 from ghubai_tray.core.state import Command, Pause, PauseMode, Resume, Snapshot
 
 ACTIONS = ("status", "pause", "resume", "quit")
@@ -84,6 +85,8 @@ def status_of(snap: Snapshot, headline: str) -> dict[str, Any]:
         "held_until": snap.held_until.isoformat() if snap.held_until else None,
         "rules_overridden_until": (snap.rules_overridden_until.isoformat()
                                    if snap.rules_overridden_until else None),
+        "rules_on": [name for rule, name in texts.RULE_NAMES.items()
+                     if Rule(rule) in enabled(snap.settings)],
     }
 
 

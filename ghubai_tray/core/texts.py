@@ -36,6 +36,14 @@ HELD_BY_UNTIL = {
 }
 
 
+# The rules' names in lists (doctor, status), by the rule's name (core.rules.Rule).
+RULE_NAMES = {
+    "your use of Ollama": "owner first", "full-screen app": "pause when full screen",
+    "GPU in use": "pause when the GPU is busy", "you are here": "share only when away",
+    "battery": "pause on battery", "schedule": "schedule",
+}
+
+
 def held(rule: str, until: str | None) -> str:
     """The words for sharing held by ``rule`` (until ``until``, HH:MM, when known)."""
     if until is not None and rule in HELD_BY_UNTIL:

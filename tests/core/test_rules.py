@@ -23,7 +23,7 @@ from ghubai_tray.core.rules import (
     hub_words,
 )
 from ghubai_tray.core.settings import Settings
-from ghubai_tray.core.texts import HELD_BY, held
+from ghubai_tray.core.texts import HELD_BY, RULE_NAMES, held
 
 NOON = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 ALL_ON = Settings(owner_first=True, pause_when_fullscreen=True, pause_when_gpu_busy=True,
@@ -152,7 +152,7 @@ def test_local_use_never_blames_the_owner_for_the_workers_models(
 
 
 def test_every_rule_has_its_own_words_for_the_owner_and_for_the_hub() -> None:
-    assert set(HELD_BY) == {rule.value for rule in Rule}
+    assert set(HELD_BY) == set(RULE_NAMES) == {rule.value for rule in Rule}
     assert set(HUB_WORDS) == set(Rule)
     assert held("full-screen app", "18:00") == "Paused: a full-screen app is running"
     assert held("schedule", "18:00") == "Paused until 18:00 (schedule)"

@@ -4,9 +4,10 @@ The decision is the pure :func:`ghubai_tray.core.rules.decide`; this loop only
 gathers its inputs and carries out its answer. It looks at the wall clock
 (injected) at least every :data:`RULES_CHECK` seconds and exactly when the
 decision says it may change (the schedule's next window, the end of the
-owner-first hold); while a rule that reads a live signal is on (owner first,
-full screen, idle, battery, GPU) it looks every :data:`LOOK` seconds, so a game
-or a local chat stops sharing within seconds.
+owner-first hold); while a rule that reads a live signal is on it looks every
+:data:`LOOK` seconds at the desktop (full screen, idle, battery, GPU) and every
+:data:`OWNER_LOOK` at Ollama (owner first), so a game or a local chat stops
+sharing within seconds.
 
 Carrying out a hold: the registration empties (``Snapshot.held_by`` makes
 ``offered_models`` empty), new requests are refused in words, those running
@@ -47,14 +48,17 @@ from ghubai_tray.worker.store import StateStore
 log = logging.getLogger("ghubai_tray.worker")
 
 RULES_CHECK = 15.0
-LOOK = 2.0
-LIVE = frozenset({Rule.OWNER_FIRST, Rule.FULLSCREEN, Rule.GPU_BUSY, Rule.AWAY, Rule.BATTERY})
+LOOK = 2.0  # the desktop's signals: a few cheap local reads
+# Ollama's /api/ps: Ollama logs every request it gets, so it is asked less often.
+OWNER_LOOK = 5.0
+DESKTOP = frozenset({Rule.FULLSCREEN, Rule.GPU_BUSY, Rule.AWAY, Rule.BATTERY})
 
 
 class Rules:
     def __init__(self, store: StateStore, ollama: OllamaLink, runner: RequestRunner,
                  jobs: SideJobs, clock: Callable[[], datetime], check: float = RULES_CHECK,
-                 desktop: DesktopReadings | None = None, look: float = LOOK) -> None:
+                 desktop: DesktopReadings | None = None, look: float = LOOK,
+                 owner_look: float = OWNER_LOOK) -> None:
         self._store = store
         self._ollama = ollama
         self._runner = runner
@@ -63,6 +67,8 @@ class Rules:
         self._check = check
         self._desktop = desktop
         self._look = look
+        self._owner_look = owner_look
+        self._owner_looked: float | None = None  # the loop's time of the last /api/ps look
         self._wake = asyncio.Event()
         self._memory = Memory()
         self._seen_ps: tuple[str, Loaded] | None = None  # (Ollama URL, its last /api/ps)
@@ -85,8 +91,11 @@ class Rules:
             wait = self._check
             if decision.next_look is not None:
                 wait = min(wait, max(0.0, (decision.next_look - self._clock()).total_seconds()))
-            if enabled(settings) & LIVE:
+            on = enabled(settings)
+            if on & DESKTOP:
                 wait = min(wait, self._look)
+            if Rule.OWNER_FIRST in on:
+                wait = min(wait, self._owner_look)
             await wait_event(self._wake, wait)
 
     async def look(self, signals: Signals) -> Decision:
@@ -121,12 +130,16 @@ class Rules:
 
     async def _signals(self, settings: Settings) -> Signals:
         on = enabled(settings)
-        local = await self._local_use(settings) if Rule.OWNER_FIRST in on else False
+        local = False
+        now = asyncio.get_running_loop().time()
+        if Rule.OWNER_FIRST in on and (self._owner_looked is None
+                                       or now - self._owner_looked >= self._owner_look * 0.9):
+            self._owner_looked = now
+            local = await self._local_use(settings)
         fullscreen = gpu = battery = None
         idle: float | None = None
         desktop = self._desktop
-        if desktop is not None and on & {Rule.FULLSCREEN, Rule.GPU_BUSY, Rule.AWAY,
-                                         Rule.BATTERY}:
+        if desktop is not None and on & DESKTOP:
             def read() -> tuple[bool | None, bool | None, float | None, bool | None]:
                 return (desktop.fullscreen() if Rule.FULLSCREEN in on else None,
                         desktop.gpu_busy() if Rule.GPU_BUSY in on else None,

@@ -42,7 +42,7 @@ from ghubai_tray.worker.discovery import POLL_INTERVAL, Discovery
 from ghubai_tray.worker.hub_supervisor import HubSupervisor
 from ghubai_tray.worker.ports import Connector, HubLink, Ollama, OllamaLink
 from ghubai_tray.worker.requests import RequestRunner
-from ghubai_tray.worker.rules import LOOK, RULES_CHECK, Rules
+from ghubai_tray.worker.rules import LOOK, OWNER_LOOK, RULES_CHECK, Rules
 from ghubai_tray.worker.runtime import Problems, SideJobs, supervised
 from ghubai_tray.worker.store import StateStore
 
@@ -85,6 +85,7 @@ class Worker:
         rules_check: float = RULES_CHECK,
         desktop: DesktopReadings | None = None,
         rules_look: float = LOOK,
+        owner_look: float = OWNER_LOOK,
     ) -> None:
         self._jobs = SideJobs()
         self._store = StateStore(settings, self._jobs, wait_for_tray=wait_for_tray)
@@ -101,7 +102,8 @@ class Worker:
                                         persist=persist, clock=clock or _now,
                                         pause_check=pause_check)
         self._rules = Rules(self._store, self._ollama, self._runner, self._jobs, clock or _now,
-                            rules_check, desktop=desktop, look=rules_look)
+                            rules_check, desktop=desktop, look=rules_look,
+                            owner_look=owner_look)
         self._problems = problems
         self._activity_path = activity_path
         self._activity_saved: Activity | None = None

@@ -58,7 +58,7 @@ async def bed(real_ollama: str) -> AsyncIterator[Any]:
 
 async def test_a_local_chat_on_the_real_ollama_holds_sharing_for_the_hold_time(
         real_ollama: str) -> None:
-    async with running_bed(ollama_url=real_ollama, rules_look=0.2,
+    async with running_bed(ollama_url=real_ollama, rules_look=0.2, owner_look=0.2,
                            settings=with_settings(owner_first_hold=3.0)) as bed:
         await bed.registered(MODEL)
         served = await bed.request("/api/chat", {**CHAT, "stream": False}, model=MODEL)

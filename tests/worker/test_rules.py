@@ -126,7 +126,8 @@ async def _chat_until_held(bed: Bed, model: str = "mistral:7b") -> float:
 
 async def test_a_local_chat_stops_sharing_within_seconds_until_the_hold_has_passed() -> None:
     hold = 3.0
-    async with running_bed(settings=with_settings(owner_first_hold=hold), rules_look=0.2) as bed:
+    async with running_bed(settings=with_settings(owner_first_hold=hold), rules_look=0.2,
+                           owner_look=0.2) as bed:
         await bed.registered(*MODELS)
         served = await bed.request("/api/chat", {
             "model": "llama3.2:1b", "messages": [{"role": "user", "content": "x"}]})
@@ -146,7 +147,8 @@ async def test_a_local_chat_stops_sharing_within_seconds_until_the_hold_has_pass
 
 
 async def test_owner_first_off_ignores_local_chats() -> None:
-    async with running_bed(settings=with_settings(owner_first=False), rules_look=0.1) as bed:
+    async with running_bed(settings=with_settings(owner_first=False), rules_look=0.1,
+                           owner_look=0.1) as bed:
         await bed.registered(*MODELS)
         looks = len([r for r in bed.ollama.requests if r.path == "/api/ps"])
         await _local_chat(bed, "mistral:7b")

@@ -144,6 +144,10 @@ class StateStore:
     def day_changed(self) -> None:
         self.activity(activity.for_day(self.current_activity, self._today()))
 
+    def activity_loaded(self, ledger: Activity) -> None:
+        """The ledger read from the owner's file, seen on the store's today (one clock)."""
+        self.activity(activity.for_day(ledger, self._today()))
+
     @property
     def current_activity(self) -> Activity:
         """The ledger with every request counted so far (published or not yet)."""

@@ -23,7 +23,7 @@ import logging
 import random
 import threading
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,6 @@ from ghubai_tray.adapters.credentials import TokenSource
 from ghubai_tray.adapters.hub import HubConnection
 from ghubai_tray.adapters.ollama import OllamaClient
 from ghubai_tray.adapters.tls import client_context
-from ghubai_tray.core import activity
 from ghubai_tray.core.activity import Activity
 from ghubai_tray.core.rules import DesktopReadings
 from ghubai_tray.core.settings import Settings
@@ -173,7 +172,7 @@ class Worker:
         if self._activity_path is not None:
             self._activity_saved = await asyncio.to_thread(activity_file.load,
                                                            self._activity_path)
-            self._store.activity(activity.for_day(self._activity_saved, date.today()))
+            self._store.activity_loaded(self._activity_saved)
         if self.settings.allow_invalid_certs:
             log.warning("ALLOW_INVALID_CERTS is on: the hub's certificate is not checked")
         tell = self._store.notice

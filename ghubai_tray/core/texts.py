@@ -72,13 +72,15 @@ SETTINGS_LABELS = {
     "max_images": "Images per request",
     "max_image_size": "Largest image (bytes, or like 10MiB)",
     "owner_first": "Pause while I use Ollama myself",
-    "owner_first_hold": "…and for this long after (s)",
+    "owner_first_hold": "After my own use of Ollama, wait (s)",
     "pause_when_fullscreen": "Pause during full-screen apps and games",
     "pause_on_battery": "Pause on battery",
     "share_when_idle_only": "Share only when I am away",
     "idle_minutes": "Away after this long without input (min)",
     "pause_when_gpu_busy": "Pause while another program uses the GPU (NVIDIA)",
 }
+SETTINGS_TAB_SHARING = "Hub and sharing"
+SETTINGS_TAB_LIMITS = "Limits"
 SETTINGS_TOKEN = "Provider token"
 SETTINGS_REMOVE_TOKEN = "Remove the stored token"
 SETTINGS_LIMITS_NOTE = "Limits on each request from the hub (see the README, What the hub can do):"

@@ -115,8 +115,16 @@ class SettingsWindow:
         self._test_connection = test_connection
         root.title(TITLE)
         root.resizable(False, False)
-        frame = ttk.Frame(root, padding=16)
-        frame.grid(sticky="nsew")
+        outer = ttk.Frame(root, padding=16)
+        outer.grid(sticky="nsew")
+        # Two tabs, so that the window fits a 768-pixel screen with its buttons: what
+        # and when to share, then the limits on each request (and the certificate switch).
+        self.tabs = ttk.Notebook(outer)
+        self.tabs.grid(row=0, column=0, sticky="nsew")
+        frame = ttk.Frame(self.tabs, padding=8)
+        self.limits_tab = ttk.Frame(self.tabs, padding=8)
+        self.tabs.add(frame, text=texts.SETTINGS_TAB_SHARING)
+        self.tabs.add(self.limits_tab, text=texts.SETTINGS_TAB_LIMITS)
         first_run = settings.source("hub_url") == "default"  # the seed's developer address
         self.vars: dict[str, tk.StringVar] = {
             "hub_url": tk.StringVar(value="" if first_run else settings.hub_url),
@@ -166,10 +174,11 @@ class SettingsWindow:
         self._lockable(ttk.Entry(frame, textvariable=self.vars["schedule"], width=44),
                        "schedule").grid(row=row, column=1, sticky="we")
         row = self._error_row(frame, "schedule", row + 1)
-        row = self._rules(frame, row)
+        self._rules(frame, row)
+        frame = self.limits_tab
         ttk.Label(frame, text=texts.SETTINGS_LIMITS_NOTE, foreground="#555", wraplength=560).grid(
-            row=row, column=0, columnspan=2, sticky="w", pady=(8, 2))
-        row += 1
+            row=0, column=0, columnspan=2, sticky="w", pady=(0, 2))
+        row = 1
         for key in LIMITS:
             self._label(frame, key, row)
             self._lockable(ttk.Entry(frame, textvariable=self.vars[key], width=12),
@@ -182,8 +191,7 @@ class SettingsWindow:
         self.warning.grid(row=row + 1, column=0, columnspan=2, sticky="w")
         self.insecure.trace_add("write", lambda *_: self._show_warning())
         self._show_warning()
-        row += 2
-        self._result_and_buttons(frame, row)
+        self._result_and_buttons(outer, 1)
 
     def _rules(self, frame: ttk.Frame, row: int) -> int:
         """The automatic pauses (README, When GhubAi shares): switches two by two, then
@@ -208,7 +216,7 @@ class SettingsWindow:
     def _result_and_buttons(self, frame: ttk.Frame, row: int) -> None:
         box = ttk.Frame(frame)
         box.grid(row=row, column=0, columnspan=2, pady=(10, 4), sticky="we")
-        self.result = tk.Text(box, height=9, width=70, state="disabled", wrap="word",
+        self.result = tk.Text(box, height=7, width=70, state="disabled", wrap="word",
                               takefocus=0)
         scroll = ttk.Scrollbar(box, orient="vertical", command=self.result.yview)
         self.result.configure(yscrollcommand=scroll.set)
@@ -275,6 +283,9 @@ class SettingsWindow:
         for key, label in self.errors.items():
             label.configure(text=errors.get(key, self.notes.get(key, "")),
                             foreground=ERROR if key in errors else NOTE)
+        if errors:  # the first field in error in view, whichever tab it is on
+            first = next(key for key in FIELDS if key in errors)
+            self.tabs.select(self.limits_tab if first in LIMITS else 0)  # type: ignore[no-untyped-call]
         return {k: v for k, v in parsed.items() if k not in self.locked}, errors
 
     def _say(self, text: str) -> None:

@@ -320,9 +320,10 @@ async def test_without_a_tray_host_it_shares_nothing_until_the_owner_chooses(
                 sys.executable, "-m", "ghubai_tray", "--grace", str(GRACE), env=env,
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
             try:
+                # Start-up, the 5 s wait for a tray host, then Tk: generous on a busy machine.
                 window = await asyncio.to_thread(wait_for, "the no-tray window", lambda: next(
                     (w for w in desk.windows(tree=False) if w.name == texts.NO_TRAY_TITLE),
-                    None))
+                    None), 60)
                 # Connected to the hub, Ollama's models known, and nothing offered.
                 await hub.wait_until(lambda: bool(hub.nodes), 20, "the worker to connect")
                 assert all(n.models == () for n in hub.nodes.values())

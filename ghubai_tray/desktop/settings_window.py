@@ -175,7 +175,11 @@ class SettingsWindow:
                        "schedule").grid(row=row, column=1, sticky="we")
         row = self._error_row(frame, "schedule", row + 1)
         self._rules(frame, row)
-        frame = self.limits_tab
+        self._limits(self.limits_tab)
+        self._result_and_buttons(outer, 1)
+
+    def _limits(self, frame: ttk.Frame) -> None:
+        """The Limits tab: the ceilings on one hub request, and the certificate switch."""
         ttk.Label(frame, text=texts.SETTINGS_LIMITS_NOTE, foreground="#555", wraplength=560).grid(
             row=0, column=0, columnspan=2, sticky="w", pady=(0, 2))
         row = 1
@@ -191,7 +195,6 @@ class SettingsWindow:
         self.warning.grid(row=row + 1, column=0, columnspan=2, sticky="w")
         self.insecure.trace_add("write", lambda *_: self._show_warning())
         self._show_warning()
-        self._result_and_buttons(outer, 1)
 
     def _rules(self, frame: ttk.Frame, row: int) -> int:
         """The automatic pauses (README, When GhubAi shares): switches two by two, then

@@ -33,7 +33,7 @@ from ghubai_tray.core.errors import (
     SecureConnectionFailed,
     TokenStoreError,
 )
-from ghubai_tray.core.rules import DesktopReadings, Rule, Signals, decide, enabled
+from ghubai_tray.core.rules import DesktopReadings, Rule, decide, enabled, read_desktop
 from ghubai_tray.core.settings import SETTINGS, Settings, shown
 from ghubai_tray.core.sharing import is_shared
 from ghubai_tray.core.tags import LocalModel
@@ -237,11 +237,7 @@ def rules_check(settings: Settings, readings: DesktopReadings,
     worker's ``status`` says that one)."""
     now = now or datetime.now().astimezone()
     on = enabled(settings)
-    signals = Signals(
-        now, fullscreen=readings.fullscreen() if Rule.FULLSCREEN in on else None,
-        gpu_busy=readings.gpu_busy() if Rule.GPU_BUSY in on else None,
-        idle_seconds=readings.idle_seconds() if Rule.AWAY in on else None,
-        on_battery=readings.on_battery() if Rule.BATTERY in on else None)
+    signals = read_desktop(readings, settings, now)
     read = {Rule.FULLSCREEN: signals.fullscreen, Rule.GPU_BUSY: signals.gpu_busy,
             Rule.AWAY: signals.idle_seconds, Rule.BATTERY: signals.on_battery}
     parts = []

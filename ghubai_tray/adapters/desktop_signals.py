@@ -67,10 +67,10 @@ class X11:
                 return None if d is None else question(d)
             except Exception as exc:  # no X, a closed display, a window that just went
                 log.debug("X11 reading failed: %s: %s", type(exc).__name__, exc)
-                self.close_locked()
+                self._close_locked()
                 return None
 
-    def close_locked(self) -> None:
+    def _close_locked(self) -> None:
         if self._display is not None:
             try:
                 self._display.close()
@@ -80,7 +80,7 @@ class X11:
 
     def close(self) -> None:
         with self._lock:
-            self.close_locked()
+            self._close_locked()
 
     def fullscreen(self) -> bool | None:
         return self._ask(_fullscreen)  # type: ignore[no-any-return]

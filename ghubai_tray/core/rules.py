@@ -108,6 +108,20 @@ class Decision:
     next_look: datetime | None = None  # the decision may change then without a new signal
 
 
+def read_desktop(readings: DesktopReadings | None, settings: Settings, now: datetime,
+                 local_use: bool = False) -> Signals:
+    """The signals at ``now``, reading from the desktop only what a rule that is on
+    needs (blocking: call it off the loop). The worker and ``doctor`` both read so."""
+    on = enabled(settings)
+    if readings is None:
+        return Signals(now, local_use=local_use)
+    return Signals(now, local_use=local_use,
+                   fullscreen=readings.fullscreen() if Rule.FULLSCREEN in on else None,
+                   gpu_busy=readings.gpu_busy() if Rule.GPU_BUSY in on else None,
+                   idle_seconds=readings.idle_seconds() if Rule.AWAY in on else None,
+                   on_battery=readings.on_battery() if Rule.BATTERY in on else None)
+
+
 def raw_holds(settings: Settings, signals: Signals) -> set[Rule]:
     """The rules whose signal, this moment, says the owner needs the computer."""
     holds: set[Rule] = set()
@@ -162,7 +176,7 @@ def decide(settings: Settings, signals: Signals, memory: Memory = Memory(),
     for rule, when in last.items():
         ends = when + release_after(rule, settings)
         if ends > now or when == now:
-            holding[rule] = ends if rule in (Rule.OWNER_FIRST,) else None
+            holding[rule] = ends if rule is Rule.OWNER_FIRST else None
             looks.append(max(ends, now + timedelta(seconds=1)))
     last = {rule: when for rule, when in last.items() if rule in holding}
     change = schedule.next_change(settings.schedule, now)

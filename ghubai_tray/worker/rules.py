@@ -36,6 +36,7 @@ from ghubai_tray.core.rules import (
     decide,
     enabled,
     hub_words,
+    read_desktop,
 )
 from ghubai_tray.core.settings import Settings
 from ghubai_tray.core.state import Snapshot
@@ -136,19 +137,10 @@ class Rules:
                                        or now - self._owner_looked >= self._owner_look * 0.9):
             self._owner_looked = now
             local = await self._local_use(settings)
-        fullscreen = gpu = battery = None
-        idle: float | None = None
-        desktop = self._desktop
-        if desktop is not None and on & DESKTOP:
-            def read() -> tuple[bool | None, bool | None, float | None, bool | None]:
-                return (desktop.fullscreen() if Rule.FULLSCREEN in on else None,
-                        desktop.gpu_busy() if Rule.GPU_BUSY in on else None,
-                        desktop.idle_seconds() if Rule.AWAY in on else None,
-                        desktop.on_battery() if Rule.BATTERY in on else None)
-
-            fullscreen, gpu, idle, battery = await asyncio.to_thread(read)
-        return Signals(self._clock(), local_use=local, fullscreen=fullscreen, gpu_busy=gpu,
-                       idle_seconds=idle, on_battery=battery)
+        desktop = self._desktop if on & DESKTOP else None
+        if desktop is None:
+            return Signals(self._clock(), local_use=local)
+        return await asyncio.to_thread(read_desktop, desktop, settings, self._clock(), local)
 
     async def _local_use(self, settings: Settings) -> bool:
         """Whether someone on this computer used Ollama since the last look. The worker's

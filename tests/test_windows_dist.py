@@ -16,8 +16,9 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -40,6 +41,7 @@ APP = "GhubAi Tray"
 UNINSTALL_KEY = r"HKCU\Software\Microsoft\Windows\CurrentVersion\Uninstall\GhubAiTray"
 RUN_KEY = r"HKCU\Software\Microsoft\Windows\CurrentVersion\Run"
 MODELS = ("llama3.2:1b", "mistral:7b")
+T = TypeVar("T")
 
 
 class Installed:
@@ -222,35 +224,42 @@ def _click(desk: Desktop, window: Window, button: str) -> None:
     desk.run("xdotool", "click", button)
 
 
-def _open_menu(desk: Desktop) -> Window:
-    """Right-click until the menu opens, trying each docked icon in turn: a click can be
-    lost while Wine's tray settles, and a lingering icon of an earlier tray answers none."""
+def _click_until(desk: Desktop, button: str, what: str, answer: Callable[[], T | None],
+                 settle: float) -> T:
+    """Click until ``answer`` shows, trying each docked icon in turn: a click can be lost
+    while Wine's tray settles (after a window of the app closes, say), and a lingering
+    icon of an earlier tray answers none. ``settle`` is how long one click may take to
+    show its answer before the next is tried; the app opens one Settings window and one
+    menu however often it is clicked."""
     attempts = [0]
 
-    def opened() -> Window | None:
-        if _menu(desk) is None:
+    def answered() -> T | None:
+        if (found := answer()) is None:
             icons = wait_for("the tray icon", lambda: _icons(desk))
-            _click(desk, icons[attempts[0] % len(icons)], "3")
+            _click(desk, icons[attempts[0] % len(icons)], button)
             attempts[0] += 1
-            deadline = time.monotonic() + 2
-            while _menu(desk) is None and time.monotonic() < deadline:
+            deadline = time.monotonic() + settle
+            while (found := answer()) is None and time.monotonic() < deadline:
                 time.sleep(0.1)
-        return _menu(desk)
+        return found
 
-    return wait_for("the Win32 menu", opened, 90)
+    return wait_for(what, answered, 90)
+
+
+def _open_menu(desk: Desktop) -> Window:
+    return _click_until(desk, "3", "the Win32 menu", lambda: _menu(desk), 2)
 
 
 def test_the_installed_tray_docks_opens_settings_and_quits(installed: Installed) -> None:
     desk = installed.desk
     proc = installed.popen("ghubai-tray.exe", OLLAMA_LOCAL_URL="http://127.0.0.1:9")
     try:
-        icon = wait_for("the icon docked in the tray", lambda: _icon(desk), 120)
+        wait_for("the icon docked in the tray", lambda: _icon(desk), 120)
         window = wait_for("the first run's Settings window", lambda: _settings(desk), 60)
         _steady_screenshot(desk, "windows-settings.png", (
             window.width + 10, window.height + 10, max(0, window.x - 5), max(0, window.y - 5)))
         _close_settings(desk)
-        _click(desk, icon, "1")
-        wait_for("a left click to open Settings", lambda: _settings_open(desk), 60)
+        _click_until(desk, "1", "a left click to open Settings", lambda: _settings(desk), 5)
         _close_settings(desk)
         menu = _open_menu(desk)
         desk.screenshot("windows-menu.png",

@@ -49,10 +49,12 @@ class StateStore:
         self._changed: asyncio.Condition | None = None
         self._pulse_due = False  # a wake-up of wait_for() is scheduled (one at a time)
         self._local: tuple[LocalModel, ...] = ()  # Ollama's last model list
-        # Counted as requests end, published with the next request update.
+        # One staging rule: what is counted as requests end (the counters, today's
+        # ledger) goes out with the next snapshot, whatever else that one changes.
         self._totals = Counters()
         self._per_model: dict[str, Counters] = {}
-        self._activity: Activity | None = None
+        self._activity: Activity | None = None  # the ledger staged, None: the snapshot's
+        self._staged = False
 
     @property
     def snapshot(self) -> Snapshot:
@@ -118,7 +120,7 @@ class StateStore:
 
     def count(self, model: str | None, *, served: int = 0, failed: int = 0, refused: int = 0,
               limited: int = 0, unanswered: int = 0, chunks: int = 0, size: int = 0) -> None:
-        """Add to the counters; they are published with the next :meth:`requests`."""
+        """Add to the counters; they go out with the next snapshot."""
         def bump(c: Counters) -> Counters:
             return Counters(c.served + served, c.failed + failed, c.refused + refused,
                             c.limited + limited, c.unanswered + unanswered, c.chunks + chunks,
@@ -127,19 +129,19 @@ class StateStore:
         self._totals = bump(self._totals)
         if model is not None:
             self._per_model[model] = bump(self._per_model.get(model, Counters()))
-        self._activity = activity.bump(self._activity or self._snapshot.activity, self._today(),
+        self._activity = activity.bump(self.current_activity, self._today(),
                                        requests=served, tokens=chunks, failed=failed + refused,
                                        limited=limited)
+        self._staged = True
 
     def requests(self, active: int, queued: int) -> None:
         """How many requests run and wait now, with the counters as they stand."""
-        self._commit(replace(self._snapshot, active=active, queued=queued, totals=self._totals,
-                             per_model=tuple(sorted(self._per_model.items()))))
+        self._commit(replace(self._snapshot, active=active, queued=queued))
 
     def activity(self, ledger: Activity) -> None:
         """The activity ledger as loaded, or seen on a new day."""
-        self._activity = None
-        self._commit(replace(self._snapshot, activity=ledger))
+        self._activity, self._staged = ledger, True
+        self._commit(self._snapshot)
 
     def day_changed(self) -> None:
         self.activity(activity.for_day(self.current_activity, self._today()))
@@ -169,8 +171,10 @@ class StateStore:
         return self._changed
 
     def _commit(self, snap: Snapshot) -> None:
-        if self._activity is not None:
-            snap, self._activity = replace(snap, activity=self._activity), None
+        if self._staged:
+            snap = replace(snap, totals=self._totals, activity=self.current_activity,
+                           per_model=tuple(sorted(self._per_model.items())))
+            self._activity, self._staged = None, False
         snap = replace(snap, sequence=self._snapshot.sequence + 1)
         self._snapshot = snap
         for listener in list(self._listeners):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from ghubai_tray.core.local_use import model_key
 from ghubai_tray.worker.ports import OllamaLink
 from ghubai_tray.worker.store import StateStore
 
@@ -26,10 +27,10 @@ async def free_gpu_once_idle(store: StateStore, ollama: OllamaLink) -> None:
     snap = store.snapshot
     if not snap.holding:
         return
-    shared = {m.casefold() for m in snap.shared_models}
+    shared = {model_key(m) for m in snap.shared_models}  # as the owner-first rule compares
     client = ollama.client
     for model in await client.loaded_models():
-        if model.casefold() not in shared:
+        if model_key(model) not in shared:
             continue
         with ollama.using(model):
             freed = await client.unload(model)

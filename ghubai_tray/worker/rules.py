@@ -144,12 +144,16 @@ class Rules:
 
     async def _local_use(self, settings: Settings) -> bool:
         """Whether someone on this computer used Ollama since the last look. The worker's
-        own use is taken before and after the look and carried to the next one, so that
-        a hub request ending during a look is never taken for the owner's."""
+        own use is taken before and after the look and carried to the next one too: a hub
+        request that ends during a look, or just before it, moves the model's expiry a
+        moment later (Ollama's scheduler sets it once the request's context is done), and
+        that move must never be taken for the owner's. The price: the owner's use of that
+        same model in the next look is missed, seen at the one after."""
         used_before = self._ollama.take_used()
         loaded = await self._ollama.client.loaded_expiries()
         used_after = self._ollama.take_used()
-        used, self._used_late = self._used_late | used_before | used_after, used_after
+        used = used_before | used_after
+        used, self._used_late = self._used_late | used, used
         if loaded is None:
             self._seen_ps = None  # no look: the next one is a new baseline
             return False

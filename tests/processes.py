@@ -117,6 +117,35 @@ async def cli(*args: str, env: dict[str, str], stdin: bytes = b"",
     return proc.returncode, out.decode(), err.decode()
 
 
+@asynccontextmanager
+async def tray_app(env: dict[str, str], *args: str, stdout: int = asyncio.subprocess.PIPE,
+                   stderr: int = asyncio.subprocess.PIPE
+                   ) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``ghubai-tray`` (the tray, unless ``args`` say otherwise) as a real process; killed
+    at the end if the test has not stopped it, so a failing test leaves no icon behind."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ghubai_tray", *args, env=env, stdout=stdout, stderr=stderr)
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+@asynccontextmanager
+async def counterparts(hub: GridHub, ollama: OllamaStandIn
+                       ) -> AsyncIterator[tuple[GridHub, OllamaStandIn]]:
+    """The test hub and the Ollama stand-in, started, and stopped at the end."""
+    await hub.start()
+    await ollama.start()
+    try:
+        yield hub, ollama
+    finally:
+        await hub.stop()
+        await ollama.stop()
+
+
 @dataclass
 class Headless:
     """A ``ghubai-tray --headless`` process between a test hub and an Ollama stand-in."""

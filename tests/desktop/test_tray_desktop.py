@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from ghubai_tray.core.state import ModelView, OllamaStatus, Snapshot, State
 from ghubai_tray.desktop.menu import Desktop as MenuDesktop
 from ghubai_tray.desktop.menu import render_menu
 from tests.paths import ARTIFACTS
-from tests.processes import clean_environment, cli, offline_environment
+from tests.processes import clean_environment, cli, counterparts, offline_environment, tray_app
 from tests.snapshots import snapshot
 from tests.testbed.desktop import Desktop, desktop_available, keys_to, real_desktop, wait_for
 from tests.testbed.hub import AuthMode, GridHub, HubRequest
@@ -67,31 +66,19 @@ class TrayBed:
 
 @pytest.fixture
 async def tray(tmp_path: Path, keyring_env: dict[str, str]) -> AsyncIterator[TrayBed]:
-    hub = GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED)
-    ollama = OllamaStandIn(token_delay=0.2)
-    await hub.start()
-    await ollama.start()
-    env = {**clean_environment(tmp_path), **keyring_env, "HUB_URL": hub.url,
-           "OLLAMA_LOCAL_URL": ollama.url, "PYSTRAY_BACKEND": "gtk",
-           "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_RUNTIME_DIR": str(tmp_path)}
-    # The token goes into the real Secret Service the way a person stores it.
-    code, _, err = await cli("token", "set", env=env, stdin=f"{TOKEN}\n".encode())
-    assert code == 0, err
-    with real_desktop(ARTIFACTS, extra_env={"DBUS_SESSION_BUS_ADDRESS":
-                                            keyring_env["DBUS_SESSION_BUS_ADDRESS"]}) as desk:
-        env.update(desk.env)
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "ghubai_tray", "--grace", str(GRACE), env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        bed = TrayBed(hub, ollama, desk, proc, tmp_path, env)
-        try:
-            yield bed
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-            await hub.stop()
-            await ollama.stop()
+    async with counterparts(GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED),
+                            OllamaStandIn(token_delay=0.2)) as (hub, ollama):
+        env = {**clean_environment(tmp_path), **keyring_env, "HUB_URL": hub.url,
+               "OLLAMA_LOCAL_URL": ollama.url, "PYSTRAY_BACKEND": "gtk",
+               "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_RUNTIME_DIR": str(tmp_path)}
+        # The token goes into the real Secret Service the way a person stores it.
+        code, _, err = await cli("token", "set", env=env, stdin=f"{TOKEN}\n".encode())
+        assert code == 0, err
+        with real_desktop(ARTIFACTS, extra_env={"DBUS_SESSION_BUS_ADDRESS":
+                                                keyring_env["DBUS_SESSION_BUS_ADDRESS"]}) as desk:
+            env.update(desk.env)
+            async with tray_app(env, "--grace", str(GRACE)) as proc:
+                yield TrayBed(hub, ollama, desk, proc, tmp_path, env)
 
 
 async def quit_and_time(bed: TrayBed) -> float:
@@ -197,19 +184,15 @@ async def test_the_schedule_holds_sharing_and_the_menu_says_until_when(
         tmp_path: Path, keyring_env: dict[str, str]) -> None:
     later = datetime.now() + timedelta(hours=2)  # a window that does not include now
     window = f"{later:%H}:00-{(later + timedelta(hours=1)):%H}:00"
-    hub = GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED)
-    ollama = OllamaStandIn()
-    await hub.start()
-    await ollama.start()
-    env = {**clean_environment(tmp_path), "HUB_URL": hub.url, "PROVIDER_TOKEN": TOKEN,
-           "OLLAMA_LOCAL_URL": ollama.url, "PYSTRAY_BACKEND": "gtk", "GHUBAI_SCHEDULE": window}
-    try:
+    async with counterparts(GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED),
+                            OllamaStandIn()) as (hub, ollama):
+        env = {**clean_environment(tmp_path), "HUB_URL": hub.url, "PROVIDER_TOKEN": TOKEN,
+               "OLLAMA_LOCAL_URL": ollama.url, "PYSTRAY_BACKEND": "gtk",
+               "GHUBAI_SCHEDULE": window}
         with real_desktop(ARTIFACTS) as desk:
             env.update(desk.env)
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "ghubai_tray", "--grace", str(GRACE), env=env,
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-            try:
+            async with tray_app(env, "--grace", str(GRACE),
+                                stdout=asyncio.subprocess.DEVNULL) as proc:
                 title = f"GhubAi — Paused until {later:%H}:00 (schedule)"
                 await asyncio.to_thread(wait_for, "the schedule's tooltip",
                                         lambda: desk.icon_title() == title)
@@ -222,13 +205,6 @@ async def test_the_schedule_holds_sharing_and_the_menu_says_until_when(
                 assert code == 0 and "by a rule (schedule), until" in out
                 proc.send_signal(2)
                 await asyncio.wait_for(proc.communicate(), GRACE + 10)
-            finally:
-                if proc.returncode is None:
-                    proc.kill()
-                    await proc.wait()
-    finally:
-        await hub.stop()
-        await ollama.stop()
 
 
 async def test_quit_while_the_hub_is_unreachable_exits_in_time(tray: TrayBed) -> None:
@@ -307,19 +283,13 @@ async def test_settings_opens_from_the_menu(tray: TrayBed) -> None:
 @pytest.mark.parametrize("choice", ["share anyway", "quit"])
 async def test_without_a_tray_host_it_shares_nothing_until_the_owner_chooses(
         tmp_path: Path, choice: str) -> None:
-    hub = GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED)
-    ollama = OllamaStandIn()
-    await hub.start()
-    await ollama.start()
-    env = {**clean_environment(tmp_path), "HUB_URL": hub.url, "PROVIDER_TOKEN": TOKEN,
-           "OLLAMA_LOCAL_URL": ollama.url, "PYSTRAY_BACKEND": "gtk"}
-    try:
+    async with counterparts(GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED),
+                            OllamaStandIn()) as (hub, ollama):
+        env = {**clean_environment(tmp_path), "HUB_URL": hub.url, "PROVIDER_TOKEN": TOKEN,
+               "OLLAMA_LOCAL_URL": ollama.url, "PYSTRAY_BACKEND": "gtk"}
         with real_desktop(ARTIFACTS, tray_host=False) as desk:
             env.update(desk.env)
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "ghubai_tray", "--grace", str(GRACE), env=env,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-            try:
+            async with tray_app(env, "--grace", str(GRACE)) as proc:
                 # Start-up, the 5 s wait for a tray host, then Tk: generous on a busy machine.
                 window = await asyncio.to_thread(wait_for, "the no-tray window", lambda: next(
                     (w for w in desk.windows(tree=False) if w.name == texts.NO_TRAY_TITLE),
@@ -345,13 +315,6 @@ async def test_without_a_tray_host_it_shares_nothing_until_the_owner_chooses(
                 _, err = await asyncio.wait_for(proc.communicate(), GRACE + 10)
                 assert proc.returncode == 0, err.decode()
                 assert b"no tray shows the icon" in err
-            finally:
-                if proc.returncode is None:
-                    proc.kill()
-                    await proc.wait()
-    finally:
-        await hub.stop()
-        await ollama.stop()
 
 
 async def test_first_start_without_setup_opens_the_settings(tmp_path: Path) -> None:
@@ -361,10 +324,7 @@ async def test_first_start_without_setup_opens_the_settings(tmp_path: Path) -> N
     with real_desktop(ARTIFACTS) as desk:
         env.update(desk.env)
         env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"  # no keyring here
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "ghubai_tray", env=env, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE)
-        try:
+        async with tray_app(env) as proc:
             await asyncio.to_thread(wait_for, "the 'not set up' tooltip",
                                     lambda: "Not set up yet" in desk.icon_title())
             await asyncio.to_thread(wait_for, "the settings window", lambda: any(
@@ -378,10 +338,6 @@ async def test_first_start_without_setup_opens_the_settings(tmp_path: Path) -> N
             assert menu[0].text == "Not set up yet: Set up…"
             proc.send_signal(2)  # SIGINT, as Ctrl-C in a terminal
             await asyncio.wait_for(proc.communicate(), GRACE + 10)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
     assert proc.returncode == 0
 
 
@@ -391,19 +347,12 @@ async def test_without_pygobject_the_icon_has_no_menu_and_says_what_to_install(
     env = {**offline_environment(tmp_path), "PYSTRAY_BACKEND": "xorg"}
     with real_desktop(ARTIFACTS) as desk:
         env.update(desk.env)
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "ghubai_tray", env=env, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE)
-        try:
+        async with tray_app(env) as proc:
             log = tmp_path / "logs" / "ghubai-tray.log"
             await asyncio.to_thread(wait_for, "the warning", lambda: log.exists()
                                     and "gir1.2-ayatanaappindicator3-0.1" in log.read_text())
             proc.terminate()
             await asyncio.wait_for(proc.communicate(), GRACE + 10)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
 
 
 async def test_gtk_warnings_go_to_the_log_not_the_terminal(tmp_path: Path) -> None:
@@ -414,18 +363,11 @@ async def test_gtk_warnings_go_to_the_log_not_the_terminal(tmp_path: Path) -> No
             home = tmp_path / str(attempt)
             home.mkdir()
             env = {**offline_environment(home), **desk.env, "PYSTRAY_BACKEND": "appindicator"}
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "ghubai_tray", "--verbose", env=env,
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-            try:
+            async with tray_app(env, "--verbose", stdout=asyncio.subprocess.DEVNULL) as proc:
                 await asyncio.to_thread(wait_for, "the icon in the tray",
                                         lambda: desk.tray_icon() is not None)
                 proc.send_signal(2)
                 _, err = await asyncio.wait_for(proc.communicate(), GRACE + 10)
-            finally:
-                if proc.returncode is None:
-                    proc.kill()
-                    await proc.wait()
             assert b"Gdk-CRITICAL" not in err and b"Gtk-WARNING" not in err, err.decode()
 
 
@@ -443,11 +385,9 @@ async def test_a_signal_during_start_up_still_exits_in_time(tmp_path: Path, back
             home = tmp_path / str(attempt)
             env = {**offline_environment(home), **desk.env, "PYSTRAY_BACKEND": backend}
             home.mkdir()
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "ghubai_tray", "--grace", str(GRACE), env=env,
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-            assert proc.stderr is not None
-            try:
+            async with tray_app(env, "--grace", str(GRACE),
+                                stdout=asyncio.subprocess.DEVNULL) as proc:
+                assert proc.stderr is not None
                 async with asyncio.timeout(20):
                     while b"tray started" not in await proc.stderr.readline():
                         pass
@@ -455,9 +395,5 @@ async def test_a_signal_during_start_up_still_exits_in_time(tmp_path: Path, back
                 proc.terminate()
                 await asyncio.wait_for(proc.communicate(), GRACE + 10)
                 elapsed = time.monotonic() - started
-            finally:
-                if proc.returncode is None:
-                    proc.kill()
-                    await proc.wait()
             assert proc.returncode == 0, f"attempt {attempt}"
             assert elapsed < GRACE + 2, f"attempt {attempt}: {elapsed:.1f} s"

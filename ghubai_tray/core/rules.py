@@ -108,13 +108,11 @@ class Decision:
     next_look: datetime | None = None  # the decision may change then without a new signal
 
 
-def read_desktop(readings: DesktopReadings | None, settings: Settings, now: datetime,
+def read_desktop(readings: DesktopReadings, settings: Settings, now: datetime,
                  local_use: bool = False) -> Signals:
     """The signals at ``now``, reading from the desktop only what a rule that is on
     needs (blocking: call it off the loop). The worker and ``doctor`` both read so."""
     on = enabled(settings)
-    if readings is None:
-        return Signals(now, local_use=local_use)
     return Signals(now, local_use=local_use,
                    fullscreen=readings.fullscreen() if Rule.FULLSCREEN in on else None,
                    gpu_busy=readings.gpu_busy() if Rule.GPU_BUSY in on else None,

@@ -152,8 +152,8 @@ class Rules:
         used_before = self._ollama.take_used()
         loaded = await self._ollama.client.loaded_expiries()
         used_after = self._ollama.take_used()
-        used = used_before | used_after
-        used, self._used_late = self._used_late | used, used
+        mine = used_before | used_after
+        used, self._used_late = self._used_late | mine, mine
         if loaded is None:
             self._seen_ps = None  # no look: the next one is a new baseline
             return False

@@ -53,8 +53,8 @@ class StateStore:
         # ledger) goes out with the next snapshot, whatever else that one changes.
         self._totals = Counters()
         self._per_model: dict[str, Counters] = {}
-        self._activity: Activity | None = None  # the ledger staged, None: the snapshot's
-        self._staged = False
+        # The ledger staged with them; None: nothing is staged (count() always stages one).
+        self._activity: Activity | None = None
 
     @property
     def snapshot(self) -> Snapshot:
@@ -132,7 +132,6 @@ class StateStore:
         self._activity = activity.bump(self.current_activity, self._today(),
                                        requests=served, tokens=chunks, failed=failed + refused,
                                        limited=limited)
-        self._staged = True
 
     def requests(self, active: int, queued: int) -> None:
         """How many requests run and wait now, with the counters as they stand."""
@@ -140,7 +139,7 @@ class StateStore:
 
     def activity(self, ledger: Activity) -> None:
         """The activity ledger as loaded, or seen on a new day."""
-        self._activity, self._staged = ledger, True
+        self._activity = ledger
         self._commit(self._snapshot)
 
     def day_changed(self) -> None:
@@ -171,10 +170,10 @@ class StateStore:
         return self._changed
 
     def _commit(self, snap: Snapshot) -> None:
-        if self._staged:
-            snap = replace(snap, totals=self._totals, activity=self.current_activity,
+        if self._activity is not None:
+            snap = replace(snap, totals=self._totals, activity=self._activity,
                            per_model=tuple(sorted(self._per_model.items())))
-            self._activity, self._staged = None, False
+            self._activity = None
         snap = replace(snap, sequence=self._snapshot.sequence + 1)
         self._snapshot = snap
         for listener in list(self._listeners):

@@ -189,8 +189,11 @@ def _close_settings(desk: Desktop) -> None:
     def closed() -> bool:
         if (window := _settings(desk)) is None:
             return True
-        desk.run("xdotool", "windowfocus", "--sync", window.id)
-        desk.run("xdotool", "key", "--window", window.id, "Escape")
+        try:
+            desk.run("xdotool", "windowfocus", "--sync", window.id)
+            desk.run("xdotool", "key", "--window", window.id, "Escape")
+        except subprocess.CalledProcessError:
+            pass  # the window went between the look and the key (closing): look again
         time.sleep(1)
         return not _settings_open(desk)
 

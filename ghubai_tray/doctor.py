@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from ghubai_tray.adapters.config import config_path
 from ghubai_tray.adapters.credentials import TokenSource, resolve_token
 from ghubai_tray.adapters.desktop_signals import DesktopSignals
-from ghubai_tray.adapters.hub import HubConnection
+from ghubai_tray.adapters.hub import HubConnection, host_of
 from ghubai_tray.adapters.logs import add_secret, redact
 from ghubai_tray.adapters.ollama import OllamaClient
 from ghubai_tray.adapters.tls import client_context
@@ -157,6 +157,10 @@ async def hub_check(settings: Settings, token: str | None) -> tuple[Check, HubEr
     try:
         conn = await _open(settings.hub_url, token, settings)
     except AuthRejected as exc:
+        if token is None:  # nothing was refused: nothing was sent
+            return Check(Level.FAIL, "hub", f"the hub at {host_of(settings.hub_url)} needs a "
+                         "provider token, and none is set: enter the one its operator gave "
+                         "you (Settings, or 'ghubai-tray token set')"), exc
         return Check(Level.FAIL, "hub", str(exc)), exc
     except HubError as exc:
         hint = await _hint(settings, token, exc)

@@ -165,6 +165,23 @@ async def test_doctor_names_each_problem(env: dict[str, str]) -> None:
     assert out.splitlines()[0] == "3 problems to fix: token, Ollama, hub."
 
 
+async def test_doctor_without_a_token_says_one_is_needed_not_refused(
+    env: dict[str, str], keyring_env: dict[str, str]
+) -> None:
+    hub = GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED)
+    await hub.start()
+    try:
+        code, out, _ = await cli("doctor", env={**env, **keyring_env, "HUB_URL": hub.url})
+    finally:
+        await hub.stop()
+    assert code == 1
+    assert hub.tokens_seen == [None], "nothing was sent, so nothing was refused"
+    assert (f"[FAIL] hub: the hub at 127.0.0.1:{hub.port} needs a provider token, and none "
+            "is set: enter the one its operator gave you (Settings, or 'ghubai-tray token "
+            "set')") in out.splitlines()
+    assert "refused" not in out
+
+
 async def test_token_set_status_clear_in_the_real_keyring(
     env: dict[str, str], keyring_env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from ghubai_tray.adapters.config import config_path
 from ghubai_tray.adapters.credentials import TokenSource, resolve_token
 from ghubai_tray.adapters.desktop_signals import DesktopSignals
-from ghubai_tray.adapters.hub import HubConnection, host_of
+from ghubai_tray.adapters.hub import HubConnection
 from ghubai_tray.adapters.logs import add_secret, redact
 from ghubai_tray.adapters.ollama import OllamaClient
 from ghubai_tray.adapters.tls import client_context
@@ -31,6 +31,7 @@ from ghubai_tray.core.errors import (
     HubError,
     NoHubHere,
     SecureConnectionFailed,
+    TokenNeeded,
     TokenStoreError,
 )
 from ghubai_tray.core.rules import DesktopReadings, Rule, decide, enabled, read_desktop
@@ -156,11 +157,7 @@ async def hub_check(settings: Settings, token: str | None) -> tuple[Check, HubEr
     """The hub line, and the failure (None when the hub answered as a hub should)."""
     try:
         conn = await _open(settings.hub_url, token, settings)
-    except AuthRejected as exc:
-        if token is None:  # nothing was refused: nothing was sent
-            return Check(Level.FAIL, "hub", f"the hub at {host_of(settings.hub_url)} needs a "
-                         "provider token, and none is set: enter the one its operator gave "
-                         "you (Settings, or 'ghubai-tray token set')"), exc
+    except AuthRejected as exc:  # its words say what was sent and what to do
         return Check(Level.FAIL, "hub", str(exc)), exc
     except HubError as exc:
         hint = await _hint(settings, token, exc)
@@ -297,6 +294,9 @@ def judged_token(found: Check, token: str | None, failure: HubError | None) -> C
         return found
     if failure is None:
         return Check(Level.OK, "token", f"{found.detail}; the hub accepted it", found.more)
+    if isinstance(failure, TokenNeeded):  # ours was withheld from a redirect's address
+        return Check(Level.INFO, "token", f"{found.detail}; not verified, since it was not "
+                     "sent to the address the hub redirected to", found.more)
     if isinstance(failure, AuthRejected):
         return Check(Level.FAIL, "token", f"{found.detail}; the hub refused it: replace it "
                      "(Settings, or 'ghubai-tray token set')", found.more)

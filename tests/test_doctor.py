@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from ghubai_tray.core.errors import AuthRejected, HubUnreachable
+from ghubai_tray.core.errors import AuthRejected, HubUnreachable, TokenNeeded
 from ghubai_tray.core.schedule import parse
 from ghubai_tray.core.settings import Settings
 from ghubai_tray.core.tags import LocalModel
@@ -125,6 +125,8 @@ def test_a_token_is_ok_only_once_the_hub_accepted_it() -> None:
                                                    "from the OS keyring; the hub accepted it")
     refused = judged_token(found, "t", AuthRejected("the hub refused the token"))
     assert refused.level is Level.FAIL and "the hub refused it: replace it" in refused.detail
+    withheld = judged_token(found, "t", TokenNeeded("the hub at h needs a provider token"))
+    assert withheld.level is Level.INFO and "not sent" in withheld.detail
     unreached = judged_token(found, "t", HubUnreachable("nothing answers"))
     assert unreached.level is Level.INFO and "not verified" in unreached.detail
     none = Check(Level.WARN, "token", "none is set")

@@ -62,6 +62,7 @@ from ghubai_tray.core.errors import (
     HubUnreachable,
     NoHubHere,
     SecureConnectionFailed,
+    TokenNeeded,
     one_line,
 )
 
@@ -343,13 +344,27 @@ def host_of(url: str) -> str:
     return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
 
 
-def _status_error(status: int, where: str, url: str) -> HubError:
+def _auth_error(url: str, configured: str, token: str | None, sent: str | None) -> AuthRejected:
+    """A 401/403 in words that are true of what was sent: a token refused, none set, or
+    ours withheld from another address (the hub there never saw it, so it refused nothing)."""
+    host = host_of(url)
+    if sent:
+        return AuthRejected(f"the hub at {host} refused the token")
+    if token is None:
+        return TokenNeeded(f"the hub at {host} needs a provider token, and none is set: enter "
+                           "the one its operator gave you (Settings, or 'ghubai-tray token set')")
+    return TokenNeeded(f"the hub at {host} needs a provider token, and ours was not sent: the "
+                       f"hub at {host_of(configured)} sent the worker to this other address, "
+                       "and the token goes only to the address in Settings")
+
+
+def _status_error(status: int, where: str, url: str, refused: AuthRejected) -> HubError:
     """Plain words for the owner; the step that failed ("negotiate", "the WebSocket
     upgrade") is protocol jargon, so it goes to the log only."""
     host = host_of(url)
     log.debug("the hub at %s answered HTTP %d on %s", host, status, where)
     if status in (401, 403):
-        return AuthRejected(f"the hub at {host} refused the token")
+        return refused
     if status == 404 and where == "negotiate":
         return NoHubHere(f"there is no hub at this URL on {host} (HTTP 404): check the path")
     if status == 404:
@@ -357,8 +372,9 @@ def _status_error(status: int, where: str, url: str) -> HubError:
     return HubUnreachable(f"the hub at {host} answered with an error (HTTP {status})")
 
 
-def _mapped(exc: BaseException, url: str) -> HubError:
-    """A foreign error in plain words, never with the URL (its query holds the token)."""
+def _mapped(exc: BaseException, url: str, refused: AuthRejected) -> HubError:
+    """A foreign error in plain words, never with the URL (its query holds the token);
+    ``refused`` is what a 401/403 means for what was sent."""
     host = host_of(url)
     if isinstance(exc, aiohttp.ClientConnectorCertificateError | ssl.SSLCertVerificationError):
         return SecureConnectionFailed(
@@ -373,7 +389,7 @@ def _mapped(exc: BaseException, url: str) -> HubError:
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
         return HubUnreachable(f"the hub at {host} did not answer in time")
     if isinstance(exc, aiohttp.WSServerHandshakeError):
-        return _status_error(exc.status, "the WebSocket upgrade", url)
+        return _status_error(exc.status, "the WebSocket upgrade", url, refused)
     return HubUnreachable(f"the connection to {host} failed ({type(exc).__name__})")
 
 
@@ -424,6 +440,8 @@ class HubConnection:
         connector = aiohttp.TCPConnector(ssl=ssl_context)
         session = aiohttp.ClientSession(
             connector=connector, timeout=aiohttp.ClientTimeout(total=connect_timeout))
+        negotiated: Negotiated | None = None
+        bearer = token
         try:
             negotiated = await _negotiate(session, url, token)
             bearer = negotiated.access_token
@@ -438,7 +456,8 @@ class HubConnection:
             raise _without(exc, token) from None
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             await session.close()
-            raise _mapped(exc, url) from None
+            target = negotiated.url if negotiated else url
+            raise _mapped(exc, url, _auth_error(target, url, token, bearer)) from None
         except BaseException:
             await session.close()
             raise
@@ -569,7 +588,8 @@ async def _negotiate(session: aiohttp.ClientSession, url: str, token: str | None
                 url = target
                 continue
             if response.status != 200:
-                raise _status_error(response.status, "negotiate", url)
+                raise _status_error(response.status, "negotiate", url,
+                                    _auth_error(url, configured, token, access))
             try:
                 body = await response.json(content_type=None)
             except ValueError:

@@ -5,6 +5,7 @@
     ├── TokenStoreError      the OS keyring cannot be used (says what to do instead)
     ├── HubError             talking to the hub failed
     │   ├── AuthRejected     401/403: the token is wrong; not a transient fault
+    │   │   └── TokenNeeded  401/403 to a request without a token: nothing was refused
     │   ├── HubUnreachable   refused, timed out, TLS failure, 5xx, silent server
     │   └── HubClosed        the hub ended the connection (with its reason)
     ├── OllamaError          talking to Ollama failed
@@ -40,6 +41,12 @@ class HubError(GhubAiError):
 
 class AuthRejected(HubError):
     """The hub refused the token (HTTP 401/403); retried slowly, and at once on a new token."""
+
+
+class TokenNeeded(AuthRejected):
+    """401/403 to a request that carried no token (none is set, or ours was withheld from
+    an address the hub redirected to): saying "refused" would send the owner to replace a
+    token the hub never saw."""
 
 
 class HubUnreachable(HubError):

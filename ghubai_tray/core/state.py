@@ -30,6 +30,7 @@ class State(enum.Enum):
     REGISTERED = "registered"
     RECONNECTING = "reconnecting"
     AUTH_REJECTED = "auth rejected"
+    TOKEN_NEEDED = "token needed"
     PAUSED = "paused"
     STOPPED = "stopped"
 

@@ -13,6 +13,7 @@ APP = "GhubAi Tray"
 # Status, as the tooltip and the first menu line say it.
 NOT_SET_UP = "Not set up yet: choose Set up… to connect to a hub"
 TOKEN_REFUSED = "The hub refused the token: choose Settings… to replace it"
+TOKEN_NEEDED = "The hub needs a provider token, and none was sent: choose Settings…"
 OLLAMA_NOT_RUNNING = "Ollama is not running"
 OLLAMA_ODD = "Something other than Ollama answers at the Ollama address"
 NOTHING_SHARED = "Connected, but no model is shared: choose some under Models"
@@ -132,6 +133,7 @@ SET_UP = "Set up…"
 # The headline, when something needs the owner: the problem and what to do, one click.
 FIX_SET_UP = "Not set up yet: Set up…"
 FIX_TOKEN = "Token refused: Replace token…"
+FIX_TOKEN_NEEDED = "Token needed: Settings…"
 FIX_OLLAMA = "Ollama not running: Retry now"
 FIX_OLLAMA_ODD = "Not Ollama at the Ollama address: Settings…"
 FIX_HUB = "Cannot reach {host}: Retry now"
@@ -151,6 +153,7 @@ STATE_WORDS = {
     State.REGISTERED: "registered",
     State.RECONNECTING: "reconnecting",
     State.AUTH_REJECTED: "token refused",
+    State.TOKEN_NEEDED: "token needed",
     State.PAUSED: "paused",
     State.STOPPED: "stopped",
 }
@@ -188,6 +191,8 @@ QUIT = "Quit"
 
 # Notifications (one per episode).
 NOTIFY_TOKEN = "The hub refused the token. Choose Settings… in the GhubAi menu to replace it."
+NOTIFY_TOKEN_NEEDED = ("The hub needs a provider token, and none was sent. Choose Settings… in "
+                       "the GhubAi menu to enter the one its operator gave you.")
 NOTIFY_OLLAMA = "Ollama has not been reachable for a minute, so nothing is shared. Is it running?"
 NOTIFY_HUB = "The hub has been unreachable for five minutes. GhubAi keeps trying."
 NOTIFY_BACK = "Back to sharing your GPU with {host}."

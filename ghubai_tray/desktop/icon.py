@@ -51,6 +51,8 @@ def attention(snap: Snapshot) -> str | None:
         return texts.NOT_SET_UP
     if snap.state is State.AUTH_REJECTED:
         return texts.TOKEN_REFUSED
+    if snap.state is State.TOKEN_NEEDED:
+        return texts.TOKEN_NEEDED
     if snap.state is State.PAUSED or snap.state is State.STOPPED:
         return None
     if snap.ollama is OllamaStatus.UNREACHABLE:

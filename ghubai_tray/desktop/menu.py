@@ -155,6 +155,8 @@ def headline(snap: Snapshot) -> Item:
         return Item(texts.FIX_SET_UP, Ui.SET_UP, default=True)
     if snap.state is State.AUTH_REJECTED:
         return Item(texts.FIX_TOKEN, Ui.SETTINGS, default=True)
+    if snap.state is State.TOKEN_NEEDED:
+        return Item(texts.FIX_TOKEN_NEEDED, Ui.SETTINGS, default=True)
     if not snap.paused and snap.ollama is OllamaStatus.UNREACHABLE:
         return Item(texts.FIX_OLLAMA, RetryNow())
     if not snap.paused and snap.ollama is OllamaStatus.BAD_ANSWER:

@@ -35,6 +35,8 @@ def _problems(snap: Snapshot) -> set[str]:
     found = set()
     if snap.state is State.AUTH_REJECTED:
         found.add("token")
+    if snap.state is State.TOKEN_NEEDED:
+        found.add("no token")
     if snap.state is not State.PAUSED and snap.ollama in (OllamaStatus.UNREACHABLE,
                                                           OllamaStatus.BAD_ANSWER):
         found.add("ollama")
@@ -43,8 +45,9 @@ def _problems(snap: Snapshot) -> set[str]:
     return found
 
 
-_AFTER = {"token": 0.0, "ollama": OLLAMA_AFTER, "hub": HUB_AFTER}
-_TEXT = {"token": texts.NOTIFY_TOKEN, "ollama": texts.NOTIFY_OLLAMA, "hub": texts.NOTIFY_HUB}
+_AFTER = {"token": 0.0, "no token": 0.0, "ollama": OLLAMA_AFTER, "hub": HUB_AFTER}
+_TEXT = {"token": texts.NOTIFY_TOKEN, "no token": texts.NOTIFY_TOKEN_NEEDED,
+         "ollama": texts.NOTIFY_OLLAMA, "hub": texts.NOTIFY_HUB}
 
 
 def update(episodes: Episodes, snap: Snapshot, now: float) -> tuple[Episodes, list[str]]:

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from ghubai_tray.adapters.hub import Invocation, Malformed, host_of, incoming_limit, registration
 from ghubai_tray.adapters.tls import client_context
 from ghubai_tray.core import texts
-from ghubai_tray.core.errors import AuthRejected, HubError, TokenStoreError
+from ghubai_tray.core.errors import AuthRejected, HubError, TokenNeeded, TokenStoreError
 from ghubai_tray.core.settings import Settings
 from ghubai_tray.core.state import Snapshot, State
 from ghubai_tray.worker.ports import Connector, HubLink
@@ -138,7 +138,7 @@ class HubSupervisor:
                 settings.hub_url, token, ssl_context=client_context(settings.allow_invalid_certs),
                 max_message_bytes=incoming_limit(settings.max_request_body))
         except AuthRejected as exc:
-            await self._auth_rejected(str(exc), token)
+            await self._auth_rejected(exc, token)
             return 1
         except HubError as exc:
             await self._retry_later(str(exc), backoff_delay(attempt + 1, self._rng), token)
@@ -171,15 +171,21 @@ class HubSupervisor:
                                next_attempt=self._clock() + timedelta(seconds=delay))
         await wait_event(self._wake, delay)
 
-    async def _auth_rejected(self, reason: str, token: str | None) -> None:
-        if token is None:
-            reason += ": this hub needs a token; run 'ghubai-tray token set' or set PROVIDER_TOKEN"
+    async def _auth_rejected(self, exc: AuthRejected, token: str | None) -> None:
+        """Wait for a new token (or the slow retry): the hub refused what was sent, or
+        needs a token and none was sent; each with its own state, so the tray never says
+        "refused" of a token the hub did not see."""
+        reason, state = str(exc), State.AUTH_REJECTED
+        if isinstance(exc, TokenNeeded):
+            state = State.TOKEN_NEEDED  # its text says what to do
+        elif token is None:  # a token of the hub's own, from its redirect, was refused
+            reason += ": this hub needs a token of yours; run 'ghubai-tray token set'"
         else:
             reason += ": check the token (replace it with 'ghubai-tray token set')"
         self._problems.log("hub", logging.ERROR, f"hub: {reason}")
         self._failure = None  # the retry after a refused token says it connects again
         retry_at = time.monotonic() + AUTH_RETRY
-        self._store.connection(State.AUTH_REJECTED, reason,
+        self._store.connection(state, reason,
                                next_attempt=self._clock() + timedelta(seconds=AUTH_RETRY))
         while (left := retry_at - time.monotonic()) > 0:
             await wait_event(self._wake, min(left, TOKEN_RECHECK))

@@ -14,6 +14,7 @@ OK = snapshot(connection=State.REGISTERED, hub_url="https://hub.example.com/grid
 OLLAMA_DOWN = replace(OK, ollama=OllamaStatus.UNREACHABLE)
 HUB_DOWN = replace(OK, connection=State.RECONNECTING)
 REJECTED = replace(OK, connection=State.AUTH_REJECTED)
+NEEDED = replace(OK, connection=State.TOKEN_NEEDED)
 BACK = texts.NOTIFY_BACK.format(host="hub.example.com")
 NOW = texts.NOTIFY_NOW.format(models="1 model", host="hub.example.com")
 
@@ -33,6 +34,11 @@ def test_all_quiet_says_nothing() -> None:
 
 def test_a_refused_token_is_said_at_once_and_once() -> None:
     assert run([(0, REJECTED), (1, REJECTED), (500, REJECTED)]) == [(0, texts.NOTIFY_TOKEN)]
+
+
+def test_a_needed_token_is_said_at_once_and_once_and_not_as_refused() -> None:
+    assert run([(0, NEEDED), (1, NEEDED), (500, NEEDED)]) == [(0, texts.NOTIFY_TOKEN_NEEDED)]
+    assert "refused" not in texts.NOTIFY_TOKEN_NEEDED
 
 
 def test_ollama_away_for_a_minute_then_back() -> None:

@@ -67,6 +67,9 @@ STATES: dict[str, tuple[Snapshot, IconKind, str]] = {
                        "GhubAi — Not set up yet: choose Set up… to connect to a hub"),
     "token-rejected": (snap(connection=State.AUTH_REJECTED), IconKind.ATTENTION,
                        "GhubAi — The hub refused the token: choose Settings… to replace it"),
+    "token-needed": (snap(connection=State.TOKEN_NEEDED), IconKind.ATTENTION,
+                     "GhubAi — The hub needs a provider token, and none was sent: choose "
+                     "Settings…"),
     "ollama-down": (snap(ollama=OllamaStatus.UNREACHABLE), IconKind.ATTENTION,
                     "GhubAi — Ollama is not running"),
     "ollama-odd": (snap(ollama=OllamaStatus.BAD_ANSWER), IconKind.ATTENTION,
@@ -197,6 +200,8 @@ def test_set_up_comes_first_when_not_configured() -> None:
 PROBLEMS = {
     "token-refused": (snap(connection=State.AUTH_REJECTED), "Token refused: Replace token…",
                       Ui.SETTINGS),
+    "token-needed": (snap(connection=State.TOKEN_NEEDED), "Token needed: Settings…",
+                     Ui.SETTINGS),
     "ollama-down": (snap(ollama=OllamaStatus.UNREACHABLE), "Ollama not running: Retry now",
                     RetryNow()),
     "not-ollama": (snap(ollama=OllamaStatus.BAD_ANSWER),

@@ -42,7 +42,7 @@ from tests.processes import clean_environment, cli, headless_worker, memory_mb
 from tests.testbed._util import serve
 from tests.testbed.certs import LoopbackPKI, make_pki
 from tests.testbed.godecode import GoDecoder
-from tests.testbed.hub import GridHub, HubRequest
+from tests.testbed.hub import AuthMode, GridHub, HubRequest
 from tests.testbed.ollama import Fault, ModelInfo, OllamaStandIn
 from tests.worker_bed import TOKEN, Bed, failure_of, running_bed, with_settings
 
@@ -246,6 +246,24 @@ async def test_a_redirect_elsewhere_never_receives_the_token() -> None:
                 assert TOKEN not in json.dumps(record.query) + json.dumps(record.headers)
             host = f"localhost:{elsewhere.port}"
             await bed.worker.wait_for(lambda s: host in s.reason, 15, "the real host named")
+    finally:
+        await elsewhere.stop()
+
+
+async def test_a_redirect_elsewhere_to_a_hub_wanting_a_token_says_ours_was_not_sent() -> None:
+    """Withholding the token is right; calling the answer "refused the token" was not."""
+    elsewhere = GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED)
+    await elsewhere.start()
+    try:
+        hub = GridHub(tokens=[TOKEN], redirect_to=elsewhere.url.replace("127.0.0.1", "localhost"))
+        async with running_bed(hub=hub) as bed:
+            snap = await bed.worker.wait_for(lambda s: s.connection is State.TOKEN_NEEDED, 15,
+                                             "token needed")
+            assert elsewhere.tokens_seen and set(elsewhere.tokens_seen) == {None}
+            assert snap.reason == (
+                f"the hub at localhost:{elsewhere.port} needs a provider token, and ours was "
+                f"not sent: the hub at 127.0.0.1:{hub.port} sent the worker to this other "
+                "address, and the token goes only to the address in Settings")
     finally:
         await elsewhere.stop()
 

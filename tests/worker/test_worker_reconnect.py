@@ -154,12 +154,20 @@ async def test_retry_now_tries_at_once_instead_of_minutes_later() -> None:
         await serves_again(bed)
 
 
-async def test_no_token_and_a_hub_that_needs_one_says_what_to_do() -> None:
+async def test_no_token_and_a_hub_that_needs_one_says_one_is_needed_not_refused() -> None:
     hub = GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED)
     async with running_bed(hub=hub, token=None) as bed:
-        snap = await bed.worker.wait_for(lambda s: s.connection is State.AUTH_REJECTED, 15,
-                                         "auth rejected")
-        assert "run 'ghubai-tray token set' or set PROVIDER_TOKEN" in snap.reason
+        snap = await bed.worker.wait_for(lambda s: s.connection is State.TOKEN_NEEDED, 15,
+                                         "token needed")
+        assert hub.tokens_seen and set(hub.tokens_seen) == {None}, "nothing was sent"
+        assert snap.reason == (f"the hub at 127.0.0.1:{hub.port} needs a provider token, and "
+                               "none is set: enter the one its operator gave you (Settings, "
+                               "or 'ghubai-tray token set')")
+        tries = len(hub.http)
+        bed.token[0] = TOKEN  # entered in Settings: the worker tries again at once
+        bed.worker.submit(TokenChanged())
+        await serves_again(bed)
+        assert len(hub.http) - tries <= 3, "no fast retry loop while a token was needed"
 
 
 async def test_nothing_configured_and_no_default_hub_is_not_configured() -> None:

@@ -207,6 +207,38 @@ async def test_the_schedule_holds_sharing_and_the_menu_says_until_when(
                 await asyncio.wait_for(proc.communicate(), GRACE + 10)
 
 
+async def test_without_a_token_the_tray_says_one_is_needed_and_shares_once_it_is_set(
+        tmp_path: Path, keyring_env: dict[str, str]) -> None:
+    async with counterparts(GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED),
+                            OllamaStandIn()) as (hub, ollama):
+        env = {**clean_environment(tmp_path), **keyring_env, "HUB_URL": hub.url,
+               "OLLAMA_LOCAL_URL": ollama.url, "PYSTRAY_BACKEND": "gtk",
+               "XDG_RUNTIME_DIR": str(tmp_path)}
+        with real_desktop(ARTIFACTS, extra_env={"DBUS_SESSION_BUS_ADDRESS":
+                                                keyring_env["DBUS_SESSION_BUS_ADDRESS"]}) as desk:
+            env.update(desk.env)
+            async with tray_app(env, "--grace", str(GRACE)) as proc:
+                bed = TrayBed(hub, ollama, desk, proc, tmp_path, env)
+                await asyncio.to_thread(wait_for, "the token-needed tooltip", lambda: (
+                    desk.icon_title() == "GhubAi — " + texts.TOKEN_NEEDED))
+                assert hub.tokens_seen and set(hub.tokens_seen) == {None}
+                await asyncio.to_thread(desk.open_menu)
+                await asyncio.to_thread(desk.press, "Down", "Return")  # the headline's fix
+                await asyncio.to_thread(wait_for, "the settings window", lambda: any(
+                    w.name == "GhubAi Tray settings" for w in desk.windows(tree=False)))
+                await asyncio.to_thread(desk.run, "xdotool", "search", "--name",
+                                        "GhubAi Tray settings", "windowfocus", "--sync")
+                await asyncio.to_thread(desk.press, "Escape")
+                # The owner stores the token from a terminal instead: the tray notices it.
+                code, _, err = await cli("token", "set", env=env, stdin=f"{TOKEN}\n".encode())
+                assert code == 0, err
+                await hub.wait_until(lambda: any(n.models == MODELS for n in hub.nodes.values()),
+                                     60, "the worker to read the token again and register")
+                await asyncio.to_thread(wait_for, "the sharing tooltip", lambda: (
+                    desk.icon_title().startswith("GhubAi — Sharing")))
+                assert await quit_and_time(bed) < GRACE + 2
+
+
 async def test_quit_while_the_hub_is_unreachable_exits_in_time(tray: TrayBed) -> None:
     await tray.registered(*MODELS)
     await tray.hub.stop()

@@ -279,7 +279,9 @@ class TrayApp:
                 self._icon.notify(message, texts.APP)
 
     def _first_run(self, snap: Snapshot) -> None:
-        if self._offer_settings and snap.state is State.NOT_CONFIGURED:
+        """Settings opens by itself once when the app cannot share until the owner enters
+        something there: a hub, or the token a hub needs."""
+        if self._offer_settings and snap.state in (State.NOT_CONFIGURED, State.TOKEN_NEEDED):
             self._offer_settings = False
             self._settings.open()
 

@@ -21,7 +21,7 @@ from ghubai_tray.adapters.config import config_path, save_settings
 from ghubai_tray.adapters.control import ControlServer
 from ghubai_tray.adapters.credentials import TokenSource
 from ghubai_tray.adapters.desktop_signals import DesktopSignals
-from ghubai_tray.core import control
+from ghubai_tray.core import control, texts
 from ghubai_tray.core.settings import DEFAULT_HUB_URL, Settings
 from ghubai_tray.core.state import WorkerHandle
 from ghubai_tray.worker import Worker, run_in_new_loop
@@ -81,7 +81,10 @@ def control_server(worker: WorkerHandle, quit_app: Callable[[], None], mode: str
         from ghubai_tray.desktop.icon import status_line  # Pillow: only once asked
 
         snap = worker.snapshot
-        decision = control.decide(request, snap, datetime.now().astimezone(), status_line(snap))
+        line = status_line(snap)
+        if mode == "headless":  # no menu to point to: the fix on the command line instead
+            line = texts.HEADLESS_STATUS.get(line, line)
+        decision = control.decide(request, snap, datetime.now().astimezone(), line)
         if decision.command is not None:
             worker.submit(decision.command)
         if decision.quit:

@@ -291,6 +291,8 @@ def judged_token(found: Check, token: str | None, failure: HubError | None) -> C
     if found.level is not Level.OK or token is None:
         if failure is None and token is None and found.level is Level.WARN:
             return Check(Level.OK, "token", "none set, and this hub needs none")
+        if isinstance(failure, TokenNeeded) and token is None and found.level is Level.WARN:
+            return Check(Level.FAIL, "token", "none is set, and this hub needs one", found.more)
         return found
     if failure is None:
         return Check(Level.OK, "token", f"{found.detail}; the hub accepted it", found.more)

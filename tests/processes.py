@@ -162,11 +162,11 @@ class Headless:
 
 @asynccontextmanager
 async def headless_worker(tmp_path: Path, *, hub: GridHub | None = None,
-                          ollama: OllamaStandIn | None = None, **variables: str
-                          ) -> AsyncIterator[Headless]:
-    """Start hub, stand-in and a headless worker (its models registered once this yields);
-    stop all, the worker by SIGTERM (Ctrl-C on Windows), at the end. ``variables`` are
-    added to its environment."""
+                          ollama: OllamaStandIn | None = None, registers: bool = True,
+                          **variables: str) -> AsyncIterator[Headless]:
+    """Start hub, stand-in and a headless worker (its models registered once this yields,
+    or, unless it ``registers``, once it asked the hub); stop all, the worker by SIGTERM
+    (Ctrl-C on Windows), at the end. ``variables`` are added to its environment."""
     from tests.worker_bed import TOKEN
 
     hub = hub or GridHub(tokens=[TOKEN])
@@ -181,8 +181,12 @@ async def headless_worker(tmp_path: Path, *, hub: GridHub | None = None,
             *python_for(env), "-m", "ghubai_tray", "--headless", env=env,
             stdout=asyncio.subprocess.DEVNULL, stderr=stderr, **SPAWN_FLAGS)
     try:
-        await hub.wait_until(lambda: any(n.models for n in hub.nodes.values()), 60,
-                             "the headless worker to register its models")
+        if registers:
+            await hub.wait_until(lambda: any(n.models for n in hub.nodes.values()), 60,
+                                 "the headless worker to register its models")
+        else:
+            await hub.wait_until(lambda: bool(hub.tokens_seen), 60,
+                                 "the headless worker to negotiate")
         yield Headless(process, hub, ollama, stderr_path)
     finally:
         if process.returncode is None:

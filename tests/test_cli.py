@@ -179,6 +179,9 @@ async def test_doctor_without_a_token_says_one_is_needed_not_refused(
     assert (f"[FAIL] hub: the hub at 127.0.0.1:{hub.port} needs a provider token, and none "
             "is set: enter the one its operator gave you (Settings, or 'ghubai-tray token "
             "set')") in out.splitlines()
+    assert "[FAIL] token: none is set, and this hub needs one" in out.splitlines()
+    verdict = out.splitlines()[0]  # Ollama: whatever answers at its default address here
+    assert " problems to fix: token, " in verdict and verdict.endswith("hub."), verdict
     assert "refused" not in out
 
 

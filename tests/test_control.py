@@ -11,11 +11,15 @@ import asyncio
 import json
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+from ghubai_tray.core import texts
 from ghubai_tray.core.control import decide, parse_duration, parse_until
 from ghubai_tray.core.state import Pause, PauseMode, Resume, Snapshot
 from tests.processes import cli, headless_worker
 from tests.snapshots import snapshot
+from tests.testbed.hub import AuthMode, GridHub
+from tests.worker_bed import TOKEN
 
 MODELS = ("llama3.2:1b", "mistral:7b")
 
@@ -54,6 +58,24 @@ async def test_status_pause_resume_and_quit_steer_the_running_worker(
 
     code, _, err = await cli("status", env=env)
     assert code == 1 and "not running" in err
+
+
+async def test_a_headless_workers_status_points_to_the_command_line_not_to_a_menu(
+        tmp_path: Path, env: dict[str, str]) -> None:
+    hub = GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED)
+    async with headless_worker(tmp_path, hub=hub, registers=False, PROVIDER_TOKEN="wrong"):
+        status: dict[str, Any] = {}
+        for _ in range(60):  # the state follows the hub's answer within moments
+            code, out, err = await cli("status", "--json", env=env)
+            assert code == 0, err
+            status = json.loads(out)
+            if status["state"] == "token refused":
+                break
+            await asyncio.sleep(0.5)
+        assert status["state"] == "token refused", status
+        assert status["headline"] == texts.HEADLESS_STATUS[texts.TOKEN_REFUSED]
+        code, out, _ = await cli("status", env=env)
+        assert "ghubai-tray token set" in out and "Settings" not in out and "menu" not in out
 
 
 async def test_without_a_running_worker_every_command_says_so(env: dict[str, str]) -> None:

@@ -132,6 +132,10 @@ def test_a_token_is_ok_only_once_the_hub_accepted_it() -> None:
     none = Check(Level.WARN, "token", "none is set")
     assert judged_token(none, None, None).detail == "none set, and this hub needs none"
     assert judged_token(none, None, HubUnreachable("x")) == none
+    needed = judged_token(none, None, TokenNeeded("the hub at h needs a provider token"))
+    assert needed == Check(Level.FAIL, "token", "none is set, and this hub needs one")
+    keyring_broken = Check(Level.FAIL, "token", "the OS keyring cannot be read")
+    assert judged_token(keyring_broken, None, TokenNeeded("x")) == keyring_broken
 
 
 class Readings:

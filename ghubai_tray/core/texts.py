@@ -18,6 +18,17 @@ OLLAMA_NOT_RUNNING = "Ollama is not running"
 OLLAMA_ODD = "Something other than Ollama answers at the Ollama address"
 NOTHING_SHARED = "Connected, but no model is shared: choose some under Models"
 CERTS_NOT_CHECKED = "Connected without checking the hub's certificate"
+# The same for ``status`` of a headless worker, which has no menu to point to.
+HEADLESS_STATUS = {
+    NOT_SET_UP: "Not set up yet: set HUB_URL (or hub_url in config.toml) and store the token "
+                "with 'ghubai-tray token set'",
+    TOKEN_REFUSED: "The hub refused the token: replace it with 'ghubai-tray token set' (or "
+                   "in PROVIDER_TOKEN, if it comes from there)",
+    TOKEN_NEEDED: "The hub needs a provider token, and none was sent: store the one its "
+                  "operator gave you with 'ghubai-tray token set'",
+    NOTHING_SHARED: "Connected, but no model is shared: see shared_models and "
+                    "share_new_models in config.toml",
+}
 PAUSED = "Paused"
 FINISHING = "Finishing {requests}, then pausing"
 HELD_UNTIL = "Paused until {until} ({rule})"

@@ -117,17 +117,24 @@ class TrayApp:
             from ghubai_tray.desktop.win_icon import sharp_icon_class
 
             icon_class = sharp_icon_class(pystray.Icon)
+        elif pystray.Icon.__module__.endswith(("_gtk", "_appindicator")):
+            icon_class = without_failing_notifications(pystray.Icon)
         self._icon = icon_class("ghubai-tray", icon_for(snap, ICON_SIZE), self._title(snap),
                                 menu=pystray.Menu(self._pystray_items))
         install_quit_signals(self.quit, glib=False)
+        code = 0
         try:
             self._icon.run(setup=self._setup)
         except Exception as exc:  # GLib errors at stop without a notification daemon
             if not self._quitting.is_set():
-                raise
+                # No icon: the worker stops too, or it would run where no one sees it.
+                log.exception("the tray icon could not run, so GhubAi Tray stops rather than "
+                              "share where you cannot see it ('ghubai-tray --headless' runs "
+                              "it without a tray)")
+                code = 1
             log.debug("the icon stopped with %s", type(exc).__name__)
         self._shutdown()
-        return 0
+        return code
 
     def _setup(self, icon: Any) -> None:
         """Runs on pystray's own non-daemon thread: start things and return at once.
@@ -342,6 +349,36 @@ class TrayApp:
         log.info("%s", message)
         if self._icon.HAS_NOTIFICATION:
             self._icon.notify(message, texts.APP)
+
+
+def without_failing_notifications(base: type[Any]) -> type[Any]:
+    """pystray's Gtk and AppIndicator ``Icon``, started even when the desktop's notification
+    service fails: pystray connects to it before the icon's loop runs, so a service that
+    crashes as D-Bus starts it stopped the whole tray. The icon and menu still say what is
+    wrong without notifications."""
+
+    class Icon(base):  # type: ignore[misc]
+        notifications = True
+
+        def _initialize(self) -> None:
+            try:
+                super()._initialize()
+            except Exception as exc:
+                log.warning("desktop notifications are not available (%s); the tray icon and "
+                            "its menu still show every problem", str(exc).splitlines()[0][:200])
+                self.notifications = False
+                self._mark_ready()
+
+        def _notify(self, message: str, title: str | None = None) -> None:
+            if self.notifications:
+                super()._notify(message, title)
+
+        def _remove_notification(self) -> None:
+            if self.notifications:
+                super()._remove_notification()
+
+    Icon.__module__ = base.__module__  # the backend, for whoever asks which one runs
+    return Icon
 
 
 def install_quit_signals(quit_app: Callable[[], None], glib: bool) -> None:

@@ -67,4 +67,5 @@ def sharp_icon_class(base: type[Any]) -> type[Any]:
             finally:
                 os.unlink(path)
 
+    SharpIcon.__module__ = base.__module__  # the backend, for whoever asks which one runs
     return SharpIcon

@@ -356,6 +356,27 @@ async def test_without_a_tray_host_it_shares_nothing_until_the_owner_chooses(
                 assert b"no tray shows the icon" in err
 
 
+async def test_a_notification_service_that_fails_does_not_stop_the_tray(tmp_path: Path) -> None:
+    """pystray's Gtk icon connects to it before its loop runs: once, a daemon that crashed as
+    D-Bus started it ended the tray, and left the worker running where no one could see it."""
+    async with counterparts(GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED),
+                            OllamaStandIn()) as (hub, ollama):
+        env = {**clean_environment(tmp_path), "HUB_URL": hub.url, "PROVIDER_TOKEN": TOKEN,
+               "OLLAMA_LOCAL_URL": ollama.url, "PYSTRAY_BACKEND": "gtk"}
+        with real_desktop(ARTIFACTS, notifications=False) as desk:
+            env.update(desk.env)
+            async with tray_app(env, "--grace", str(GRACE)) as proc:
+                await hub.wait_until(lambda: any(n.models == MODELS for n in hub.nodes.values()),
+                                     30, "the tray to share")
+                await asyncio.to_thread(wait_for, "the sharing tooltip", lambda: (
+                    desk.icon_title().startswith("GhubAi — Sharing 2 models")))
+                code, _, _ = await cli("quit", env=env)
+                assert code == 0
+                _, err = await asyncio.wait_for(proc.communicate(), GRACE + 10)
+                assert proc.returncode == 0, err.decode()
+                assert b"desktop notifications are not available" in err
+
+
 async def test_first_start_without_setup_opens_the_settings(tmp_path: Path) -> None:
     env = {**clean_environment(tmp_path), "PYSTRAY_BACKEND": "gtk",
            "XDG_RUNTIME_DIR": str(tmp_path), "PROVIDER_TOKEN": "",

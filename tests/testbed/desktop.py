@@ -165,11 +165,13 @@ def keys_to(menu: Sequence[Item], path: Sequence[str]) -> list[str]:
 
 @contextlib.contextmanager
 def real_desktop(artifacts: Path, extra_env: dict[str, str] | None = None, *,
-                 tray_host: bool = True, window_manager: bool = False) -> Iterator[Desktop]:
+                 tray_host: bool = True, window_manager: bool = False,
+                 notifications: bool = True) -> Iterator[Desktop]:
     """Xvfb + a session bus (unless given one) + trayer + dunst, torn down afterwards;
     ``tray_host=False`` leaves trayer out: a desktop like stock GNOME, with no tray;
     ``window_manager=True`` adds openbox, an EWMH window manager (the active window,
-    full screen) for the rules that read them."""
+    full screen) for the rules that read them; ``notifications=False``: a bus of its own
+    whose notification service fails each time D-Bus starts it, as a broken daemon does."""
     number = _free_display()
     display = f":{number}"
     env = {"DISPLAY": display, **(extra_env or {})}
@@ -184,8 +186,10 @@ def real_desktop(artifacts: Path, extra_env: dict[str, str] | None = None, *,
     try:
         start("Xvfb", display, "-screen", "0", "1024x768x24", "-nolisten", "tcp")
         wait_for("Xvfb", lambda: Path(f"/tmp/.X11-unix/X{number}").exists())
-        if "DBUS_SESSION_BUS_ADDRESS" not in env:
-            bus = subprocess.run(["dbus-daemon", "--session", "--fork", "--print-address=1",
+        if "DBUS_SESSION_BUS_ADDRESS" not in env or not notifications:
+            config = (["--config-file", str(_failing_notifications_bus(artifacts))]
+                      if not notifications else ["--session"])
+            bus = subprocess.run(["dbus-daemon", *config, "--fork", "--print-address=1",
                                   "--print-pid=1", "--nopidfile"], capture_output=True,
                                  text=True, check=True, timeout=30)
             env["DBUS_SESSION_BUS_ADDRESS"], pid = bus.stdout.split()[:2]
@@ -199,7 +203,15 @@ def real_desktop(artifacts: Path, extra_env: dict[str, str] | None = None, *,
             start("trayer", "--edge", "top", "--align", "right", "--widthtype", "request",
                   "--height", "32", "--SetDockType", "true", "--transparent", "false",
                   "--tint", "0xcccccc", "--expand", "true")
-        start("dunst")
+        if notifications:
+            start("dunst")
+            # Until dunst holds its name, an app's first call would make D-Bus start a
+            # second one, which crashes on the name the first is taking.
+            wait_for("dunst on the session bus", lambda: "true" in subprocess.run(
+                ["dbus-send", "--session", "--print-reply", "--dest=org.freedesktop.DBus",
+                 "/org/freedesktop/DBus", "org.freedesktop.DBus.NameHasOwner",
+                 "string:org.freedesktop.Notifications"], env={**os.environ, **env},
+                capture_output=True, text=True, timeout=10).stdout, 30)
         artifacts.mkdir(parents=True, exist_ok=True)
         yield Desktop(env, artifacts)
     finally:
@@ -210,3 +222,28 @@ def real_desktop(artifacts: Path, extra_env: dict[str, str] | None = None, *,
         if bus_pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(bus_pid, 15)
+
+
+def _failing_notifications_bus(artifacts: Path) -> Path:
+    """A session bus configuration whose org.freedesktop.Notifications exits at once."""
+    folder = artifacts / "failing-bus"
+    services = folder / "services"
+    services.mkdir(parents=True, exist_ok=True)
+    (services / "org.freedesktop.Notifications.service").write_text(
+        "[D-BUS Service]\nName=org.freedesktop.Notifications\nExec=/bin/false\n")
+    config = folder / "session.conf"
+    config.write_text(f"""<!DOCTYPE busconfig PUBLIC
+ "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:tmpdir=/tmp</listen>
+  <servicedir>{services}</servicedir>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+""")
+    return config

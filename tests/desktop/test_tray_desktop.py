@@ -13,6 +13,7 @@ import asyncio
 import os
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -77,6 +78,21 @@ async def tray(tmp_path: Path, keyring_env: dict[str, str]) -> AsyncIterator[Tra
         assert code == 0, err
         with real_desktop(ARTIFACTS, extra_env={"DBUS_SESSION_BUS_ADDRESS":
                                                 keyring_env["DBUS_SESSION_BUS_ADDRESS"]}) as desk:
+            env.update(desk.env)
+            async with tray_app(env, "--grace", str(GRACE)) as proc:
+                yield TrayBed(hub, ollama, desk, proc, tmp_path, env)
+
+
+@asynccontextmanager
+async def sharing_tray(tmp_path: Path, *, tray_host: bool = True, notifications: bool = True
+                       ) -> AsyncIterator[TrayBed]:
+    """The tray between a hub that needs the token it has and Ollama, on a desktop with or
+    without a tray host and a working notification service (see real_desktop)."""
+    async with counterparts(GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED),
+                            OllamaStandIn()) as (hub, ollama):
+        env = {**clean_environment(tmp_path), "HUB_URL": hub.url, "PROVIDER_TOKEN": TOKEN,
+               "OLLAMA_LOCAL_URL": ollama.url, "PYSTRAY_BACKEND": "gtk"}
+        with real_desktop(ARTIFACTS, tray_host=tray_host, notifications=notifications) as desk:
             env.update(desk.env)
             async with tray_app(env, "--grace", str(GRACE)) as proc:
                 yield TrayBed(hub, ollama, desk, proc, tmp_path, env)
@@ -322,59 +338,46 @@ async def test_settings_opens_from_the_menu(tray: TrayBed) -> None:
 @pytest.mark.parametrize("choice", ["share anyway", "quit"])
 async def test_without_a_tray_host_it_shares_nothing_until_the_owner_chooses(
         tmp_path: Path, choice: str) -> None:
-    async with counterparts(GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED),
-                            OllamaStandIn()) as (hub, ollama):
-        env = {**clean_environment(tmp_path), "HUB_URL": hub.url, "PROVIDER_TOKEN": TOKEN,
-               "OLLAMA_LOCAL_URL": ollama.url, "PYSTRAY_BACKEND": "gtk"}
-        with real_desktop(ARTIFACTS, tray_host=False) as desk:
-            env.update(desk.env)
-            async with tray_app(env, "--grace", str(GRACE)) as proc:
-                # Start-up, the 5 s wait for a tray host, then Tk: generous on a busy machine.
-                window = await asyncio.to_thread(wait_for, "the no-tray window", lambda: next(
-                    (w for w in desk.windows(tree=False) if w.name == texts.NO_TRAY_TITLE),
-                    None), 60)
-                # Connected to the hub, Ollama's models known, and nothing offered.
-                await hub.wait_until(lambda: bool(hub.nodes), 20, "the worker to connect")
-                assert all(n.models == () for n in hub.nodes.values())
-                code, out, _ = await cli("status", env=env)
-                assert code == 0 and "Not sharing yet: waiting for the tray icon" in out
-                if choice == "share anyway":
-                    await asyncio.to_thread(desk.screenshot, "no-tray-window.png",
-                                            (window.width, window.height, window.x, window.y))
-                await asyncio.to_thread(desk.run, "xdotool", "search", "--name",
-                                        texts.NO_TRAY_TITLE, "windowfocus", "--sync")
-                await asyncio.to_thread(desk.press,
-                                        "Return" if choice == "share anyway" else "Escape")
-                if choice == "share anyway":
-                    await hub.wait_until(lambda: any(n.models == MODELS
-                                                     for n in hub.nodes.values()), 20,
-                                         "the worker to share, as the owner chose")
-                    code, _, _ = await cli("quit", env=env)
-                    assert code == 0
-                _, err = await asyncio.wait_for(proc.communicate(), GRACE + 10)
-                assert proc.returncode == 0, err.decode()
-                assert b"no tray shows the icon" in err
+    async with sharing_tray(tmp_path, tray_host=False) as tray:
+        # Start-up, the 5 s wait for a tray host, then Tk: generous on a busy machine.
+        window = await asyncio.to_thread(wait_for, "the no-tray window", lambda: next(
+            (w for w in tray.desk.windows(tree=False) if w.name == texts.NO_TRAY_TITLE),
+            None), 60)
+        # Connected to the hub, Ollama's models known, and nothing offered.
+        await tray.hub.wait_until(lambda: bool(tray.hub.nodes), 20, "the worker to connect")
+        assert all(n.models == () for n in tray.hub.nodes.values())
+        code, out, _ = await cli("status", env=tray.env)
+        assert code == 0 and "Not sharing yet: waiting for the tray icon" in out
+        if choice == "share anyway":
+            await asyncio.to_thread(tray.desk.screenshot, "no-tray-window.png",
+                                    (window.width, window.height, window.x, window.y))
+        await asyncio.to_thread(tray.desk.run, "xdotool", "search", "--name",
+                                texts.NO_TRAY_TITLE, "windowfocus", "--sync")
+        await asyncio.to_thread(tray.desk.press,
+                                "Return" if choice == "share anyway" else "Escape")
+        if choice == "share anyway":
+            await tray.hub.wait_until(lambda: any(n.models == MODELS
+                                                  for n in tray.hub.nodes.values()), 20,
+                                      "the worker to share, as the owner chose")
+            code, _, _ = await cli("quit", env=tray.env)
+            assert code == 0
+        _, err = await asyncio.wait_for(tray.proc.communicate(), GRACE + 10)
+        assert tray.proc.returncode == 0, err.decode()
+        assert b"no tray shows the icon" in err
 
 
 async def test_a_notification_service_that_fails_does_not_stop_the_tray(tmp_path: Path) -> None:
     """pystray's Gtk icon connects to it before its loop runs: once, a daemon that crashed as
     D-Bus started it ended the tray, and left the worker running where no one could see it."""
-    async with counterparts(GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED),
-                            OllamaStandIn()) as (hub, ollama):
-        env = {**clean_environment(tmp_path), "HUB_URL": hub.url, "PROVIDER_TOKEN": TOKEN,
-               "OLLAMA_LOCAL_URL": ollama.url, "PYSTRAY_BACKEND": "gtk"}
-        with real_desktop(ARTIFACTS, notifications=False) as desk:
-            env.update(desk.env)
-            async with tray_app(env, "--grace", str(GRACE)) as proc:
-                await hub.wait_until(lambda: any(n.models == MODELS for n in hub.nodes.values()),
-                                     30, "the tray to share")
-                await asyncio.to_thread(wait_for, "the sharing tooltip", lambda: (
-                    desk.icon_title().startswith("GhubAi — Sharing 2 models")))
-                code, _, _ = await cli("quit", env=env)
-                assert code == 0
-                _, err = await asyncio.wait_for(proc.communicate(), GRACE + 10)
-                assert proc.returncode == 0, err.decode()
-                assert b"desktop notifications are not available" in err
+    async with sharing_tray(tmp_path, notifications=False) as tray:
+        await tray.registered(*MODELS)
+        await asyncio.to_thread(wait_for, "the sharing tooltip", lambda: (
+            tray.desk.icon_title().startswith("GhubAi — Sharing 2 models")))
+        code, _, _ = await cli("quit", env=tray.env)
+        assert code == 0
+        _, err = await asyncio.wait_for(tray.proc.communicate(), GRACE + 10)
+        assert tray.proc.returncode == 0, err.decode()
+        assert b"desktop notifications are not available" in err
 
 
 async def test_first_start_without_setup_opens_the_settings(tmp_path: Path) -> None:

@@ -76,7 +76,10 @@ def limits_check(settings: Settings) -> Check:
         f"each hub request: model kept loaded at most {c.keep_alive:g} s after it, context "
         f"up to {c.context:,} tokens, answers up to {c.output_tokens:,} tokens, up to "
         f"{c.images} image(s) of at most {_size(c.image_bytes)}, bodies up to "
-        f"{_size(settings.max_request_body)}"))
+        f"{_size(settings.max_request_body)}, text up to {_size(c.prompt_bytes)}, up to "
+        f"{c.messages:,} messages, {c.inputs:,} embedding inputs, {c.tools:,} tools and "
+        f"{c.stops:,} stop strings; structured-output schemas only as the model's grammar "
+        "can take them"))
 
 
 def _size(size: int) -> str:

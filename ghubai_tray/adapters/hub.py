@@ -65,6 +65,7 @@ from ghubai_tray.core.errors import (
     TokenNeeded,
     one_line,
 )
+from ghubai_tray.core.json_shape import ShapeLimits, ShapeRefused, check_shape
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,10 @@ SERVER_TIMEOUT = 30.0  # ASP.NET's default: twice the server's 15 s keep-alive
 KEEPALIVE_INTERVAL = 15.0  # ASP.NET's default client keep-alive
 CONNECT_TIMEOUT = 15.0  # negotiate, upgrade and handshake, each
 MAX_REDIRECTS = 10  # Azure SignalR redirects once; more is a loop
+# What one record from the hub may build when parsed: a request is one small object
+# (its body travels as a string), so this is far past any real record and far below
+# what 80 MB of '[],' would build (1.9 GB).
+RECORD_SHAPE = ShapeLimits(values=65_536, depth=64)
 MAX_MESSAGE_BYTES = 32 * 1024  # the hub's default MaximumReceiveMessageSize, separator included
 DEFAULT_INCOMING_LIMIT = 3 * 30_000_000 + 64 * 1024  # incoming_limit() of the default body
 _protocol = JSONProtocol()
@@ -228,7 +233,10 @@ def decode_record(record: str) -> Message | Malformed | None:
     the fields we use and tolerates everything else.
     """
     try:
+        check_shape(record, RECORD_SHAPE, "a message")
         obj = json.loads(record)
+    except ShapeRefused as exc:
+        return Malformed(str(exc))
     except ValueError:
         return Malformed("a message is not JSON")
     except RecursionError:
@@ -293,7 +301,8 @@ class RecordBuffer:
         if self._held + len(first) > self.limit or any(len(r) > self.limit for r in middle):
             self._parts, self._held = [], 0
             raise MessageTooLarge(self.limit)
-        records = ["".join(self._parts) + first, *middle]
+        records = ["".join([*self._parts, first]), *middle]
+        del data, first, middle  # only the records are held from here
         self._parts, self._held = ([rest] if rest else []), len(rest)
         if self._held > self.limit:
             self._parts, self._held = [], 0
@@ -507,12 +516,15 @@ class HubConnection:
         received, self._pending = self._pending, ""
         while True:
             try:
-                records = self._records.feed(received)
+                # the text is let go of as soon as it is split: a record may be 90 MB,
+                # and each copy held at once adds its size to the worker's peak
+                records, received = self._records.feed(received), ""
             except MessageTooLarge:
                 self._closed = True
                 raise HubUnreachable(self._too_large()) from None
-            for record in records:
-                message = decode_record(record)
+            records.reverse()
+            while records:
+                message = decode_record(records.pop())  # the record's text goes with it
                 if isinstance(message, CloseMessage):
                     self._closed = True
                     reason = (hub_text(message.error, *self._secrets) if message.error
@@ -542,6 +554,7 @@ class HubConnection:
             else:
                 self._closed = True
                 raise HubUnreachable("the hub dropped the connection")
+            del frame
             deadline = time.monotonic() + self._server_timeout
 
     def _too_large(self) -> str:

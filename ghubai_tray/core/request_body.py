@@ -26,6 +26,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ghubai_tray.core.json_shape import ShapeLimits, ShapeRefused, check_shape
+from ghubai_tray.core.schema_limits import check_format
+
+# What parsing one body may build before any field is looked at (see
+# :mod:`ghubai_tray.core.json_shape`): room for every count ceiling at its
+# default with several values each, and nesting far past any real tool schema.
+MIN_BODY_VALUES = 262_144
+MAX_BODY_DEPTH = 64
+# Go reads a JSON number into a float64 (or an int64): a number whose digits no
+# float64 can hold is refused, rather than written back as something else.
+MAX_NUMBER_DIGITS = 309
 
 class BodyRefused(ValueError):
     """The body cannot be forwarded; the text says why, for the hub's client."""
@@ -40,6 +51,21 @@ class Ceilings:
     output_tokens: int = 4096  # num_predict / max_tokens: always finite when forwarded
     images: int = 4  # per request
     image_bytes: int = 10 * 1024 * 1024  # per image, decoded
+    # Counts: Ollama's work grows with each of these whatever the body's size (a
+    # million empty messages are 3 MB, and Ollama re-renders the history once per
+    # message it drops to fit the context), so each is bounded on its own.
+    messages: int = 1000  # per chat
+    inputs: int = 2048  # embedding inputs per request
+    tools: int = 128  # tool definitions per request
+    stops: int = 16  # stop strings per request
+    prompt_bytes: int = 4 * 1024 * 1024  # all text the model reads (images aside), UTF-8
+
+    @property
+    def shape(self) -> ShapeLimits:
+        """What parsing one body may build: enough for every count above at its
+        ceiling (a message is a few values; a ``context`` a value per token)."""
+        return ShapeLimits(values=max(MIN_BODY_VALUES, 2 * self.context + 65_536),
+                           depth=MAX_BODY_DEPTH)
 
 
 @dataclass(frozen=True)
@@ -61,11 +87,17 @@ class Kind(enum.Enum):
     MODEL = "set to the shared model's exact name"
     KEEP_ALIVE = "capped to the keep-alive ceiling; set to it when absent"
     OUTPUT = "capped to the output ceiling; set to it when absent, 0 or negative"
-    CONTEXT = "capped to the context ceiling"
+    CONTEXT = "capped to the context ceiling; set to it when absent, 0 or negative"
     OPTIONS = "each option by the options table"
     MESSAGES = "each message by the message table"
     IMAGES = "counted and measured against the image ceilings"
-    CONTENT = "forwarded; image parts counted and measured, only data: URLs"
+    CONTENT = "forwarded; text measured, image parts counted and measured, only data: URLs"
+    TEXT = "forwarded; measured against the prompt size ceiling"
+    INPUTS = "counted against the embedding-input ceiling, and measured"
+    TOOLS = "counted against the tool ceiling, and measured"
+    STOPS = "counted against the stop-string ceiling"
+    TOKENS = "a list of tokens, at most the context ceiling"
+    FORMAT = "checked: a schema llama.cpp's grammar can take, or refused"
     DROP = "never forwarded"
 
 
@@ -80,6 +112,8 @@ MODEL, KEEP_ALIVE = Rule(Kind.MODEL), Rule(Kind.KEEP_ALIVE)
 OUTPUT, CONTEXT = Rule(Kind.OUTPUT), Rule(Kind.CONTEXT)
 OPTIONS, MESSAGES = Rule(Kind.OPTIONS), Rule(Kind.MESSAGES)
 IMAGES, CONTENT = Rule(Kind.IMAGES), Rule(Kind.CONTENT)
+TEXT, INPUTS, TOOLS = Rule(Kind.TEXT), Rule(Kind.INPUTS), Rule(Kind.TOOLS)
+STOPS, TOKENS, FORMAT = Rule(Kind.STOPS), Rule(Kind.TOKENS), Rule(Kind.FORMAT)
 
 _RUNNER = "a runner setting: it decides how the owner's hardware is used"
 _TEMPLATE = "runs as a Go template on the owner's machine, and can take gigabytes of memory"
@@ -98,9 +132,10 @@ def _drop(why: str) -> Rule:
 OPTION_FIELDS: Mapping[str, Rule] = {
     "num_ctx": CONTEXT,
     "num_predict": OUTPUT,
+    "stop": STOPS,
     **{name: KEEP for name in (
         "num_keep", "seed", "top_k", "top_p", "min_p", "typical_p", "repeat_last_n",
-        "temperature", "repeat_penalty", "presence_penalty", "frequency_penalty", "stop",
+        "temperature", "repeat_penalty", "presence_penalty", "frequency_penalty",
         # sampling options of older Ollama versions (ignored by newer ones)
         "mirostat", "mirostat_tau", "mirostat_eta", "tfs_z", "penalize_newline")},
     **{name: _drop(_RUNNER) for name in (
@@ -109,11 +144,11 @@ OPTION_FIELDS: Mapping[str, Rule] = {
 }
 
 _NATIVE_MESSAGE: Mapping[str, Rule] = {
-    "role": KEEP, "content": KEEP, "thinking": KEEP, "images": IMAGES, "tool_calls": KEEP,
+    "role": KEEP, "content": TEXT, "thinking": TEXT, "images": IMAGES, "tool_calls": TEXT,
     "tool_name": KEEP, "tool_call_id": KEEP,
 }
 _OPENAI_MESSAGE: Mapping[str, Rule] = {
-    "role": KEEP, "content": CONTENT, "reasoning": KEEP, "tool_calls": KEEP, "name": KEEP,
+    "role": KEEP, "content": CONTENT, "reasoning": TEXT, "tool_calls": TEXT, "name": KEEP,
     "tool_call_id": KEEP,
 }
 MESSAGE_FIELDS: Mapping[str, Mapping[str, Rule]] = {
@@ -121,34 +156,34 @@ MESSAGE_FIELDS: Mapping[str, Mapping[str, Rule]] = {
 }
 
 _NATIVE_GENERATION: Mapping[str, Rule] = {
-    "model": MODEL, "stream": BOOL, "format": KEEP, "keep_alive": KEEP_ALIVE,
+    "model": MODEL, "stream": BOOL, "format": FORMAT, "keep_alive": KEEP_ALIVE,
     "options": OPTIONS, "think": KEEP, "truncate": BOOL, "shift": BOOL, "logprobs": BOOL,
     "top_logprobs": KEEP, "_debug_render_only": _drop(_DEBUG),
 }
 _OPENAI_GENERATION: Mapping[str, Rule] = {
     "model": MODEL, "stream": BOOL, "stream_options": KEEP, "max_tokens": OUTPUT,
-    "seed": KEEP, "stop": KEEP, "temperature": KEEP, "frequency_penalty": KEEP,
+    "seed": KEEP, "stop": STOPS, "temperature": KEEP, "frequency_penalty": KEEP,
     "presence_penalty": KEEP, "top_p": KEEP, "_debug_render_only": _drop(_DEBUG),
 }
 
 # The one table of what each endpoint may carry; anything else is left out.
 FIELDS: Mapping[str, Mapping[str, Rule]] = {
-    "/api/chat": {**_NATIVE_GENERATION, "messages": MESSAGES, "tools": KEEP},
+    "/api/chat": {**_NATIVE_GENERATION, "messages": MESSAGES, "tools": TOOLS},
     "/api/generate": {
-        **_NATIVE_GENERATION, "prompt": KEEP, "suffix": KEEP, "system": KEEP, "context": KEEP,
+        **_NATIVE_GENERATION, "prompt": TEXT, "suffix": TEXT, "system": TEXT, "context": TOKENS,
         "images": IMAGES, "template": _drop(_TEMPLATE), "raw": _drop(_RAW),
         "width": _drop(_IMAGE_GEN), "height": _drop(_IMAGE_GEN), "steps": _drop(_IMAGE_GEN)},
-    "/api/embed": {"model": MODEL, "input": KEEP, "keep_alive": KEEP_ALIVE, "truncate": BOOL,
+    "/api/embed": {"model": MODEL, "input": INPUTS, "keep_alive": KEEP_ALIVE, "truncate": BOOL,
                    "dimensions": KEEP, "options": OPTIONS},
-    "/api/embeddings": {"model": MODEL, "prompt": KEEP, "keep_alive": KEEP_ALIVE,
+    "/api/embeddings": {"model": MODEL, "prompt": TEXT, "keep_alive": KEEP_ALIVE,
                         "options": OPTIONS},
     "/v1/chat/completions": {
         **_OPENAI_GENERATION, "messages": MESSAGES, "max_completion_tokens": OUTPUT,
-        "response_format": KEEP, "tools": KEEP, "reasoning": KEEP, "reasoning_effort": KEEP,
+        "response_format": FORMAT, "tools": TOOLS, "reasoning": KEEP, "reasoning_effort": KEEP,
         "logprobs": BOOL, "top_logprobs": KEEP},
-    "/v1/completions": {**_OPENAI_GENERATION, "prompt": KEEP, "suffix": KEEP,
+    "/v1/completions": {**_OPENAI_GENERATION, "prompt": TEXT, "suffix": TEXT,
                         "logprobs": KEEP},
-    "/v1/embeddings": {"model": MODEL, "input": KEEP, "dimensions": KEEP,
+    "/v1/embeddings": {"model": MODEL, "input": INPUTS, "dimensions": KEEP,
                        "encoding_format": KEEP},
 }
 NATIVE = frozenset({"/api/chat", "/api/generate", "/api/embed", "/api/embeddings"})
@@ -190,10 +225,42 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def parse_body(text: str) -> dict[str, Any]:
-    """The body as one JSON object, strictly: no duplicate keys, no NaN, bounded depth."""
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise _NumberRefused(text)
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_NUMBER_DIGITS:
+        raise _NumberRefused(text)
+    return int(text)
+
+
+class _NumberRefused(Exception):
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+def parse_body(text: str, shape: ShapeLimits | None = None) -> dict[str, Any]:
+    """The body as one JSON object, strictly: no duplicate keys, no NaN, bounded shape.
+
+    A number no float64 can hold (``1e400``, a 400-digit integer) is refused:
+    Python would read it as infinity or a huge int, and neither can be written
+    back as JSON that Ollama reads as the client wrote it.
+    """
     try:
-        document = json.loads(text, object_pairs_hook=_object, parse_constant=_no_constant)
+        check_shape(text, shape or Ceilings().shape, "the request body")
+    except ShapeRefused as exc:
+        raise BodyRefused(str(exc)) from None
+    try:
+        document = json.loads(text, object_pairs_hook=_object, parse_constant=_no_constant,
+                              parse_float=_finite, parse_int=_bounded_int)
+    except _NumberRefused as exc:
+        raise BodyRefused(f"the request body has the number {_shown(exc.text)}, which is "
+                          "out of range") from None
     except _DuplicateKey as exc:
         raise BodyRefused(f"the request body has the key {_shown(exc.key)} more than once"
                           ) from None
@@ -220,6 +287,14 @@ class _Pass:
     capped: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
     images: int = 0
+    text_bytes: int = 0  # of the text the model reads: checked against prompt_bytes
+
+    def read(self, value: Any) -> None:
+        """Count the text in ``value`` (strings at any depth) as read by the model."""
+        self.text_bytes += _text_size(value)
+        if self.text_bytes > self.ceilings.prompt_bytes:
+            raise BodyRefused(f"the request's text is more than {self.ceilings.prompt_bytes:,} "
+                              "bytes, this machine's limit")
 
 
 def canonical_body(endpoint: str, text: str, model: str, ceilings: Ceilings) -> Canonical:
@@ -228,7 +303,7 @@ def canonical_body(endpoint: str, text: str, model: str, ceilings: Ceilings) -> 
     ``model`` is the shared model's exact name: the body must name it (in any
     case, as the hub's routing does), and the forwarded body names it exactly.
     """
-    document = parse_body(text)
+    document = parse_body(text, ceilings.shape)
     run = _Pass(ceilings)
     out = _struct(document, FIELDS[endpoint], run, "", endpoint)
     asked = out.get("model")
@@ -245,17 +320,26 @@ def canonical_body(endpoint: str, text: str, model: str, ceilings: Ceilings) -> 
         raise BodyRefused("the request body is nested too deeply") from None
     except UnicodeEncodeError:
         raise BodyRefused("the request body is not valid text") from None
+    except ValueError:  # parse_body keeps this from happening; a final is owed regardless
+        raise BodyRefused("the request body has a value that cannot be forwarded") from None
     return Canonical(body, tuple(run.capped), tuple(run.dropped))
 
 
 def _apply_defaults(endpoint: str, out: dict[str, Any], ceilings: Ceilings) -> None:
-    """What the hub left out falls back to the ceiling, never to "no limit"."""
+    """What the hub left out falls back to the ceiling, never to "no limit".
+
+    The context too: without ``num_ctx`` Ollama takes the owner's
+    ``OLLAMA_CONTEXT_LENGTH`` or, without it, a size from the GPU's memory
+    (262,144 tokens at 47 GiB), so a request naming none would get more than
+    one asking for everything.
+    """
     if endpoint in NATIVE:
         out.setdefault("keep_alive", _number_out(ceilings.keep_alive))
+        options = out.setdefault("options", {})
+        options.setdefault("num_ctx", ceilings.context)
     if endpoint not in GENERATING:
         return
     if endpoint in NATIVE:
-        options = out.setdefault("options", {})
         options.setdefault("num_predict", ceilings.output_tokens)
         return
     # Ollama reads max_tokens only; an OpenAI client may send max_completion_tokens
@@ -328,6 +412,7 @@ def _apply(rule: Rule, value: Any, run: _Pass, name: str, endpoint: str) -> Any:
     if kind is Kind.MESSAGES:
         if not isinstance(value, list) or not all(isinstance(m, dict) for m in value):
             raise BodyRefused(f"{name} in the request body must be a list of objects")
+        _count(value, limits.messages, "message(s)")
         table = MESSAGE_FIELDS[endpoint]
         return [_struct(m, table, run, f"{name}[{i}].", endpoint) for i, m in enumerate(value)]
     if kind is Kind.IMAGES:
@@ -341,8 +426,56 @@ def _apply(rule: Rule, value: Any, run: _Pass, name: str, endpoint: str) -> Any:
             for part in value:
                 if isinstance(part, dict) and part.get("type") == "image_url":
                     _count_image(run, _data_url_size(part.get("image_url")))
+                else:
+                    run.read(part)
+        else:
+            run.read(value)
         return value
-    raise AssertionError(kind)  # pragma: no cover - every kind is handled above
+    return _apply_counted(kind, value, run, name)
+
+
+_COUNTED = {Kind.INPUTS: ("inputs", "embedding input(s)"), Kind.TOOLS: ("tools", "tool(s)"),
+            Kind.STOPS: ("stops", "stop string(s)")}
+
+
+def _apply_counted(kind: Kind, value: Any, run: _Pass, name: str) -> Any:
+    """The kinds that bound what a field makes Ollama do by counting or measuring it."""
+    if kind is Kind.TEXT:
+        run.read(value)
+    elif kind in _COUNTED:
+        ceiling, what = _COUNTED[kind]
+        if isinstance(value, list):
+            _count(value, getattr(run.ceilings, ceiling), what)
+        run.read(value)
+    elif kind is Kind.TOKENS:
+        if not isinstance(value, list):
+            raise BodyRefused(f"{name} in the request body must be a list of tokens")
+        _count(value, run.ceilings.context, "context token(s)")
+    elif kind is Kind.FORMAT:
+        try:
+            check_format(value)
+        except ValueError as exc:
+            raise BodyRefused(f"{name} in the request body {exc}") from None
+    else:
+        raise AssertionError(kind)  # pragma: no cover - every kind is handled
+    return value
+
+
+def _count(items: list[Any], ceiling: int, what: str) -> None:
+    if len(items) > ceiling:
+        raise BodyRefused(f"the request has {len(items):,} {what}, more than this machine's "
+                          f"limit of {ceiling:,}")
+
+
+def _text_size(value: Any) -> int:
+    """UTF-8 bytes of every string in ``value`` (keys too); the shape is bounded already."""
+    if isinstance(value, str):
+        return len(value.encode("utf-8", "surrogatepass"))
+    if isinstance(value, list):
+        return sum(_text_size(v) for v in value)
+    if isinstance(value, dict):
+        return sum(len(k) + _text_size(v) for k, v in value.items())
+    return 0  # pragma: no cover - every kind is handled above
 
 
 def _count_image(run: _Pass, size: int) -> None:

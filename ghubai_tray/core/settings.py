@@ -206,6 +206,19 @@ SETTINGS: tuple[Setting, ...] = (
             "most images one hub request may carry", 4),
     Setting("max_image_size", "GHUBAI_MAX_IMAGE_SIZE", "--max-image-size", parse_size,
             "largest image a hub request may carry", 10 * 1024 * 1024),
+    Setting("max_messages", "GHUBAI_MAX_MESSAGES", "--max-messages",
+            _bounded(1, 100_000, "messages", True), "most messages one hub chat may carry", 1000),
+    Setting("max_embedding_inputs", "GHUBAI_MAX_EMBEDDING_INPUTS", "--max-embedding-inputs",
+            _bounded(1, 100_000, "inputs", True),
+            "most texts one hub request may ask embeddings for", 2048),
+    Setting("max_tools", "GHUBAI_MAX_TOOLS", "--max-tools", _bounded(0, 4096, "tools", True),
+            "most tools one hub request may offer the model", 128),
+    Setting("max_stop_strings", "GHUBAI_MAX_STOP_STRINGS", "--max-stop-strings",
+            _bounded(0, 1024, "stop strings", True),
+            "most stop strings one hub request may set", 16),
+    Setting("max_prompt_size", "GHUBAI_MAX_PROMPT_SIZE", "--max-prompt-size", parse_size,
+            "most text (images aside) one hub request may give the model to read",
+            4 * 1024 * 1024),
     Setting("idle_timeout", "GHUBAI_IDLE_TIMEOUT", "--idle-timeout",
             _bounded(1, 3600, "seconds", False),
             "seconds Ollama may stay silent during one answer (model loading included)", 300.0),
@@ -264,6 +277,11 @@ class Settings:
     max_output_tokens: int = 4096
     max_images: int = 4
     max_image_size: int = 10 * 1024 * 1024
+    max_messages: int = 1000
+    max_embedding_inputs: int = 2048
+    max_tools: int = 128
+    max_stop_strings: int = 16
+    max_prompt_size: int = 4 * 1024 * 1024
     idle_timeout: float = 300.0
     total_timeout: float = 3600.0
     share_new_models: bool = True
@@ -294,7 +312,9 @@ class Settings:
         """The owner's limits on one hub request, as the body rebuilder takes them."""
         return Ceilings(keep_alive=self.max_keep_alive, context=self.max_context,
                         output_tokens=self.max_output_tokens, images=self.max_images,
-                        image_bytes=self.max_image_size)
+                        image_bytes=self.max_image_size, messages=self.max_messages,
+                        inputs=self.max_embedding_inputs, tools=self.max_tools,
+                        stops=self.max_stop_strings, prompt_bytes=self.max_prompt_size)
 
 
 assert {f.name for f in fields(Settings)} - {"sources"} == set(BY_KEY), "SETTINGS and Settings"

@@ -39,7 +39,10 @@ shown and whether all was well. Handed in by the composition root (it is the doc
 this window holds no network code."""
 NOTE, ERROR = "#555555", "#c00000"
 TITLE = texts.SETTINGS_TITLE
-LIMITS = ("max_context", "max_output_tokens", "max_keep_alive", "max_images", "max_image_size")
+LIMITS = ("max_context", "max_output_tokens", "max_keep_alive", "max_images", "max_image_size",
+          "max_messages", "max_embedding_inputs", "max_tools", "max_stop_strings",
+          "max_prompt_size")
+LIMITS_PER_COLUMN = 5  # two columns of limits, so the window fits a 768-pixel screen
 RULE_TOGGLES = ("owner_first", "pause_when_fullscreen", "pause_on_battery",
                 "share_when_idle_only", "pause_when_gpu_busy")
 RULE_NUMBERS = ("owner_first_hold", "idle_minutes")
@@ -182,12 +185,18 @@ class SettingsWindow:
         """The Limits tab: the ceilings on one hub request, and the certificate switch."""
         ttk.Label(frame, text=texts.SETTINGS_LIMITS_NOTE, foreground="#555", wraplength=560).grid(
             row=0, column=0, columnspan=2, sticky="w", pady=(0, 2))
-        row = 1
-        for key in LIMITS:
-            self._label(frame, key, row)
-            self._lockable(ttk.Entry(frame, textvariable=self.vars[key], width=12),
-                           key).grid(row=row, column=1, sticky="w")
-            row = self._error_row(frame, key, row + 1)
+        columns = [ttk.Frame(frame), ttk.Frame(frame)]
+        for i, column in enumerate(columns):
+            column.grid(row=1, column=i, sticky="nw", padx=(0, 16))
+        rows = [0, 0]
+        for i, key in enumerate(LIMITS):
+            side = i // LIMITS_PER_COLUMN
+            column, row = columns[side], rows[side]
+            self._label(column, key, row)
+            self._lockable(ttk.Entry(column, textvariable=self.vars[key], width=10),
+                           key).grid(row=row, column=1, sticky="w", padx=(6, 0))
+            rows[side] = self._error_row(column, key, row + 1, wrap=200)
+        row = 2
         self._lockable(ttk.Checkbutton(frame, text=texts.SETTINGS_LABELS["allow_invalid_certs"],
                                        variable=self.insecure), "allow_invalid_certs").grid(
             row=row, column=0, columnspan=2, sticky="w")
@@ -242,9 +251,9 @@ class SettingsWindow:
         ttk.Label(frame, text=texts.SETTINGS_LABELS[key]).grid(row=row, column=0, sticky="w",
                                                                pady=2)
 
-    def _error_row(self, frame: ttk.Frame, key: str, row: int) -> int:
+    def _error_row(self, frame: ttk.Frame, key: str, row: int, wrap: int = 420) -> int:
         self.errors[key] = ttk.Label(frame, text=self.notes.get(key, ""), foreground=NOTE,
-                                     wraplength=420)
+                                     wraplength=wrap)
         self.errors[key].grid(row=row, column=1, sticky="w")
         return row + 1
 

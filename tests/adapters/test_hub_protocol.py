@@ -121,7 +121,9 @@ def test_the_record_buffer_never_holds_more_than_its_limit(pieces: list[str], li
 
 def test_a_record_nested_too_deeply_is_malformed_not_an_error() -> None:
     assert decode_record("[" * 100_000 + "]" * 100_000) == Malformed(
-        "a message is nested too deeply")
+        "a message is nested too deeply (more than 64 levels)")
+    assert decode_record("[" + "[]," * 100_000 + "[]]") == Malformed(
+        "a message holds more than 65,536 values")
 
 
 DECODED = {

@@ -31,7 +31,7 @@ def test_a_good_request_passes_with_our_own_constants() -> None:
     # The body forwarded is the worker's own: the model spelled as shared, the ceilings set.
     assert (req.request_id, req.model, req.endpoint) == ("r1", "Mistral:7b", "/api/chat")
     assert json.loads(req.body) == {"model": "Mistral:7b", "keep_alive": 300,
-                                    "options": {"num_predict": 4096}}
+                                    "options": {"num_ctx": 8192, "num_predict": 4096}}
     assert req.endpoint is ALLOWED_ENDPOINTS[1]
 
 

@@ -152,11 +152,41 @@ async def test_a_deeply_nested_body_or_message_gets_a_final_and_changes_nothing(
         await bed.registered(MODEL, "mistral:7b")
         deep = '{"model":"llama3.2:1b","format":' + "[" * 5000 + "]" * 5000 + "}"
         final = await failure_of(await bed.request("/api/chat", deep))
-        assert final == "the request body is nested too deeply"
+        assert final == "the request body is nested too deeply (more than 64 levels)"
         conn = next(iter(bed.hub.connections))
         await bed.hub.send_raw(conn, "[" * 50_000 + "]" * 50_000 + RS)
         assert await final_of(await bed.request("/api/chat", CHAT)) == ""
         assert conn in bed.hub.connections, "the same connection still serves"
+
+
+async def test_a_body_or_record_of_tiny_values_costs_the_worker_its_bytes_not_its_shape(
+        tmp_path: Path) -> None:
+    """29 MB of empty messages took 1.3 GB and held the loop 4.5 s; 80 MB of '[],' as one
+    hub record, 1.9 GB. Now each is refused before it is parsed: the worker's peak RSS
+    grows by at most 3 MB per MB of body, and 4 per MB of record (see below)."""
+    async with headless_worker(tmp_path) as run:
+        hub, worker = run.hub, run.process
+        assert await final_of(await hub.dispatch(MODEL, "/api/chat", CHAT)) == ""
+        _, baseline = memory_mb(worker.pid)
+        body = '{"model":"llama3.2:1b","messages":[' + "{}," * 9_600_000 + "{}]}"
+        request = await hub.dispatch(MODEL, "/api/chat", body)
+        assert json.loads(await final_of(request, 120)) == {
+            "error": "the request body holds more than 262,144 values"}
+        peak, _ = memory_mb(worker.pid)
+        mb = len(body) / 1024 / 1024
+        assert (peak - baseline) / mb <= 3, f"{peak - baseline:.0f} MB for a {mb:.0f} MB body"
+        node = hub.node_for(MODEL)
+        assert node is not None
+        record = '{"type":1,"target":"RequestInference","arguments":[' + "[]," * 27_000_000
+        await hub.send_raw(node.connection_id, record + "[]]}" + RS)
+        assert await final_of(await hub.dispatch(MODEL, "/api/chat", CHAT), 120) == ""
+        peak, _ = memory_mb(worker.pid)
+        mb = len(record) / 1024 / 1024
+        # aiohttp alone holds a message three times as it completes (the frames' bytearray,
+        # its bytes, the decoded text); measured: 3.4 MB per MB, against 24 before the scan
+        assert (peak - baseline) / mb <= 4, f"{peak - baseline:.0f} MB for a {mb:.0f} MB record"
+    log = (tmp_path / "logs" / "ghubai-tray.log").read_text()
+    assert "a message holds more than 65,536 values" in log
 
 
 async def test_refusals_a_hub_does_not_read_are_bounded_and_counted() -> None:

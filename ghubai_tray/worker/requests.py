@@ -14,7 +14,7 @@ import asyncio
 import enum
 import logging
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,12 @@ from ghubai_tray.core.framing import Done
 from ghubai_tray.core.rules import hub_words
 from ghubai_tray.core.settings import Settings
 from ghubai_tray.core.state import OllamaStatus
-from ghubai_tray.core.validation import InferenceRequest, endpoint_of, validate_request
+from ghubai_tray.core.validation import (
+    InferenceRequest,
+    endpoint_of,
+    request_id_of,
+    validate_request,
+)
 from ghubai_tray.worker.ports import HubLink, OllamaLink
 from ghubai_tray.worker.runtime import SideJobs
 from ghubai_tray.worker.store import StateStore
@@ -33,7 +38,10 @@ log = logging.getLogger("ghubai_tray.worker")
 
 REQUEST_TARGETS = {"requestinference", "requestopenai"}
 QUEUE_PER_SLOT = 2  # requests that may wait for a slot, per concurrent slot (at least 4)
-MAX_PENDING_REFUSALS = 64  # refusals waiting for the hub to take them
+# Refusals waiting for the hub to take them, sent one after another: a hub that reads
+# gets every one (a burst of 300 lost up to 210 when only 64 could wait); one that does
+# not read holds at most this many (a few hundred bytes each) before they are dropped.
+MAX_PENDING_REFUSALS = 4096
 MAX_OWED_FINALS = 1024  # finals of requests cut by a lost connection, sent on the next one
 REFUSAL_SEND_TIMEOUT = 10.0
 LOST_MID_ANSWER = ("the worker lost its connection to the hub during the answer; "
@@ -72,8 +80,14 @@ class RequestRunner:
         self._cancel_reasons: dict[str, str] = {}
         self._slots = asyncio.Semaphore(store.snapshot.settings.max_concurrent_requests)
         self._active = 0
-        self.refusals_pending = 0
+        self._refusals: deque[tuple[HubLink, str, str, bool]] = deque()
+        self._refusing = False  # the one sender of refusals runs
         self._owed: OrderedDict[str, tuple[str, bool]] = OrderedDict()  # request id -> final
+
+    @property
+    def refusals_pending(self) -> int:
+        """Refusals not yet taken by the hub (the one being sent included)."""
+        return len(self._refusals) + int(self._refusing)
 
     @property
     def busy(self) -> bool:
@@ -92,8 +106,15 @@ class RequestRunner:
         snap = self._store.snapshot
         settings = snap.settings
         try:
-            request = validate_request(arguments, snap.shared_models, settings.max_request_body,
-                                       settings.ceilings)
+            try:
+                request = validate_request(arguments, snap.shared_models,
+                                           settings.max_request_body, settings.ceilings)
+            except RequestRejected:
+                raise
+            except Exception as exc:  # a body no check foresaw still gets its final
+                log.exception("a request could not be read")
+                raise RequestRejected("this worker could not read the request",
+                                      request_id_of(arguments)) from exc
             if snap.ollama is not OllamaStatus.REACHABLE:
                 raise RequestRejected(f"Ollama is not reachable on this machine right now "
                                       f"({snap.ollama_reason})", request.request_id)
@@ -245,31 +266,47 @@ class RequestRunner:
     # -- finals --------------------------------------------------------------------------
 
     def _refuse(self, conn: HubLink, request_id: str, reason: str, openai: bool) -> None:
-        """Send a refusal's final without letting a hub that does not read pile them up.
+        """Queue a refusal's final for the one sender, without letting a hub that does not
+        read pile them up.
 
-        At most :data:`MAX_PENDING_REFUSALS` wait to be sent, each for at most
-        :data:`REFUSAL_SEND_TIMEOUT` seconds; beyond that they are dropped and counted
-        (a hub that reads nothing cannot receive them anyway).
+        Refusals go out one after another, each within :data:`REFUSAL_SEND_TIMEOUT`
+        seconds. A hub that reads gets every one, however many; one that does not is
+        given up on at the first timeout (what waits for it is dropped and counted), and
+        at most :data:`MAX_PENDING_REFUSALS` wait meanwhile.
         """
         if self.refusals_pending >= MAX_PENDING_REFUSALS:
             self._store.count(None, unanswered=1)
             log.warning("[%s] the hub is not reading: this refusal was not sent", request_id)
             return
-        self.refusals_pending += 1
+        self._refusals.append((conn, request_id, f"[error] {reason}", openai))
+        if not self._refusing:
+            self._refusing = True
+            self._jobs.spawn(self._send_refusals())
 
-        async def send() -> None:
-            try:
-                async with asyncio.timeout(REFUSAL_SEND_TIMEOUT):
-                    await self._send_final(conn, request_id, f"[error] {reason}", openai,
-                                           refused=True)
-            except TimeoutError:
-                self._store.count(None, unanswered=1)
-                log.warning("[%s] the hub did not take the refusal within %g s", request_id,
-                            REFUSAL_SEND_TIMEOUT)
-            finally:
-                self.refusals_pending -= 1
+    async def _send_refusals(self) -> None:
+        try:
+            while self._refusals:
+                conn, request_id, final, openai = self._refusals.popleft()
+                try:
+                    async with asyncio.timeout(REFUSAL_SEND_TIMEOUT):
+                        sent = await self._send_final(conn, request_id, final, openai,
+                                                      refused=True)
+                except TimeoutError:
+                    self._give_up_refusals(conn, request_id)
+                    continue
+                if not sent:  # the connection is gone: the next one sends it
+                    self._owe(request_id, final, openai)
+        finally:
+            self._refusing = False
 
-        self._jobs.spawn(send())
+    def _give_up_refusals(self, conn: HubLink, request_id: str) -> None:
+        """The hub did not take a refusal in time: it is not reading this connection, so
+        the refusals waiting for it are dropped, and counted, rather than each waited for."""
+        waiting = [r for r in self._refusals if r[0] is conn]
+        self._refusals = deque(r for r in self._refusals if r[0] is not conn)
+        self._store.count(None, unanswered=1 + len(waiting))
+        log.warning("[%s] the hub did not take the refusal within %g s; %d more refusals for "
+                    "it were dropped", request_id, REFUSAL_SEND_TIMEOUT, len(waiting))
 
     def _owe(self, request_id: str, final: str, openai: bool) -> None:
         """Remember a final that could not be sent: the next connection sends it.

@@ -45,10 +45,20 @@ class RealOllama(SubprocessServer):
 
     stop_wait = 15.0
 
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *,
+                 environment: dict[str, str] | None = None, n_ctx: int = 512) -> None:
+        """``environment``: more ``OLLAMA_*`` variables, as an owner sets them (say
+        ``OLLAMA_CONTEXT_LENGTH``); ``n_ctx``: the context the tiny model was trained for,
+        the most Ollama gives it."""
+        super().__init__(host, port)
+        self.environment = environment or {}
+        self.n_ctx = n_ctx
+
     def _env(self, home: Path) -> dict[str, str]:
         return {**{k: v for k, v in os.environ.items() if not k.startswith("OLLAMA_")},
                 "OLLAMA_HOST": f"{self.host}:{self.port}", "OLLAMA_MODELS": str(home / "models"),
-                "HOME": str(home), "OLLAMA_NO_CLOUD": "1", "OLLAMA_NUM_PARALLEL": "1"}
+                "HOME": str(home), "OLLAMA_NO_CLOUD": "1", "OLLAMA_NUM_PARALLEL": "1",
+                **self.environment}
 
     def start_sync(self, timeout: float = 120.0) -> str:
         self._tmp = tempfile.TemporaryDirectory(prefix="ghubai-ollama-")
@@ -64,7 +74,7 @@ class RealOllama(SubprocessServer):
                 self.stop_sync()
                 raise RuntimeError(f"Ollama did not start: {self._log_tail()}")
             time.sleep(0.1)
-        model = write_tiny_model(home / "tiny.gguf")
+        model = write_tiny_model(home / "tiny.gguf", n_ctx=self.n_ctx)
         (home / "Modelfile").write_text(f"FROM {model}\n")
         created = subprocess.run([str(binary_path()), "create", MODEL.removesuffix(":latest"),
                                   "-f", str(home / "Modelfile")], env=env, capture_output=True,
@@ -78,6 +88,33 @@ class RealOllama(SubprocessServer):
         with contextlib.suppress(httpx.HTTPError):
             return httpx.get(f"{self.url}/api/version", timeout=2).status_code == 200
         return False
+
+    def processes(self) -> list[int]:
+        """The pids of ``ollama serve`` and of every runner it started (Linux)."""
+        assert self.proc is not None
+        found = [self.proc.pid]
+        for entry in Path("/proc").iterdir():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                # the parent pid is the 4th field, after "(name)", which may hold spaces
+                if int((entry / "stat").read_text().rpartition(")")[2].split()[1]) == \
+                        self.proc.pid:
+                    found.append(int(entry.name))
+        return found
+
+    def runners(self) -> list[int]:
+        """The pids of the model runners alive now: a runner that crashed has a new pid."""
+        return [pid for pid in self.processes() if pid != (self.proc and self.proc.pid)]
+
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by Ollama and its runners, from /proc: user and system time,
+        and that of runners already ended (their parent's children times)."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for pid in self.processes():
+            with contextlib.suppress(OSError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+                total += sum(int(f) for f in fields[11:15]) / ticks
+        return total
 
     def _log_tail(self) -> str:
         return self.log_path.read_text(errors="replace")[-3000:] if self.log_path else ""

@@ -1,0 +1,132 @@
+"""What a small body could make the real Ollama do, and what it does through the worker.
+
+The real Ollama 0.17.4 (built from its Go module, CPU) serves the tiny generated
+model, trained here for a long context (131,072 tokens) and started with an
+owner's ``OLLAMA_CONTEXT_LENGTH=65536``, so that a request naming no context gets
+more than the owner's ceiling, as on a machine with a large GPU. Ollama's CPU time
+and its runners' pids are read from ``/proc``, not assumed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.testbed.real_ollama import MODEL, RealOllama
+from tests.worker_bed import Bed, failure_of, running_bed, with_settings
+
+pytestmark = pytest.mark.ollama
+OWNERS_CONTEXT = 65_536
+SUMMARY_5000 = {"type": "object",
+                "properties": {"summary": {"type": "string", "maxLength": 5000}}}
+# Ollama's CPU in the 5 s after a request the worker refused: what polling /api/ps and
+# /api/tags costs it, far under the seconds each attack took (measured: under 0.1 s).
+IDLE_CPU = 0.5
+
+
+@pytest.fixture(scope="module")
+def ollama() -> Iterator[RealOllama]:
+    server = RealOllama(environment={"OLLAMA_CONTEXT_LENGTH": str(OWNERS_CONTEXT)},
+                        n_ctx=131_072)
+    server.start_sync()
+    yield server
+    server.stop_sync()
+
+
+@pytest.fixture
+async def bed(ollama: RealOllama) -> AsyncIterator[Bed]:
+    async with running_bed(ollama_url=ollama.url,
+                           settings=with_settings(owner_first=False)) as bed:
+        await bed.registered(MODEL)
+        yield bed
+
+
+def chat(**more: Any) -> dict[str, Any]:
+    return {"model": MODEL, "stream": False, "options": {"num_predict": 4},
+            "messages": [{"role": "user", "content": "the sky is"}], **more}
+
+
+async def loaded_context(url: str) -> int:
+    async with httpx.AsyncClient() as client:
+        models = (await client.get(f"{url}/api/ps")).json()["models"]
+    return int(models[0]["context_length"])
+
+
+async def test_a_schema_that_kills_the_runner_is_refused_and_the_runner_lives(
+        bed: Bed, ollama: RealOllama) -> None:
+    # The premise, straight to Ollama: llama.cpp refuses the grammar, the runner dies.
+    async with httpx.AsyncClient(timeout=120) as client:
+        await client.post(f"{ollama.url}/api/chat", json=chat())
+        before = ollama.runners()
+        direct = await client.post(f"{ollama.url}/api/chat", json=chat(format=SUMMARY_5000))
+        assert direct.status_code == 500 and "runner has unexpectedly stopped" in direct.text
+        assert not set(before) & set(ollama.runners()), "the runner died"
+    # Through the worker (whose context differs from Ollama's default: a runner of its own):
+    # refused in words, on both endpoints; the same runner serves on.
+    first = await bed.request("/api/chat", chat(), model=MODEL)
+    assert json.loads(await first.wait(120))["done"] is True
+    runners = ollama.runners()
+    native = await bed.request("/api/chat", chat(format=SUMMARY_5000), model=MODEL)
+    assert "maxLength 5,000" in await failure_of(native)
+    wrapped = {"type": "json_schema", "json_schema": {"name": "s", "schema": SUMMARY_5000}}
+    v1 = await bed.request("/v1/chat/completions", {
+        "model": MODEL, "max_tokens": 4, "response_format": wrapped,
+        "messages": [{"role": "user", "content": "hi"}]}, model=MODEL, target="RequestOpenAI")
+    assert "maxLength 5,000" in await failure_of(v1)
+    bounded = {"type": "object", "properties": {"summary": {"type": "string",
+                                                             "maxLength": 1000}}}
+    served = await bed.request("/api/chat", chat(format=bounded), model=MODEL)
+    assert json.loads(await served.wait(120))["done"] is True
+    assert ollama.runners() == runners, "the runner that served before serves still"
+
+
+ATTACKS = {
+    # 1,000,000 empty messages (3 MB): 1.7 cores for over 260 s, on after the client left
+    "a million messages": ("/api/chat", lambda: {
+        "model": MODEL, "messages": [{}] * 1_000_000}, "more than 262,144 values"),
+    # 100,000 embedding inputs: 45 -> 624 MB and 132 s, one goroutine each
+    "100,000 embedding inputs": ("/api/embed", lambda: {
+        "model": MODEL, "input": ["a"] * 100_000}, "100,000 embedding input(s)"),
+    # a 1,000,000-token context: 125 s of CPU, 65 s after the client left
+    "a million-token context": ("/api/generate", lambda: {
+        "model": MODEL, "prompt": "x", "context": [1] * 1_000_000}, "more than 262,144 values"),
+    # what fits the shape scan still meets the counts
+    "2,000 messages": ("/api/chat", lambda: {
+        "model": MODEL, "messages": [{}] * 2000}, "2,000 message(s)"),
+    "100,000 context tokens": ("/api/generate", lambda: {
+        "model": MODEL, "prompt": "x", "context": [1] * 100_000}, "100,000 context token(s)"),
+}
+
+
+@pytest.mark.parametrize("endpoint,body,words", ATTACKS.values(), ids=ATTACKS.keys())
+async def test_an_attack_by_count_never_reaches_ollama(
+        bed: Bed, ollama: RealOllama, endpoint: str, body: Any, words: str) -> None:
+    cpu = ollama.cpu_seconds()
+    request = await bed.request(endpoint, json.dumps(body()), model=MODEL)
+    assert words in await failure_of(request, 60)
+    await asyncio.sleep(5)  # the measure itself: Ollama's CPU over the 5 s that follow
+    assert ollama.cpu_seconds() - cpu < IDLE_CPU
+
+
+@pytest.mark.parametrize("asked", [None, 0, -1])
+async def test_a_request_naming_no_context_runs_at_the_owners_ceiling(
+        bed: Bed, ollama: RealOllama, asked: int | None) -> None:
+    options: dict[str, Any] = {"num_predict": 2}
+    if asked is not None:
+        options["num_ctx"] = asked
+    async with httpx.AsyncClient(timeout=120) as client:  # the premise: Ollama's own default
+        await client.post(f"{ollama.url}/api/generate", json={
+            "model": MODEL, "prompt": "hi", "stream": False, "options": options})
+    # (0 and -1 are not "no context" to Ollama 0.17.4: /api/ps says 4; the worker
+    # makes all three the ceiling)
+    assert await loaded_context(ollama.url) == (OWNERS_CONTEXT if asked is None else 4)
+    ceiling = bed.worker.snapshot.settings.max_context
+    request = await bed.request("/api/generate", {
+        "model": MODEL, "prompt": "hi", "stream": False, "options": options}, model=MODEL)
+    assert json.loads(await request.wait(120))["done"] is True
+    assert await loaded_context(ollama.url) == ceiling == 8192

@@ -359,7 +359,7 @@ def _doctor(settings: Settings) -> int:
 
 
 def _control(args: argparse.Namespace) -> int:
-    from ghubai_tray.adapters.control import NotRunning, ask
+    from ghubai_tray.adapters.control import NotAnswering, NotRunning, ask
 
     request: dict[str, Any] = {"action": args.command}
     if args.command == "pause":
@@ -369,6 +369,11 @@ def _control(args: argparse.Namespace) -> int:
         reply = ask(request)
     except NotRunning:
         _say(texts.NOT_RUNNING)
+        return 1
+    except NotAnswering as exc:
+        from ghubai_tray.adapters.logs import log_dir
+
+        _say(texts.NOT_ANSWERING.format(why=exc, logs=log_dir()))
         return 1
     if not reply.get("ok"):
         _say(f"ghubai-tray {args.command}: {reply.get('error', 'the worker refused')}")

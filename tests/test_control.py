@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import struct
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from ghubai_tray.core import texts
 from ghubai_tray.core.control import decide, parse_duration, parse_until
@@ -85,6 +90,64 @@ async def test_without_a_running_worker_every_command_says_so(env: dict[str, str
         assert "GhubAi Tray is not running for this user" in err
 
 
+def _control_socket(env: dict[str, str]) -> str:
+    return str(Path(env["XDG_RUNTIME_DIR"]) / "ghubai-tray" / "ghubai-tray.sock")
+
+
+def _connect(path: str) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(path)
+    return sock
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the Unix socket's side (Windows: a pipe)")
+async def test_silent_and_garbled_control_connections_jam_nothing(
+        tmp_path: Path, env: dict[str, str]) -> None:
+    """One silent connection used to hold every later command for ever, and one answering
+    the key challenge with 300 bytes closed the channel until a restart."""
+    async with headless_worker(tmp_path):
+        where = _control_socket(env)
+        silent = [_connect(where) for _ in range(3)]
+        garbled = _connect(where)
+        garbled.recv(1024)  # the challenge
+        garbled.sendall(struct.pack("!i", 300) + b"x" * 300)
+        code, out, err = await cli("status", env=env)
+        assert code == 0 and "GhubAi Tray is running" in out, err
+        # a flood past what is served at once: refused while it lasts, never for good
+        flood = [_connect(where) for _ in range(30)]
+        for _ in range(60):
+            code, out, err = await cli("status", env=env)
+            if code == 0:
+                break
+            assert "did not answer" in err, err  # running, and said so: not "not running"
+        assert code == 0, err
+        for sock in [*silent, garbled, *flood]:
+            sock.close()
+        code, _, _ = await cli("pause", "--for", "99999999999h", env=env)
+        assert code == 2
+        code, out, err = await cli("quit", env=env)
+        assert code == 0, err
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the Unix socket's side (Windows: a pipe)")
+async def test_a_worker_that_never_answers_is_said_within_seconds(
+        tmp_path: Path, env: dict[str, str]) -> None:
+    """Something listens where the worker would, and never answers: the command gives up."""
+    (tmp_path / "ghubai-tray").mkdir(mode=0o700)
+    listening = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listening.bind(_control_socket(env))
+    listening.listen(4)  # connections wait in the backlog, unanswered
+    key = Path(env["HOME"]) / ".local" / "share" / "GhubAi" / "control.key"
+    key.parent.mkdir(parents=True)
+    key.write_text("00" * 32)
+    try:
+        code, out, err = await cli("status", env=env, timeout=60)
+    finally:
+        listening.close()
+    assert (code, out) == (1, "")
+    assert "GhubAi Tray is running but did not answer (no answer within 10 s)" in err
+
+
 def test_the_requests_decide_commands_and_refuse_what_they_cannot_read() -> None:
     now = _at("2026-12-02T10:00+00:00")
     snap = snapshot(paused=False)
@@ -108,6 +171,9 @@ def test_durations_and_times_read_as_people_write_them() -> None:
     assert parse_duration("90").total_seconds() == 90 * 60
     assert parse_duration("1h30m").total_seconds() == 90 * 60
     assert parse_duration("45s").total_seconds() == 45
+    for too_long in ("99999999999h", "9" * 400, "99999999999999999999m"):
+        with pytest.raises(ValueError, match="at most a year|expected a duration"):
+            parse_duration(too_long)
     assert parse_until("18:30", now) == _at("2026-12-02T18:30+00:00")  # past today: tomorrow
     assert parse_until("21:15", now) == _at("2026-12-01T21:15+00:00")
 

@@ -11,6 +11,14 @@ and replies are one small JSON object each way: never pickle, which
 The server runs on a daemon thread of its own and hands each request to a
 callback (the composition root's, which decides with
 :func:`ghubai_tray.core.control.decide` and submits to the worker).
+
+No connection can jam it. The accept loop only accepts: the key is checked
+on each connection's own thread (multiprocessing's ``Listener`` with an
+``authkey`` checks it inside ``accept``, so one silent peer stopped every
+later command, and one that answered the challenge with 300 bytes ended the
+channel until restart). At most :data:`MAX_CONNECTIONS` are served at once,
+each within :data:`DEADLINE` seconds and :data:`MAX_MESSAGE` bytes, and the
+client gives up after :data:`ASK_TIMEOUT` seconds with a plain message.
 """
 
 from __future__ import annotations
@@ -20,11 +28,18 @@ import json
 import logging
 import os
 import secrets
+import socket
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from multiprocessing import AuthenticationError
-from multiprocessing.connection import Client, Connection, Listener
+from multiprocessing.connection import (
+    Client,
+    Connection,
+    Listener,
+    answer_challenge,
+    deliver_challenge,
+)
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +54,9 @@ log = logging.getLogger("ghubai_tray.control")
 SOCKET_NAME = "ghubai-tray.sock"
 KEY_NAME = "control.key"
 MAX_MESSAGE = 64 * 1024
+MAX_CONNECTIONS = 8  # served at once; more are closed at once (the owner types one at a time)
+DEADLINE = 5.0  # seconds one connection may take, key check included
+ASK_TIMEOUT = 10.0  # seconds the CLI waits for the worker's answer
 
 
 def address() -> tuple[str, str]:
@@ -60,17 +78,20 @@ class ControlServer:
         self._handle = handle
         self._listener: Listener | None = None
         self._address, self._family = address()
+        self._key = b""
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
 
     def start(self) -> bool:
         """Listen; False (and a log line) when the channel cannot be opened."""
-        key = secrets.token_bytes(32)
+        self._key = secrets.token_bytes(32)
         try:
-            write_private_text(key_path(), key.hex())
+            write_private_text(key_path(), self._key.hex())
             if self._family == "AF_UNIX":
                 private_dir(Path(self._address).parent)
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self._address)  # a crashed worker's; the lock says we are alone
-            self._listener = Listener(self._address, self._family, authkey=key)
+            # no authkey here: the key is checked on each connection's own thread
+            self._listener = Listener(self._address, self._family)
         except OSError as exc:
             log.warning("the control channel cannot open (%s): 'ghubai-tray status' and "
                         "the other commands will not reach this worker", exc)
@@ -94,45 +115,130 @@ class ControlServer:
         while (listener := self._listener) is not None:
             try:
                 conn = listener.accept()
-            except (AuthenticationError, EOFError, ConnectionError):
-                log.warning("refused a control connection that did not know the key")
+            except OSError as exc:
+                if self._listener is None:
+                    return  # closed
+                log.warning("a control connection failed as it was accepted: %s", exc)
                 continue
-            except OSError:
-                return  # closed
+            if not self._slots.acquire(blocking=False):
+                log.warning("refused a control connection: %d are being served already",
+                            MAX_CONNECTIONS)
+                conn.close()
+                continue
             threading.Thread(target=self._answer, args=(conn,), daemon=True,
                              name="control-request").start()
 
     def _answer(self, conn: Connection) -> None:
-        with conn:
-            try:
-                raw = conn.recv_bytes(MAX_MESSAGE)
+        try:
+            with conn, _deadline(conn, DEADLINE):
                 try:
-                    request = json.loads(raw)
-                except ValueError:
-                    reply: dict[str, Any] = {"ok": False, "error": "the request is not JSON"}
-                else:
+                    deliver_challenge(conn, self._key)
+                except (AuthenticationError, OSError, EOFError):
+                    log.warning("refused a control connection that did not know the key")
+                    return
+                self._reply(conn)
+        finally:
+            self._slots.release()
+
+    def _reply(self, conn: Connection) -> None:
+        try:
+            raw = conn.recv_bytes(MAX_MESSAGE)
+            try:
+                request = json.loads(raw)
+            except ValueError:
+                reply: dict[str, Any] = {"ok": False, "error": "the request is not JSON"}
+            else:
+                try:
                     reply = self._handle(request)
-                conn.send_bytes(json.dumps(reply).encode("utf-8"))
-            except (OSError, EOFError):
-                return
-            except Exception:  # a bug must not end the channel for the next request
-                log.exception("a control request failed")
+                except Exception:  # a bug must not leave the owner without an answer
+                    log.exception("a control request failed")
+                    reply = {"ok": False, "error": "the worker could not do this (its log "
+                                                   "says why)"}
+            conn.send_bytes(json.dumps(reply).encode("utf-8"))
+        except (OSError, EOFError):
+            return
+
+
+@contextlib.contextmanager
+def _deadline(conn: Connection, seconds: float) -> Iterator[None]:
+    """End ``conn`` after ``seconds``, however its peer behaves (silent, or trickling).
+
+    A Unix socket is shut down from a timer: the thread blocked reading it sees the
+    end at once. A Windows pipe is closed, which cancels the read in progress.
+    """
+    if sys.platform == "win32":
+        timer = threading.Timer(seconds, lambda: _quietly(conn.close))
+        stop: Callable[[], None] = timer.cancel
+    else:
+        sock = socket.socket(fileno=os.dup(conn.fileno()))  # the same socket, its own fd
+        timer = threading.Timer(seconds, lambda: _quietly(
+            lambda: sock.shutdown(socket.SHUT_RDWR)))
+
+        def stop() -> None:
+            timer.cancel()
+            sock.close()
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        stop()
+
+
+def _quietly(action: Callable[[], None]) -> None:
+    with contextlib.suppress(OSError):
+        action()
 
 
 class NotRunning(Exception):
     """No worker listens for this user."""
 
 
-def ask(request: dict[str, Any]) -> dict[str, Any]:
-    """Send one request to the running worker; its reply. NotRunning when none answers."""
+class NotAnswering(Exception):
+    """A worker listens, but did not answer in time."""
+
+
+def ask(request: dict[str, Any], timeout: float = ASK_TIMEOUT) -> dict[str, Any]:
+    """Send one request to the running worker; its reply.
+
+    NotRunning when none listens; NotAnswering when one does but has not answered
+    within ``timeout`` seconds (the exchange runs on a thread of its own, so that no
+    read, on any platform, can keep the owner's command waiting).
+    """
+    outcome: list[dict[str, Any] | BaseException] = []
+
+    def exchange() -> None:
+        try:
+            outcome.append(_exchange(request))
+        except BaseException as exc:  # handed to the caller's thread
+            outcome.append(exc)
+
+    thread = threading.Thread(target=exchange, daemon=True, name="control-ask")
+    thread.start()
+    thread.join(timeout)
+    if not outcome:
+        raise NotAnswering(f"no answer within {timeout:g} s")
+    result = outcome[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+def _exchange(request: dict[str, Any]) -> dict[str, Any]:
     where, family = address()
     try:
         key = bytes.fromhex(key_path().read_text(encoding="utf-8").strip())
-        with Client(where, family, authkey=key) as conn:
+        conn = Client(where, family)
+    except (OSError, ValueError) as exc:  # nothing listens, or no key was ever written
+        raise NotRunning(str(exc)) from None
+    try:
+        with conn:
+            answer_challenge(conn, key)
             conn.send_bytes(json.dumps(request).encode("utf-8"))
             reply = json.loads(conn.recv_bytes(MAX_MESSAGE))
     except (OSError, EOFError, ValueError, AuthenticationError) as exc:
-        raise NotRunning(str(exc)) from None
+        # something listens: a worker that is busy with other connections, or stuck
+        raise NotAnswering(f"the connection ended: {exc or type(exc).__name__}") from None
     if not isinstance(reply, dict):
-        raise NotRunning("the answer is not an object")
+        raise NotAnswering("the answer is not an object")
     return reply

@@ -30,10 +30,16 @@ MUTEX_NAME = "Local\\GhubAiTray"
 ERROR_ALREADY_EXISTS = 183
 
 
+RUNTIME_FOLDER = "ghubai-tray"
+
+
 def lock_path() -> Path:
+    """The lock, in a folder of our own: ``$XDG_RUNTIME_DIR`` is the session's, and its
+    modes are not ours to change (the folder we make in it is 0700, the lock's and the
+    control socket's)."""
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime:
-        return Path(runtime) / LOCK_NAME
+        return Path(runtime) / RUNTIME_FOLDER / LOCK_NAME
     return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False)) / LOCK_NAME
 
 

@@ -20,7 +20,7 @@ from ghubai_tray.core.rules import Rule, enabled
 from ghubai_tray.core.state import Command, Pause, PauseMode, Resume, Snapshot
 
 ACTIONS = ("status", "pause", "resume", "quit")
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_DURATION = re.compile(r"^(?:(\d{1,12})h)?(?:(\d{1,12})m)?(?:(\d{1,12})s)?$", re.ASCII)
 MAX_PAUSE = timedelta(days=366)
 
 
@@ -35,14 +35,17 @@ def parse_duration(text: str) -> timedelta:
     """``90`` (minutes), ``30m``, ``1h``, ``1h30m``, ``45s``; ValueError saying the form."""
     raw = text.strip().lower().replace(" ", "")
     expected = "a duration like 30m, 1h, 1h30m or 90 (minutes)"
-    if raw.isdigit():
-        value = timedelta(minutes=int(raw))
+    if raw.isascii() and raw.isdigit():
+        value = timedelta(minutes=int(raw)) if len(raw) <= 9 else MAX_PAUSE * 2
     else:
         match = _DURATION.match(raw)
         if not raw or match is None:
             raise ValueError(f"expected {expected}, not {text!r}")
         hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
-        value = timedelta(hours=hours, minutes=minutes, seconds=seconds)
+        try:
+            value = timedelta(hours=hours, minutes=minutes, seconds=seconds)
+        except OverflowError:  # past timedelta's ~2.7 million years: past a year anyway
+            value = MAX_PAUSE * 2
     if not timedelta(0) < value <= MAX_PAUSE:
         raise ValueError(f"expected {expected}, more than 0 and at most a year")
     return value

@@ -221,6 +221,9 @@ NO_MENU = ("The tray menu needs PyGObject and the Gtk 3 / Ayatana AppIndicator l
 NO_DISPLAY = ("There is no graphical display here, so the tray icon cannot start. "
               "Run 'ghubai-tray --headless' instead.")
 NOT_RUNNING = "GhubAi Tray is not running for this user (no tray, no --headless worker)."
+NOT_ANSWERING = ("GhubAi Tray is running but did not answer ({why}). Try again; if it keeps "
+                 "happening, quit it from its menu (or end its process) and start it again; "
+                 "its log in {logs} may say why.")
 ALREADY_RUNNING = "GhubAi Tray is already running: look for its icon in the system tray."
 ALREADY_HEADLESS = ("GhubAi Tray is already running without a tray (--headless{pid}), so this "
                     "one does not start: one worker per user. Stop that one first (Ctrl-C in "

@@ -55,7 +55,7 @@ def test_a_user_disabled_entry_reads_as_off(tmp_path: Path) -> None:
 
 
 async def test_a_second_instance_says_one_runs_and_exits(tmp_path: Path) -> None:
-    lock = tmp_path / "ghubai-tray.lock"
+    lock = tmp_path / "ghubai-tray" / "ghubai-tray.lock"  # where XDG_RUNTIME_DIR puts it
     with SingleInstance(lock) as first:
         assert first
         assert not SingleInstance(lock).acquire()
@@ -203,6 +203,21 @@ async def test_one_worker_per_user_whatever_the_mode(tmp_path: Path) -> None:
             assert ("already running without a tray (--headless, process "
                     f"{run.process.pid}), so this one does not start") in err
         assert len([n for n in run.hub.nodes.values() if n.models]) == 1, "one worker"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the lock file is Linux's (Windows: a mutex)")
+def test_the_session_folder_keeps_its_modes_and_ours_in_it_is_private(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """$XDG_RUNTIME_DIR is the session's: the worker once chmodded it to 0700 itself."""
+    session = tmp_path / "run"
+    session.mkdir(mode=0o755)
+    session.chmod(0o755)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(session))
+    with SingleInstance(mode="headless") as first:
+        assert first
+        assert session.stat().st_mode & 0o777 == 0o755
+        assert lock_path().parent == session / "ghubai-tray"
+        assert lock_path().parent.stat().st_mode & 0o777 == 0o700
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="the lock file is Linux's (Windows: a mutex)")

@@ -216,7 +216,8 @@ async def test_a_burst_of_refusals_to_a_hub_that_reads_all_get_their_final() -> 
     float64 holds): each client gets its one final (130 to 210 of them had none)."""
     async with running_bed() as bed:
         await bed.registered(MODEL, "mistral:7b")
-        bodies = [CHAT, '{"model":"llama3.2:1b","keep_alive":1e400}',
+        bodies: list[dict[str, Any] | str] = [
+            CHAT, '{"model":"llama3.2:1b","keep_alive":1e400}',
                   '{"model":"llama3.2:1b","options":{"seed":' + "9" * 401 + "}}"]
         requests = await asyncio.gather(*(
             bed.request("/api/chat" if i % 4 else "/api/nope", bodies[i % 3],

@@ -35,7 +35,7 @@ from ghubai_tray.core.errors import (
     TokenStoreError,
 )
 from ghubai_tray.core.rules import DesktopReadings, Rule, decide, enabled, read_desktop
-from ghubai_tray.core.settings import SETTINGS, Settings, shown
+from ghubai_tray.core.settings import SETTINGS, Settings, shown_setting, shown_url
 from ghubai_tray.core.sharing import is_shared
 from ghubai_tray.core.tags import LocalModel
 
@@ -64,7 +64,7 @@ class Check:
 def config_check(settings: Settings, path: Path | None = None) -> Check:
     path = path or config_path()
     where = f"{path} ({'found' if path.exists() else 'not present: defaults apply'})"
-    more = tuple(f"{s.key} = {shown(getattr(settings, s.key))}  ({settings.source(s.key)})"
+    more = tuple(f"{s.key} = {shown_setting(settings, s.key)}  ({settings.source(s.key)})"
                  for s in SETTINGS)
     return Check(Level.OK, "config", where, more)
 
@@ -164,7 +164,7 @@ async def hub_check(settings: Settings, token: str | None) -> tuple[Check, HubEr
         return Check(Level.FAIL, "hub", str(exc)), exc
     except HubError as exc:
         hint = await _hint(settings, token, exc)
-        return Check(Level.FAIL, "hub", f"{exc} ({settings.hub_url})", hint), exc
+        return Check(Level.FAIL, "hub", f"{exc} ({shown_url(settings.hub_url)})", hint), exc
     await conn.close()
     auth = "token accepted" if token else "no token needed"
     return Check(Level.OK, "hub", f"negotiate, WebSocket and handshake with {conn.host} "

@@ -165,6 +165,23 @@ async def test_doctor_names_each_problem(env: dict[str, str]) -> None:
     assert out.splitlines()[0] == "3 problems to fix: token, Ollama, hub."
 
 
+async def test_a_key_in_the_hub_urls_query_is_shown_nowhere(env: dict[str, str]) -> None:
+    """A hub may take its key in the URL (?access_token=): doctor named the whole URL."""
+    hub = GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED)
+    await hub.start()
+    secret = "sekrit-in-the-url-7c1"
+    try:
+        code, out, err = await cli("doctor", env={
+            **env, "HUB_URL": f"{hub.url}?access_token={secret}&k={secret}2",
+            "PROVIDER_TOKEN": "wrong-token", "OLLAMA_LOCAL_URL": "http://127.0.0.1:9"})
+    finally:
+        await hub.stop()
+    assert code == 1
+    assert f"hub_url = {hub.url}?access_token=[redacted]&k=[redacted]" in out
+    logs = "".join(p.read_text() for p in (Path(env["GHUBAI_LOG_DIR"])).glob("*.log"))
+    assert secret not in out + err + logs
+
+
 async def test_doctor_without_a_token_says_one_is_needed_not_refused(
     env: dict[str, str], keyring_env: dict[str, str]
 ) -> None:

@@ -166,6 +166,14 @@ def test_the_requests_decide_commands_and_refuse_what_they_cannot_read() -> None
     assert status["headline"] == "Connecting" and status["state"] == "connecting"
 
 
+def test_status_shows_the_hub_without_the_values_of_its_query() -> None:
+    now = _at("2026-12-02T10:00+00:00")
+    snap = snapshot(hub_url="https://hub.example/gridhub?access_token=s3cret&region=eu")
+    status = decide({"action": "status"}, snap, now, "x").reply["status"]
+    assert status["hub"] == "https://hub.example/gridhub?access_token=[redacted]&region=[redacted]"
+    assert "s3cret" not in json.dumps(status)
+
+
 def test_durations_and_times_read_as_people_write_them() -> None:
     now = _at("2026-12-01T20:00+00:00")
     assert parse_duration("90").total_seconds() == 90 * 60

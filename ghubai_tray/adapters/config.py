@@ -24,6 +24,7 @@ from typing import Any
 import platformdirs
 import tomli_w
 
+from ghubai_tray.adapters.logs import add_secret
 from ghubai_tray.adapters.owner_only import write_atomically
 from ghubai_tray.core.errors import ConfigError
 from ghubai_tray.core.settings import (
@@ -33,6 +34,7 @@ from ghubai_tray.core.settings import (
     TOKEN_KEYS,
     Settings,
     parse_bool,
+    url_secrets,
 )
 
 
@@ -134,7 +136,10 @@ def load_settings(
                            explicit="share_new_models" in flags)
     if values.get("paused_until") is not None and "paused" not in values:
         values["paused"] = True
-    return replace(Settings(), **values, sources=sources)
+    settings = replace(Settings(), **values, sources=sources)
+    for secret in url_secrets(settings.hub_url):  # a key in the hub URL never reaches a log
+        add_secret(secret)
+    return settings
 
 
 def _implied_share_new(

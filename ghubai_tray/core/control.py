@@ -17,6 +17,7 @@ from typing import Any
 
 from ghubai_tray.core import texts
 from ghubai_tray.core.rules import Rule, enabled
+from ghubai_tray.core.settings import shown_url
 from ghubai_tray.core.state import Command, Pause, PauseMode, Resume, Snapshot
 
 ACTIONS = ("status", "pause", "resume", "quit")
@@ -74,7 +75,7 @@ def status_of(snap: Snapshot, headline: str) -> dict[str, Any]:
         "headline": headline,
         "state": texts.STATE_WORDS[snap.state],
         "reason": snap.reason,
-        "hub": snap.hub_url,
+        "hub": shown_url(snap.hub_url),
         "ollama": texts.OLLAMA_WORDS[snap.ollama],
         "ollama_reason": snap.ollama_reason,
         "shared_models": list(snap.shared_models),

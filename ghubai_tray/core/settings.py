@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from ghubai_tray.core import schedule
 from ghubai_tray.core.request_body import Ceilings
@@ -64,6 +64,23 @@ def _url(raw: Any, what: str) -> str:
 
 def parse_hub_url(raw: Any) -> str:
     return _url(raw, "an http:// or https:// URL of the hub, like https://hub.example.com/gridhub")
+
+
+def url_secrets(url: str) -> tuple[str, ...]:
+    """The values of a URL's query: a hub may take a key there (``?access_token=``), so
+    none of them is ever shown (doctor, status, diagnostics, the log)."""
+    return tuple(value for _, value in parse_qsl(urlsplit(url).query, keep_blank_values=False)
+                 if value)
+
+
+def shown_url(url: str) -> str:
+    """``url`` with each query value replaced by ``[redacted]``, names kept."""
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    query = "&".join(f"{name}=[redacted]" if value else name
+                     for name, value in parse_qsl(parts.query, keep_blank_values=True))
+    return urlunsplit(parts._replace(query=query))
 
 
 def parse_ollama_url(raw: Any) -> str:
@@ -318,6 +335,13 @@ class Settings:
 
 
 assert {f.name for f in fields(Settings)} - {"sources"} == set(BY_KEY), "SETTINGS and Settings"
+
+
+def shown_setting(settings: Settings, key: str) -> str:
+    """A setting's value as doctor and the diagnostics show it: the hub URL without the
+    values of its query."""
+    value = getattr(settings, key)
+    return shown_url(value) if key == "hub_url" else shown(value)
 
 
 def shown(value: Any) -> str:

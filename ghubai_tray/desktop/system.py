@@ -21,7 +21,7 @@ from pathlib import Path
 from ghubai_tray import __version__
 from ghubai_tray.adapters.logs import redact
 from ghubai_tray.adapters.owner_only import child_environment
-from ghubai_tray.core.settings import SETTINGS, Settings, shown
+from ghubai_tray.core.settings import SETTINGS, Settings, shown_setting
 
 LOG_TAIL = 200
 
@@ -122,7 +122,7 @@ def diagnostics(settings: Settings, history: Iterable[tuple[datetime, str]], log
     lines = [f"GhubAi Tray {__version__}", f"Python {platform.python_version()} on "
              f"{platform.platform()}", f"tray backend: {backend}",
              f"frozen: {bool(getattr(sys, 'frozen', False))}", "", "settings:"]
-    lines += [f"  {s.key} = {shown(getattr(settings, s.key))}  ({settings.source(s.key)})"
+    lines += [f"  {s.key} = {shown_setting(settings, s.key)}  ({settings.source(s.key)})"
               for s in SETTINGS]
     lines += ["", "state history:"]
     lines += [f"  {when:%Y-%m-%d %H:%M:%S} {text}" for when, text in history]

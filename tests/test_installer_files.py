@@ -5,6 +5,7 @@ from __future__ import annotations
 import configparser
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,28 @@ def test_the_nsis_script_compiles(tmp_path: Path) -> None:
                             cwd=INSTALLER / "windows", capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert out.stat().st_size > 50_000
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="dpkg-deb is Debian's")
+def test_the_debs_modes_and_owners_are_set_whatever_the_builders_umask(tmp_path: Path) -> None:
+    """Built under umask 077, the package once installed files only root could read."""
+    bundle = tmp_path / "bundle"
+    (bundle / "_internal").mkdir(parents=True)
+    (bundle / "ghubai-tray").write_text("#!/bin/sh\n")
+    (bundle / "ghubai-tray").chmod(0o700)
+    (bundle / "_internal" / "lib.so").write_text("x")
+    (bundle / "_internal" / "lib.so").chmod(0o600)
+    subprocess.run(["bash", "-c", 'umask 077 && bash "$0" "$1" "$2" "$3"',
+                    str(INSTALLER / "linux" / "build-deb.sh"), str(bundle),
+                    str(tmp_path / "out"), sys.executable], check=True, capture_output=True)
+    (deb,) = (tmp_path / "out").glob("*.deb")
+    listing = subprocess.run(["dpkg-deb", "-c", str(deb)], check=True, capture_output=True,
+                             text=True).stdout.splitlines()
+    modes = {line.split()[-1] if "->" not in line else line.split()[-3]:
+             (line.split()[0], line.split()[1]) for line in listing}
+    assert modes["./"] == ("drwxr-xr-x", "root/root")
+    assert modes["./opt/ghubai-tray/ghubai-tray"] == ("-rwxr-xr-x", "root/root")
+    assert modes["./opt/ghubai-tray/_internal/lib.so"] == ("-rw-r--r--", "root/root")
+    for path, (mode, owner) in modes.items():
+        assert owner == "root/root", path
+        assert mode[0] == "l" or (mode[7] == "r" and mode[8] == "-"), f"{path}: {mode}"

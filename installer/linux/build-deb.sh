@@ -22,6 +22,14 @@ install -d "$stage/usr/share/man/man1"
 "$python" "$here/make_manpage.py" | gzip -9n > "$stage/usr/share/man/man1/ghubai-tray.1.gz"
 install -Dm644 "$here/copyright" "$stage/usr/share/doc/ghubai-tray/copyright"
 
+# Modes set here, not taken from the builder's umask (077 would make a package no other
+# user can run): directories 755, files 644, or 755 where the bundle made them executable.
+# Owners are root's (dpkg-deb --root-owner-group, below).
+chmod 755 "$stage"
+find "$stage" -path "$stage/DEBIAN" -prune -o -type d -exec chmod 755 {} +
+find "$stage" -path "$stage/DEBIAN" -prune -o -type f -perm /u+x -exec chmod 755 {} +
+find "$stage" -path "$stage/DEBIAN" -prune -o -type f ! -perm /u+x -exec chmod 644 {} +
+
 size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
 sed -e "s/@VERSION@/$version/" -e "s/@SIZE@/$size/" "$here/control.in" > "$stage/DEBIAN/control"
 # Refresh the icon cache where one exists; nothing else to set up (settings are per user).
@@ -32,8 +40,9 @@ if command -v gtk-update-icon-cache >/dev/null 2>&1; then
   gtk-update-icon-cache -q /usr/share/icons/hicolor || true
 fi
 POST
-chmod 755 "$stage/DEBIAN/postinst"
 cp "$stage/DEBIAN/postinst" "$stage/DEBIAN/postrm"
+chmod 755 "$stage/DEBIAN" "$stage/DEBIAN/postinst" "$stage/DEBIAN/postrm"
+chmod 644 "$stage/DEBIAN/control"
 
 mkdir -p "$out"
 deb="$out/ghubai-tray_${version}_amd64.deb"

@@ -107,7 +107,8 @@ class OllamaClient:
 
 
     async def relay(self, path: str, body: bytes, sink: Sink, *, idle_timeout: float,
-                    total_timeout: float) -> Done | Failed:
+                    total_timeout: float,
+                    accepted: Callable[[], None] | None = None) -> Done | Failed:
         """POST ``body`` and feed the answer's events to ``sink``; how the answer ended.
 
         The one place an inference answer is read, and so the one place its
@@ -117,7 +118,9 @@ class OllamaClient:
         and progress (``idle_timeout``), which only a complete event resets, so an
         "Ollama" that trickles a byte at a time cannot hold a slot for the full
         hour. Whatever ``sink`` raises goes to the caller unchanged (the hub
-        connection is gone); nothing of httpx does.
+        connection is gone); nothing of httpx does. ``accepted`` is called once
+        Ollama answers with a success status: it has taken the request, and its
+        model's expiry moves when the request ends (owner first reads that).
         """
         loop = asyncio.get_running_loop()
         total = asyncio.timeout(total_timeout)
@@ -127,6 +130,8 @@ class OllamaClient:
                 if response.status_code >= 300:
                     answer = await read_limited(response, MAX_ERROR_BODY)
                     return Failed(status_error(response.status_code, answer))
+                if accepted is not None:
+                    accepted()
                 framer = framer_for(response.headers.get("content-type"))
                 async for data in response.aiter_raw():
                     frames = framer.feed(data)

@@ -75,6 +75,7 @@ class Canonical:
     body: bytes
     capped: tuple[str, ...] = ()  # "num_ctx 1048576 -> 8192"
     dropped: tuple[str, ...] = ()  # guarded fields removed: "template", "options.num_gpu"
+    keep_alive: float | None = None  # seconds, as forwarded; None: Ollama's default applies
 
     @property
     def limited(self) -> bool:
@@ -322,7 +323,9 @@ def canonical_body(endpoint: str, text: str, model: str, ceilings: Ceilings) -> 
         raise BodyRefused("the request body is not valid text") from None
     except ValueError:  # parse_body keeps this from happening; a final is owed regardless
         raise BodyRefused("the request body has a value that cannot be forwarded") from None
-    return Canonical(body, tuple(run.capped), tuple(run.dropped))
+    keep_alive = out.get("keep_alive")  # the worker's own number (native endpoints)
+    return Canonical(body, tuple(run.capped), tuple(run.dropped),
+                     float(keep_alive) if isinstance(keep_alive, int | float) else None)
 
 
 def _apply_defaults(endpoint: str, out: dict[str, Any], ceilings: Ceilings) -> None:

@@ -32,7 +32,9 @@ async def free_gpu_once_idle(store: StateStore, ollama: OllamaLink) -> None:
     for model in await client.loaded_models():
         if model_key(model) not in shared:
             continue
-        with ollama.using(model):
+        with ollama.using(model, keep_alive=0) as use:
             freed = await client.unload(model)
+            if freed:
+                use.accept()
         if freed:
             log.info("freed the GPU memory held by %s", model)

@@ -8,6 +8,7 @@ reaches past the adapters.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ from typing import Any, Protocol
 
 from ghubai_tray.adapters.hub import Invocation, Malformed
 from ghubai_tray.core.framing import Done, Failed
-from ghubai_tray.core.local_use import model_key
+from ghubai_tray.core.local_use import Used, merged, model_key, used_models
 from ghubai_tray.core.settings import Settings
 from ghubai_tray.core.tags import LocalModel
 
@@ -33,7 +34,8 @@ class Ollama(Protocol):
 
     async def relay(self, path: str, body: bytes,
                     sink: Callable[[list[str]], Awaitable[None]], *, idle_timeout: float,
-                    total_timeout: float) -> Done | Failed: ...
+                    total_timeout: float,
+                    accepted: Callable[[], None] | None = None) -> Done | Failed: ...
 
     async def aclose(self) -> None: ...
 
@@ -60,6 +62,16 @@ class Connector(Protocol):
                  max_message_bytes: int) -> Awaitable[HubLink]: ...
 
 
+class Use:
+    """One call of the worker's on a model; ``accept()`` once Ollama has taken it."""
+
+    def __init__(self) -> None:
+        self.accepted = False
+
+    def accept(self) -> None:
+        self.accepted = True
+
+
 class OllamaLink:
     """The Ollama client for the current settings, shared by discovery, the requests and
     the GPU freeing; replaced (the old one closed later) when its URL or TLS changes."""
@@ -69,27 +81,37 @@ class OllamaLink:
         self._for = (settings.ollama_url, settings.allow_invalid_certs)
         self.client = factory(settings)
         self._active: Counter[str] = Counter()
-        self._touched: set[str] = set()
+        self._touched: dict[str, set[float | None]] = {}
+        self._wall: Callable[[], float] = time.time
 
     @contextmanager
-    def using(self, model: str) -> Iterator[None]:
+    def using(self, model: str, keep_alive: float | None = None) -> Iterator[Use]:
         """Around every call of the worker's that can load a model or move its expiry
         (a hub request, an unload), so that owner-first can tell its use from the
-        owner's: Ollama's ``/api/ps`` does not say who used a model."""
+        owner's: Ollama's ``/api/ps`` does not say who used a model.
+
+        While the call runs, the model counts as the worker's. Once it ends, it
+        counts only if Ollama accepted the call (``Use.accept``), with the expiry
+        that ``keep_alive`` (seconds; None: Ollama's default) leaves from then.
+        """
         key = model_key(model)
+        use = Use()
         self._active[key] += 1
-        self._touched.add(key)
         try:
-            yield
+            yield use
         finally:
             self._active[key] -= 1
-            self._touched.add(key)  # Ollama moves the expiry when a request ends
+            if use.accepted:  # Ollama moves the expiry when a request it took ends
+                expected = None if keep_alive is None else self._wall() + keep_alive
+                self._touched.setdefault(key, set()).add(expected)
 
-    def take_used(self) -> frozenset[str]:
-        """The models the worker used since the last call, or uses now."""
-        used = self._touched | {m for m, n in self._active.items() if n > 0}
-        self._touched = set()
-        return frozenset(used)
+    def take_used(self) -> Used:
+        """The models the worker used since the last call, or uses now, with the expiries
+        its uses leave."""
+        running = used_models(m for m, n in self._active.items() if n > 0)
+        touched = {key: frozenset(expiries) for key, expiries in self._touched.items()}
+        self._touched = {}
+        return merged(touched, running)
 
     def retarget(self, settings: Settings) -> Ollama | None:
         """Point at ``settings``' Ollama; the old client to close, or None if unchanged."""

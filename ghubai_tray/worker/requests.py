@@ -175,11 +175,12 @@ class RequestRunner:
                 started = time.monotonic()
                 settings = self._store.snapshot.settings
                 try:
-                    with self._ollama.using(request.model):
+                    keep_alive = request.canonical.keep_alive if request.canonical else None
+                    with self._ollama.using(request.model, keep_alive) as use:
                         end = await self._ollama.client.relay(
                             request.endpoint, request.body, to_hub,
                             idle_timeout=settings.idle_timeout,
-                            total_timeout=settings.total_timeout)
+                            total_timeout=settings.total_timeout, accepted=use.accept)
                 finally:
                     self._active -= 1
             if isinstance(end, Done):

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from ghubai_tray.core import schedule
-from ghubai_tray.core.local_use import Loaded, local_use
+from ghubai_tray.core.local_use import Loaded, Used, local_use, merged
 from ghubai_tray.core.rules import (
     Act,
     Decision,
@@ -73,7 +73,7 @@ class Rules:
         self._wake = asyncio.Event()
         self._memory = Memory()
         self._seen_ps: tuple[str, Loaded] | None = None  # (Ollama URL, its last /api/ps)
-        self._used_late: frozenset[str] = frozenset()
+        self._used_late: Used = {}
         self._seen = (store.snapshot.settings, store.snapshot.rules_overridden_until)
         store.subscribe(self._on_snapshot)
 
@@ -152,8 +152,8 @@ class Rules:
         used_before = self._ollama.take_used()
         loaded = await self._ollama.client.loaded_expiries()
         used_after = self._ollama.take_used()
-        mine = used_before | used_after
-        used, self._used_late = self._used_late | mine, mine
+        mine = merged(used_before, used_after)
+        used, self._used_late = merged(self._used_late, mine), mine
         if loaded is None:
             self._seen_ps = None  # no look: the next one is a new baseline
             return False

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ghubai_tray.core import schedule
-from ghubai_tray.core.local_use import local_use, model_key
+from ghubai_tray.core.local_use import expiry_seconds, local_use, model_key
 from ghubai_tray.core.rules import (
     HUB_WORDS,
     PAUSES_NOW,
@@ -135,6 +135,24 @@ def test_local_use_is_told_from_the_workers_own() -> None:
     assert local_use(before, {**before, "qwen3:8b": "0001-01-01T00:00:00Z"}, ["llama3.2"])
     assert not local_use(before, {}, [])  # unloaded: no use
     assert not local_use(before, dict(before), [])
+
+
+def test_an_expiry_the_workers_use_would_not_leave_is_somebody_elses() -> None:
+    before = {"llama3.2:latest": "2026-12-02T12:05:00Z"}
+    moved = {"llama3.2:latest": "2026-12-02T12:10:00.123456789Z"}  # Ollama's nanoseconds
+    ours = expiry_seconds("2026-12-02T12:10:01+00:00")
+    assert ours is not None
+    assert not local_use(before, moved, {"llama3.2:latest": frozenset({ours})})
+    # the owner's chat ended 10 minutes later than the worker's use would leave it
+    assert local_use(before, moved, {"llama3.2:latest": frozenset({ours - 600})})
+    # a use whose expiry is unknown (running, or Ollama's default) still covers it
+    assert not local_use(before, moved, {"llama3.2:latest": frozenset({ours - 600, None})})
+    # an expiry written in local time with an offset reads the same
+    local = {"llama3.2:latest": "2026-12-02T13:10:00.5+01:00"}
+    assert not local_use(before, local, {"llama3.2:latest": frozenset({ours})})
+    assert expiry_seconds("not a time") is None
+    assert not local_use(before, {"llama3.2:latest": "garbled"},
+                         {"llama3.2:latest": frozenset({ours})})
 
 
 names = st.sampled_from(["llama3.2", "llama3.2:latest", "qwen3:8b", "me/model:q4", "Gemma"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -130,3 +131,70 @@ async def test_a_request_naming_no_context_runs_at_the_owners_ceiling(
         "model": MODEL, "prompt": "hi", "stream": False, "options": options}, model=MODEL)
     assert json.loads(await request.wait(120))["done"] is True
     assert await loaded_context(ollama.url) == ceiling == 8192
+
+
+# -- owner first sees the owner -------------------------------------------------------------
+
+OWNER = "your use of Ollama"
+
+
+async def _owner_chats_until_seen(bed: Bed, ollama: RealOllama, keep_alive: str) -> None:
+    """The owner chats with the model, a message every few seconds, until the worker holds
+    sharing for it (AssertionError after ten messages)."""
+    async with httpx.AsyncClient(timeout=120) as client:
+        for _ in range(10):
+            await client.post(f"{ollama.url}/api/chat", json=chat(keep_alive=keep_alive))
+            try:
+                await bed.worker.wait_for(lambda s: s.held_by == OWNER, 3,
+                                          "owner first to see the owner's chat")
+                return
+            except TimeoutError:
+                continue
+    raise AssertionError("ten chats of the owner's went unseen")
+
+
+@asynccontextmanager
+async def hub_traffic(bed: Bed, endpoint: str, body: dict[str, Any]) -> AsyncIterator[list[str]]:
+    """Requests through the hub, one after another at about two a second (the traffic's
+    pace, against looks once a second); yields the list their answers are added to."""
+    answers: list[str] = []
+
+    async def send() -> None:
+        while True:
+            request = await bed.request(endpoint, body, model=MODEL)
+            answers.append(await request.wait(120))
+            await asyncio.sleep(0.5)
+
+    task = asyncio.create_task(send())
+    try:
+        yield answers
+    finally:
+        task.cancel()
+
+
+async def test_requests_ollama_refuses_at_once_do_not_hide_the_owner(
+        ollama: RealOllama) -> None:
+    """A hub sending /api/embed {"input": 5} (refused by Ollama at once) every few seconds
+    kept sharing on for 40 s while the owner chatted: each refusal marked the model as the
+    worker's. Only a request Ollama accepted counts now. (A request the look finds still
+    running counts as the worker's whatever it becomes: here each takes milliseconds.)"""
+    async with running_bed(ollama_url=ollama.url, rules_look=0.2, owner_look=1.0,
+                           settings=with_settings(owner_first_hold=30.0)) as bed:
+        await bed.registered(MODEL)
+        async with hub_traffic(bed, "/api/embed", {"model": MODEL, "input": 5}) as answers:
+            await _owner_chats_until_seen(bed, ollama, "5m")
+        assert answers and all("invalid input type" in a for a in answers)
+
+
+async def test_an_expiry_the_workers_keep_alive_would_not_leave_is_the_owners(
+        ollama: RealOllama) -> None:
+    """The hub keeps the model busy; the owner chats with it too (keep-alive 10 minutes,
+    the worker's is 300 s): the expiry the owner's chat leaves is not one the worker's
+    requests could, so it is seen although the worker used the model in between."""
+    async with running_bed(ollama_url=ollama.url, rules_look=0.2, owner_look=1.0,
+                           settings=with_settings(owner_first_hold=30.0)) as bed:
+        await bed.registered(MODEL)
+        async with hub_traffic(bed, "/api/chat", chat()) as answers:
+            await bed.worker.wait_for(lambda s: s.totals.served > 0, 60, "a hub chat")
+            await _owner_chats_until_seen(bed, ollama, "10m")
+        assert answers

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ghubai_tray.core.json_shape import ShapeLimits, ShapeRefused, check_shape
+from ghubai_tray.core.prompt_work import MAX_WORK, truncation_work
 from ghubai_tray.core.schema_limits import check_format
 
 # What parsing one body may build before any field is looked at (see
@@ -314,6 +315,8 @@ def canonical_body(endpoint: str, text: str, model: str, ceilings: Ceilings) -> 
         raise BodyRefused(f"the request body asks for a different model than {model[:80]!r}")
     out["model"] = model
     _apply_defaults(endpoint, out, ceilings)
+    if "messages" in out:
+        _check_truncation_work(endpoint, out, ceilings)
     try:
         body = json.dumps(out, ensure_ascii=False, separators=(",", ":"),
                           allow_nan=False).encode("utf-8")
@@ -326,6 +329,32 @@ def canonical_body(endpoint: str, text: str, model: str, ceilings: Ceilings) -> 
     keep_alive = out.get("keep_alive")  # the worker's own number (native endpoints)
     return Canonical(body, tuple(run.capped), tuple(run.dropped),
                      float(keep_alive) if isinstance(keep_alive, int | float) else None)
+
+
+def _check_truncation_work(endpoint: str, out: dict[str, Any], ceilings: Ceilings) -> None:
+    """Refuse a chat whose fitting into the context could cost Ollama more than
+    :data:`~ghubai_tray.core.prompt_work.MAX_WORK` (see that module)."""
+    context = out["options"]["num_ctx"] if endpoint in NATIVE else ceilings.context
+    sizes = [_message_text(m) for m in out["messages"]]
+    if truncation_work(sizes, _text_size(out.get("tools")), context) > MAX_WORK:
+        raise BodyRefused(
+            f"the chat is too long for this machine: its {len(sizes):,} messages "
+            f"({sum(sizes):,} bytes of text) are far more than a context of {context:,} "
+            "tokens holds, and Ollama would read them again for every message it drops; "
+            "send only the latest messages")
+
+
+def _message_text(message: dict[str, Any]) -> int:
+    """The bytes of a message's text, its images aside (they are not tokenized)."""
+    size = 0
+    for key, value in message.items():
+        if key == "images":
+            continue
+        if key == "content" and isinstance(value, list):
+            value = [p for p in value if not (isinstance(p, dict)
+                                              and p.get("type") == "image_url")]
+        size += len(key) + _text_size(value)
+    return size
 
 
 def _apply_defaults(endpoint: str, out: dict[str, Any], ceilings: Ceilings) -> None:

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from ghubai_tray.adapters.hub import Invocation, Malformed
 from ghubai_tray.core.framing import Done, Failed
-from ghubai_tray.core.local_use import Used, merged, model_key, used_models
+from ghubai_tray.core.local_use import Used, model_key, used_models
 from ghubai_tray.core.settings import Settings
 from ghubai_tray.core.tags import LocalModel
 
@@ -105,13 +105,13 @@ class OllamaLink:
                 expected = None if keep_alive is None else self._wall() + keep_alive
                 self._touched.setdefault(key, set()).add(expected)
 
-    def take_used(self) -> Used:
-        """The models the worker used since the last call, or uses now, with the expiries
-        its uses leave."""
+    def take_used(self) -> tuple[Used, Used]:
+        """The uses of the worker's that ended since the last call, with the expiries they
+        leave, and the models it uses now (whose expiries are not known yet)."""
         running = used_models(m for m, n in self._active.items() if n > 0)
-        touched = {key: frozenset(expiries) for key, expiries in self._touched.items()}
+        ended = {key: frozenset(expiries) for key, expiries in self._touched.items()}
         self._touched = {}
-        return merged(touched, running)
+        return ended, running
 
     def retarget(self, settings: Settings) -> Ollama | None:
         """Point at ``settings``' Ollama; the old client to close, or None if unchanged."""

@@ -143,17 +143,21 @@ class Rules:
         return await asyncio.to_thread(read_desktop, desktop, settings, self._clock(), local)
 
     async def _local_use(self, settings: Settings) -> bool:
-        """Whether someone on this computer used Ollama since the last look. The worker's
-        own use is taken before and after the look and carried to the next one too: a hub
-        request that ends during a look, or just before it, moves the model's expiry a
-        moment later (Ollama's scheduler sets it once the request's context is done), and
-        that move must never be taken for the owner's. The price: the owner's use of that
-        same model in the next look is missed, seen at the one after."""
-        used_before = self._ollama.take_used()
+        """Whether someone on this computer used Ollama since the last look.
+
+        The worker's uses that ended are taken before and after the look, with the
+        expiry each leaves, and carried to the next look too: a hub request that ends
+        during a look, or just before it, moves the model's expiry a moment later
+        (Ollama's scheduler sets it once the request's context is done). Uses still
+        running count for this look only (their expiries are not known yet); once
+        they end, they are taken with theirs.
+        """
+        ended_before, running_before = self._ollama.take_used()
         loaded = await self._ollama.client.loaded_expiries()
-        used_after = self._ollama.take_used()
-        mine = merged(used_before, used_after)
-        used, self._used_late = merged(self._used_late, mine), mine
+        ended_after, running_after = self._ollama.take_used()
+        ended = merged(ended_before, ended_after)
+        used = merged(self._used_late, ended, running_before, running_after)
+        self._used_late = ended
         if loaded is None:
             self._seen_ps = None  # no look: the next one is a new baseline
             return False

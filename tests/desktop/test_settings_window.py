@@ -33,7 +33,9 @@ GOOD = {"hub_url": "https://hub.example.com/gridhub", "ollama_url": "http://loca
         "max_output_tokens": "1000", "max_keep_alive": "60", "max_images": "2",
         "max_image_size": "5MiB", "schedule": "Mon-Fri 18:00-23:30", "owner_first": True,
         "owner_first_hold": "120", "pause_when_fullscreen": True, "pause_on_battery": False,
-        "share_when_idle_only": True, "idle_minutes": "5", "pause_when_gpu_busy": False}
+        "share_when_idle_only": True, "idle_minutes": "5", "pause_when_gpu_busy": False,
+        "max_messages": "200", "max_embedding_inputs": "64", "max_tools": "8",
+        "max_stop_strings": "4", "max_prompt_size": "1MiB"}
 
 
 def test_a_valid_form_gives_typed_settings() -> None:
@@ -42,7 +44,9 @@ def test_a_valid_form_gives_typed_settings() -> None:
     assert parsed == {**GOOD, "max_concurrent_requests": 3, "max_context": 4096,
                       "max_output_tokens": 1000, "max_keep_alive": 60.0, "max_images": 2,
                       "max_image_size": 5 * 1024 * 1024, "schedule": parse("Mon-Fri 18:00-23:30"),
-                      "owner_first_hold": 120.0, "idle_minutes": 5}
+                      "owner_first_hold": 120.0, "idle_minutes": 5, "max_messages": 200,
+                      "max_embedding_inputs": 64, "max_tools": 8, "max_stop_strings": 4,
+                      "max_prompt_size": 1024 * 1024}
 
 
 @pytest.mark.parametrize("field,value,message", [

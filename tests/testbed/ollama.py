@@ -253,19 +253,27 @@ class OllamaStandIn(Observable):
         body = await request.read() if request.can_read_body else b""
         self.requests.append(Recorded(request.method, request.path, body))
         self.notify()
+        status = 200  # a generation the client left had answered 200 already
         try:
             response: web.StreamResponse = await handler(request)
+            status = response.status
         except ConnectionResetError:
             # The client went away mid-generation (already recorded as a
             # cancellation); there is nobody left to answer.
             return web.Response(status=499)
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
         finally:
-            self._request_ended(request.path, body)
+            self._request_ended(request.path, body, status)
         return response
 
-    def _request_ended(self, path: str, raw: bytes) -> None:
-        """Like Ollama's scheduler: the model's expiry moves to now + keep-alive."""
-        if path not in INFERENCE_PATHS:
+    def _request_ended(self, path: str, raw: bytes, status: int) -> None:
+        """Like Ollama's scheduler: the model's expiry moves to now + keep-alive, for a
+        request it took. One it refused (an error status here: the stand-in checks
+        everything before it "loads") moves nothing, as the real Ollama's refusals
+        before scheduling a runner (``{"input": 5}`` on /api/embed) do not."""
+        if path not in INFERENCE_PATHS or status >= 300:
             return
         try:
             body = json.loads(raw)

@@ -28,8 +28,7 @@ from typing import Any
 import httpx
 
 from bench.common import worker_env
-from bench.real_ollama import RESULTS
-from bench.run import machine
+from bench.real_ollama import write_section
 from tests.processes import memory_mb
 from tests.testbed.hub import RS, GridHub
 from tests.testbed.real_ollama import MODEL, OLLAMA_VERSION, RealOllama
@@ -179,16 +178,9 @@ async def context(url: str, hub: GridHub) -> list[str]:
 
 
 def write(rows: list[str]) -> None:
-    section = "\n".join([BEGIN, f"### Hostile bodies and the real Ollama ({OLLAMA_VERSION}, "
-                         "tiny model, CPU)", "", f"Measured {machine()}, with "
-                         "`python -m bench.hostile_cost` (how: its docstring).", "", *rows,
-                         END])
-    text = RESULTS.read_text()
-    if BEGIN in text:
-        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    RESULTS.write_text(text)
+    write_section(BEGIN, END, f"### Hostile bodies and the real Ollama ({OLLAMA_VERSION}, "
+                  "tiny model, CPU)", rows,
+                  "`python -m bench.hostile_cost` (how: its docstring)")
 
 
 if __name__ == "__main__":

@@ -107,16 +107,21 @@ async def pause_to_unloaded(client: httpx.AsyncClient, url: str) -> str:
             f"**{elapsed * 1000:.0f} ms**.")
 
 
-def write(rows: list[str]) -> None:
-    section = "\n".join([BEGIN, f"### The real Ollama ({OLLAMA_VERSION}, tiny model, CPU)", "",
-                         f"Measured {machine()}, with `python -m bench.real_ollama`.", "",
-                         *rows, END])
+def write_section(begin: str, end: str, heading: str, rows: list[str], how: str) -> None:
+    """Replace the section between ``begin`` and ``end`` of bench/RESULTS.md (or add it)."""
+    section = "\n".join([begin, heading, "", f"Measured {machine()}, with {how}.", "",
+                         *rows, end])
     text = RESULTS.read_text()
-    if BEGIN in text:
-        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
+    if begin in text:
+        text = text[:text.index(begin)] + section + text[text.index(end) + len(end):]
     else:
         text = text.rstrip() + "\n\n" + section + "\n"
     Path(RESULTS).write_text(text)
+
+
+def write(rows: list[str]) -> None:
+    write_section(BEGIN, END, f"### The real Ollama ({OLLAMA_VERSION}, tiny model, CPU)", rows,
+                  "`python -m bench.real_ollama`")
 
 
 if __name__ == "__main__":

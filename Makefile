@@ -161,7 +161,7 @@ check: setup lint typecheck
 	$(BIN)/pytest
 
 # The hub, the Ollama stand-in and the tray, with a request through the hub every
-# 5 s (DEMO_ARGS="--llm" for real llama.cpp tokens, "--headless" without a display).
+# 5 s (DEMO_ARGS="--llm" for real tokens from the real Ollama, "--headless" without a display).
 demo: python-deps
 	$(BIN)/python -m tests.testbed.demo $(DEMO_ARGS)
 

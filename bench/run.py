@@ -114,18 +114,20 @@ def pct(values: list[float], q: float) -> float:
 
 
 def chunk_latencies(arrivals_by_stream: list[list[float]], started: list[float],
-                    writes: list[list[float]]) -> list[float]:
+                    writes: list[list[float]], unread: int) -> list[float]:
     """Each chunk's arrival minus the moment the stand-in wrote it.
 
     Stream k asks for its own number of tokens, so its writes are found by
-    count (one more than its events: the ``[DONE]`` line). Measuring against the
+    count: ``unread`` more than its events (the ``[DONE]`` line of the stand-in's
+    own /v1; none through the worker, which reads the native stream, one line per
+    event, and the hub writes ``[DONE]``). Measuring against the
     source's own write times leaves out how the source's pacing drifts from run
     to run, which in a back-to-back comparison dwarfed the relay's cost.
     """
     by_count = {len(w): w for w in writes}
     out: list[float] = []
     for times, t0 in zip(arrivals_by_stream, started, strict=True):
-        sent = by_count[len(times) + 1]
+        sent = by_count[len(times) + unread]
         out += [t0 + arrived - left for arrived, left in zip(times, sent, strict=False)]
     return out
 
@@ -155,11 +157,11 @@ async def relay_overhead(quick: bool) -> list[str]:
                 ollama.stream_writes.clear()
                 direct, d_starts, t_direct = await timed_streams(
                     client, f"{ollama.url}/v1/chat/completions", tokens, streams)
-                d_lat = chunk_latencies(direct, d_starts, ollama.stream_writes)
+                d_lat = chunk_latencies(direct, d_starts, ollama.stream_writes, 1)
                 ollama.stream_writes.clear()
                 relayed, r_starts, t_relayed = await timed_streams(
                     client, f"{hub.base}/v1/chat/completions", tokens, streams)
-                r_lat = chunk_latencies(relayed, r_starts, ollama.stream_writes)
+                r_lat = chunk_latencies(relayed, r_starts, ollama.stream_writes, 0)
         n_direct, n_relayed = sum(map(len, direct)), sum(map(len, relayed))
         d50, d99 = statistics.median(d_lat) * 1000, pct(d_lat, 0.99) * 1000
         r50, r99 = statistics.median(r_lat) * 1000, pct(r_lat, 0.99) * 1000
@@ -227,20 +229,20 @@ async def first_chunk(quick: bool, llm_url: str | None) -> list[str]:
 
 
 async def _first_chunk_llm(llm_url: str, runs: int) -> list[str]:
-    from tests.testbed.llm import MODEL_ALIAS, OllamaFront
+    """The real Ollama on the tiny model: its own /v1 against the worker serving the same
+    request through the native API and writing the answer back as /v1 would."""
+    from tests.testbed.real_ollama import MODEL as REAL_MODEL
 
-    front = OllamaFront(llm_url)
-    await front.start()
     hub = GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED)
     await hub.start()
-    env = worker_env(hub.url, front.url, TOKEN)
+    env = worker_env(hub.url, llm_url, TOKEN)
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "ghubai_tray",
                                                 "--headless", env=env,
                                                 stderr=subprocess.DEVNULL)
-    body = {"model": MODEL_ALIAS, "stream": True, "max_tokens": 8, "temperature": 0,
+    body = {"model": REAL_MODEL, "stream": True, "max_tokens": 8, "temperature": 0,
             "messages": [{"role": "user", "content": "Why is the sky blue?"}]}
     try:
-        await hub.wait_until(lambda: hub.node_for(MODEL_ALIAS), 60, "registration")
+        await hub.wait_until(lambda: hub.node_for(REAL_MODEL), 60, "registration")
         async with httpx.AsyncClient(timeout=120) as client:
             direct = [(await arrivals(client, f"{llm_url}/v1/chat/completions", body, True))[0]
                       for _ in range(runs)]
@@ -250,9 +252,8 @@ async def _first_chunk_llm(llm_url: str, runs: int) -> list[str]:
         proc.send_signal(signal.SIGTERM)
         await proc.wait()
         await hub.stop()
-        await front.stop()
     d, r = statistics.median(direct), statistics.median(relayed)
-    return [f"| llama.cpp tiny model | `/v1/chat/completions` | {d * 1000:.1f} ms | "
+    return [f"| real Ollama, tiny model | `/v1/chat/completions` | {d * 1000:.1f} ms | "
             f"{r * 1000:.1f} ms | {(r - d) * 1000:+.1f} ms |"]
 
 
@@ -358,9 +359,9 @@ async def main(args: argparse.Namespace) -> str:
     llm_url = None
     server = None
     if args.llm:
-        from tests.testbed.llm import LlamaServer
+        from tests.testbed.real_ollama import RealOllama
 
-        server = LlamaServer()
+        server = RealOllama()
         llm_url = await server.start()
     sections = [("Relay overhead (paced stream, 10 ms a token; direct vs through worker and hub)",
                  await relay_overhead(args.quick)),
@@ -382,7 +383,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="GhubAi Tray benchmarks")
     parser.add_argument("--quick", action="store_true", help="fewer and shorter runs")
     parser.add_argument("--write", action="store_true", help="keep the tables in RESULTS.md")
-    parser.add_argument("--llm", action="store_true", help="also time the real llama.cpp model")
+    parser.add_argument("--llm", action="store_true", help="also time the real Ollama")
     parser.add_argument("--profile", action="store_true",
                         help=f"also profile the worker relaying an unpaced stream ({PROFILE.name})")
     arguments = parser.parse_args()

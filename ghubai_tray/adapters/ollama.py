@@ -24,7 +24,15 @@ from contextlib import asynccontextmanager
 import httpx
 
 from ghubai_tray.core.errors import OllamaAnswerError, OllamaUnreachable
-from ghubai_tray.core.framing import Done, Failed, Frame, Relay, framer_for, status_error
+from ghubai_tray.core.framing import (
+    Done,
+    Failed,
+    Frame,
+    Framer,
+    Relay,
+    framer_for,
+    status_error,
+)
 from ghubai_tray.core.tags import LocalModel, parse_tags
 
 Sink = Callable[[list[str]], Awaitable[None]]
@@ -107,8 +115,8 @@ class OllamaClient:
 
 
     async def relay(self, path: str, body: bytes, sink: Sink, *, idle_timeout: float,
-                    total_timeout: float,
-                    accepted: Callable[[], None] | None = None) -> Done | Failed:
+                    total_timeout: float, accepted: Callable[[], None] | None = None,
+                    reframe: Callable[[Framer], Framer] | None = None) -> Done | Failed:
         """POST ``body`` and feed the answer's events to ``sink``; how the answer ended.
 
         The one place an inference answer is read, and so the one place its
@@ -121,6 +129,8 @@ class OllamaClient:
         connection is gone); nothing of httpx does. ``accepted`` is called once
         Ollama answers with a success status: it has taken the request, and its
         model's expiry moves when the request ends (owner first reads that).
+        ``reframe`` wraps the framer of the answer's content type: a ``/v1`` request
+        served through the native API has its answer written back in OpenAI's shape.
         """
         loop = asyncio.get_running_loop()
         total = asyncio.timeout(total_timeout)
@@ -132,7 +142,7 @@ class OllamaClient:
                     return Failed(status_error(response.status_code, answer))
                 if accepted is not None:
                     accepted()
-                framer = framer_for(response.headers.get("content-type"))
+                framer = (reframe or _as_is)(framer_for(response.headers.get("content-type")))
                 async for data in response.aiter_raw():
                     frames = framer.feed(data)
                     if (end := await _deliver(frames, sink)) is not None:
@@ -152,6 +162,10 @@ class OllamaClient:
         except httpx.HTTPError as exc:
             return Failed(unreachable_reason(exc, self.base_url))
         return Failed("Ollama's answer ended unexpectedly")
+
+
+def _as_is(framer: Framer) -> Framer:
+    return framer
 
 
 async def _deliver(frames: list[Frame], sink: Sink) -> Done | Failed | None:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ghubai_tray.core.json_shape import ShapeLimits, ShapeRefused, check_shape
+from ghubai_tray.core.openai_bridge import AnswerShape, Untranslatable, to_native
 from ghubai_tray.core.prompt_work import MAX_WORK, truncation_work
 from ghubai_tray.core.schema_limits import check_format
 
@@ -77,6 +78,8 @@ class Canonical:
     capped: tuple[str, ...] = ()  # "num_ctx 1048576 -> 8192"
     dropped: tuple[str, ...] = ()  # guarded fields removed: "template", "options.num_gpu"
     keep_alive: float | None = None  # seconds, as forwarded; None: Ollama's default applies
+    path: str = ""  # where it is posted: the endpoint, or the native one serving /v1
+    answer: AnswerShape | None = None  # how a /v1 answer is written back from the native one
 
     @property
     def limited(self) -> bool:
@@ -317,6 +320,14 @@ def canonical_body(endpoint: str, text: str, model: str, ceilings: Ceilings) -> 
     _apply_defaults(endpoint, out, ceilings)
     if "messages" in out:
         _check_truncation_work(endpoint, out, ceilings)
+    path, answer = endpoint, None
+    if endpoint not in NATIVE:  # served through the native API: see openai_bridge
+        try:
+            native = to_native(endpoint, out, ceilings.context,
+                               _number_out(ceilings.keep_alive))
+        except Untranslatable as exc:
+            raise BodyRefused(str(exc)) from None
+        path, out, answer = native.path, native.body, native.answer
     try:
         body = json.dumps(out, ensure_ascii=False, separators=(",", ":"),
                           allow_nan=False).encode("utf-8")
@@ -326,9 +337,10 @@ def canonical_body(endpoint: str, text: str, model: str, ceilings: Ceilings) -> 
         raise BodyRefused("the request body is not valid text") from None
     except ValueError:  # parse_body keeps this from happening; a final is owed regardless
         raise BodyRefused("the request body has a value that cannot be forwarded") from None
-    keep_alive = out.get("keep_alive")  # the worker's own number (native endpoints)
+    keep_alive = out.get("keep_alive")  # the worker's own number
     return Canonical(body, tuple(run.capped), tuple(run.dropped),
-                     float(keep_alive) if isinstance(keep_alive, int | float) else None)
+                     float(keep_alive) if isinstance(keep_alive, int | float) else None,
+                     path, answer)
 
 
 def _check_truncation_work(endpoint: str, out: dict[str, Any], ceilings: Ceilings) -> None:

@@ -36,6 +36,11 @@ class InferenceRequest:
     canonical: Canonical | None = None
 
     @property
+    def path(self) -> str:
+        """Where the body is posted: a ``/v1`` request is served by the native API."""
+        return self.canonical.path if self.canonical and self.canonical.path else self.endpoint
+
+    @property
     def openai(self) -> bool:
         """Whether the client speaks OpenAI's API (its errors take OpenAI's shape)."""
         return self.endpoint.startswith("/v1/")

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import Any, Protocol
 
 from ghubai_tray.adapters.hub import Invocation, Malformed
-from ghubai_tray.core.framing import Done, Failed
+from ghubai_tray.core.framing import Done, Failed, Framer
 from ghubai_tray.core.local_use import Used, model_key, used_models
 from ghubai_tray.core.settings import Settings
 from ghubai_tray.core.tags import LocalModel
@@ -34,8 +34,8 @@ class Ollama(Protocol):
 
     async def relay(self, path: str, body: bytes,
                     sink: Callable[[list[str]], Awaitable[None]], *, idle_timeout: float,
-                    total_timeout: float,
-                    accepted: Callable[[], None] | None = None) -> Done | Failed: ...
+                    total_timeout: float, accepted: Callable[[], None] | None = None,
+                    reframe: Callable[[Framer], Framer] | None = None) -> Done | Failed: ...
 
     async def aclose(self) -> None: ...
 

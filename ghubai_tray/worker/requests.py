@@ -12,15 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import logging
+import random
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ghubai_tray.core.client_errors import final_fragment, is_openai
 from ghubai_tray.core.errors import HubError, RequestRejected
-from ghubai_tray.core.framing import Done
+from ghubai_tray.core.framing import Done, Framer
+from ghubai_tray.core.openai_bridge import answer_framer
 from ghubai_tray.core.rules import hub_words
 from ghubai_tray.core.settings import Settings
 from ghubai_tray.core.state import OllamaStatus
@@ -67,6 +71,16 @@ class _Relayed:
 
 class _HubGone(Exception):
     """The request's hub connection died: nothing more can be sent for it."""
+
+
+def _reframer(request: InferenceRequest) -> Callable[[Framer], Framer] | None:
+    """How a ``/v1`` answer served by the native API is written back (see openai_bridge):
+    with an id drawn as Ollama draws its own, and the clock of this machine."""
+    shape = request.canonical.answer if request.canonical else None
+    if shape is None:
+        return None
+    ident = f"{shape.id_prefix}{random.randrange(999)}"  # noqa: S311 - not a secret
+    return functools.partial(answer_framer, shape, ident=ident, now=time.time)
 
 
 class RequestRunner:
@@ -178,9 +192,10 @@ class RequestRunner:
                     keep_alive = request.canonical.keep_alive if request.canonical else None
                     with self._ollama.using(request.model, keep_alive) as use:
                         end = await self._ollama.client.relay(
-                            request.endpoint, request.body, to_hub,
+                            request.path, request.body, to_hub,
                             idle_timeout=settings.idle_timeout,
-                            total_timeout=settings.total_timeout, accepted=use.accept)
+                            total_timeout=settings.total_timeout, accepted=use.accept,
+                            reframe=_reframer(request))
                 finally:
                     self._active -= 1
             if isinstance(end, Done):

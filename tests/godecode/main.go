@@ -23,8 +23,11 @@ import (
 )
 
 type input struct {
-	Endpoint string `json:"endpoint"`
-	Body     string `json:"body"`
+	Op       string   `json:"op"` // "" reads a body; "bridge" runs the OpenAI middleware (bridge.go)
+	Endpoint string   `json:"endpoint"`
+	Body     string   `json:"body"`
+	Worker   string   `json:"worker"`
+	Native   []string `json:"native"`
 }
 
 // view is what of a request reaches past the model's answer on the owner's machine.
@@ -171,6 +174,12 @@ func main() {
 		if err := json.Unmarshal(scanner.Bytes(), &in); err != nil {
 			fmt.Fprintln(os.Stderr, "godecode: bad input line:", err)
 			os.Exit(2)
+		}
+		if in.Op == "bridge" {
+			if err := out.Encode(bridge(bridgeIn{in.Endpoint, in.Body, in.Worker, in.Native})); err != nil {
+				os.Exit(3)
+			}
+			continue
 		}
 		v, err := decode(in)
 		if err != nil {

@@ -1,8 +1,8 @@
 """``make demo``: the whole thing working, in one command, for a newcomer to watch.
 
 Starts the test hub (port 5080), the Ollama stand-in (port 11500) or, with
-``--llm``, the real llama.cpp server on the tiny model behind an Ollama
-front, then GhubAi Tray itself (the tray, or ``--headless``) with its own
+``--llm``, the real Ollama (built by ``make setup``) on the tiny model, then
+GhubAi Tray itself (the tray, or ``--headless``) with its own
 settings and logs under ``.demo/`` (your real settings are not touched), and
 asks the hub for a streamed chat completion every few seconds, printing the
 answer as it arrives. Ctrl-C stops everything.
@@ -22,8 +22,9 @@ import httpx
 from tests.processes import SPAWN_FLAGS, marked, python_for, stop_child
 from tests.testbed._util import main_guard, on_stop_signals
 from tests.testbed.hub import AuthMode, GridHub
-from tests.testbed.llm import MODEL_ALIAS, LlamaServer, OllamaFront
 from tests.testbed.ollama import OllamaStandIn
+from tests.testbed.real_ollama import MODEL as REAL_MODEL
+from tests.testbed.real_ollama import RealOllama
 
 TOKEN = "demo-token"
 
@@ -60,12 +61,10 @@ async def demo(args: argparse.Namespace) -> int:
     root = Path(".demo").resolve()
     hub = GridHub(port=args.hub_port, tokens=[TOKEN], auth=AuthMode.REQUIRED)
     await hub.start()
-    llama: LlamaServer | None = None
-    backend: OllamaStandIn | OllamaFront
+    backend: OllamaStandIn | RealOllama
     if args.llm:
-        llama = LlamaServer()
-        backend = OllamaFront(await llama.start())
-        model = MODEL_ALIAS
+        backend = RealOllama(port=args.ollama_port)
+        model = REAL_MODEL
     else:
         backend = OllamaStandIn(port=args.ollama_port, token_delay=0.08)
         model = "llama3.2:1b"
@@ -91,15 +90,13 @@ async def demo(args: argparse.Namespace) -> int:
         stop_child(app, env)
         await app.wait()
     await backend.stop()
-    if llama is not None:
-        await llama.stop()
     await hub.stop()
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--llm", action="store_true", help="real tokens from llama.cpp")
+    parser.add_argument("--llm", action="store_true", help="real tokens from the real Ollama")
     parser.add_argument("--headless", action="store_true", help="no tray icon")
     parser.add_argument("--every", type=float, default=5.0, help="seconds between requests")
     parser.add_argument("--hub-port", type=int, default=5080)

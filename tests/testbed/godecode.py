@@ -34,7 +34,7 @@ def godecode_dir() -> Path:
 
 def _fingerprint() -> str:
     digest = hashlib.sha256()
-    for name in ("main.go", "go.mod", "go.sum"):
+    for name in ("main.go", "bridge.go", "go.mod", "go.sum"):
         digest.update((SOURCE / name).read_bytes())
     return digest.hexdigest()[:16]
 
@@ -73,15 +73,27 @@ class GoDecoder:
 
     def decode(self, endpoint: str, body: bytes | str) -> dict[str, Any]:
         text = body.decode("utf-8") if isinstance(body, bytes) else body
+        return self._ask({"endpoint": endpoint, "body": text})
+
+    def _ask(self, question: dict[str, Any]) -> dict[str, Any]:
+        """One line to the helper, its one line back."""
         assert self._process.stdin is not None and self._process.stdout is not None
         with self._lock:
-            self._process.stdin.write(json.dumps({"endpoint": endpoint, "body": text}) + "\n")
+            self._process.stdin.write(json.dumps(question) + "\n")
             self._process.stdin.flush()
             line = self._process.stdout.readline()
         if not line:
             raise RuntimeError("the godecode helper ended")
-        view: dict[str, Any] = json.loads(line)
-        return view
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def bridge(self, endpoint: str, body: str, worker: bytes | None = None,
+               native: list[str] | None = None) -> dict[str, Any]:
+        """Ollama's OpenAI middleware run on ``body`` (see ``bridge.go``): the HTTP
+        status it gives, the native request it makes (and ``worker``'s, read and
+        written the same way), and what its writer makes of the ``native`` answer."""
+        return self._ask({"op": "bridge", "endpoint": endpoint, "body": body,
+                          "worker": (worker or b"").decode("utf-8"), "native": native or []})
 
     def close(self) -> None:
         for pipe in (self._process.stdin, self._process.stdout):
@@ -91,7 +103,6 @@ class GoDecoder:
 
 
 DEFAULT_CEILINGS = Ceilings()
-OLLAMA_DEFAULT_CTX = 0  # api.DefaultOptions().NumCtx: the server's own default decides
 
 
 def assert_within_ceilings(view: dict[str, Any], endpoint: str, model: str = "llama3.2:1b",
@@ -99,12 +110,11 @@ def assert_within_ceilings(view: dict[str, Any], endpoint: str, model: str = "ll
     """What Ollama would act on is inference on ``model`` within ``limits``."""
     assert not view.get("error"), view
     assert view["model"] == model
-    if endpoint.startswith("/api/"):
-        assert view["keep_alive"] is not None, "the native request must carry our keep-alive"
-        assert 0 <= view["keep_alive"] <= limits.keep_alive
-    else:
-        assert view["keep_alive"] is None  # /v1 cannot set it: Ollama's default applies
-    assert view["num_ctx"] == OLLAMA_DEFAULT_CTX or view["num_ctx"] <= limits.context
+    # Every request carries the owner's keep-alive and context (a /v1 one is posted to
+    # the native endpoint that serves it: see ghubai_tray/core/openai_bridge.py).
+    assert view["keep_alive"] is not None, "the request must carry the owner's keep-alive"
+    assert 0 <= view["keep_alive"] <= limits.keep_alive
+    assert 1 <= view["num_ctx"] <= limits.context
     if endpoint in ("/api/chat", "/api/generate", "/v1/chat/completions", "/v1/completions"):
         assert 1 <= view["num_predict"] <= limits.output_tokens
     assert view["num_gpu"] == -1 and view["num_thread"] == 0 and view["main_gpu"] == 0

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -136,6 +138,80 @@ async def test_a_request_naming_no_context_runs_at_the_owners_ceiling(
         "model": MODEL, "prompt": "hi", "stream": False, "options": options}, model=MODEL)
     assert json.loads(await request.wait(120))["done"] is True
     assert await loaded_context(ollama.url) == ceiling == 8192
+
+
+# -- /v1: served through the native API, answered as Ollama's OpenAI layer answers ---------
+
+V1_BODIES: dict[str, dict[str, Any]] = {
+    "/v1/chat/completions": {"model": MODEL, "max_tokens": 6, "temperature": 0, "seed": 1,
+                             "messages": [{"role": "user", "content": "the sky is <blue> &"}]},
+    "/v1/completions": {"model": MODEL, "prompt": "the sky is", "max_tokens": 6,
+                        "temperature": 0, "seed": 1},
+    "/v1/embeddings": {"model": MODEL, "input": ["the sky", "is blue"]},
+}
+
+
+async def loaded_for(url: str) -> tuple[int, float]:
+    """The context the loaded model runs at, and the seconds until Ollama unloads it."""
+    async with httpx.AsyncClient() as client:
+        model, = (await client.get(f"{url}/api/ps")).json()["models"]
+    expires = datetime.fromisoformat(model["expires_at"])
+    return int(model["context_length"]), (expires - datetime.now(expires.tzinfo)).total_seconds()
+
+
+@pytest.mark.parametrize("endpoint", list(V1_BODIES))
+async def test_a_v1_request_runs_at_the_owners_context_and_keep_alive(
+        ollama: RealOllama, endpoint: str) -> None:
+    """Ollama's /v1 takes no options and no keep-alive: straight, a request runs at the
+    owner's OLLAMA_CONTEXT_LENGTH and stays loaded Ollama's five minutes. Through the
+    worker it runs at max_context and stays max_keep_alive (here 60 s)."""
+    body = V1_BODIES[endpoint]
+    async with httpx.AsyncClient(timeout=120) as client:
+        straight = await client.post(f"{ollama.url}{endpoint}", json=body)
+    assert straight.status_code == 200, straight.text
+    context, left = await loaded_for(ollama.url)
+    assert context == OWNERS_CONTEXT and left > 200, "the premise: Ollama's own choices"
+    async with running_bed(ollama_url=ollama.url, settings=with_settings(
+            owner_first=False, max_keep_alive=60.0)) as bed:
+        await bed.registered(MODEL)
+        request = await bed.request(endpoint, body, model=MODEL, target="RequestOpenAI")
+        answer = json.loads(await request.wait(120))
+        assert answer["object"] in ("chat.completion", "text_completion", "list"), answer
+        context, left = await loaded_for(ollama.url)
+        assert context == bed.worker.snapshot.settings.max_context == 8192
+        assert 0 < left <= 60
+
+
+def _without_draws(text: str) -> str:
+    """An answer without what differs between two runs: the id Ollama draws at random,
+    the second it was made in."""
+    return re.sub(r'"(id|created)":("[a-z]+-\d+"|\d+)', "", text)
+
+
+@pytest.mark.parametrize("endpoint", list(V1_BODIES))
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_v1_answer_through_the_worker_is_the_one_ollama_sends(
+        bed: Bed, ollama: RealOllama, endpoint: str, stream: bool) -> None:
+    """The same deterministic request, straight to Ollama's /v1 and through the worker
+    (which serves it from the native API): the client gets the same bytes, event for
+    event, but for the random id and the clock's second."""
+    if stream and endpoint == "/v1/embeddings":
+        pytest.skip("embeddings are never streamed")
+    body = {**V1_BODIES[endpoint], **({"stream": True} if stream else {})}
+    async with httpx.AsyncClient(timeout=120) as client:
+        straight = await client.post(f"{ollama.url}{endpoint}", json=body)
+    assert straight.status_code == 200, straight.text
+    request = await bed.request(endpoint, body, model=MODEL, target="RequestOpenAI")
+    await request.wait(120)
+    assert request.chunks[-1]["tokenFragment"] == "", "served"
+    if stream:
+        events = [line.removeprefix("data: ") for line in straight.text.split("\n\n")
+                  if line.startswith("data: ")]
+        assert events[-1] == "[DONE]"
+        assert [_without_draws(e) for e in events[:-1]] == \
+            [_without_draws(f) for f in request.fragments]
+    else:
+        assert _without_draws(request.text) == _without_draws(straight.text)
 
 
 # -- owner first sees the owner -------------------------------------------------------------

@@ -59,9 +59,9 @@ ATTACKS: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
 MEMORY_NOTE = ("\nA record over 3 MB per MB: aiohttp holds a WebSocket message three times "
                "as it completes it (the frames' buffer, its bytes, the decoded text) before "
                "the worker sees any of it.")
-CONTEXT_NOTE = ("\nThe `/v1` rows are still open: Ollama's OpenAI layer reads neither "
-                "`num_ctx` nor `keep_alive`, so only serving `/v1` through the native API "
-                "would bound them.")
+CONTEXT_NOTE = ("\nOllama's OpenAI layer reads neither `num_ctx` nor `keep_alive`: the "
+                "worker serves `/v1` requests through the native API with the owner's "
+                "ceilings, and writes the answer back as `/v1` would (docs/PROTOCOL.md).")
 
 
 def owners_ollama() -> RealOllama:

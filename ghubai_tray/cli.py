@@ -314,10 +314,12 @@ def _token(action: str, settings: Settings) -> int:
             token = _read_token(account_for(settings.hub_url))
             store_token(settings.hub_url, token)
             print(f"Stored the token for {account_for(settings.hub_url)} in {where}.")
+            _tell_running_worker()
             return 0
         if action == "clear":
             if delete_token(settings.hub_url):
                 print(f"Removed the token for {account_for(settings.hub_url)} from {where}.")
+                _tell_running_worker()
             else:
                 print(f"No token was stored for {account_for(settings.hub_url)}.")
             return 0
@@ -331,6 +333,23 @@ def _token(action: str, settings: Settings) -> int:
         return 1
     print(f"A token is set for {account_for(settings.hub_url)}: it comes from {source.where}.")
     return 0
+
+
+def _tell_running_worker() -> None:
+    """A running GhubAi Tray (tray or headless) reads the token again at once, rather than
+    at its next connection; none running is fine."""
+    from ghubai_tray.adapters.control import NotAnswering, NotRunning, ask
+
+    try:
+        answer = ask({"action": "token"})
+    except NotRunning:
+        return
+    except NotAnswering as exc:
+        _say(f"ghubai-tray: the running GhubAi Tray did not answer ({exc}); it reads the new "
+             "token when it next connects.")
+        return
+    if answer.get("ok"):
+        print(answer.get("said", ""))
 
 
 def _read_token(account: str) -> str:

@@ -154,6 +154,7 @@ class Headless:
     hub: GridHub
     ollama: OllamaStandIn
     stderr_path: Path
+    env: dict[str, str]  # what it runs with: the CLI reaches it with the same
 
     @property
     def stderr(self) -> str:
@@ -163,10 +164,12 @@ class Headless:
 @asynccontextmanager
 async def headless_worker(tmp_path: Path, *, hub: GridHub | None = None,
                           ollama: OllamaStandIn | None = None, registers: bool = True,
+                          environment: dict[str, str] | None = None,
                           **variables: str) -> AsyncIterator[Headless]:
     """Start hub, stand-in and a headless worker (its models registered once this yields,
     or, unless it ``registers``, once it asked the hub); stop all, the worker by SIGTERM
-    (Ctrl-C on Windows), at the end. ``variables`` are added to its environment."""
+    (Ctrl-C on Windows), at the end. ``environment`` and ``variables`` are added to its
+    environment."""
     from tests.worker_bed import TOKEN
 
     hub = hub or GridHub(tokens=[TOKEN])
@@ -174,7 +177,7 @@ async def headless_worker(tmp_path: Path, *, hub: GridHub | None = None,
     await hub.start()
     await ollama.start()
     env = marked({**clean_environment(tmp_path), "HUB_URL": hub.url, "PROVIDER_TOKEN": TOKEN,
-                  "OLLAMA_LOCAL_URL": ollama.url, **variables})
+                  "OLLAMA_LOCAL_URL": ollama.url, **(environment or {}), **variables})
     stderr_path = tmp_path / "worker-stderr.txt"
     with stderr_path.open("wb") as stderr:
         process = await asyncio.create_subprocess_exec(
@@ -187,7 +190,7 @@ async def headless_worker(tmp_path: Path, *, hub: GridHub | None = None,
         else:
             await hub.wait_until(lambda: bool(hub.tokens_seen), 60,
                                  "the headless worker to negotiate")
-        yield Headless(process, hub, ollama, stderr_path)
+        yield Headless(process, hub, ollama, stderr_path, env)
     finally:
         if process.returncode is None:
             stop_child(process, env)

@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from ghubai_tray.adapters import activity_file
-from tests.processes import SPAWN_FLAGS, STOP_NAME, cli, marked, python_for, stop_child
+from tests.processes import (
+    SPAWN_FLAGS,
+    STOP_NAME,
+    cli,
+    headless_worker,
+    marked,
+    python_for,
+    stop_child,
+)
 from tests.testbed.hub import AuthMode, GridHub
 from tests.testbed.ollama import OllamaStandIn
 from tests.worker_bed import TOKEN, failure_of
@@ -232,3 +240,24 @@ async def test_token_set_without_a_keyring_says_what_to_do(env: dict[str, str],
     assert "PROVIDER_TOKEN" in err and "Secret Service" in err
     assert not any(TOKEN in p.read_text(errors="replace")
                    for p in tmp_path.rglob("*") if p.is_file()), "never written to a file"
+
+
+async def test_token_set_from_a_terminal_reaches_the_running_worker_at_once(
+    keyring_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The running worker (headless here) connected without a token; `token set` stores
+    one and tells it through the control channel: it connects with it within seconds,
+    not at its next attempt."""
+    new = "tok-from-the-terminal-71c2"
+    hub = GridHub(tokens=[TOKEN, new])
+    async with headless_worker(tmp_path, hub=hub, environment=keyring_env,
+                               PROVIDER_TOKEN="") as worker:
+        assert hub.tokens_seen[-1] is None
+        code, out, err = await cli("token", "set", env=worker.env, stdin=f"{new}\n".encode())
+        assert code == 0, err
+        assert "The running GhubAi Tray reads the token again" in out
+        await hub.wait_until(lambda: hub.tokens_seen[-1] == new, 10,
+                             "the worker to connect with the new token")
+        await hub.wait_until(lambda: any(n.models for n in hub.nodes.values()
+                                         if n.connection_id in hub.connections), 15,
+                             "the new connection to register")

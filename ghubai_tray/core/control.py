@@ -1,4 +1,4 @@
-"""What ``ghubai-tray status|pause|resume|quit`` ask the running worker, and its answers.
+"""What ``ghubai-tray status|pause|resume|quit`` (and ``token set``) ask the running worker.
 
 Pure: a request (a small JSON object from the control channel,
 :mod:`ghubai_tray.adapters.control`) and the latest snapshot in, a
@@ -18,9 +18,9 @@ from typing import Any
 from ghubai_tray.core import texts
 from ghubai_tray.core.rules import Rule, enabled
 from ghubai_tray.core.settings import shown_url
-from ghubai_tray.core.state import Command, Pause, PauseMode, Resume, Snapshot
+from ghubai_tray.core.state import Command, Pause, PauseMode, Resume, Snapshot, TokenChanged
 
-ACTIONS = ("status", "pause", "resume", "quit")
+ACTIONS = ("status", "pause", "resume", "quit", "token")
 _DURATION = re.compile(r"^(?:(\d{1,12})h)?(?:(\d{1,12})m)?(?:(\d{1,12})s)?$", re.ASCII)
 MAX_PAUSE = timedelta(days=366)
 
@@ -105,6 +105,9 @@ def decide(request: Any, snap: Snapshot, now: datetime, headline: str) -> Decisi
     if action == "resume":
         said = "Resumed: sharing again." if snap.paused else "Not paused: nothing to resume."
         return Decision({"ok": True, "said": said}, Resume() if snap.paused else None)
+    if action == "token":  # `ghubai-tray token set|clear` changed what is stored
+        return Decision({"ok": True, "said": "The running GhubAi Tray reads the token again; "
+                         "requests in progress finish on the old connection."}, TokenChanged())
     if action == "quit":
         return Decision({"ok": True, "said": "Quitting: requests in progress get a few seconds "
                          "to finish."}, quit=True)

@@ -169,7 +169,7 @@ class CommandHandler:
             self._discovery.now()
         self._store.settings(new)
         if (new.hub_url, new.allow_invalid_certs) != (old.hub_url, old.allow_invalid_certs):
-            self._hub.reconnect_now()
+            self._hub.switch_over()
 
     async def _save(self, changes: dict[str, Any]) -> None:
         """Write a change to config.toml; a failure is said, and the old file stays whole."""

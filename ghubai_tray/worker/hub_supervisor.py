@@ -60,6 +60,7 @@ class HubSupervisor:
         self._rng = rng
         self._clock = clock
         self._wake = asyncio.Event()  # try again now: the token or the hub changed
+        self._switch = asyncio.Event()  # open a new connection, let the old one finish
         self._registration_due = asyncio.Event()
         self._offered: tuple[str, ...] | None = None
         self._conn: HubLink | None = None
@@ -77,8 +78,24 @@ class HubSupervisor:
             self._registration_due.set()
 
     def token_changed(self) -> None:
-        self._token = None
-        self.reconnect_now()
+        """The token may have changed (Settings saved, ``ghubai-tray token set``): read it,
+        and only if it differs from the one this connection was opened with, switch."""
+        self._jobs.spawn(self._check_token())
+
+    async def _check_token(self) -> None:
+        token = await self._read_token()
+        if self._conn is None:
+            self._wake.set()  # between attempts: try at once, with whatever is stored now
+        elif token != self._token:
+            log.info("the provider token changed: connecting with the new one")
+            self.switch_over()
+
+    def switch_over(self) -> None:
+        """A new connection (new token, new hub) before the old one ends: the old one
+        carries its requests to their end, then closes (make before break)."""
+        self._wake.set()
+        if self._conn is not None:
+            self._switch.set()
 
     def retry_now(self) -> None:
         """End the wait before the next attempt (the connection, if open, stays)."""
@@ -143,21 +160,57 @@ class HubSupervisor:
         except HubError as exc:
             await self._retry_later(str(exc), backoff_delay(attempt + 1, self._rng), token)
             return attempt + 1
+        self._switch.clear()
+        session = asyncio.create_task(self._session(conn), name="hub-session")
+        handed_over = False
         try:
-            await self._session(conn)
+            if await self._switched_during(session):
+                handed_over = True
+                self._jobs.spawn(self._retire(conn, session))
+                return 0
+            await session
             reason = "the connection ended"
         except HubError as exc:
             reason = str(exc)
         finally:
             self._conn = None
-            await self._runner.cancel_all("the hub connection was lost")
-            await conn.close()
+            if not handed_over:
+                session.cancel()
+                await self._runner.cancel_on(conn, "the hub connection was lost")
+                await conn.close()
         if self._acknowledged:
             # The hub accepted us on that connection: whatever ended it, the backoff starts
             # over (sessions always end by an error, so this cannot hang on their result).
             attempt = 0
         await self._retry_later(reason, backoff_delay(attempt + 1, self._rng), token)
         return attempt + 1
+
+    async def _switched_during(self, session: asyncio.Task[None]) -> bool:
+        """Wait for the session to end or a switch-over to be asked; True for the latter."""
+        switch = asyncio.ensure_future(self._switch.wait())
+        try:
+            await asyncio.wait({session, switch}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            switch.cancel()
+        return not session.done()
+
+    async def _retire(self, conn: HubLink, session: asyncio.Task[None]) -> None:
+        """The replaced connection: its requests run to their end (at most the request
+        time limit), then it closes. It registers nothing more meanwhile, so the hub
+        sends new requests to the new connection."""
+        running = self._runner.running_on(conn)
+        log.info("a new hub connection takes over; the old one closes %s",
+                 f"when its {texts.counted(running, 'request')} end" if running else "now")
+        try:
+            with contextlib.suppress(TimeoutError):
+                await self._runner.idle_on(conn, self._settings.total_timeout)
+        finally:
+            session.cancel()
+            with contextlib.suppress(asyncio.CancelledError, HubError):
+                await session
+            await self._runner.cancel_on(conn, "the hub connection was replaced")
+            await conn.close()
+            log.info("the old hub connection is closed")
 
     async def _retry_later(self, reason: str, delay: float, token: str | None) -> None:
         unconfigured = token is None and self._settings.is_default_hub
@@ -239,6 +292,8 @@ class HubSupervisor:
                 if self._runner.busy:
                     last_sent = time.monotonic()  # no heartbeat while serving: try later
                     continue
+            if conn is not self._conn:
+                return  # replaced: the hub is to send new requests to the new connection
             argument, left_out = registration(self._settings.machine_name, models)
             if left_out:
                 self._problems.log("registration", logging.WARNING,
@@ -254,6 +309,8 @@ class HubSupervisor:
         if target in REQUEST_TARGETS:
             self._runner.accept(conn, message.target, message.arguments)
         elif target == "registered":
+            if conn is not self._conn:
+                return  # an answer on a replaced connection says nothing of the new one
             self._acknowledged = True
             count = len(self._last_registered or [])
             reason = (f"paused, connected to {conn.host}" if self._store.snapshot.holding

@@ -91,6 +91,7 @@ class RequestRunner:
         self._ollama = ollama
         self._jobs = jobs
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._conn_of: dict[str, HubLink] = {}  # request id -> the connection it came on
         self._cancel_reasons: dict[str, str] = {}
         self._slots = asyncio.Semaphore(store.snapshot.settings.max_concurrent_requests)
         self._active = 0
@@ -161,6 +162,7 @@ class RequestRunner:
         task = asyncio.get_running_loop().create_task(self._serve(conn, request),
                                                       name=f"request-{request.request_id}")
         self._tasks[request.request_id] = task
+        self._conn_of[request.request_id] = conn
         self._publish()
 
     # -- one request's life -----------------------------------------------------------
@@ -211,6 +213,7 @@ class RequestRunner:
         finally:
             self._store.count(request.model, chunks=relayed.chunks, size=relayed.bytes)
             self._tasks.pop(rid, None)
+            self._conn_of.pop(rid, None)
             self._cancel_reasons.pop(rid, None)
             self._publish()
 
@@ -257,9 +260,26 @@ class RequestRunner:
 
     # -- ending requests early ------------------------------------------------------------
 
+    def running_on(self, conn: HubLink) -> int:
+        """Requests that came on ``conn`` and have not ended."""
+        return sum(1 for c in self._conn_of.values() if c is conn)
+
+    async def idle_on(self, conn: HubLink, timeout: float) -> None:
+        """Wait until no request of ``conn`` runs (new ones included), at most ``timeout``."""
+        async with asyncio.timeout(timeout):
+            while tasks := [self._tasks[r] for r, c in self._conn_of.items() if c is conn]:
+                await asyncio.wait(tasks)
+
+    async def cancel_on(self, conn: HubLink, reason: str) -> None:
+        """Cancel the requests that came on ``conn``; each ends with ``[error] reason``."""
+        await self._cancel([(r, t) for r, t in self._tasks.items() if self._conn_of.get(r) is conn],
+                           reason)
+
     async def cancel_all(self, reason: str) -> None:
         """Cancel every request; each ends with ``[error] reason``."""
-        tasks = list(self._tasks.items())
+        await self._cancel(list(self._tasks.items()), reason)
+
+    async def _cancel(self, tasks: list[tuple[str, asyncio.Task[None]]], reason: str) -> None:
         for request_id, task in tasks:
             self._cancel_reasons[request_id] = reason
             task.cancel()

@@ -127,7 +127,7 @@ def _pause(request: dict[str, Any], now: datetime) -> Decision:
         return Decision({"ok": False, "error": str(exc)})
     finish = request.get("finish") is True
     mode = PauseMode.AFTER_CURRENT if finish else PauseMode.NOW
-    when = f" until {until:%a %H:%M}" if until else ""
+    when = f" until {texts.moment(until, now)}" if until else ""
     said = (f"Paused{when}; requests in progress finish first." if finish
             else f"Paused{when}; requests in progress were stopped.")
     return Decision({"ok": True, "said": said}, Pause(mode, until))

@@ -6,6 +6,8 @@ No enum's value is shown as text: each state has its words here (:data:`STATE_WO
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from ghubai_tray.core.state import OllamaStatus, State
 
 APP = "GhubAi Tray"
@@ -56,8 +58,22 @@ RULE_NAMES = {
 }
 
 
+def moment(when: datetime, now: datetime) -> str:
+    """A time as a person reads it, with its day whenever that is not today: ``08:00``
+    today, ``Sat 08:00`` within the week, ``Sat 12 Dec 08:00`` further off. Words that
+    stay true however long they are shown (a tooltip drawn before midnight still reads
+    right after it), unlike "tomorrow"."""
+    local, today = when.astimezone(now.tzinfo), now.date()
+    if local.date() == today:
+        return f"{local:%H:%M}"
+    if today < local.date() <= today + timedelta(days=6):
+        return f"{local:%a %H:%M}"
+    return f"{local:%a %d %b %H:%M}"
+
+
 def held(rule: str, until: str | None) -> str:
-    """The words for sharing held by ``rule`` (until ``until``, HH:MM, when known)."""
+    """The words for sharing held by ``rule`` (until ``until``, a :func:`moment`, when
+    known)."""
     if until is not None and rule in HELD_BY_UNTIL:
         return HELD_BY_UNTIL[rule].format(until=until, rule=rule)
     return HELD_BY.get(rule, HELD).format(rule=rule)
@@ -195,7 +211,7 @@ PAUSE_NOW = "Pause now (stop current requests)"
 PAUSE_AFTER = "Finish current requests, then pause"
 PAUSE_30 = "Pause for 30 minutes"
 PAUSE_60 = "Pause for 1 hour"
-PAUSE_MORNING = "Pause until tomorrow morning"
+PAUSE_MORNING = "Pause until the morning (08:00)"
 FREE_GPU = "Free GPU memory when paused"
 RESUME = "Resume"
 SETTINGS = "Settings…"

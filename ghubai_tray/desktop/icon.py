@@ -16,6 +16,7 @@ the GhubAi mark), so that they read at 16 px and for colour-blind people:
 from __future__ import annotations
 
 import enum
+from datetime import datetime
 from functools import cache
 from urllib.parse import urlsplit
 
@@ -94,8 +95,10 @@ def icon_kind(snap: Snapshot) -> IconKind:
     return IconKind.CONNECTING
 
 
-def status_line(snap: Snapshot) -> str:
-    """The state and why, in one line, without the app's name."""
+def status_line(snap: Snapshot, now: datetime | None = None) -> str:
+    """The state and why, in one line, without the app's name (times have their day
+    when it is not ``now``'s)."""
+    now = now or datetime.now().astimezone()
     host = hub_host(snap)
     if quitting(snap):
         running = busy(snap)
@@ -110,10 +113,11 @@ def status_line(snap: Snapshot) -> str:
         return reason
     if snap.state is State.PAUSED and not snap.paused and snap.held_by:
         held = snap.held_until
-        return texts.held(snap.held_by, f"{held:%H:%M}" if held else None)
+        return texts.held(snap.held_by, texts.moment(held, now) if held else None)
     if snap.state is State.PAUSED:
         until = snap.paused_until
-        return texts.PAUSED_UNTIL.format(until=f"{until:%H:%M}") if until else texts.PAUSED
+        return (texts.PAUSED_UNTIL.format(until=texts.moment(until, now)) if until
+                else texts.PAUSED)
     if snap.state is State.REGISTERED:
         if snap.active:
             return texts.SERVING.format(requests=texts.counted(snap.active, "request"),
@@ -128,9 +132,9 @@ def status_line(snap: Snapshot) -> str:
     return texts.CONNECTING.format(host=host)
 
 
-def title_for(snap: Snapshot) -> str:
+def title_for(snap: Snapshot, now: datetime | None = None) -> str:
     """The tooltip: ``GhubAi — <state and why>``, within Windows' length limit."""
-    title = f"GhubAi — {status_line(snap)}"
+    title = f"GhubAi — {status_line(snap, now)}"
     return title if len(title) <= TITLE_LIMIT else title[: TITLE_LIMIT - 1] + "…"
 
 

@@ -123,11 +123,11 @@ def _activity(snap: Snapshot) -> Item:
         _info(texts.SINCE_INSTALL.format(requests=life.requests, tokens=life.tokens))))
 
 
-def _pause(snap: Snapshot) -> Item:
+def _pause(snap: Snapshot, now: datetime) -> Item:
     active: tuple[Item, ...] = ()
     if snap.paused:
         until = snap.paused_until
-        active = (_info(texts.PAUSE_ACTIVE.format(until=f"{until:%a %H:%M}") if until
+        active = (_info(texts.PAUSE_ACTIVE.format(until=texts.moment(until, now)) if until
                         else texts.PAUSE_ACTIVE_OPEN), SEPARATOR)
     return Item(texts.PAUSE, enabled=_set_up(snap), submenu=(
         *active,
@@ -146,11 +146,11 @@ def _set_up(snap: Snapshot) -> bool:
     return snap.state is not State.NOT_CONFIGURED
 
 
-def headline(snap: Snapshot) -> Item:
+def headline(snap: Snapshot, now: datetime | None = None) -> Item:
     """The first line: the state in words or, when the owner can fix something, the
     problem and its fix, one click away (the click a person would look for)."""
     if snap.stopping or snap.state is State.STOPPED:
-        return _info(status_line(snap))
+        return _info(status_line(snap, now))
     if snap.state is State.NOT_CONFIGURED:
         return Item(texts.FIX_SET_UP, Ui.SET_UP, default=True)
     if snap.state is State.AUTH_REJECTED:
@@ -163,15 +163,17 @@ def headline(snap: Snapshot) -> Item:
         return Item(texts.FIX_OLLAMA_ODD, Ui.SETTINGS)
     if snap.state is State.RECONNECTING:
         return Item(texts.FIX_HUB.format(host=hub_host(snap)), RetryNow())
-    return _info(status_line(snap))
+    return _info(status_line(snap, now))
 
 
-def render_menu(snap: Snapshot, desktop: Desktop) -> tuple[Item, ...]:
-    """The whole menu for this snapshot."""
+def render_menu(snap: Snapshot, desktop: Desktop, now: datetime | None = None
+                ) -> tuple[Item, ...]:
+    """The whole menu for this snapshot (its times said as seen from ``now``)."""
+    now = now or datetime.now().astimezone()
     items: list[Item] = []
     if snap.notice:
         items.append(_info(texts.NOTICE.format(text=snap.notice[:1].upper() + snap.notice[1:])))
-    first = headline(snap)
+    first = headline(snap, now)
     items += [first,
               _info(texts.HUB_LINE.format(host=hub_host(snap),
                                             state=texts.STATE_WORDS[snap.state])),
@@ -180,7 +182,7 @@ def render_menu(snap: Snapshot, desktop: Desktop) -> tuple[Item, ...]:
         items.append(Item(texts.RESUME, Resume()))
     elif snap.held_by:
         items.append(Item(texts.SHARE_ANYWAY, ShareAnywayFor(60)))
-    items += [_pause(snap), _models(snap), _activity(snap), SEPARATOR,
+    items += [_pause(snap, now), _models(snap), _activity(snap), SEPARATOR,
               Item(texts.SETTINGS, Ui.SETTINGS, default=not first.default),
               Item(texts.START_AT_LOGIN, Ui.TOGGLE_AUTOSTART, enabled=desktop.autostart is not None,
                    checked=bool(desktop.autostart)),
@@ -193,10 +195,17 @@ def render_menu(snap: Snapshot, desktop: Desktop) -> tuple[Item, ...]:
 
 
 def morning(now: datetime) -> datetime:
-    """8:00 tomorrow, in the owner's time zone."""
-    tomorrow = (now + timedelta(days=1)).date()
-    return datetime(tomorrow.year, tomorrow.month, tomorrow.day, MORNING_HOUR,
-                    tzinfo=now.tzinfo)
+    """The coming 8:00 (this morning's before 8:00, tomorrow's after), 8:00 on that day's
+    clock: across a change to or from summer time it is still 8:00, not 7:00 or 9:00.
+
+    ``now`` in the system's local time (the tray's clock) takes that day's offset from
+    the system; a named zone (zoneinfo) its own; any other offset is kept as it is."""
+    zone = now.tzinfo
+    system = not getattr(zone, "key", None) and now.utcoffset() == now.astimezone().utcoffset()
+    local = now.astimezone() if system else now.astimezone(zone)
+    day = local.date() if local.hour < MORNING_HOUR else local.date() + timedelta(days=1)
+    naive = datetime(day.year, day.month, day.day, MORNING_HOUR)
+    return naive.astimezone() if system else naive.replace(tzinfo=zone)
 
 
 def resolve(action: Action, now: datetime) -> Command | Ui:

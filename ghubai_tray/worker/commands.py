@@ -16,6 +16,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from ghubai_tray.core import texts
 from ghubai_tray.core.errors import GhubAiError
 from ghubai_tray.core.settings import Settings
 from ghubai_tray.core.state import (
@@ -107,7 +108,8 @@ class CommandHandler:
         if isinstance(command, Stop):
             self._stop(command)
         elif isinstance(command, Pause):
-            until = f" until {command.until:%H:%M}" if command.until else ""
+            until = f" until {texts.moment(command.until, self._clock())}" if command.until \
+                else ""
             await self._change(replace(settings, paused=True, paused_until=command.until),
                                "paused", "paused_until", said=f"paused{until}")
             if command.mode is PauseMode.NOW:
@@ -136,7 +138,8 @@ class CommandHandler:
         elif isinstance(command, TokenChanged):
             self._hub.token_changed()
         elif isinstance(command, ShareAnyway):
-            log.info("sharing despite the rules until %s, as asked", f"{command.until:%H:%M}")
+            log.info("sharing despite the rules until %s, as asked",
+                     texts.moment(command.until, self._clock()))
             self._store.override_rules(command.until)
         elif isinstance(command, TrayShown):
             if self._store.snapshot.waiting_for_tray:

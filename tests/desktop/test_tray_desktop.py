@@ -210,7 +210,9 @@ async def test_the_schedule_holds_sharing_and_the_menu_says_until_when(
             env.update(desk.env)
             async with tray_app(env, "--grace", str(GRACE),
                                 stdout=asyncio.subprocess.DEVNULL) as proc:
-                title = f"GhubAi — Paused until {later:%H}:00 (schedule)"
+                start = later.replace(minute=0, second=0, microsecond=0).astimezone()
+                title = (f"GhubAi — Paused until "
+                         f"{texts.moment(start, datetime.now().astimezone())} (schedule)")
                 await asyncio.to_thread(wait_for, "the schedule's tooltip",
                                         lambda: desk.icon_title() == title)
                 await hub.wait_until(lambda: bool(hub.nodes), 20, "the worker to connect")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from PIL import Image, ImageChops, ImageStat
@@ -23,6 +24,7 @@ from ghubai_tray.core.state import (
     Snapshot,
     State,
 )
+from ghubai_tray.core.texts import moment
 from ghubai_tray.desktop.icon import IconKind, icon_for, icon_image, icon_kind, title_for
 from ghubai_tray.desktop.menu import (
     Desktop,
@@ -42,6 +44,7 @@ BASE = snapshot(connection=State.REGISTERED, hub_url="https://hub.example.com/gr
                 ollama=OllamaStatus.REACHABLE, ollama_url="http://localhost:11434",
                 models=MODELS, registered_models=2)
 UNTIL = datetime(2026, 11, 24, 18, 30, tzinfo=UTC)
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)  # the day of UNTIL: its time needs no day
 
 
 def snap(**changes: Any) -> Snapshot:
@@ -111,7 +114,7 @@ STATES: dict[str, tuple[Snapshot, IconKind, str]] = {
 @pytest.mark.parametrize("state,kind,title", STATES.values(), ids=STATES.keys())
 def test_icon_and_tooltip(state: Snapshot, kind: IconKind, title: str) -> None:
     assert icon_kind(state) is kind
-    assert title_for(state) == title
+    assert title_for(state, NOW) == title
     image = icon_for(state, 32)
     assert image.size == (32, 32) and image.mode == "RGBA"
 
@@ -151,7 +154,7 @@ def find(items: tuple[Item, ...], text: str) -> Item:
 
 
 def test_the_menu_when_contributing() -> None:
-    menu = render_menu(snap(), DESKTOP)
+    menu = render_menu(snap(), DESKTOP, NOW)
     assert texts_of(menu) == [
         "Sharing 2 models with hub.example.com", "Hub: hub.example.com (registered)",
         "Ollama: running, 3 models", "-", "Pause", "Models", "Activity", "-", "Settings…",
@@ -164,7 +167,7 @@ def test_the_menu_when_contributing() -> None:
 
 
 def test_models_submenu_toggles_each_model_and_new_models() -> None:
-    models = find(render_menu(snap(), DESKTOP), "Models").submenu
+    models = find(render_menu(snap(), DESKTOP, NOW), "Models").submenu
     assert [(i.text, i.checked, i.action) for i in models] == [
         ("llama3.2:1b", True, SetModelShared("llama3.2:1b", False)),
         ("mistral:7b", True, SetModelShared("mistral:7b", False)),
@@ -176,21 +179,21 @@ def test_models_submenu_toggles_each_model_and_new_models() -> None:
 
 
 def test_pause_submenu_and_resume() -> None:
-    pause = find(render_menu(snap(), DESKTOP), "Pause").submenu
+    pause = find(render_menu(snap(), DESKTOP, NOW), "Pause").submenu
     assert [(i.text, i.action) for i in pause] == [
         ("Pause now (stop current requests)", Pause(PauseMode.NOW)),
         ("Finish current requests, then pause", Pause(PauseMode.AFTER_CURRENT)),
         ("Pause for 30 minutes", PauseFor(30)), ("Pause for 1 hour", PauseFor(60)),
-        ("Pause until tomorrow morning", PauseUntilMorning()), ("-", None),
+        ("Pause until the morning (08:00)", PauseUntilMorning()), ("-", None),
         ("Free GPU memory when paused", SetFreeGpuWhenPaused(False))]
-    paused = render_menu(snap(paused=True, paused_until=UNTIL), DESKTOP)
+    paused = render_menu(snap(paused=True, paused_until=UNTIL), DESKTOP, NOW)
     assert texts_of(paused)[:5] == ["Paused until 18:30", "Hub: hub.example.com (paused)",
                                     "Ollama: running, 3 models", "-", "Resume"]
     assert find(paused, "Resume").action == Resume()
 
 
 def test_set_up_comes_first_when_not_configured() -> None:
-    menu = render_menu(snap(connection=State.NOT_CONFIGURED), DESKTOP)
+    menu = render_menu(snap(connection=State.NOT_CONFIGURED), DESKTOP, NOW)
     assert menu[0] == Item("Not set up yet: Set up…", Ui.SET_UP, default=True)
     assert not find(menu, "Settings…").default
     assert texts_of(menu).count("Settings…") == 1 and "Set up…" not in texts_of(menu)
@@ -214,17 +217,19 @@ PROBLEMS = {
 @pytest.mark.parametrize("state,text,action", PROBLEMS.values(), ids=PROBLEMS.keys())
 def test_a_problem_heads_the_menu_with_its_fix_one_click_away(
         state: Snapshot, text: str, action: object) -> None:
-    menu = render_menu(state, DESKTOP)
+    menu = render_menu(state, DESKTOP, NOW)
     assert (menu[0].text, menu[0].action, menu[0].enabled) == (text, action, True)
     assert sum(i.default for i in menu) == 1
     assert find(menu, "Pause").enabled and find(menu, "Models").enabled
 
 
 def test_the_active_pause_is_marked_with_its_day() -> None:
-    pause = find(render_menu(snap(paused=True, paused_until=UNTIL), DESKTOP), "Pause").submenu
+    day_before = NOW - timedelta(days=1)
+    pause = find(render_menu(snap(paused=True, paused_until=UNTIL), DESKTOP, day_before),
+                 "Pause").submenu
     assert texts_of(pause)[:2] == ["Now: paused until Tue 18:30", "-"]
     assert not pause[0].enabled
-    open_ended = find(render_menu(snap(paused=True), DESKTOP), "Pause").submenu
+    open_ended = find(render_menu(snap(paused=True), DESKTOP, NOW), "Pause").submenu
     assert open_ended[0].text == "Now: paused until you resume"
 
 
@@ -232,7 +237,7 @@ def test_activity_submenu() -> None:
     from ghubai_tray.core.activity import Activity, Tally
 
     activity = Activity("2026-11-24", Tally(3, 1, 120, 2), Tally(40, 2, 9000))
-    items = find(render_menu(snap(active=2, activity=activity), DESKTOP), "Activity").submenu
+    items = find(render_menu(snap(active=2, activity=activity), DESKTOP, NOW), "Activity").submenu
     assert texts_of(items) == ["Serving now: 2", "Today: 3 requests, 120 tokens",
                                "Failed or refused today: 1",
                                "Kept within your limits today: 2",
@@ -253,20 +258,53 @@ def test_pause_ends_are_computed_when_clicked() -> None:
     assert resolve(PauseUntilMorning(), now) == Pause(
         PauseMode.AFTER_CURRENT, datetime(2026, 11, 25, 8, 0, tzinfo=now.tzinfo))
     assert resolve(Ui.QUIT, now) is Ui.QUIT
-    assert morning(datetime(2026, 12, 31, 1, 0, tzinfo=UTC)) == datetime(2027, 1, 1, 8,
+    assert morning(datetime(2026, 12, 31, 9, 0, tzinfo=UTC)) == datetime(2027, 1, 1, 8,
                                                                           tzinfo=UTC)
+
+
+BERLIN = ZoneInfo("Europe/Berlin")  # summer time began on 29 March 2026 at 02:00
+
+
+@pytest.mark.parametrize("now,coming", [
+    (datetime(2026, 11, 24, 7, 59, tzinfo=BERLIN), datetime(2026, 11, 24, 8, 0, tzinfo=BERLIN)),
+    (datetime(2026, 11, 24, 8, 0, tzinfo=BERLIN), datetime(2026, 11, 25, 8, 0, tzinfo=BERLIN)),
+    (datetime(2026, 11, 24, 0, 0, tzinfo=BERLIN), datetime(2026, 11, 24, 8, 0, tzinfo=BERLIN)),
+    (datetime(2026, 11, 24, 23, 59, tzinfo=BERLIN), datetime(2026, 11, 25, 8, 0, tzinfo=BERLIN)),
+    (datetime(2026, 3, 28, 22, 0, tzinfo=BERLIN), datetime(2026, 3, 29, 8, 0, tzinfo=BERLIN)),
+    (datetime(2026, 3, 29, 1, 30, tzinfo=BERLIN), datetime(2026, 3, 29, 8, 0, tzinfo=BERLIN)),
+], ids=["before-8", "at-8", "midnight", "late", "eve-of-summer-time", "night-of-the-change"])
+def test_the_morning_is_the_coming_8_oclock(now: datetime, coming: datetime) -> None:
+    """Clicked at 04:00, "Pause until the morning" paused 28 hours while the tooltip said
+    "until 08:00"; it is the coming 8:00, on that day's clock."""
+    assert morning(now) == coming
+    assert morning(now).astimezone(BERLIN).hour == 8
+    assert (morning(now) - now) <= timedelta(hours=24)
+
+
+def test_a_time_is_said_with_its_day_unless_it_is_today() -> None:
+    now = datetime(2026, 11, 24, 4, 28, tzinfo=BERLIN)  # a Tuesday
+    assert moment(datetime(2026, 11, 24, 8, 0, tzinfo=BERLIN), now) == "08:00"
+    assert moment(datetime(2026, 11, 25, 3, 0, tzinfo=BERLIN), now) == "Wed 03:00"
+    assert moment(datetime(2026, 11, 30, 3, 0, tzinfo=BERLIN), now) == "Mon 03:00"
+    assert moment(datetime(2026, 12, 1, 3, 0, tzinfo=BERLIN), now) == "Tue 01 Dec 03:00"
+    assert moment(datetime(2026, 11, 24, 7, 0, tzinfo=UTC), now) == "08:00", "in now's zone"
+    # what `pause --until 03:00` at 04:28 shows: the pause ends tomorrow, and says so
+    paused = snap(paused=True, paused_until=datetime(2026, 11, 25, 3, 0, tzinfo=BERLIN))
+    assert title_for(paused, now) == "GhubAi — Paused until Wed 03:00"
+    held = snap(held_by="schedule", held_until=datetime(2026, 11, 25, 8, 0, tzinfo=BERLIN))
+    assert texts_of(render_menu(held, DESKTOP, now))[0] == "Paused until Wed 08:00 (schedule)"
 
 
 def test_a_problem_the_owner_must_know_heads_the_menu() -> None:
     notice = "your settings could not be saved (No space left on device)"
-    items = render_menu(snap(notice=notice), DESKTOP)
+    items = render_menu(snap(notice=notice), DESKTOP, NOW)
     assert texts_of(items)[0] == ("Attention: Your settings could not be saved (No space left "
                                   "on device)")
     assert not items[0].enabled
 
 
 def test_a_rule_that_holds_sharing_can_be_set_aside_for_an_hour() -> None:
-    menu = render_menu(snap(held_by="schedule", held_until=UNTIL), DESKTOP)
+    menu = render_menu(snap(held_by="schedule", held_until=UNTIL), DESKTOP, NOW)
     assert texts_of(menu)[:5] == ["Paused until 18:30 (schedule)",
                                   "Hub: hub.example.com (paused)", "Ollama: running, 3 models",
                                   "-", "Share anyway for 1 hour"]
@@ -274,5 +312,5 @@ def test_a_rule_that_holds_sharing_can_be_set_aside_for_an_hour() -> None:
     action = find(menu, "Share anyway for 1 hour").action
     assert action is not None
     assert resolve(action, now) == ShareAnyway(now + timedelta(hours=1))
-    manual = render_menu(snap(paused=True, held_by="schedule"), DESKTOP)
+    manual = render_menu(snap(paused=True, held_by="schedule"), DESKTOP, NOW)
     assert "Resume" in texts_of(manual) and "Share anyway for 1 hour" not in texts_of(manual)

@@ -85,3 +85,12 @@ def _could_be_ours(expires: str, expected: frozenset[float | None]) -> bool:
     if seen is None:
         return True  # an expiry we cannot read says nothing of who
     return any(e is not None and abs(seen - e) <= EXPIRY_TOLERANCE for e in expected)
+
+
+def loaded_by_worker(loaded: Loaded, last: Mapping[str, float | None]) -> list[str]:
+    """The models in memory that the worker's use left there: the worker used them, and
+    nobody since (their expiry is the one the worker's last use would leave). What the
+    owner loaded, or used after the worker, is the owner's: pausing leaves it alone."""
+    return [model for model, expires in loaded.items()
+            if model_key(model) in last
+            and _could_be_ours(expires, frozenset({last[model_key(model)]}))]

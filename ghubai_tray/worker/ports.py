@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Protocol
 
 from ghubai_tray.adapters.hub import Invocation, Malformed
 from ghubai_tray.core.framing import Done, Failed, Framer
-from ghubai_tray.core.local_use import Used, model_key, used_models
+from ghubai_tray.core.local_use import Used, loaded_by_worker, model_key, used_models
 from ghubai_tray.core.settings import Settings
 from ghubai_tray.core.tags import LocalModel
 
@@ -82,6 +82,7 @@ class OllamaLink:
         self.client = factory(settings)
         self._active: Counter[str] = Counter()
         self._touched: dict[str, set[float | None]] = {}
+        self._last: dict[str, float | None] = {}  # model key -> its last use's expiry
         self._wall: Callable[[], float] = time.time
 
     @contextmanager
@@ -104,6 +105,7 @@ class OllamaLink:
             if use.accepted:  # Ollama moves the expiry when a request it took ends
                 expected = None if keep_alive is None else self._wall() + keep_alive
                 self._touched.setdefault(key, set()).add(expected)
+                self._last[key] = expected
 
     def take_used(self) -> tuple[Used, Used]:
         """The uses of the worker's that ended since the last call, with the expiries they
@@ -112,6 +114,10 @@ class OllamaLink:
         ended = {key: frozenset(expiries) for key, expiries in self._touched.items()}
         self._touched = {}
         return ended, running
+
+    def loaded_by_worker(self, loaded: Mapping[str, str]) -> list[str]:
+        """Of the models in memory (``/api/ps``), those the worker's use left there."""
+        return loaded_by_worker(loaded, self._last)
 
     def retarget(self, settings: Settings) -> Ollama | None:
         """Point at ``settings``' Ollama; the old client to close, or None if unchanged."""

@@ -480,6 +480,36 @@ async def test_pausing_frees_the_gpu_once_requests_end_unless_told_not_to() -> N
         assert ollama.loaded and ollama.unloads == ["llama3.2:1b"], "left loaded this time"
 
 
+async def test_pausing_frees_what_the_hub_loaded_and_leaves_the_owners_models(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Pause unloaded every shared model Ollama held, the one the owner was chatting with
+    too. Now: llama3.2 (the hub's last) is freed; mistral, used by the hub and then by
+    the owner with a keep-alive of their own, stays loaded, and so does phi3, which
+    only the owner loaded."""
+    import httpx
+
+    ollama = OllamaStandIn(models=[ModelInfo("llama3.2:1b"), ModelInfo("mistral:7b"),
+                                   ModelInfo("phi3:mini")])
+    async with running_bed(ollama=ollama, settings=with_settings(owner_first=False)) as bed:
+        await bed.registered("llama3.2:1b", "mistral:7b", "phi3:mini")
+        for model in ("llama3.2:1b", "mistral:7b"):
+            served = await bed.request("/api/chat", {**chat(False), "model": model}, model=model)
+            await served.wait()
+        async with httpx.AsyncClient() as owner:
+            for model in ("mistral:7b", "phi3:mini"):
+                answer = await owner.post(f"{ollama.url}/api/chat", json={
+                    **chat(False), "model": model, "keep_alive": "10m"})
+                assert answer.status_code == 200
+        caplog.set_level(logging.INFO, logger="ghubai_tray")
+        bed.worker.submit(Pause(PauseMode.NOW))
+        await ollama.wait_until(lambda: any("freed the GPU memory" in r.getMessage()
+                                            for r in caplog.records), 10, "the unloads")
+        assert ollama.unloads == ["llama3.2:1b"]
+        assert set(ollama.loaded) == {"mistral:7b", "phi3:mini"}, "the owner's stay loaded"
+        assert any("left loaded, as they are yours (not the hub's): mistral:7b, phi3:mini"
+                   in r.getMessage() for r in caplog.records)
+
+
 async def test_activity_counts_today_and_since_install_and_is_kept(tmp_path: Path) -> None:
     path = tmp_path / "activity.json"
     previous = Activity("2000-01-01", Tally(5, 1, 50), Tally(7, 2, 70))

@@ -5,6 +5,7 @@
     ghubai-tray token set|clear|status          the provider token in the OS keyring
     ghubai-tray doctor                          check everything, one line each
     ghubai-tray status|pause|resume|quit        steer the worker already running
+    ghubai-tray share-anyway [--for 1h]         set the automatic pauses aside a while
     ghubai-tray --version
 
 Exit codes: 0 fine, 1 a failure at run time (doctor found a problem, no
@@ -104,7 +105,18 @@ def _add_control_commands(commands: Any) -> None:
                       help="end the pause at this time: 18:30, or 2026-12-24T18:30")
     pause.add_argument("--finish", action="store_true",
                        help="let the requests in progress finish (default: stop them now)")
-    commands.add_parser("resume", help="share again; exit 0, or 1 when no worker runs")
+    resume = commands.add_parser("resume", help="share again; exit 0, or 1 when no worker runs",
+                                 description="Ends your pause. While a rule (the schedule, a "
+                                 "game, your use of Ollama...) holds sharing, says which.")
+    resume.add_argument("--rules", action="store_true",
+                        help="also end 'Share anyway': the rules hold again")
+    anyway = commands.add_parser(
+        "share-anyway", help="share despite the rules for a while (default 1 hour)",
+        description="Sets the automatic pauses (schedule, games, GPU busy, away, battery, "
+        "your use of Ollama) aside until the time ends or 'resume --rules'. A pause of "
+        "your own still holds. Exit 0, 1 when no worker runs, 2 for a bad duration.")
+    anyway.add_argument("--for", dest="anyway_for", metavar="DURATION",
+                        help="how long: 30m, 1h, 2h30m, 90 (minutes); default 1h")
     commands.add_parser("quit", help="stop the running worker (the tray quits too); "
                         "exit 0, or 1 when no worker runs")
 
@@ -125,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         from ghubai_tray.doctor import connection_report
 
         return settings_window(connection_report, flags=flag_values(args))
-    if args.command in ("status", "pause", "resume", "quit"):
+    if args.command in ("status", "pause", "resume", "quit", "share-anyway"):
         return _control(args)  # the running worker has its settings: none are read here
     try:
         settings = load_settings(flags=flag_values(args))
@@ -384,6 +396,10 @@ def _control(args: argparse.Namespace) -> int:
     if args.command == "pause":
         request.update({"for": args.pause_for, "until": args.pause_until,
                         "finish": args.finish})
+    elif args.command == "resume":
+        request["rules"] = args.rules
+    elif args.command == "share-anyway":
+        request["for"] = args.anyway_for
     try:
         reply = ask(request)
     except NotRunning:
@@ -434,5 +450,6 @@ def _status_lines(mode: Any, pid: Any, s: dict[str, Any]) -> list[str]:
             f"  Rules on: {', '.join(s.get('rules_on') or []) or 'none'}",
             *([f"  Rules:    set aside until "
                f"{datetime.fromisoformat(s['rules_overridden_until']):%a %H:%M} "
-               "(Share anyway)"] if s.get("rules_overridden_until") else []),
+               "(Share anyway; 'ghubai-tray resume --rules' ends it)"]
+              if s.get("rules_overridden_until") else []),
             *(["  Quitting: finishing what runs"] if s.get("stopping") else [])]

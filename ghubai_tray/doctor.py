@@ -130,12 +130,6 @@ def sharing_check(settings: Settings, models: tuple[LocalModel, ...] | None,
         source = settings.source("paused")
         return Check(Level.FAIL, PAUSED, f"sharing is paused {until} ({source}): the hub "
                      "gets no models until then; Resume in the menu ends it")
-    if not schedule.allows(settings.schedule, now):
-        change = schedule.next_change(settings.schedule, now)
-        until = f"until {change:%a %d %b %H:%M}" if change else "at no time this week"
-        return Check(Level.FAIL, PAUSED, f"the schedule ({schedule.shown(settings.schedule)}, "
-                     f"{settings.source('schedule')}) holds sharing now: the hub gets no "
-                     f"models {until}")
     if models is None:
         return None
     shared = [m.name for m in models if is_shared(
@@ -236,9 +230,10 @@ def _is_local(host: str) -> bool:
 
 def rules_check(settings: Settings, readings: DesktopReadings,
                 now: datetime | None = None) -> Check:
-    """The rules that are on, what their signals read on this computer now, and whether
-    one holds sharing this moment (owner first needs two looks at Ollama: the running
-    worker's ``status`` says that one)."""
+    """The rules that are on (the schedule among them), what their signals read on this
+    computer now, and whether one holds sharing this moment: one verdict, never "the
+    schedule holds" beside "none holds" (owner first needs two looks at Ollama: the
+    running worker's ``status`` says that one)."""
     now = now or datetime.now().astimezone()
     on = enabled(settings)
     signals = read_desktop(readings, settings, now)
@@ -255,7 +250,15 @@ def rules_check(settings: Settings, readings: DesktopReadings,
             parts.append(f"{name} (not available on this computer)")
         else:
             parts.append(name)
+    if settings.schedule:
+        parts.append(f"schedule ({schedule.shown(settings.schedule)})")
     listed = ", ".join(parts) if parts else "none"
+    if not schedule.allows(settings.schedule, now):  # one verdict on the rules: this one
+        change = schedule.next_change(settings.schedule, now)
+        until = f"until {change:%a %d %b %H:%M}" if change else "at no time this week"
+        return Check(Level.FAIL, PAUSED, f"the schedule ({schedule.shown(settings.schedule)}, "
+                     f"{settings.source('schedule')}) holds sharing now: the hub gets no "
+                     f"models {until}")
     decision = decide(replace(settings, schedule=()), signals)
     if decision.rule is not None:
         return Check(Level.FAIL, PAUSED, f"{texts.held(decision.rule.value, None)}: the hub "

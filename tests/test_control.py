@@ -12,7 +12,7 @@ import json
 import socket
 import struct
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import pytest
 
 from ghubai_tray.core import texts
 from ghubai_tray.core.control import decide, parse_duration, parse_until
-from ghubai_tray.core.state import Pause, PauseMode, Resume, Snapshot
+from ghubai_tray.core.state import Pause, PauseMode, Resume, ShareAnyway, Snapshot, TokenChanged
 from tests.processes import cli, headless_worker
 from tests.snapshots import snapshot
 from tests.testbed.hub import AuthMode, GridHub
@@ -188,3 +188,51 @@ def test_durations_and_times_read_as_people_write_them() -> None:
 
 def _at(text: str) -> datetime:
     return datetime.fromisoformat(text)
+
+
+async def test_a_rule_is_seen_set_aside_and_restored_from_the_command_line(
+        tmp_path: Path, env: dict[str, str]) -> None:
+    """`resume` said "Not paused" while the tray said "Paused (schedule)"; "Share anyway"
+    had no command-line form and no undo."""
+    later = datetime.now() + timedelta(hours=2)  # a window that does not include now
+    window = f"{later:%H}:00-{(later + timedelta(hours=1)):%H}:00"
+    async with headless_worker(tmp_path, registers=False, GHUBAI_SCHEDULE=window) as worker:
+        hub = worker.hub
+
+        def registered(models: tuple[str, ...]) -> bool:
+            return any(n.models == models for n in hub.nodes.values()
+                       if n.connection_id in hub.connections)
+
+        await hub.wait_until(lambda: registered(()), 30, "the schedule to hold sharing")
+        code, out, _ = await cli("resume", env=env)
+        assert code == 0 and out.startswith("Not paused by you: the rule 'schedule' holds "
+                                            "sharing until "), out
+        assert "ghubai-tray share-anyway --for 1h" in out
+        code, out, _ = await cli("share-anyway", "--for", "30m", env=env)
+        assert code == 0 and out.startswith("Sharing despite the rules until "), out
+        await hub.wait_until(lambda: registered(MODELS), 30, "sharing despite the schedule")
+        code, out, _ = await cli("status", env=env)
+        assert "Rules:    set aside until " in out and "resume --rules" in out
+        code, out, _ = await cli("resume", "--rules", env=env)
+        assert code == 0 and out.strip() == "The rules hold again."
+        await hub.wait_until(lambda: registered(()), 30, "the schedule to hold again")
+        code, out, _ = await cli("share-anyway", "--for", "soon", env=env)
+        assert code == 2 and out == ""
+
+
+def test_share_anyway_and_resume_decide_what_the_owner_asked() -> None:
+    now = _at("2026-12-02T10:00+00:00")
+    held = snapshot(held_by="schedule", held_until=_at("2026-12-02T18:00+00:00"))
+    assert decide({"action": "share-anyway"}, held, now, "x").command == \
+        ShareAnyway(_at("2026-12-02T11:00+00:00"))
+    assert decide({"action": "share-anyway", "for": "2h"}, held, now, "x").command == \
+        ShareAnyway(_at("2026-12-02T12:00+00:00"))
+    said = decide({"action": "resume"}, held, now, "x")
+    assert said.command is None
+    assert said.reply["said"].startswith("Not paused by you: the rule 'schedule' holds "
+                                         "sharing until 18:00")
+    overridden = snapshot(rules_overridden_until=_at("2026-12-02T11:00+00:00"))
+    assert decide({"action": "resume", "rules": True}, overridden, now, "x").command == \
+        ShareAnyway(None)
+    assert decide({"action": "resume", "rules": True}, snapshot(), now, "x").command is None
+    assert decide({"action": "token"}, snapshot(), now, "x").command == TokenChanged()

@@ -109,14 +109,18 @@ async def test_a_hub_url_without_its_path_gets_the_gridhub_hint() -> None:
 def test_a_schedule_that_holds_sharing_now_is_not_all_is_well() -> None:
     evenings = Settings(schedule=parse("Mon-Fri 18:00-23:30"),
                         sources={"schedule": "the variable GHUBAI_SCHEDULE"})
-    check = sharing_check(evenings, MODELS, NOW)  # Wednesday noon
-    assert check is not None and check.level is Level.FAIL
+    check = rules_check(evenings, Readings(), NOW)  # Wednesday noon
+    assert check.level is Level.FAIL
     assert check.detail == ("the schedule (Mon,Tue,Wed,Thu,Fri 18:00-23:30, the variable "
                             "GHUBAI_SCHEDULE) holds sharing now: the hub gets no models until "
                             "Wed 02 Dec 18:00")
     assert verdict([FINE, check])[1] == 1
-    inside = sharing_check(evenings, MODELS, NOW.replace(hour=19))
-    assert inside is not None and inside.level is Level.OK
+    inside = rules_check(evenings, Readings(), NOW.replace(hour=19))
+    assert inside.level is Level.INFO
+    assert inside.detail.endswith("schedule (Mon,Tue,Wed,Thu,Fri 18:00-23:30); none holds "
+                                  "sharing now")
+    # one verdict: the models line says only what would be shared
+    assert sharing_check(evenings, MODELS, NOW) == sharing_check(Settings(), MODELS, NOW)
 
 
 def test_a_token_is_ok_only_once_the_hub_accepted_it() -> None:

@@ -1,4 +1,5 @@
-"""What ``ghubai-tray status|pause|resume|quit`` (and ``token set``) ask the running worker.
+"""What ``ghubai-tray status|pause|resume|quit|share-anyway`` (and ``token set``) ask the
+running worker.
 
 Pure: a request (a small JSON object from the control channel,
 :mod:`ghubai_tray.adapters.control`) and the latest snapshot in, a
@@ -18,9 +19,18 @@ from typing import Any
 from ghubai_tray.core import texts
 from ghubai_tray.core.rules import Rule, enabled
 from ghubai_tray.core.settings import shown_url
-from ghubai_tray.core.state import Command, Pause, PauseMode, Resume, Snapshot, TokenChanged
+from ghubai_tray.core.state import (
+    Command,
+    Pause,
+    PauseMode,
+    Resume,
+    ShareAnyway,
+    Snapshot,
+    TokenChanged,
+)
 
-ACTIONS = ("status", "pause", "resume", "quit", "token")
+ACTIONS = ("status", "pause", "resume", "quit", "token", "share-anyway")
+SHARE_ANYWAY_FOR = timedelta(hours=1)  # what the menu's item gives, and the CLI's default
 _DURATION = re.compile(r"^(?:(\d{1,12})h)?(?:(\d{1,12})m)?(?:(\d{1,12})s)?$", re.ASCII)
 MAX_PAUSE = timedelta(days=366)
 
@@ -103,8 +113,18 @@ def decide(request: Any, snap: Snapshot, now: datetime, headline: str) -> Decisi
     if action == "status":
         return Decision({"ok": True, "status": status_of(snap, headline)})
     if action == "resume":
-        said = "Resumed: sharing again." if snap.paused else "Not paused: nothing to resume."
-        return Decision({"ok": True, "said": said}, Resume() if snap.paused else None)
+        return _resume(request, snap, now)
+    if action == "share-anyway":
+        try:
+            until = now + (parse_duration(request["for"]) if isinstance(request.get("for"), str)
+                           else SHARE_ANYWAY_FOR)
+        except ValueError as exc:
+            return Decision({"ok": False, "error": str(exc)})
+        said = (f"Sharing despite the rules until {texts.moment(until, now)}; "
+                "'ghubai-tray resume --rules' lets them hold again sooner.")
+        if snap.paused:
+            said += " You paused sharing yourself: 'ghubai-tray resume' ends that."
+        return Decision({"ok": True, "said": said}, ShareAnyway(until))
     if action == "token":  # `ghubai-tray token set|clear` changed what is stored
         return Decision({"ok": True, "said": "The running GhubAi Tray reads the token again; "
                          "requests in progress finish on the old connection."}, TokenChanged())
@@ -112,6 +132,29 @@ def decide(request: Any, snap: Snapshot, now: datetime, headline: str) -> Decisi
         return Decision({"ok": True, "said": "Quitting: requests in progress get a few seconds "
                          "to finish."}, quit=True)
     return _pause(request, now)
+
+
+def _resume(request: dict[str, Any], snap: Snapshot, now: datetime) -> Decision:
+    """End the owner's pause; with ``rules``, end "Share anyway" too. Never a bare "not
+    paused" while a rule holds sharing: which one, and how to set it aside."""
+    if request.get("rules") is True:  # only "Share anyway" ends: a pause is the owner's
+        yours = " You paused sharing yourself: 'ghubai-tray resume' ends that." \
+            if snap.paused else ""
+        if snap.rules_overridden_until is None:
+            return Decision({"ok": True, "said": "The rules already hold: nothing was set "
+                             "aside." + yours})
+        return Decision({"ok": True, "said": "The rules hold again." + yours},
+                        ShareAnyway(None))
+    if snap.paused:
+        return Decision({"ok": True, "said": "Resumed: sharing again."}, Resume())
+    if snap.held_by:
+        until = f" until {texts.moment(snap.held_until, now)}" if snap.held_until else ""
+        name = texts.RULE_NAMES.get(snap.held_by, snap.held_by)
+        return Decision({"ok": True, "said": (
+            f"Not paused by you: the rule '{name}' holds sharing{until} "
+            f"({texts.held(snap.held_by, None)}). To share anyway: 'ghubai-tray share-anyway "
+            "--for 1h'.")})
+    return Decision({"ok": True, "said": "Not paused: nothing to resume."})
 
 
 def _pause(request: dict[str, Any], now: datetime) -> Decision:

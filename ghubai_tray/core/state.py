@@ -194,9 +194,10 @@ class TokenChanged:
 
 @dataclass(frozen=True)
 class ShareAnyway:
-    """Share despite the rules until ``until`` (a manual pause still wins)."""
+    """Share despite the rules until ``until`` (a manual pause still wins); None lets
+    the rules hold again at once."""
 
-    until: datetime
+    until: datetime | None
 
 
 @dataclass(frozen=True)

@@ -182,6 +182,10 @@ def render_menu(snap: Snapshot, desktop: Desktop, now: datetime | None = None
         items.append(Item(texts.RESUME, Resume()))
     elif snap.held_by:
         items.append(Item(texts.SHARE_ANYWAY, ShareAnywayFor(60)))
+    elif snap.rules_overridden_until is not None:  # seen, with its end, and undone in one click
+        until = texts.moment(snap.rules_overridden_until, now)
+        items += [_info(texts.SHARING_ANYWAY.format(until=until)),
+                  Item(texts.STOP_SHARING_ANYWAY, ShareAnyway(None))]
     items += [_pause(snap, now), _models(snap), _activity(snap), SEPARATOR,
               Item(texts.SETTINGS, Ui.SETTINGS, default=not first.default),
               Item(texts.START_AT_LOGIN, Ui.TOGGLE_AUTOSTART, enabled=desktop.autostart is not None,

@@ -138,8 +138,11 @@ class CommandHandler:
         elif isinstance(command, TokenChanged):
             self._hub.token_changed()
         elif isinstance(command, ShareAnyway):
-            log.info("sharing despite the rules until %s, as asked",
-                     texts.moment(command.until, self._clock()))
+            if command.until is None:
+                log.info("the rules hold again, as asked")
+            else:
+                log.info("sharing despite the rules until %s, as asked",
+                         texts.moment(command.until, self._clock()))
             self._store.override_rules(command.until)
         elif isinstance(command, TrayShown):
             if self._store.snapshot.waiting_for_tray:

@@ -314,3 +314,15 @@ def test_a_rule_that_holds_sharing_can_be_set_aside_for_an_hour() -> None:
     assert resolve(action, now) == ShareAnyway(now + timedelta(hours=1))
     manual = render_menu(snap(paused=True, held_by="schedule"), DESKTOP, NOW)
     assert "Resume" in texts_of(manual) and "Share anyway for 1 hour" not in texts_of(manual)
+
+
+def test_share_anyway_shows_in_the_menu_with_its_end_and_an_undo() -> None:
+    """"Share anyway for 1 hour" left no trace in the menu: no end shown, no way back."""
+    overridden = snap(rules_overridden_until=UNTIL)
+    menu = render_menu(overridden, DESKTOP, NOW)
+    assert texts_of(menu)[4:6] == ["Sharing despite the rules until 18:30",
+                                   "Let the rules hold again"]
+    assert not menu[4].enabled
+    assert find(menu, "Let the rules hold again").action == ShareAnyway(None)
+    assert "Share anyway for 1 hour" not in texts_of(menu)
+    assert "Let the rules hold again" not in texts_of(render_menu(snap(), DESKTOP, NOW))

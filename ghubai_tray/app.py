@@ -72,8 +72,8 @@ def keyring_after_setup(settings: Settings, token_provider: Callable[[str], Toke
     return provider
 
 
-def control_server(worker: WorkerHandle, quit_app: Callable[[], None], mode: str
-                   ) -> ControlServer:
+def control_server(worker: WorkerHandle, quit_app: Callable[[], None], mode: str,
+                   show_app: Callable[[], None] | None = None) -> ControlServer:
     """The channel ``ghubai-tray status|pause|resume|quit`` reach this worker through
     (tray and headless alike): each request decided on the latest snapshot, its command
     submitted like a menu click's; Quit does what the menu's or a signal's Quit does."""
@@ -89,6 +89,11 @@ def control_server(worker: WorkerHandle, quit_app: Callable[[], None], mode: str
             worker.submit(decision.command)
         if decision.quit:
             quit_app()
+        if decision.show:
+            if show_app is None:  # headless: nothing to show
+                return {"ok": False, "error": "it runs without a tray (--headless)",
+                        "mode": mode, "pid": os.getpid()}
+            show_app()
         return {**decision.reply, "mode": mode, "pid": os.getpid()}
 
     return ControlServer(handle)

@@ -194,6 +194,10 @@ def _claim(mode: str, verbose: bool) -> tuple[SingleInstance, Path | None] | int
     instance = SingleInstance(mode=mode)
     if not instance.acquire():
         holder = instance.holder()
+        if mode == "tray" and holder is not None and holder.mode == "tray" and _show_running():
+            # started again (from the start menu, say): the running one comes forward
+            _say(texts.BROUGHT_FORWARD.format(pid=f", process {holder.pid}"))
+            return 0
         _say(texts.already_running(holder.mode if holder else None,
                                    holder.pid if holder else None))
         return 1
@@ -201,6 +205,16 @@ def _claim(mode: str, verbose: bool) -> tuple[SingleInstance, Path | None] | int
     log.info("GhubAi Tray %s%s; log file %s", __version__,
              " headless" if mode == "headless" else "", path)
     return instance, path
+
+
+def _show_running() -> bool:
+    """Ask the running tray to come forward; False when it could not be asked."""
+    from ghubai_tray.adapters.control import NotAnswering, NotRunning, ask
+
+    try:
+        return bool(ask({"action": "show"}).get("ok"))
+    except (NotRunning, NotAnswering):
+        return False
 
 
 def _exit_even_if_stuck(code: int) -> int:
@@ -305,7 +319,7 @@ def run_tray(settings: Settings, *, flags: dict[str, object], grace: float,
         worker, run_worker = tray_worker(settings, _redacting_token_provider)
         app = TrayApp(worker, run_worker, autostart=for_this_platform(),
                       log_file=path, flags=dict(flags), grace=grace)
-        channel = control_server(worker, app.quit, "tray")
+        channel = control_server(worker, app.quit, "tray", app.show)
         channel.start()
         try:
             code = app.run()

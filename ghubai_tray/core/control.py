@@ -29,7 +29,7 @@ from ghubai_tray.core.state import (
     TokenChanged,
 )
 
-ACTIONS = ("status", "pause", "resume", "quit", "token", "share-anyway")
+ACTIONS = ("status", "pause", "resume", "quit", "token", "share-anyway", "show")
 SHARE_ANYWAY_FOR = timedelta(hours=1)  # what the menu's item gives, and the CLI's default
 _DURATION = re.compile(r"^(?:(\d{1,12})h)?(?:(\d{1,12})m)?(?:(\d{1,12})s)?$", re.ASCII)
 MAX_PAUSE = timedelta(days=366)
@@ -40,6 +40,7 @@ class Decision:
     reply: dict[str, Any]
     command: Command | None = None
     quit: bool = False
+    show: bool = False  # a second launch: the running tray comes forward
 
 
 def parse_duration(text: str) -> timedelta:
@@ -128,6 +129,8 @@ def decide(request: Any, snap: Snapshot, now: datetime, headline: str) -> Decisi
     if action == "token":  # `ghubai-tray token set|clear` changed what is stored
         return Decision({"ok": True, "said": "The running GhubAi Tray reads the token again; "
                          "requests in progress finish on the old connection."}, TokenChanged())
+    if action == "show":
+        return Decision({"ok": True, "said": "shown"}, show=True)
     if action == "quit":
         return Decision({"ok": True, "said": "Quitting: requests in progress get a few seconds "
                          "to finish."}, quit=True)

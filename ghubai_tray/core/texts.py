@@ -243,6 +243,10 @@ NOT_ANSWERING = ("GhubAi Tray is running but did not answer ({why}). Try again; 
                  "happening, quit it from its menu (or end its process) and start it again; "
                  "its log in {logs} may say why.")
 ALREADY_RUNNING = "GhubAi Tray is already running: look for its icon in the system tray."
+SHOWN_AGAIN = ("GhubAi Tray was already running: here it is. Its icon stays in the system "
+               "tray (it may be among the hidden icons).")
+BROUGHT_FORWARD = ("GhubAi Tray is already running in the system tray{pid}: its Settings "
+                   "window was opened instead of starting a second one.")
 ALREADY_HEADLESS = ("GhubAi Tray is already running without a tray (--headless{pid}), so this "
                     "one does not start: one worker per user. Stop that one first (Ctrl-C in "
                     "its terminal, or 'systemctl --user stop ghubai-tray' for the service).")

@@ -19,6 +19,7 @@ it (``HAS_MENU``) and say what to install.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
 import signal
@@ -153,6 +154,17 @@ class TrayApp:
         threading.Thread(target=self._seen.watch, args=(icon,), name="tray-visible",
                          daemon=True).start()
         self._nudge.set()
+
+    def show(self) -> None:
+        """Come forward, from any thread: a second launch of the app asks this (as
+        Tailscale's or BOINC Manager's does) instead of only saying on a console it has
+        not got that one runs. The tray's window is Settings; a notification says why
+        it opened, where the desktop shows them."""
+        log.info("started again: showing the settings of the one that runs")
+        self._desktop_job(Ui.SETTINGS)
+        if self._icon is not None and self._icon.HAS_NOTIFICATION:
+            with contextlib.suppress(Exception):
+                self._icon.notify(texts.SHOWN_AGAIN, texts.APP)
 
     def quit(self) -> None:
         """Start quitting and return at once, from any thread.

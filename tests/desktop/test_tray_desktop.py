@@ -462,3 +462,28 @@ async def test_a_signal_during_start_up_still_exits_in_time(tmp_path: Path, back
                 elapsed = time.monotonic() - started
             assert proc.returncode == 0, f"attempt {attempt}"
             assert elapsed < GRACE + 2, f"attempt {attempt}: {elapsed:.1f} s"
+
+
+async def test_a_second_launch_brings_the_running_tray_forward(tmp_path: Path) -> None:
+    """Started again (the start menu, a desktop icon) while it runs, the app once said so
+    on stderr only, which a windowed exe does not have: nothing happened on screen. Now
+    the running tray opens its Settings window, and the second process exits 0."""
+    async with sharing_tray(tmp_path) as tray:
+        await tray.registered(*MODELS)
+        def settings_shown() -> bool:
+            return any(w.name == texts.SETTINGS_TITLE for w in tray.desk.windows())
+
+        assert not settings_shown()
+        code, _, err = await cli(env=tray.env, timeout=30)
+        assert code == 0, err
+        assert "already running in the system tray, process" in err
+        assert "its Settings window was opened" in err
+        await asyncio.to_thread(wait_for, "the Settings window of the running tray",
+                                settings_shown)
+        assert len([n for n in tray.hub.nodes.values() if n.models]) == 1, "one worker"
+        # a headless start beside the tray is still refused, as before
+        code, _, err = await cli("--headless", env=tray.env)
+        assert code == 1 and "so this one does not start" in err
+        code, _, err = await cli("quit", env=tray.env)  # which closes its window too
+        assert code == 0, err
+        await asyncio.wait_for(tray.proc.wait(), GRACE + 10)

@@ -156,10 +156,8 @@ class TrayApp:
         self._nudge.set()
 
     def show(self) -> None:
-        """Come forward, from any thread: a second launch of the app asks this (as
-        Tailscale's or BOINC Manager's does) instead of only saying on a console it has
-        not got that one runs. The tray's window is Settings; a notification says why
-        it opened, where the desktop shows them."""
+        """Come forward (from any thread) when the app is started again: its window is
+        Settings, and a notification says why it opened."""
         log.info("started again: showing the settings of the one that runs")
         self._desktop_job(Ui.SETTINGS)
         if self._icon is not None and self._icon.HAS_NOTIFICATION:

@@ -198,7 +198,7 @@ class HubSupervisor:
         """The replaced connection: its requests run to their end (at most the request
         time limit), then it closes. It registers nothing more meanwhile, so the hub
         sends new requests to the new connection."""
-        running = self._runner.running_on(conn)
+        running = len(self._runner.running_on(conn))
         log.info("a new hub connection takes over; the old one closes %s",
                  f"when its {texts.counted(running, 'request')} end" if running else "now")
         try:

@@ -260,20 +260,18 @@ class RequestRunner:
 
     # -- ending requests early ------------------------------------------------------------
 
-    def running_on(self, conn: HubLink) -> int:
-        """Requests that came on ``conn`` and have not ended."""
-        return sum(1 for c in self._conn_of.values() if c is conn)
+    def running_on(self, conn: HubLink) -> dict[str, asyncio.Task[None]]:
+        return {r: self._tasks[r] for r, c in self._conn_of.items() if c is conn}
 
     async def idle_on(self, conn: HubLink, timeout: float) -> None:
-        """Wait until no request of ``conn`` runs (new ones included), at most ``timeout``."""
+        """Until no request of ``conn`` runs (new ones included), at most ``timeout``."""
         async with asyncio.timeout(timeout):
-            while tasks := [self._tasks[r] for r, c in self._conn_of.items() if c is conn]:
-                await asyncio.wait(tasks)
+            while tasks := self.running_on(conn):
+                await asyncio.wait(tasks.values())
 
     async def cancel_on(self, conn: HubLink, reason: str) -> None:
         """Cancel the requests that came on ``conn``; each ends with ``[error] reason``."""
-        await self._cancel([(r, t) for r, t in self._tasks.items() if self._conn_of.get(r) is conn],
-                           reason)
+        await self._cancel(list(self.running_on(conn).items()), reason)
 
     async def cancel_all(self, reason: str) -> None:
         """Cancel every request; each ends with ``[error] reason``."""

@@ -284,6 +284,11 @@ async def run_checks(settings: Settings, token: str | None = None,
     checks.append(rules_check(settings, readings or DesktopSignals()))
     hub, failure = await hub_check(settings, token)
     checks = [judged_token(c, token, failure) if c.name == "token" else c for c in checks]
+    if isinstance(failure, AuthRejected) and any(c.name == "token" and c.level is Level.FAIL
+                                                 for c in checks):
+        # one problem, said once: the token line says what to do (a refused token was
+        # counted twice, "2 problems to fix: token, hub")
+        hub = Check(Level.INFO, "hub", f"{hub.detail}: see the token line", hub.more)
     checks.append(hub)
     checks.append(tls_check(settings, failure))
     return checks
@@ -313,13 +318,14 @@ def judged_token(found: Check, token: str | None, failure: HubError | None) -> C
 
 
 def connection_report(settings: Settings, token: str | None) -> tuple[str, bool]:
-    """The Settings window's Test connection: the verdict first, then the failing checks,
-    then the rest, one line each (their indented details left out), and whether all is
-    well. The failing line once sat below the fold of a box without a scrollbar."""
+    """The Settings window's Test connection: the verdict first, then the failing checks
+    with their hints (the fix a probe found: http://, the /gridhub path), then the rest,
+    one line each, and whether all is well. The failing line once sat below the fold of
+    a box without a scrollbar."""
     checks = asyncio.run(run_checks(settings, token))
     ordered = sorted(checks, key=lambda c: c.level is not Level.FAIL)
     text = "\n".join(line for c in ordered for line in c.lines()
-                     if not line.startswith("       "))
+                     if c.level is Level.FAIL or not line.startswith("       "))
     said, code = verdict(checks)
     return f"{said}\n{text}", code == 0
 

@@ -12,6 +12,7 @@ from ghubai_tray.core.tags import LocalModel
 from ghubai_tray.doctor import (
     Check,
     Level,
+    connection_report,
     hub_check,
     judged_token,
     rules_check,
@@ -89,6 +90,34 @@ async def test_an_https_url_for_an_http_hub_gets_the_http_hint_and_no_tls_ok() -
                          f"the Hub URL to {hub.url} (the token then crosses the network "
                          "unencrypted)",)
     assert tls.level is Level.WARN and tls.detail.startswith("not verified")
+
+
+def test_test_connection_shows_the_fix_a_probe_found() -> None:
+    """The Settings window's Test connection left the hints out ("one line each"): the
+    owner who typed 127.0.0.1:5080 (completed to https://) was not told to try http://."""
+    import asyncio
+    import threading
+
+    loop = asyncio.new_event_loop()
+    hub = GridHub()
+    loop.run_until_complete(hub.start())
+    serving = threading.Thread(target=loop.run_forever, daemon=True)
+    serving.start()
+    try:
+        settings = Settings(hub_url=hub.url.replace("http://", "https://"),
+                            ollama_url="http://127.0.0.1:9")
+        report, ok = connection_report(settings, "any-token")
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        serving.join(10)
+        loop.run_until_complete(hub.stop())
+        loop.close()
+    assert not ok
+    lines = report.splitlines()
+    hub_line = next(i for i, line in enumerate(lines) if line.startswith("[FAIL] hub:"))
+    assert lines[hub_line + 1].strip().startswith(
+        f"a hub answers on plain http at this address: if it is yours, set the Hub URL to "
+        f"{hub.url}")
 
 
 async def test_a_hub_url_without_its_path_gets_the_gridhub_hint() -> None:

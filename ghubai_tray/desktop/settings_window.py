@@ -144,6 +144,7 @@ class SettingsWindow:
         self.notes = {key: texts.SETTINGS_LOCKED.format(where=where)
                       for key, where in self.locked.items()}
         self.notes.setdefault("hub_url", texts.SETTINGS_HUB_EXAMPLE)
+        self._completed = ""  # the hub URL this window completed, while the field holds it
         self.notes.setdefault("schedule", texts.SETTINGS_SCHEDULE_EXAMPLE)
         row = 0
         entries = []
@@ -264,11 +265,16 @@ class SettingsWindow:
         return widget
 
     def _complete_hub(self) -> None:
+        """Complete a bare host name, and say so only while the field holds what was
+        completed: once the owner edits it (to http://, say), the note goes back."""
         typed = self.vars["hub_url"].get()
         completed = complete_hub_url(typed)
         if completed != typed.strip():
             self.vars["hub_url"].set(completed)
             self.notes["hub_url"] = texts.SETTINGS_COMPLETED.format(url=completed)
+            self._completed = completed
+        elif typed.strip() != self._completed and "hub_url" not in self.locked:
+            self.notes["hub_url"] = texts.SETTINGS_HUB_EXAMPLE
 
     def _token_state(self) -> str:
         if os.environ.get(TOKEN_FROM_VARIABLE):

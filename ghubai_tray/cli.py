@@ -442,6 +442,8 @@ def _control(args: argparse.Namespace) -> int:
 
 def _status_lines(mode: Any, pid: Any, s: dict[str, Any]) -> list[str]:
     where = "in the system tray" if mode == "tray" else "without a tray (--headless)"
+    if mode == "tray" and s.get("waiting_for_tray"):
+        where = "as a tray app, but no tray shows its icon yet"
     if s.get("paused"):
         until = s.get("paused_until")
         paused = (f"yes, until {datetime.fromisoformat(until):%a %d %b %H:%M}" if until

@@ -96,6 +96,7 @@ def status_of(snap: Snapshot, headline: str) -> dict[str, Any]:
         "paused": snap.paused,
         "paused_until": snap.paused_until.isoformat() if snap.paused_until else None,
         "stopping": snap.stopping,
+        "waiting_for_tray": snap.waiting_for_tray,
         "held_by": snap.held_by,
         "held_until": snap.held_until.isoformat() if snap.held_until else None,
         "rules_overridden_until": (snap.rules_overridden_until.isoformat()

@@ -56,6 +56,7 @@ from ghubai_tray.desktop.tray_host import tray_host_present
 log = logging.getLogger("ghubai_tray.tray")
 ICON_SIZE = 64
 TRAY_WAIT = 5.0  # seconds a tray host gets to show the icon before the owner is asked
+TRAY_RECHECK = 1.0  # then, while the owner is asked, how often to look again
 WM_GHUBAI_UPDATE_MENU = 0x400 + 42  # WM_USER + 42: ours, beside pystray's WM_USER + 10/11
 
 
@@ -462,10 +463,20 @@ class SeenGuard:
                     "sharing nothing until the owner chooses")
         if icon.HAS_NOTIFICATION:
             icon.notify(texts.NOTIFY_NO_TRAY, texts.APP)
-        self._window = subprocess.Popen([*launch_command(), "--no-tray-window"],
-                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        env=child_environment())
-        if self._window.wait() == 0:
+        window = self._window = subprocess.Popen(
+            [*launch_command(), "--no-tray-window"], stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, env=child_environment())
+        # The window waits for the owner, and this keeps looking: a panel that comes up
+        # late (a slow login) closes the window and lets sharing start by itself.
+        while (code := _wait(window, TRAY_RECHECK)) is None:
+            if self._quitting.is_set():
+                return
+            if tray_host_present():
+                log.info("a tray now shows the icon: sharing may start")
+                window.terminate()
+                self._submit(TrayShown())
+                return
+        if code == 0:
             log.info("the owner chose to share without a tray icon")
             self._submit(TrayShown())
         elif not self._quitting.is_set():
@@ -475,6 +486,14 @@ class SeenGuard:
     def close(self) -> None:
         if self._window is not None and self._window.poll() is None:
             self._window.terminate()
+
+
+def _wait(process: subprocess.Popen[bytes], seconds: float) -> int | None:
+    """The process's exit code, or None if it still runs after ``seconds``."""
+    try:
+        return process.wait(seconds)
+    except subprocess.TimeoutExpired:
+        return None
 
 
 class SettingsWindowLauncher:

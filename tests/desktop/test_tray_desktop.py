@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -487,3 +488,33 @@ async def test_a_second_launch_brings_the_running_tray_forward(tmp_path: Path) -
         code, _, err = await cli("quit", env=tray.env)  # which closes its window too
         assert code == 0, err
         await asyncio.wait_for(tray.proc.wait(), GRACE + 10)
+
+
+async def test_a_tray_that_comes_up_late_closes_the_window_and_sharing_starts(
+        tmp_path: Path) -> None:
+    """The check ran once, for 5 s: a panel that came up later (a slow login) left the
+    window saying "this desktop shows no tray icon" beside the visible icon, nothing
+    shared until a click, and status saying "running in the system tray"."""
+    async with sharing_tray(tmp_path, tray_host=False) as tray:
+        await asyncio.to_thread(wait_for, "the no-tray window", lambda: next(
+            (w for w in tray.desk.windows(tree=False) if w.name == texts.NO_TRAY_TITLE),
+            None), 60)
+        code, out, _ = await cli("status", env=tray.env)
+        assert code == 0 and "as a tray app, but no tray shows its icon yet" in out
+        panel = subprocess.Popen(  # the panel of a slow login, at last
+            ["trayer", "--edge", "top", "--align", "right", "--widthtype", "request",
+             "--height", "32", "--SetDockType", "true"], env={**os.environ, **tray.desk.env},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            await tray.registered(*MODELS)
+            await asyncio.to_thread(wait_for, "the no-tray window to close", lambda: not any(
+                w.name == texts.NO_TRAY_TITLE for w in tray.desk.windows(tree=False)), 20)
+            code, out, _ = await cli("status", env=tray.env)
+            assert code == 0 and "running in the system tray" in out
+            code, _, _ = await cli("quit", env=tray.env)
+            assert code == 0
+            _, err = await asyncio.wait_for(tray.proc.communicate(), GRACE + 10)
+            assert b"a tray now shows the icon" in err
+        finally:
+            panel.terminate()
+            panel.wait(10)

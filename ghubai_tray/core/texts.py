@@ -112,7 +112,8 @@ SETTINGS_LABELS = {
     "idle_minutes": "Away after this long without input (min)",
     "pause_when_gpu_busy": "Pause while another program uses the GPU (NVIDIA)",
 }
-SETTINGS_TAB_SHARING = "Hub and sharing"
+SETTINGS_TAB_SHARING = "Hub"
+SETTINGS_TAB_WHEN = "When to share"
 SETTINGS_TAB_LIMITS = "Limits"
 SETTINGS_TOKEN = "Provider token"
 SETTINGS_REMOVE_TOKEN = "Remove the stored token"

@@ -120,13 +120,16 @@ class SettingsWindow:
         root.resizable(False, False)
         outer = ttk.Frame(root, padding=16)
         outer.grid(sticky="nsew")
-        # Two tabs, so that the window fits a 768-pixel screen with its buttons: what
-        # and when to share, then the limits on each request (and the certificate switch).
+        # Three tabs, so that the window fits a 1366x768 screen with a taskbar (at most
+        # 700 px high; two tabs needed 767): the hub and what to share, when to share
+        # (the schedule and the automatic pauses), and the limits on each request.
         self.tabs = ttk.Notebook(outer)
         self.tabs.grid(row=0, column=0, sticky="nsew")
         frame = ttk.Frame(self.tabs, padding=8)
+        self.when_tab = ttk.Frame(self.tabs, padding=8)
         self.limits_tab = ttk.Frame(self.tabs, padding=8)
         self.tabs.add(frame, text=texts.SETTINGS_TAB_SHARING)
+        self.tabs.add(self.when_tab, text=texts.SETTINGS_TAB_WHEN)
         self.tabs.add(self.limits_tab, text=texts.SETTINGS_TAB_LIMITS)
         first_run = settings.source("hub_url") == "default"  # the seed's developer address
         self.vars: dict[str, tk.StringVar] = {
@@ -173,12 +176,11 @@ class SettingsWindow:
         self._lockable(ttk.Spinbox(frame, from_=1, to=64, width=6,
                                    textvariable=self.vars["max_concurrent_requests"]),
                        "max_concurrent_requests").grid(row=row, column=1, sticky="w")
-        row = self._error_row(frame, "max_concurrent_requests", row + 1)
-        self._label(frame, "schedule", row)
-        self._lockable(ttk.Entry(frame, textvariable=self.vars["schedule"], width=44),
-                       "schedule").grid(row=row, column=1, sticky="we")
-        row = self._error_row(frame, "schedule", row + 1)
-        self._rules(frame, row)
+        self._error_row(frame, "max_concurrent_requests", row + 1)
+        self._label(self.when_tab, "schedule", 0)
+        self._lockable(ttk.Entry(self.when_tab, textvariable=self.vars["schedule"], width=44),
+                       "schedule").grid(row=0, column=1, sticky="we")
+        self._rules(self.when_tab, self._error_row(self.when_tab, "schedule", 1))
         self._limits(self.limits_tab)
         self._result_and_buttons(outer, 1)
 
@@ -303,7 +305,9 @@ class SettingsWindow:
                             foreground=ERROR if key in errors else NOTE)
         if errors:  # the first field in error in view, whichever tab it is on
             first = next(key for key in FIELDS if key in errors)
-            self.tabs.select(self.limits_tab if first in LIMITS else 0)  # type: ignore[no-untyped-call]
+            tab = (self.limits_tab if first in LIMITS else self.when_tab
+                   if first in ("schedule", *RULE_NUMBERS) else 0)
+            self.tabs.select(tab)  # type: ignore[no-untyped-call]
         return {k: v for k, v in parsed.items() if k not in self.locked}, errors
 
     def _say(self, text: str) -> None:

@@ -129,6 +129,8 @@ SETTINGS_LOCKED = ("Set by {where}, which wins over this window: change it where
                    "is started")
 SETTINGS_KEYRING_NOTE = ("Checking the OS keyring, where the token is kept… (your desktop may "
                          "ask for the keyring's password now: that is this check)")
+SETTINGS_KEYRING_LATER = ("Kept in your OS keyring once you save: your desktop may ask for "
+                          "the keyring's password then")
 SETTINGS_TOKEN_STORED = "A token is stored (type a new one to replace it)"
 SETTINGS_NO_TOKEN = "No token is stored for this hub"
 SETTINGS_TOKEN_FROM_VARIABLE = ("The token in use comes from the PROVIDER_TOKEN variable, which "

@@ -5,8 +5,9 @@ policy speaks once when an episode has lasted long enough to matter (a token
 refused: at once; Ollama away: a minute; the hub away: five minutes) and once
 more, "back to sharing", when the worker is contributing again after such an
 outage. The first time it shares at all it says "now sharing" instead (there
-is nothing to be back to), and a tray not set up yet is not a hub outage: its
-icon and menu already say "set up". Never a storm: flapping inside the
+is nothing to be back to), and a tray not set up yet has no outages at all: its
+icon and menu already say "set up", and the owner is typing the very addresses
+(an "Ollama not reachable" notice arrived mid-typing). Never a storm: flapping inside the
 thresholds says nothing.
 """
 
@@ -32,6 +33,10 @@ class Episodes:
 
 
 def _problems(snap: Snapshot) -> set[str]:
+    if snap.state is State.NOT_CONFIGURED:
+        # A first run: the owner is filling in Settings (the Ollama address among them);
+        # an outage notice then would interrupt them about what they are setting up.
+        return set()
     found = set()
     if snap.state is State.AUTH_REJECTED:
         found.add("token")

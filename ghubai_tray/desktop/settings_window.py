@@ -164,9 +164,12 @@ class SettingsWindow:
         ttk.Entry(frame, textvariable=self.token, show="•", width=44).grid(row=row, column=1,
                                                                            sticky="we")
         row += 1
-        self.token_state = ttk.Label(frame, text=texts.SETTINGS_KEYRING_NOTE, foreground="#555",
-                                     wraplength=420)
-        self._in_background(self._token_state, self._show_token_state)
+        self.token_state = ttk.Label(frame, foreground="#555", wraplength=420, text=(
+            texts.SETTINGS_KEYRING_LATER if first_run else texts.SETTINGS_KEYRING_NOTE))
+        if not first_run:
+            # On a first run nothing is stored yet: the keyring is opened on Save, so the
+            # desktop's password prompt (if any) comes after this window, not on top of it.
+            self._in_background(self._token_state, self._show_token_state)
         self.token_state.grid(row=row, column=1, sticky="w")
         self.remove_token = tk.BooleanVar(value=False)
         ttk.Checkbutton(frame, text=texts.SETTINGS_REMOVE_TOKEN, variable=self.remove_token).grid(

@@ -78,3 +78,12 @@ def test_a_tray_not_set_up_yet_is_not_a_hub_outage() -> None:
     said = run([(0, not_set_up), (HUB_AFTER * 3, not_set_up), (HUB_AFTER * 3 + 1, OK)],
                shared=False)
     assert said == [(HUB_AFTER * 3 + 1, NOW)]
+
+
+def test_while_not_set_up_ollama_being_away_is_not_announced() -> None:
+    """The owner of a first run was told "Ollama is not reachable" while still typing the
+    Ollama address into Settings; once set up, a real outage is said as usual."""
+    typing = replace(OLLAMA_DOWN, connection=State.NOT_CONFIGURED)
+    said = run([(0, typing), (OLLAMA_AFTER * 5, typing), (OLLAMA_AFTER * 5 + 1, OK),
+                (1000, OLLAMA_DOWN), (1000 + OLLAMA_AFTER, OLLAMA_DOWN)], shared=False)
+    assert said == [(OLLAMA_AFTER * 5 + 1, NOW), (1000 + OLLAMA_AFTER, texts.NOTIFY_OLLAMA)]

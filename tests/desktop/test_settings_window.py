@@ -235,3 +235,57 @@ async def test_a_failed_test_shows_why_first_and_offers_save_anyway(
         await hub.stop()
     config = tomllib.loads((tmp_path / "config" / "config.toml").read_text())
     assert config["hub_url"] == hub.url, "saved anyway, as the owner chose"
+
+
+@NEEDS_DISPLAY
+@pytest.mark.skipif(sys.platform == "win32", reason="watches the Secret Service's D-Bus")
+@pytest.mark.parametrize("first_run", [True, False])
+async def test_a_first_run_opens_the_keyring_only_on_save(
+        tmp_path: Path, keyring_env: dict[str, str], first_run: bool) -> None:
+    """The first run's window and the desktop's keyring prompt came up together (the
+    window asked the keyring what it holds as it opened). Now a first run asks nothing of
+    the keyring until Save; a configured one still shows what is stored. Watched on the
+    Secret Service's own bus: the time of each call to it."""
+    import subprocess
+    import threading
+    import time
+
+    calls: list[float] = []
+    monitor = subprocess.Popen(  # line-buffered: each call is seen as it happens
+        ["stdbuf", "-oL", "dbus-monitor", "--address", keyring_env["DBUS_SESSION_BUS_ADDRESS"],
+         "type='method_call',destination='org.freedesktop.secrets'"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+    def read() -> None:
+        assert monitor.stdout is not None
+        for line in monitor.stdout:
+            if "destination=org.freedesktop.secrets" in line:
+                calls.append(time.monotonic())
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        variables = {} if first_run else {"HUB_URL": "https://hub.example.com/gridhub"}
+        async with settings_window_open(tmp_path, keyring_env, **variables) as opened:
+            desk = opened.desk
+            if first_run:
+                await asyncio.to_thread(desk.run, "xdotool", "type", "--delay", "10",
+                                        "hub.example.com")
+                await asyncio.to_thread(desk.press, "Tab", "Tab")
+                await asyncio.to_thread(desk.run, "xdotool", "type", "--delay", "10", TOKEN)
+                saved_at = time.monotonic()
+                await asyncio.to_thread(desk.press, "Return")
+                assert await opened.closes() == 0
+                await asyncio.to_thread(wait_for, "the token to be stored", lambda: calls)
+                assert min(calls) > saved_at, "the keyring was asked before Save"
+            else:  # the control: a configured window shows what is stored
+                await asyncio.to_thread(wait_for, "the window to ask the keyring",
+                                        lambda: calls)
+                await asyncio.to_thread(desk.press, "Escape")
+                assert await opened.closes() != 0
+    finally:
+        monitor.terminate()
+        monitor.wait(10)
+        reader.join(10)
+        if monitor.stdout is not None:
+            monitor.stdout.close()

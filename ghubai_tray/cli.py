@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Lend your GPU to a GhubAi hub: relays the hub's inference requests to "
                     "your local Ollama, for the models you choose to share.",
         epilog="Settings come from defaults, then config.toml, then environment variables, "
-               "then these flags. See README.md for the full table.")
+               "then these flags. README.md, under Configuration, has the full table.")
     parser.add_argument("--version", action="version", version=f"GhubAi Tray {__version__}")
     parser.add_argument("--headless", action="store_true",
                         help="run the worker without a tray icon, until SIGINT/SIGTERM "

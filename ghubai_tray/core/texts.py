@@ -117,7 +117,8 @@ SETTINGS_TAB_WHEN = "When to share"
 SETTINGS_TAB_LIMITS = "Limits"
 SETTINGS_TOKEN = "Provider token"
 SETTINGS_REMOVE_TOKEN = "Remove the stored token"
-SETTINGS_LIMITS_NOTE = "Limits on each request from the hub (see the README, What the hub can do):"
+SETTINGS_LIMITS_NOTE = ("Limits on each request from the hub (the README says why, under "
+                        "\"What the hub can do on your machine\"):")
 SETTINGS_INSECURE_WARNING = ("Anyone between you and the hub could read and change the traffic. "
                              "Use this only for a development hub.")
 SETTINGS_HUB_EXAMPLE = ("Like https://hub.example.com/gridhub: the address your hub's operator "

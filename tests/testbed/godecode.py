@@ -25,7 +25,7 @@ from tests.testbed._util import cache_dir
 
 SOURCE = Path(__file__).resolve().parent.parent / "godecode"
 GO_MISSING = ("Go is not installed, so the tests that read bodies with Ollama's own Go types "
-              "cannot run: `make setup` needs Go (see the README)")
+              "cannot run: `make setup` needs Go (see docs/DEVELOPING.md)")
 
 
 def godecode_dir() -> Path:

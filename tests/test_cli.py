@@ -13,6 +13,7 @@ from ghubai_tray.adapters import activity_file
 from tests.processes import (
     SPAWN_FLAGS,
     STOP_NAME,
+    clean_environment,
     cli,
     headless_worker,
     marked,
@@ -263,3 +264,42 @@ async def test_token_set_from_a_terminal_reaches_the_running_worker_at_once(
         await hub.wait_until(lambda: any(n.models for n in hub.nodes.values()
                                          if n.connection_id in hub.connections), 15,
                              "the new connection to register")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="locks a Secret Service collection")
+async def test_a_locked_keyring_is_said_and_sharing_starts_once_it_is_unlocked(
+    keyring_env: dict[str, str], tmp_path: Path
+) -> None:
+    """At an unattended login the collection is locked: the worker said "the hub needs a
+    provider token, and none was sent", though one is stored. Now it says the keyring did
+    not give it, asks the keyring only whether it is locked (no prompt every 15 s), and
+    connects by itself once the owner has unlocked it."""
+    from tests.testbed.secrets import lock_keyring, unlock_keyring
+
+    hub = GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED)
+    await hub.start()
+    try:
+        store_env = {**clean_environment(tmp_path / "store"), **keyring_env, "HUB_URL": hub.url}
+        code, _, err = await cli("token", "set", env=store_env, stdin=f"{TOKEN}\n".encode())
+        assert code == 0, err
+    finally:
+        await hub.stop()
+    lock_keyring(keyring_env)
+    async with headless_worker(tmp_path, hub=hub, registers=False, environment=keyring_env,
+                               PROVIDER_TOKEN="") as worker:
+        async def status() -> str:
+            _, out, _ = await cli("status", env=worker.env)
+            return out
+
+        for _ in range(100):
+            if "The OS keyring did not give the token (is it locked?)" in (said := await status()):
+                break
+        else:
+            raise AssertionError(f"status never said the keyring was locked: {said}")
+        assert "needs a provider token, and none was sent" not in said
+        assert ": keyring locked? (" in said, said  # the hub line's state
+        unlock_keyring(keyring_env)
+        await hub.wait_until(lambda: hub.tokens_seen[-1] == TOKEN, 40,
+                             "the worker to connect with the token once unlocked")
+        await hub.wait_until(lambda: any(n.models for n in hub.nodes.values()), 20,
+                             "the worker to register")

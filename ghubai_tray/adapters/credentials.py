@@ -198,3 +198,28 @@ def resolve_token(
         return TokenSource(token, f"the OS keyring (service {SERVICE}, "
                                   f"account {account_for(hub_url)})")
     return TokenSource(None, "nowhere: no token is set")
+
+
+def keyring_locked() -> bool | None:
+    """Whether the Secret Service's default collection is locked, asked without unlocking
+    it (reading a token from a locked one puts the desktop's password prompt up, so the
+    worker asks this instead while it waits for the owner to unlock). None where there is
+    no such thing to ask: Windows and macOS, no Secret Service, no default collection."""
+    if sys.platform != "linux":
+        return None
+    try:
+        import secretstorage
+    except ImportError:
+        return None
+
+    def ask() -> bool:
+        connection = secretstorage.dbus_init()
+        try:
+            return bool(secretstorage.Collection(connection).is_locked())
+        finally:
+            connection.close()
+
+    try:
+        return bool(_call("check", ask))
+    except Exception:  # no service, no default collection, no answer: not known
+        return None

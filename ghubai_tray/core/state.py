@@ -31,6 +31,9 @@ class State(enum.Enum):
     RECONNECTING = "reconnecting"
     AUTH_REJECTED = "auth rejected"
     TOKEN_NEEDED = "token needed"
+    # The hub needs a token, one may be stored, but the keyring would not give it (locked,
+    # its prompt dismissed, no answer): not the same as "none was sent" or "none is set".
+    TOKEN_UNREADABLE = "token unreadable"
     PAUSED = "paused"
     STOPPED = "stopped"
 

@@ -16,6 +16,8 @@ APP = "GhubAi Tray"
 NOT_SET_UP = "Not set up yet: choose Set up… to connect to a hub"
 TOKEN_REFUSED = "The hub refused the token: choose Settings… to replace it"
 TOKEN_NEEDED = "The hub needs a provider token, and none was sent: choose Settings…"
+TOKEN_UNREADABLE = ("The OS keyring did not give the token (is it locked?): unlock it, then "
+                    "choose Retry now")
 OLLAMA_NOT_RUNNING = "Ollama is not running"
 OLLAMA_ODD = "Something other than Ollama answers at the Ollama address"
 NOTHING_SHARED = "Connected, but no model is shared: choose some under Models"
@@ -28,6 +30,8 @@ HEADLESS_STATUS = {
                    "in PROVIDER_TOKEN, if it comes from there)",
     TOKEN_NEEDED: "The hub needs a provider token, and none was sent: store the one its "
                   "operator gave you with 'ghubai-tray token set'",
+    TOKEN_UNREADABLE: "The OS keyring did not give the token (is it locked?): unlock it, or "
+                      "run 'ghubai-tray token status' to see why",
     NOTHING_SHARED: "Connected, but no model is shared: see shared_models and "
                     "share_new_models in config.toml",
 }
@@ -170,6 +174,7 @@ SET_UP = "Set up…"
 FIX_SET_UP = "Not set up yet: Set up…"
 FIX_TOKEN = "Token refused: Replace token…"
 FIX_TOKEN_NEEDED = "Token needed: Settings…"
+FIX_TOKEN_UNREADABLE = "Keyring locked? Retry now"
 FIX_OLLAMA = "Ollama not running: Retry now"
 FIX_OLLAMA_ODD = "Not Ollama at the Ollama address: Settings…"
 FIX_HUB = "Cannot reach {host}: Retry now"
@@ -192,6 +197,7 @@ STATE_WORDS = {
     State.RECONNECTING: "reconnecting",
     State.AUTH_REJECTED: "token refused",
     State.TOKEN_NEEDED: "token needed",
+    State.TOKEN_UNREADABLE: "keyring locked?",
     State.PAUSED: "paused",
     State.STOPPED: "stopped",
 }
@@ -231,6 +237,8 @@ QUIT = "Quit"
 NOTIFY_TOKEN = "The hub refused the token. Choose Settings… in the GhubAi menu to replace it."
 NOTIFY_TOKEN_NEEDED = ("The hub needs a provider token, and none was sent. Choose Settings… in "
                        "the GhubAi menu to enter the one its operator gave you.")
+NOTIFY_TOKEN_UNREADABLE = ("The OS keyring did not give GhubAi its token, so nothing is shared. "
+                           "Unlock the keyring, then choose Retry now in the GhubAi menu.")
 NOTIFY_OLLAMA = "Ollama has not been reachable for a minute, so nothing is shared. Is it running?"
 NOTIFY_HUB = "The hub has been unreachable for five minutes. GhubAi keeps trying."
 NOTIFY_BACK = "Back to sharing your GPU with {host}."

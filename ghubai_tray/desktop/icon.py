@@ -54,6 +54,8 @@ def attention(snap: Snapshot) -> str | None:
         return texts.TOKEN_REFUSED
     if snap.state is State.TOKEN_NEEDED:
         return texts.TOKEN_NEEDED
+    if snap.state is State.TOKEN_UNREADABLE:
+        return texts.TOKEN_UNREADABLE
     if snap.state is State.PAUSED or snap.state is State.STOPPED:
         return None
     if snap.ollama is OllamaStatus.UNREACHABLE:

@@ -157,6 +157,8 @@ def headline(snap: Snapshot, now: datetime | None = None) -> Item:
         return Item(texts.FIX_TOKEN, Ui.SETTINGS, default=True)
     if snap.state is State.TOKEN_NEEDED:
         return Item(texts.FIX_TOKEN_NEEDED, Ui.SETTINGS, default=True)
+    if snap.state is State.TOKEN_UNREADABLE:  # the token is stored: reading it again is the fix
+        return Item(texts.FIX_TOKEN_UNREADABLE, RetryNow(), default=True)
     if not snap.paused and snap.ollama is OllamaStatus.UNREACHABLE:
         return Item(texts.FIX_OLLAMA, RetryNow())
     if not snap.paused and snap.ollama is OllamaStatus.BAD_ANSWER:

@@ -42,6 +42,8 @@ def _problems(snap: Snapshot) -> set[str]:
         found.add("token")
     if snap.state is State.TOKEN_NEEDED:
         found.add("no token")
+    if snap.state is State.TOKEN_UNREADABLE:
+        found.add("keyring")
     if snap.state is not State.PAUSED and snap.ollama in (OllamaStatus.UNREACHABLE,
                                                           OllamaStatus.BAD_ANSWER):
         found.add("ollama")
@@ -50,8 +52,10 @@ def _problems(snap: Snapshot) -> set[str]:
     return found
 
 
-_AFTER = {"token": 0.0, "no token": 0.0, "ollama": OLLAMA_AFTER, "hub": HUB_AFTER}
+_AFTER = {"token": 0.0, "no token": 0.0, "keyring": 0.0, "ollama": OLLAMA_AFTER,
+          "hub": HUB_AFTER}
 _TEXT = {"token": texts.NOTIFY_TOKEN, "no token": texts.NOTIFY_TOKEN_NEEDED,
+         "keyring": texts.NOTIFY_TOKEN_UNREADABLE,
          "ollama": texts.NOTIFY_OLLAMA, "hub": texts.NOTIFY_HUB}
 
 

@@ -50,11 +50,13 @@ def backoff_delay(attempt: int, rng: random.Random | None = None) -> float:
 class HubSupervisor:
     def __init__(self, store: StateStore, runner: RequestRunner, connector: Connector,
                  read_token: Callable[[str], str | None], jobs: SideJobs, problems: Problems,
-                 *, rng: random.Random, clock: Callable[[], datetime]) -> None:
+                 *, rng: random.Random, clock: Callable[[], datetime],
+                 keyring_locked: Callable[[], bool | None] | None = None) -> None:
         self._store = store
         self._runner = runner
         self._connector = connector
         self._read_token_now = read_token
+        self._keyring_locked = keyring_locked or (lambda: None)
         self._jobs = jobs
         self._problems = problems
         self._rng = rng
@@ -65,6 +67,7 @@ class HubSupervisor:
         self._offered: tuple[str, ...] | None = None
         self._conn: HubLink | None = None
         self._token: str | None = None
+        self._token_error: str | None = None  # why the last read of the token failed
         self._acknowledged = False  # the hub answered Registered on this connection
         self._last_registered: list[str] | None = None
         # The last failure to connect: at which hub URL, in which state, and why.
@@ -128,10 +131,14 @@ class HubSupervisor:
                                         backoff_delay(attempt, self._rng), self._token)
 
     async def _read_token(self) -> str | None:
+        """The token to send; None when there is none, or when the keyring would not give
+        it (``_token_error`` then says why: a locked keyring is not a missing token)."""
+        self._token_error = None
         try:
             return await asyncio.to_thread(self._read_token_now, self._settings.hub_url)
         except TokenStoreError as exc:
             self._problems.log("token", logging.WARNING, f"token: {exc}")
+            self._token_error = str(exc)
             return None
 
     async def _attempt(self, attempt: int) -> int:
@@ -229,7 +236,12 @@ class HubSupervisor:
         needs a token and none was sent; each with its own state, so the tray never says
         "refused" of a token the hub did not see."""
         reason, state = str(exc), State.AUTH_REJECTED
-        if isinstance(exc, TokenNeeded):
+        unreadable = isinstance(exc, TokenNeeded) and self._token_error is not None
+        if unreadable:  # a token may well be stored: the keyring would not give it
+            state = State.TOKEN_UNREADABLE
+            reason = (f"{reason}; the token could not be read: {self._token_error}. Unlock "
+                      "the keyring, then choose Retry now (or run 'ghubai-tray status')")
+        elif isinstance(exc, TokenNeeded):
             state = State.TOKEN_NEEDED  # its text says what to do
         elif token is None:  # a token of the hub's own, from its redirect, was refused
             reason += ": this hub needs a token of yours; run 'ghubai-tray token set'"
@@ -242,7 +254,16 @@ class HubSupervisor:
                                next_attempt=self._clock() + timedelta(seconds=AUTH_RETRY))
         while (left := retry_at - time.monotonic()) > 0:
             await wait_event(self._wake, min(left, TOKEN_RECHECK))
-            if self._wake.is_set() or await self._read_token() != token:
+            if self._wake.is_set():
+                return
+            if unreadable:
+                # Each read of a locked keyring may put its prompt up: only its lock is asked
+                # about (no prompt), and the token read once the owner has unlocked it.
+                if await asyncio.to_thread(self._keyring_locked) is False \
+                        and await self._read_token() is not None:
+                    return
+                continue
+            if await self._read_token() != token:
                 return
 
     # -- one session --------------------------------------------------------------

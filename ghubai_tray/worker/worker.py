@@ -85,6 +85,7 @@ class Worker:
         desktop: DesktopReadings | None = None,
         rules_look: float = LOOK,
         owner_look: float = OWNER_LOOK,
+        keyring_locked: Callable[[], bool | None] | None = None,
     ) -> None:
         self._jobs = SideJobs()
         self._store = StateStore(settings, self._jobs, wait_for_tray=wait_for_tray)
@@ -95,7 +96,8 @@ class Worker:
                                     poll_interval)
         self._hub = HubSupervisor(self._store, self._runner, connector,
                                   lambda url: token_provider(url).token, self._jobs, problems,
-                                  rng=rng or random.Random(), clock=clock or _now)
+                                  rng=rng or random.Random(), clock=clock or _now,
+                                  keyring_locked=keyring_locked)
         self._commands = CommandHandler(self._store, self._runner, self._hub, self._discovery,
                                         self._ollama, self._jobs, stop=self._request_stop,
                                         persist=persist, clock=clock or _now,

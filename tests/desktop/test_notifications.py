@@ -87,3 +87,9 @@ def test_while_not_set_up_ollama_being_away_is_not_announced() -> None:
     said = run([(0, typing), (OLLAMA_AFTER * 5, typing), (OLLAMA_AFTER * 5 + 1, OK),
                 (1000, OLLAMA_DOWN), (1000 + OLLAMA_AFTER, OLLAMA_DOWN)], shared=False)
     assert said == [(OLLAMA_AFTER * 5 + 1, NOW), (1000 + OLLAMA_AFTER, texts.NOTIFY_OLLAMA)]
+
+
+def test_a_locked_keyring_is_said_at_once_and_not_as_a_missing_token() -> None:
+    locked = replace(OK, connection=State.TOKEN_UNREADABLE)
+    said = run([(0, OK), (1, locked), (100, locked), (200, OK)])
+    assert said == [(1, texts.NOTIFY_TOKEN_UNREADABLE), (200, BACK)]

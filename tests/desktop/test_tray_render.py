@@ -73,6 +73,9 @@ STATES: dict[str, tuple[Snapshot, IconKind, str]] = {
     "token-needed": (snap(connection=State.TOKEN_NEEDED), IconKind.ATTENTION,
                      "GhubAi — The hub needs a provider token, and none was sent: choose "
                      "Settings…"),
+    "keyring-locked": (snap(connection=State.TOKEN_UNREADABLE), IconKind.ATTENTION,
+                       "GhubAi — The OS keyring did not give the token (is it locked?): "
+                       "unlock it, then choose Retry now"),
     "ollama-down": (snap(ollama=OllamaStatus.UNREACHABLE), IconKind.ATTENTION,
                     "GhubAi — Ollama is not running"),
     "ollama-odd": (snap(ollama=OllamaStatus.BAD_ANSWER), IconKind.ATTENTION,
@@ -205,6 +208,9 @@ PROBLEMS = {
                       Ui.SETTINGS),
     "token-needed": (snap(connection=State.TOKEN_NEEDED), "Token needed: Settings…",
                      Ui.SETTINGS),
+    # a token is stored, the keyring would not give it: reading it again is the fix
+    "keyring-locked": (snap(connection=State.TOKEN_UNREADABLE), "Keyring locked? Retry now",
+                       RetryNow()),
     "ollama-down": (snap(ollama=OllamaStatus.UNREACHABLE), "Ollama not running: Retry now",
                     RetryNow()),
     "not-ollama": (snap(ollama=OllamaStatus.BAD_ANSWER),

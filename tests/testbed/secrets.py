@@ -46,7 +46,7 @@ def secret_service() -> Iterator[dict[str, str]]:
         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         env={**os.environ, **env})
     assert daemon.stdin is not None
-    daemon.stdin.write(b"test-password")
+    daemon.stdin.write(PASSWORD.encode())
     daemon.stdin.close()
     try:
         _wait_for_service(env)
@@ -72,3 +72,42 @@ def _wait_for_service(env: dict[str, str], timeout: float = 20.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("the Secret Service did not start: " + probe.stderr)
         time.sleep(0.05)  # polling a daemon's start-up: there is no event to wait on
+
+
+PASSWORD = "test-password"  # what secret_service() unlocks its keyring with
+
+_LOCK = """
+import secretstorage
+connection = secretstorage.dbus_init()
+secretstorage.Collection(connection).lock()
+"""
+# gnome-keyring's own way to unlock without its prompt (which needs a person): the
+# interface its tests use, with the password in a plain session.
+_UNLOCK = f"""
+import secretstorage
+from jeepney import DBusAddress, new_method_call
+connection = secretstorage.dbus_init()
+collection = secretstorage.Collection(connection)
+service = DBusAddress("/org/freedesktop/secrets", bus_name="org.freedesktop.secrets",
+                      interface="org.freedesktop.Secret.Service")
+session = connection.send_and_get_reply(
+    new_method_call(service, "OpenSession", "sv", ("plain", ("s", "")))).body[1]
+internal = DBusAddress("/org/freedesktop/secrets", bus_name="org.freedesktop.secrets",
+                       interface="org.gnome.keyring.InternalUnsupportedGuiltRiddenInterface")
+connection.send_and_get_reply(new_method_call(
+    internal, "UnlockWithMasterPassword", "o(oayays)",
+    (collection.collection_path, (session, b"", {PASSWORD!r}.encode(), "text/plain"))))
+assert not collection.is_locked()
+"""
+
+
+def lock_keyring(env: dict[str, str]) -> None:
+    """Lock the private keyring, as a session does at an unattended login."""
+    subprocess.run([sys.executable, "-c", _LOCK], env={**os.environ, **env}, check=True,
+                   timeout=30)
+
+
+def unlock_keyring(env: dict[str, str]) -> None:
+    """Unlock it, as the owner does by typing the password into the desktop's prompt."""
+    subprocess.run([sys.executable, "-c", _UNLOCK], env={**os.environ, **env}, check=True,
+                   timeout=30)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from keyring.errors import KeyringError, NoKeyringError, PasswordDeleteError
+from keyring.errors import KeyringError, KeyringLocked, NoKeyringError, PasswordDeleteError
 
 from ghubai_tray.core.errors import TokenStoreError
 
@@ -78,6 +78,12 @@ def account_for(hub_url: str) -> str:
 def _mapped(action: str, exc: Exception) -> TokenStoreError:
     if isinstance(exc, NoKeyringError):
         return TokenStoreError(f"there is no OS keyring to {action} the token: {NO_KEYRING_ADVICE}")
+    if isinstance(exc, KeyringLocked) or "dismissed" in str(exc).lower():
+        # Not "cannot be used": the keyring is there, and locked (at an automatic login)
+        # or its password prompt was closed; the advice is to unlock it, not to replace it.
+        return TokenStoreError(f"the OS keyring is locked, so it could not {action} the token "
+                               "(its password prompt was closed, or none could be shown): "
+                               "unlock it and try again")
     kind = type(exc).__name__
     return TokenStoreError(f"the OS keyring could not {action} the token ({kind}); "
                            f"is it locked? Otherwise {NO_KEYRING_ADVICE}")

@@ -144,3 +144,25 @@ def test_a_save_that_fails_on_the_file_puts_the_keyring_back(
     assert load_token(hub) == "a-new-token" and "max_images = 3" in (
         tmp_path / "config.toml").read_text(), "both were saved"
     delete_token(hub)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="locks a Secret Service collection")
+@pytest.mark.usefixtures("real_keyring")
+def test_a_locked_keyring_says_so_and_the_lock_is_seen_without_a_prompt(
+        keyring_env: dict[str, str]) -> None:
+    """A locked keyring read as "cannot be used (KeyringLocked) ... set PROVIDER_TOKEN
+    instead": advice to replace what only needs unlocking."""
+    from ghubai_tray.adapters.credentials import keyring_locked
+    from tests.testbed.secrets import lock_keyring, unlock_keyring
+
+    store_token("https://a.example/gridhub", "token-a")
+    assert keyring_locked() is False
+    lock_keyring(keyring_env)
+    assert keyring_locked() is True
+    with pytest.raises(TokenStoreError, match="the OS keyring is locked, so it could not read "
+                                              "the token .*unlock it and try again"):
+        load_token("https://a.example/gridhub")
+    assert keyring_locked() is True, "asking did not unlock it (nor prompt)"
+    unlock_keyring(keyring_env)
+    assert keyring_locked() is False
+    assert load_token("https://a.example/gridhub") == "token-a"

@@ -223,6 +223,17 @@ async def test_the_schedule_holds_sharing_and_the_menu_says_until_when(
                 await asyncio.to_thread(desk.close_menus)
                 code, out, _ = await cli("status", env=env)
                 assert code == 0 and "by a rule (schedule), until" in out
+                # set aside from a terminal: the menu shows it, with its end and the undo
+                code, out, _ = await cli("share-anyway", "--for", "1h", env=env)
+                assert code == 0, out
+                await hub.wait_until(lambda: any(n.models for n in hub.nodes.values()), 20,
+                                     "sharing despite the schedule")
+                await asyncio.to_thread(wait_for, "the sharing tooltip", lambda: (
+                    desk.icon_title().startswith("GhubAi — Sharing")))
+                await asyncio.to_thread(desk.open_menu)
+                await asyncio.to_thread(desk.screenshot, "tray-menu-share-anyway.png",
+                                        MENU_AREA)
+                await asyncio.to_thread(desk.close_menus)
                 proc.send_signal(2)
                 await asyncio.wait_for(proc.communicate(), GRACE + 10)
 

@@ -104,11 +104,6 @@ class HubSupervisor:
         """End the wait before the next attempt (the connection, if open, stays)."""
         self._wake.set()
 
-    def reconnect_now(self) -> None:
-        self._wake.set()
-        if self._conn is not None:
-            self._jobs.spawn(self._conn.close())
-
     async def close(self) -> None:
         if self._conn is not None:
             await self._conn.close()
@@ -168,6 +163,7 @@ class HubSupervisor:
             await self._retry_later(str(exc), backoff_delay(attempt + 1, self._rng), token)
             return attempt + 1
         self._switch.clear()
+        self._conn = conn  # before the task runs: a switch-over asked meanwhile is not lost
         session = asyncio.create_task(self._session(conn), name="hub-session")
         handed_over = False
         try:
@@ -270,7 +266,6 @@ class HubSupervisor:
 
     async def _session(self, conn: HubLink) -> None:
         """Serve one connection until it ends (always by raising HubError, or cancellation)."""
-        self._conn = conn
         self._problems.solved("hub")
         log.info("connected to the hub at %s", conn.host)
         self._store.connection(State.CONNECTED, f"connected to {conn.host}")

@@ -19,8 +19,9 @@ from typing import Any
 from ghubai_tray.adapters import activity_file
 from ghubai_tray.adapters.config import config_path, save_settings
 from ghubai_tray.adapters.control import ControlServer
-from ghubai_tray.adapters.credentials import TokenSource, keyring_locked
+from ghubai_tray.adapters.credentials import TokenSource
 from ghubai_tray.adapters.desktop_signals import DesktopSignals
+from ghubai_tray.adapters.keyring_reader import keyring_locked_apart
 from ghubai_tray.core import control, texts
 from ghubai_tray.core.settings import DEFAULT_HUB_URL, Settings
 from ghubai_tray.core.state import WorkerHandle
@@ -34,7 +35,7 @@ def owner_worker(settings: Settings, token_provider: Callable[[str], TokenSource
     Under a tray it shares nothing until the tray says its icon is visible."""
     return Worker(settings, token_provider, persist=save_settings,
                   activity_path=activity_file.default_path(), wait_for_tray=wait_for_tray,
-                  desktop=DesktopSignals(), keyring_locked=keyring_locked)
+                  desktop=DesktopSignals(), keyring_locked=keyring_locked_apart)
 
 
 def tray_worker(settings: Settings, token_provider: Callable[[str], TokenSource]

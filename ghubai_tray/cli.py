@@ -40,6 +40,12 @@ from ghubai_tray.adapters.credentials import (
     resolve_token,
     store_token,
 )
+from ghubai_tray.adapters.keyring_reader import (
+    LOCKED_FLAG,
+    READ_FLAG,
+    child_main,
+    resolve_token_apart,
+)
 from ghubai_tray.adapters.single_instance import SingleInstance
 from ghubai_tray.app import control_server, owner_worker, tray_worker
 from ghubai_tray.core import texts
@@ -127,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("stdout", "stderr"):
         if getattr(sys, name) is None:
             setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] in ([READ_FLAG], [LOCKED_FLAG]):  # the worker's keyring reader (hidden)
+        return child_main(argv)
     args = build_parser().parse_args(argv)
     if args.no_tray_window:
         from ghubai_tray.desktop.no_tray_window import main as no_tray_window
@@ -245,7 +254,7 @@ def _stray_threads() -> list[threading.Thread]:
 
 
 def _redacting_token_provider(hub_url: str) -> TokenSource:
-    source = resolve_token(hub_url)
+    source = resolve_token_apart(hub_url)
     logs.add_secret(source.token)
     return source
 

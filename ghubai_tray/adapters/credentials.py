@@ -19,6 +19,10 @@ calls these functions through ``asyncio.to_thread``, never on its loop, and
 the settings window never on its Tk thread.
 When there is no usable keyring at all we say so and what to do; we never
 fall back to writing the token into a plain file.
+
+``keyring`` is imported only when a call needs it: loading its backends costs the
+process about 16 MB on Linux (the Secret Service's, ``cryptography`` among them),
+which is why the long-running worker reads through :mod:`keyring_reader` instead.
 """
 
 from __future__ import annotations
@@ -30,8 +34,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
-
-from keyring.errors import KeyringError, KeyringLocked, NoKeyringError, PasswordDeleteError
 
 from ghubai_tray.core.errors import TokenStoreError
 
@@ -76,6 +78,8 @@ def account_for(hub_url: str) -> str:
 
 
 def _mapped(action: str, exc: Exception) -> TokenStoreError:
+    from keyring.errors import KeyringLocked, NoKeyringError
+
     if isinstance(exc, NoKeyringError):
         return TokenStoreError(f"there is no OS keyring to {action} the token: {NO_KEYRING_ADVICE}")
     if isinstance(exc, KeyringLocked) or "dismissed" in str(exc).lower():
@@ -116,6 +120,8 @@ def _call(action: str, fn: object, *args: str) -> object:
             f"the OS keyring did not answer within {timeout:g} s when asked to {action} the "
             f"token: is it waiting for you to unlock it? Otherwise {NO_KEYRING_ADVICE}")
     if failure:
+        from keyring.errors import KeyringError
+
         if isinstance(failure[0], KeyringError):
             raise _mapped(action, failure[0]) from None
         raise failure[0]
@@ -172,6 +178,8 @@ def delete_token(hub_url: str, backend: Backend | None = None) -> bool:
     names = [user]
     if stored.startswith(_PARTS_HEADER):
         names += [f"{user}#{i}" for i in range(int(stored.removeprefix(_PARTS_HEADER)))]
+    from keyring.errors import PasswordDeleteError
+
     def delete_quietly(name: str) -> None:
         try:
             backend.delete_password(SERVICE, name)

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,8 +32,10 @@ from pathlib import Path
 import httpx
 
 from bench.common import Memory, memory_of, worker_env
+from tests.testbed.desktop import desktop_available, real_desktop
 from tests.testbed.hub import AuthMode, GridHub
 from tests.testbed.ollama import ModelInfo, OllamaStandIn
+from tests.testbed.secrets import secret_service, secret_service_available
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-token"
@@ -64,16 +68,24 @@ pystray.Icon("bare", Image.new("RGBA", (64, 64), (0, 128, 255, 255)), "bare",
 
 @asynccontextmanager
 async def bed(token_delay: float, tokens: int, concurrency: int = 2, tray: bool = False,
-              profile: Path | None = None,
+              profile: Path | None = None, desktop: dict[str, str] | None = None,
+              keyring: bool = False,
               ) -> AsyncIterator[tuple[GridHub, OllamaStandIn, Worker]]:
     """Hub and stand-in here, the worker as a process (under pyinstrument, writing
-    its text report to ``profile`` when it stops, if given)."""
+    its text report to ``profile`` when it stops, if given), on ``desktop``'s display
+    and session bus if given; ``keyring``: its token in that bus's Secret Service, as
+    on a donor's desktop, rather than in PROVIDER_TOKEN."""
     hub = GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED, request_timeout=600)
     ollama = OllamaStandIn(token_delay=token_delay, reply_tokens=["tok "] * tokens,
                            models=[ModelInfo(MODEL)])
     await hub.start()
     await ollama.start()
-    env = worker_env(hub.url, ollama.url, TOKEN, concurrency)
+    env = {**worker_env(hub.url, ollama.url, TOKEN, concurrency), **(desktop or {})}
+    if keyring:
+        del env["PROVIDER_TOKEN"]
+        subprocess.run([sys.executable, "-c", "import sys; from ghubai_tray.adapters."
+                        "credentials import store_token; store_token(*sys.argv[1:])",
+                        hub.url, TOKEN], env=env, check=True, timeout=60)
     args = [sys.executable, "-m", "ghubai_tray"] + ([] if tray else ["--headless"])
     if profile is not None:
         args[1:1] = ["-m", "pyinstrument", "--renderer", "text", "--no-color",
@@ -258,38 +270,51 @@ async def _first_chunk_llm(llm_url: str, runs: int) -> list[str]:
 
 
 async def idle_footprint(quick: bool) -> list[str]:
+    """Each process idle and connected, after start-up settles. The tray runs on a real
+    desktop (Xvfb, a tray host, a session bus: tests/testbed/desktop.py), as it shares only
+    where its icon shows; once with PROVIDER_TOKEN and once with its token in a real
+    Secret Service, as a donor's is (reading it loads the keyring's backends, which the
+    worker keeps out of its process); the bare pystray icon beside it is the baseline."""
     seconds = 10 if quick else 60
     rows = ["| process | RSS | PSS | private | CPU over the idle period |",
             "|---|---:|---:|---:|---:|"]
-    display = bool(os.environ.get("DISPLAY"))
-    modes = [("ghubai-tray --headless", False)] + ([("ghubai-tray (tray, Xvfb)", True)]
-                                                   if display else [])
     verdicts = []
-    for name, tray in modes:
-        async with bed(0.0, 10, tray=tray) as (_, _, worker):
-            await asyncio.sleep(3)  # let start-up settle before measuring the idle state
-            cpu0, t0 = worker.cpu_seconds(), time.perf_counter()
-            await asyncio.sleep(seconds)
-            cpu = (worker.cpu_seconds() - cpu0) / (time.perf_counter() - t0) * 100
-            mem = worker.memory()
-            rows.append(memory_row(name, mem, f"{cpu:.2f} % over {seconds} s"))
-            met = mem.rss <= 60 and cpu <= 0.2
-            verdicts.append(f"{name}: {'met' if met else 'not met'} ({mem.rss:.1f} MB, "
-                            f"{cpu:.2f} %)")
-    if display:
-        proc = await asyncio.create_subprocess_exec(sys.executable, "-c", BARE_TRAY,
-                                                    env={**os.environ, "GDK_GL": "disable"},
-                                                    stdout=subprocess.DEVNULL,
-                                                    stderr=subprocess.DEVNULL)
-        try:
-            await asyncio.sleep(3 + seconds / 6)  # the same settling, a shorter look
-            bare = memory_of(proc.pid)
-            rows.append(memory_row("baseline: a bare pystray icon, one menu item", bare, "—"))
-        finally:
-            proc.terminate()
-            await proc.wait()
-        verdicts.append(f"a bare pystray icon alone takes {bare.rss:.1f} MB RSS "
-                        f"({bare.private:.1f} MB private) with the same Gtk backend")
+    modes: list[tuple[str, bool, bool]] = [("ghubai-tray --headless", False, False)]
+    with contextlib.ExitStack() as stack:
+        desktop: dict[str, str] | None = None
+        if desktop_available() and secret_service_available():
+            keys = stack.enter_context(secret_service())
+            artifacts = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            desktop = {**keys, **stack.enter_context(real_desktop(artifacts, keys)).env}
+            modes += [("ghubai-tray (tray, Xvfb)", True, False),
+                      ("ghubai-tray (tray, Xvfb), token in the Secret Service", True, True)]
+        for name, tray, keyring in modes:
+            async with bed(0.0, 10, tray=tray, desktop=desktop if tray else None,
+                           keyring=keyring) as (_, _, worker):
+                await asyncio.sleep(3)  # let start-up settle before measuring the idle state
+                cpu0, t0 = worker.cpu_seconds(), time.perf_counter()
+                await asyncio.sleep(seconds)
+                cpu = (worker.cpu_seconds() - cpu0) / (time.perf_counter() - t0) * 100
+                mem = worker.memory()
+                rows.append(memory_row(name, mem, f"{cpu:.2f} % over {seconds} s"))
+                met = mem.rss <= 60 and cpu <= 0.2
+                verdicts.append(f"{name}: {'met' if met else 'not met'} ({mem.rss:.1f} MB, "
+                                f"{cpu:.2f} %)")
+        if desktop is not None:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", BARE_TRAY, env={**os.environ, **desktop,
+                                                      "GDK_GL": "disable"},
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                await asyncio.sleep(3 + seconds / 6)  # the same settling, a shorter look
+                bare = memory_of(proc.pid)
+                rows.append(memory_row("baseline: a bare pystray icon, one menu item", bare,
+                                       "—"))
+            finally:
+                proc.terminate()
+                await proc.wait()
+            verdicts.append(f"a bare pystray icon alone takes {bare.rss:.1f} MB RSS "
+                            f"({bare.private:.1f} MB private) with the same Gtk backend")
     rows += ["", "Goal ≤ 60 MB RSS and ≤ 0.2 % CPU. " + "; ".join(verdicts) + "."]
     return rows
 

@@ -142,6 +142,9 @@ SETTINGS_TOKEN_FROM_VARIABLE = ("The token in use comes from the PROVIDER_TOKEN 
                                 "wins over the keyring; a token stored here is used once that "
                                 "variable is unset")
 SETTINGS_NO_KEYRING = "The OS keyring cannot be used: {why}"
+SETTINGS_KEYRING_LOCKED = ("The OS keyring is locked, so whether a token is stored cannot be "
+                           "read yet: unlock it (your desktop asks for its password) and this "
+                           "line follows. A token typed here is stored on Save.")
 SETTINGS_TEST = "Test connection"
 SETTINGS_CANCEL = "Cancel"
 SETTINGS_SAVE = "Save"

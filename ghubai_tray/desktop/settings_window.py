@@ -17,6 +17,7 @@ import contextlib
 import os
 import queue
 import threading
+import time
 import tkinter as tk
 from collections.abc import Callable
 from dataclasses import replace
@@ -25,7 +26,12 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from ghubai_tray.adapters.config import load_settings, save_settings
-from ghubai_tray.adapters.credentials import delete_token, load_token, store_token
+from ghubai_tray.adapters.credentials import (
+    delete_token,
+    keyring_locked,
+    load_token,
+    store_token,
+)
 from ghubai_tray.adapters.owner_only import TOKEN_FROM_VARIABLE
 from ghubai_tray.core import texts
 from ghubai_tray.core.errors import ConfigError, TokenStoreError
@@ -42,6 +48,7 @@ TITLE = texts.SETTINGS_TITLE
 LIMITS = ("max_context", "max_output_tokens", "max_keep_alive", "max_images", "max_image_size",
           "max_messages", "max_embedding_inputs", "max_tools", "max_stop_strings",
           "max_prompt_size")
+UNLOCK_POLL = 1.0  # seconds between asking a locked keyring (no prompt) whether it opened
 LIMITS_PER_COLUMN = 5  # two columns of limits, so the window fits a 768-pixel screen
 RULE_TOGGLES = ("owner_first", "pause_when_fullscreen", "pause_on_battery",
                 "share_when_idle_only", "pause_when_gpu_busy")
@@ -281,18 +288,32 @@ class SettingsWindow:
         elif typed.strip() != self._completed and "hub_url" not in self.locked:
             self.notes["hub_url"] = texts.SETTINGS_HUB_EXAMPLE
 
-    def _token_state(self) -> str:
+    def _token_state(self) -> str | None:
+        """The keyring line; None when the keyring is locked (its prompt unanswered, closed,
+        or not shown), which is not "cannot be used" and changes when the owner unlocks it."""
         if os.environ.get(TOKEN_FROM_VARIABLE):
             return texts.SETTINGS_TOKEN_FROM_VARIABLE
         try:
             stored = load_token(self.settings.hub_url)
         except TokenStoreError as exc:
-            return texts.SETTINGS_NO_KEYRING.format(why=exc)
+            return None if keyring_locked() else texts.SETTINGS_NO_KEYRING.format(why=exc)
         return texts.SETTINGS_TOKEN_STORED if stored else texts.SETTINGS_NO_TOKEN
 
-    def _show_token_state(self, text: str | Exception) -> None:
+    def _show_token_state(self, text: str | None | Exception) -> None:
+        if text is None:
+            self.token_state.configure(text=texts.SETTINGS_KEYRING_LOCKED)
+            self._in_background(self._until_unlocked, lambda _: self._in_background(
+                self._token_state, self._show_token_state))
+            return
         self.token_state.configure(
             text=text if isinstance(text, str) else texts.SETTINGS_NO_KEYRING.format(why=text))
+
+    @staticmethod
+    def _until_unlocked() -> None:
+        """Off the Tk thread: wait until the keyring is unlocked (asked without a prompt),
+        or cannot be asked any more."""
+        while keyring_locked() is True:
+            time.sleep(UNLOCK_POLL)
 
     def _show_warning(self) -> None:
         self.warning.configure(text=texts.SETTINGS_INSECURE_WARNING if self.insecure.get() else "")

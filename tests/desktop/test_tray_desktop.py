@@ -240,33 +240,75 @@ async def test_the_schedule_holds_sharing_and_the_menu_says_until_when(
 
 async def test_without_a_token_the_tray_says_one_is_needed_and_shares_once_it_is_set(
         tmp_path: Path, keyring_env: dict[str, str]) -> None:
+    async with keyring_tray(tmp_path, keyring_env) as bed:
+        hub, desk = bed.hub, bed.desk
+        await asyncio.to_thread(wait_for, "the token-needed tooltip", lambda: (
+            desk.icon_title() == "GhubAi — " + texts.TOKEN_NEEDED))
+        assert hub.tokens_seen and set(hub.tokens_seen) == {None}
+        # Settings opens by itself, as on a first run; the owner closes it, then
+        # finds it again behind the menu's headline.
+        await asyncio.to_thread(close_settings, desk)
+        await asyncio.to_thread(desk.open_menu)
+        await asyncio.to_thread(desk.press, "Down", "Return")  # the headline's fix
+        await asyncio.to_thread(close_settings, desk)
+        # The owner stores the token from a terminal instead: the tray notices it.
+        code, _, err = await cli("token", "set", env=bed.env, stdin=f"{TOKEN}\n".encode())
+        assert code == 0, err
+        await hub.wait_until(lambda: any(n.models == MODELS for n in hub.nodes.values()),
+                             60, "the worker to read the token again and register")
+        await asyncio.to_thread(wait_for, "the sharing tooltip", lambda: (
+            desk.icon_title().startswith("GhubAi — Sharing")))
+        assert await quit_and_time(bed) < GRACE + 2
+
+
+@asynccontextmanager
+async def keyring_tray(tmp_path: Path, keyring_env: dict[str, str], *,
+                       stored: bool = False, locked: bool = False) -> AsyncIterator[TrayBed]:
+    """The tray with its token in the real Secret Service (``stored``; none otherwise),
+    that service's collection ``locked`` before the tray starts, as an automatic login
+    leaves it."""
+    from tests.testbed.secrets import lock_keyring
+
     async with counterparts(GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED),
                             OllamaStandIn()) as (hub, ollama):
         env = {**clean_environment(tmp_path), **keyring_env, "HUB_URL": hub.url,
                "OLLAMA_LOCAL_URL": ollama.url, "PYSTRAY_BACKEND": "gtk",
                "XDG_RUNTIME_DIR": str(tmp_path)}
+        if stored:
+            code, _, err = await cli("token", "set", env=env, stdin=f"{TOKEN}\n".encode())
+            assert code == 0, err
+        if locked:
+            lock_keyring(keyring_env)
         with real_desktop(ARTIFACTS, extra_env={"DBUS_SESSION_BUS_ADDRESS":
                                                 keyring_env["DBUS_SESSION_BUS_ADDRESS"]}) as desk:
             env.update(desk.env)
             async with tray_app(env, "--grace", str(GRACE)) as proc:
-                bed = TrayBed(hub, ollama, desk, proc, tmp_path, env)
-                await asyncio.to_thread(wait_for, "the token-needed tooltip", lambda: (
-                    desk.icon_title() == "GhubAi — " + texts.TOKEN_NEEDED))
-                assert hub.tokens_seen and set(hub.tokens_seen) == {None}
-                # Settings opens by itself, as on a first run; the owner closes it, then
-                # finds it again behind the menu's headline.
-                await asyncio.to_thread(close_settings, desk)
-                await asyncio.to_thread(desk.open_menu)
-                await asyncio.to_thread(desk.press, "Down", "Return")  # the headline's fix
-                await asyncio.to_thread(close_settings, desk)
-                # The owner stores the token from a terminal instead: the tray notices it.
-                code, _, err = await cli("token", "set", env=env, stdin=f"{TOKEN}\n".encode())
-                assert code == 0, err
-                await hub.wait_until(lambda: any(n.models == MODELS for n in hub.nodes.values()),
-                                     60, "the worker to read the token again and register")
-                await asyncio.to_thread(wait_for, "the sharing tooltip", lambda: (
-                    desk.icon_title().startswith("GhubAi — Sharing")))
-                assert await quit_and_time(bed) < GRACE + 2
+                yield TrayBed(hub, ollama, desk, proc, tmp_path, env)
+
+
+async def test_a_locked_keyring_is_said_as_such_and_sharing_starts_once_unlocked(
+        tmp_path: Path, keyring_env: dict[str, str]) -> None:
+    """An automatic login leaves the Secret Service locked with the token in it: the tray
+    says the keyring is locked (not that a token is missing), opens no Settings, and shares
+    by itself once the owner unlocks the keyring."""
+    from tests.testbed.secrets import unlock_keyring
+
+    async with keyring_tray(tmp_path, keyring_env, stored=True, locked=True) as bed:
+        hub, desk = bed.hub, bed.desk
+        await asyncio.to_thread(wait_for, "the locked-keyring tooltip", lambda: (
+            desk.icon_title() == "GhubAi — " + texts.TOKEN_UNREADABLE))
+        await asyncio.to_thread(desk.open_menu)
+        await asyncio.to_thread(desk.screenshot, "tray-menu-keyring-locked.png", MENU_AREA)
+        await asyncio.to_thread(desk.close_menus)
+        assert _settings_window(desk) is None, "a locked keyring is no first run"
+        assert not any(n.models for n in hub.nodes.values())
+        unlock_keyring(keyring_env)
+        await hub.wait_until(lambda: any(n.models == MODELS for n in hub.nodes.values()),
+                             60, "the worker to read the token once unlocked")
+        assert TOKEN in hub.tokens_seen
+        await asyncio.to_thread(wait_for, "the sharing tooltip", lambda: (
+            desk.icon_title().startswith("GhubAi — Sharing")))
+        assert await quit_and_time(bed) < GRACE + 2
 
 
 async def test_quit_while_the_hub_is_unreachable_exits_in_time(tray: TrayBed) -> None:

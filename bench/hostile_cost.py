@@ -56,9 +56,9 @@ ATTACKS: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
 }
 
 
-MEMORY_NOTE = ("\nA record over 3 MB per MB: aiohttp holds a WebSocket message three times "
-               "as it completes it (the frames' buffer, its bytes, the decoded text) before "
-               "the worker sees any of it.")
+MEMORY_NOTE = ("\nA record over 3 MB per MB: websockets holds a message up to three times "
+               "as it completes it (its read buffer, the frame's bytes, the decoded text) "
+               "before the worker sees any of it.")
 CONTEXT_NOTE = ("\nOllama's OpenAI layer reads neither `num_ctx` nor `keep_alive`: the "
                 "worker serves `/v1` requests through the native API with the owner's "
                 "ceilings, and writes the answer back as `/v1` would (docs/PROTOCOL.md).")

@@ -353,7 +353,8 @@ PROFILE_NOTE = (
     "relayed unparsed, orjson: about 20 ms, this run's figure below); one "
     "`socket.send` per event (the events of "
     "one read now leave in one WebSocket frame). What remains is evenly split between "
-    "reading Ollama's HTTP response (httpx/h11) and writing WebSocket frames (aiohttp).")
+    "reading Ollama's HTTP response (httpx/h11) and writing WebSocket frames (aiohttp, "
+    "then; websockets since).")
 
 
 async def profile_relay(quick: bool, out: Path) -> None:

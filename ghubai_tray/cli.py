@@ -157,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
         return _token(args.action, settings)
     if args.command == "doctor":
         return _doctor(settings)
+    from ghubai_tray.adapters.memory import return_large_buffers
+
+    return_large_buffers()  # the worker may hold a hub's 90 MB message a few times over
     if args.headless:
         return run_headless(settings, grace=args.grace, verbose=args.verbose)
     return run_tray(settings, flags=flag_values(args), grace=args.grace, verbose=args.verbose)

@@ -7,7 +7,9 @@ invocation, retry counters never reset, stale ids retried, handlers blocking
 the receive loop, no server timeout, no clean stop, ``run()`` ending for good
 on many errors, ``send()`` waiting 10 s when disconnected). So this module
 keeps pysignalr's ``JSONProtocol`` and message dataclasses and replaces the
-client and transport with one small connection object per attempt:
+client and transport with one small connection object per attempt, over httpx
+(negotiate) and websockets (the WebSocket), which the worker loads anyway
+(aiohttp, pysignalr's own choice, would add 10 MB to the tray's memory):
 
 - it negotiates afresh every time, sending the token both as
   ``Authorization: Bearer`` and as the ``access_token`` query parameter from
@@ -20,7 +22,8 @@ client and transport with one small connection object per attempt:
 - it treats 30 s without a byte from the server as a dead connection, and
   sends a Ping after 15 s without sending anything;
 - it holds at most ``max_message_bytes`` of one incoming message, scanning
-  each received piece once;
+  each received piece once, and at most one message beyond the one it reads
+  (websockets' ``max_queue``); a negotiate answer is at most 64 KiB;
 - it sends the token only to the configured origin (see
   :func:`token_for_redirect`), and names the host it really connected to;
 - ``close()`` closes the WebSocket with code 1000 and sends no SignalR Close
@@ -37,6 +40,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 import ssl
 import time
 from collections.abc import AsyncIterator
@@ -44,7 +48,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-import aiohttp
+import httpx
 import orjson
 from pysignalr.messages import (
     CloseMessage,
@@ -54,6 +58,9 @@ from pysignalr.messages import (
     PingMessage,
 )
 from pysignalr.protocol.json import JSONProtocol
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.frames import CloseCode
 
 from ghubai_tray.core.errors import (
     AuthRejected,
@@ -74,6 +81,8 @@ SERVER_TIMEOUT = 30.0  # ASP.NET's default: twice the server's 15 s keep-alive
 KEEPALIVE_INTERVAL = 15.0  # ASP.NET's default client keep-alive
 CONNECT_TIMEOUT = 15.0  # negotiate, upgrade and handshake, each
 MAX_REDIRECTS = 10  # Azure SignalR redirects once; more is a loop
+CLOSE_TIMEOUT = 5.0  # for the hub to answer our close
+MAX_NEGOTIATE_BYTES = 64 * 1024  # a negotiate answer is a few hundred bytes
 # What one record from the hub may build when parsed: a request is one small object
 # (its body travels as a string), so this is far past any real record and far below
 # what 80 MB of '[],' would build (1.9 GB).
@@ -226,15 +235,17 @@ def _text(value: Any) -> str | None:
 
 
 def decode_record(record: str) -> Message | Malformed | None:
-    """One record (without its separator) as a pysignalr message; None for types we ignore.
+    """One record (its separator left out, or still at its end) as a pysignalr message;
+    None for types we ignore.
 
     Unlike pysignalr's ``parse_message``, which passes every field to the
     dataclass and so fails on any field it does not know, this reads only
-    the fields we use and tolerates everything else.
+    the fields we use and tolerates everything else. A trailing separator is
+    read past rather than cut off: cutting would copy a record of up to 90 MB.
     """
     try:
         check_shape(record, RECORD_SHAPE, "a message")
-        obj = json.loads(record)
+        obj = _json_in(record)
     except ShapeRefused as exc:
         return Malformed(str(exc))
     except ValueError:
@@ -264,6 +275,19 @@ def decode_record(record: str) -> Message | Malformed | None:
     return Malformed(f"a message has an unknown type {str(kind)[:20]!r}")
 
 
+_decoder = json.JSONDecoder()
+_SPACE = " \t\n\r"
+
+
+def _json_in(record: str) -> Any:
+    """``json.loads(record)``, with one record separator allowed at the end."""
+    start = len(record) - len(record.lstrip(_SPACE)) if record[:1] in _SPACE else 0
+    obj, end = _decoder.raw_decode(record, start)
+    if record[end:].strip(_SPACE).removesuffix(RS).strip(_SPACE):
+        raise ValueError("extra data after the JSON value")
+    return obj
+
+
 def split_records(buffer: str) -> tuple[list[str], str]:
     """Complete records in ``buffer`` and the incomplete rest."""
     *records, rest = buffer.split(RS)
@@ -286,6 +310,11 @@ class RecordBuffer:
         self.limit = limit
         self._parts: list[str] = []
         self._held = 0
+
+    @property
+    def empty(self) -> bool:
+        """Nothing of an incomplete record is held."""
+        return not self._parts
 
     def feed(self, data: str) -> list[str]:
         """The records ``data`` completes; :class:`MessageTooLarge` past the limit."""
@@ -381,24 +410,36 @@ def _status_error(status: int, where: str, url: str, refused: AuthRejected) -> H
     return HubUnreachable(f"the hub at {host} answered with an error (HTTP {status})")
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The error and what it wraps: httpx and websockets raise their own types ``from``
+    the socket's or TLS's error, which is the one that says what happened."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain and len(chain) < 10:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
 def _mapped(exc: BaseException, url: str, refused: AuthRejected) -> HubError:
     """A foreign error in plain words, never with the URL (its query holds the token);
     ``refused`` is what a 401/403 means for what was sent."""
     host = host_of(url)
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError | ssl.SSLCertVerificationError):
+    causes = _causes(exc)
+    if any(isinstance(c, ssl.SSLCertVerificationError) for c in causes):
         return SecureConnectionFailed(
             f"the certificate of {host} is not trusted by this computer; for a development "
             "hub only, set ALLOW_INVALID_CERTS=1")
-    if isinstance(exc, aiohttp.ClientSSLError | ssl.SSLError):
+    if any(isinstance(c, ssl.SSLError) for c in causes):
         return SecureConnectionFailed(f"the secure connection to {host} failed")
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+    if any(isinstance(c, socket.gaierror) for c in causes):
         return HubUnreachable(f"the name {urlsplit(url).hostname} cannot be found")
-    if isinstance(exc, aiohttp.ClientConnectorError | ConnectionRefusedError):
-        return HubUnreachable(f"nothing answers at {host}")
-    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+    if isinstance(exc, InvalidStatus):
+        return _status_error(exc.response.status_code, "the WebSocket upgrade", url, refused)
+    if any(isinstance(c, TimeoutError | httpx.TimeoutException) for c in causes):
         return HubUnreachable(f"the hub at {host} did not answer in time")
-    if isinstance(exc, aiohttp.WSServerHandshakeError):
-        return _status_error(exc.status, "the WebSocket upgrade", url, refused)
+    if any(isinstance(c, ConnectionRefusedError | httpx.ConnectError) for c in causes):
+        return HubUnreachable(f"nothing answers at {host}")
     return HubUnreachable(f"the connection to {host} failed ({type(exc).__name__})")
 
 
@@ -407,15 +448,13 @@ class HubConnection:
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
-        ws: aiohttp.ClientWebSocketResponse,
+        ws: ClientConnection,
         host: str,
         *,
         server_timeout: float,
         keepalive_interval: float,
         max_message_bytes: int = 0,
     ) -> None:
-        self._session = session
         self._ws = ws
         self.host = host
         self._server_timeout = server_timeout
@@ -446,31 +485,37 @@ class HubConnection:
         closed (and the supervisor opens a new one), so a hub cannot make the worker
         hold more than that.
         """
-        connector = aiohttp.TCPConnector(ssl=ssl_context)
-        session = aiohttp.ClientSession(
-            connector=connector, timeout=aiohttp.ClientTimeout(total=connect_timeout))
         negotiated: Negotiated | None = None
         bearer = token
         try:
-            negotiated = await _negotiate(session, url, token)
+            async with httpx.AsyncClient(verify=ssl_context, timeout=connect_timeout,
+                                         trust_env=False, follow_redirects=False) as http:
+                negotiated = await _negotiate(http, url, token)
             bearer = negotiated.access_token
+            target = websocket_url(negotiated.url, negotiated.connection_id, bearer)
             headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
-            ws = await session.ws_connect(
-                websocket_url(negotiated.url, negotiated.connection_id, bearer),
-                headers=headers, autoping=True, heartbeat=None, max_msg_size=max_message_bytes,
-                timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0))
-            rest = await _handshake(ws, connect_timeout, url)
+            # No proxy from the environment (as for negotiate), no compression (a hub's
+            # deflated message would cost its inflated size), at most one message held
+            # beyond the one being read: max_queue bounds what a hub can make us buffer.
+            ws = await connect(
+                target, additional_headers=headers, proxy=None, compression=None,
+                ssl=ssl_context if target.startswith("wss:") else None,
+                max_size=max_message_bytes, max_queue=1, open_timeout=connect_timeout,
+                ping_interval=None, close_timeout=CLOSE_TIMEOUT)
         except HubError as exc:
-            await session.close()
             raise _without(exc, token) from None
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            await session.close()
+        except (httpx.HTTPError, InvalidHandshake, OSError, TimeoutError) as exc:
             target = negotiated.url if negotiated else url
             raise _mapped(exc, url, _auth_error(target, url, token, bearer)) from None
+        try:
+            rest = await _handshake(ws, connect_timeout, url)
+        except HubError as exc:
+            await ws.close()
+            raise _without(exc, token) from None
         except BaseException:
-            await session.close()
+            await ws.close()
             raise
-        conn = cls(session, ws, host_of(negotiated.url), server_timeout=server_timeout,
+        conn = cls(ws, host_of(negotiated.url), server_timeout=server_timeout,
                    keepalive_interval=keepalive_interval, max_message_bytes=max_message_bytes)
         conn._secrets = tuple(t for t in (token, bearer) if t)
         conn._pending = rest
@@ -478,7 +523,7 @@ class HubConnection:
 
     @property
     def closed(self) -> bool:
-        return self._closed or self._ws.closed
+        return self._closed or self._ws.close_code is not None
 
     async def send(self, *messages: Message) -> None:
         """Send messages in one WebSocket frame (the protocol allows several records per
@@ -489,8 +534,8 @@ class HubConnection:
         data = "".join(encode(m) for m in messages)
         try:
             async with self._send_lock:
-                await self._ws.send_str(data)
-        except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
+                await self._ws.send(data)
+        except (ConnectionClosed, ConnectionError, RuntimeError) as exc:
             self._closed = True
             raise HubUnreachable(f"sending to the hub failed ({type(exc).__name__})") from None
         self._last_sent = time.monotonic()
@@ -517,8 +562,13 @@ class HubConnection:
         while True:
             try:
                 # the text is let go of as soon as it is split: a record may be 90 MB,
-                # and each copy held at once adds its size to the worker's peak
-                records, received = self._records.feed(received), ""
+                # and each copy held at once adds its size to the worker's peak; a
+                # message that is one whole record (nearly all) is decoded in place
+                if self._records.empty and 0 < len(received) <= self._records.limit \
+                        and received.find(RS) == len(received) - 1:
+                    records, received = [received], ""
+                else:
+                    records, received = self._records.feed(received), ""
             except MessageTooLarge:
                 self._closed = True
                 raise HubUnreachable(self._too_large()) from None
@@ -538,22 +588,18 @@ class HubConnection:
             try:
                 if remaining <= 0:
                     raise TimeoutError
-                frame = await self._ws.receive(timeout=remaining)
+                # websockets' recv() is safe to cancel: nothing read is lost
+                frame = await asyncio.wait_for(self._ws.recv(), remaining)
             except TimeoutError:
                 self._closed = True
                 raise HubUnreachable(
                     f"the hub went silent for {self._server_timeout:g} s") from None
-            if frame.type == aiohttp.WSMsgType.TEXT:
-                received = frame.data
-            elif frame.type == aiohttp.WSMsgType.BINARY:
-                received = frame.data.decode("utf-8", "replace")
-            elif (frame.type == aiohttp.WSMsgType.ERROR
-                  and getattr(frame.data, "code", None) == aiohttp.WSCloseCode.MESSAGE_TOO_BIG):
+            except ConnectionClosed as exc:
                 self._closed = True
-                raise HubUnreachable(self._too_large())
-            else:
-                self._closed = True
-                raise HubUnreachable("the hub dropped the connection")
+                if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:
+                    raise HubUnreachable(self._too_large()) from None
+                raise HubUnreachable("the hub dropped the connection") from None
+            received = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
             del frame
             deadline = time.monotonic() + self._server_timeout
 
@@ -562,17 +608,19 @@ class HubConnection:
                 f"{self._records.limit:,} bytes; reconnecting")
 
     async def close(self) -> None:
-        """Close the WebSocket cleanly (code 1000), then the session.
+        """Close the WebSocket cleanly (code 1000).
 
         No SignalR Close message: ASP.NET accepts that only from a server, and
-        logs one from a client as a protocol error before aborting.
+        logs one from a client as a protocol error before aborting. A hub that does
+        not answer the close (one still pushing a message we stopped reading) has its
+        socket cut at the deadline, so nothing of the connection stays behind.
         """
         self._keepalive.cancel()
         self._closed = True
         with contextlib.suppress(Exception):
-            async with asyncio.timeout(5.0):
+            async with asyncio.timeout(CLOSE_TIMEOUT):
                 await self._ws.close()
-        await self._session.close()
+        self._ws.transport.abort()  # nothing when the close completed
         with contextlib.suppress(asyncio.CancelledError):
             await self._keepalive
 
@@ -588,33 +636,44 @@ class HubConnection:
                 return
 
 
-async def _negotiate(session: aiohttp.ClientSession, url: str, token: str | None) -> Negotiated:
+async def _negotiate(http: httpx.AsyncClient, url: str, token: str | None) -> Negotiated:
     """Negotiate, following the hub's redirects only where :func:`token_for_redirect` allows."""
     configured, access = url, token
     for _ in range(MAX_REDIRECTS):
         headers = {"Authorization": f"Bearer {access}"} if access else {}
-        async with session.post(negotiate_url(url, access), headers=headers,
-                                allow_redirects=False) as response:
-            if response.status in (301, 302, 303, 307, 308):
+        async with http.stream("POST", negotiate_url(url, access), headers=headers) as response:
+            if response.status_code in (301, 302, 303, 307, 308):
                 target = _redirected_hub(url, response.headers.get("Location", ""))
                 access = token_for_redirect(configured, target, None, token)
                 url = target
                 continue
-            if response.status != 200:
-                raise _status_error(response.status, "negotiate", url,
+            if response.status_code != 200:
+                raise _status_error(response.status_code, "negotiate", url,
                                     _auth_error(url, configured, token, access))
-            try:
-                body = await response.json(content_type=None)
-            except ValueError:
-                raise HubUnreachable(
-                    f"the negotiate answer from {host_of(url)} is not JSON: is this a hub URL?"
-                ) from None
+            text = await _bounded_body(response, url)
+        try:
+            body = json.loads(text)
+        except ValueError:
+            raise HubUnreachable(
+                f"the negotiate answer from {host_of(url)} is not JSON: is this a hub URL?"
+            ) from None
         result = parse_negotiate(body, url, access)
         if isinstance(result, Negotiated):
             return result
         access = token_for_redirect(configured, result.url, result.access_token, token)
         url = result.url
     raise HubUnreachable(f"the hub at {host_of(url)} redirected too many times")
+
+
+async def _bounded_body(response: httpx.Response, url: str) -> bytes:
+    """The answer's body, refused past :data:`MAX_NEGOTIATE_BYTES` (a hub is a stranger)."""
+    body = bytearray()
+    async for piece in response.aiter_bytes():
+        body += piece
+        if len(body) > MAX_NEGOTIATE_BYTES:
+            raise HubUnreachable(f"the negotiate answer from {host_of(url)} is far too large: "
+                                 "is this a hub URL?")
+    return bytes(body)
 
 
 def _upgrade(url: str, target: str) -> bool:
@@ -632,19 +691,19 @@ def _redirected_hub(url: str, location: str) -> str:
     return urlunsplit(target._replace(path=path, query=urlencode(query), fragment=""))
 
 
-async def _handshake(ws: aiohttp.ClientWebSocketResponse, timeout: float, url: str) -> str:
-    await ws.send_str(encode_handshake())
-    buffer = ""
+async def _handshake(ws: ClientConnection, timeout: float, url: str) -> str:
     deadline = time.monotonic() + timeout
-    while RS not in buffer:
-        frame = await ws.receive(timeout=max(0.0, deadline - time.monotonic()))
-        if frame.type == aiohttp.WSMsgType.TEXT:
-            buffer += frame.data
-        elif frame.type == aiohttp.WSMsgType.BINARY:
-            buffer += frame.data.decode("utf-8", "replace")
-        else:
-            raise HubUnreachable(f"the hub at {host_of(url)} closed the connection during the "
-                                 "handshake")
+    buffer = ""
+    try:
+        await ws.send(encode_handshake())
+        while RS not in buffer:
+            frame = await asyncio.wait_for(ws.recv(), max(0.0, deadline - time.monotonic()))
+            buffer += frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
+    except ConnectionClosed:
+        raise HubUnreachable(f"the hub at {host_of(url)} closed the connection during the "
+                             "handshake") from None
+    except TimeoutError:
+        raise HubUnreachable(f"the hub at {host_of(url)} did not answer in time") from None
     record, rest = buffer.split(RS, 1)
     error = handshake_error(record)
     if error is not None:

@@ -3,7 +3,7 @@
 By default certificates are checked against the operating system's trust
 store through ``truststore`` (Windows certificate store, macOS keychain,
 Linux system CAs), so a company or home CA the owner installed is trusted the
-same way their browser trusts it; httpx's and aiohttp's default (certifi)
+same way their browser trusts it; httpx's default (certifi's bundle)
 would refuse it. ``ALLOW_INVALID_CERTS=1`` turns checking off, for
 development hubs with self-signed certificates only; the worker logs a warning
 at every connect and shows it in its state.

@@ -14,7 +14,7 @@
     │   └── TagsParseError     ``/api/tags`` answered something that is not a model list
     └── RequestRejected      an inference request from the hub was refused before Ollama saw it
 
-Foreign errors (aiohttp, httpx, keyring, OSError) are mapped where they enter,
+Foreign errors (websockets, httpx, keyring, OSError) are mapped where they enter,
 with ``raise ... from None`` when the original text could carry a URL with
 the token in its query string. Every message is written for the owner of the
 machine: it says what happened in plain words and, where it helps, what to do.

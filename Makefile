@@ -14,12 +14,13 @@ OLLAMA_BIN := $(CACHE)/ollama-v$(OLLAMA_VERSION)/ollama
 # tray host (Xvfb, trayer, xdotool, x11-utils, imagemagick), a D-Bus session with
 # a Secret Service (dbus, dbus-x11, gnome-keyring) and a notification daemon
 # (dunst), PyGObject's build dependencies and typelibs for the tray menu, NSIS
-# for the Windows installer, cmake for building llama.cpp, and python3-venv (a bare
-# Debian python3 cannot make the .venv without it).
+# for the Windows installer, cmake for building llama.cpp, python3-venv (a bare
+# Debian python3 cannot make the .venv without it), minisign (release signatures) and
+# shellcheck (actionlint checks the workflows' scripts with it).
 APT_PACKAGES := xvfb trayer xdotool x11-utils imagemagick dbus dbus-x11 gnome-keyring \
 	dunst libgirepository1.0-dev libcairo2-dev pkg-config gir1.2-gtk-3.0 \
 	gir1.2-ayatanaappindicator3-0.1 nsis cmake build-essential desktop-file-utils \
-	nlohmann-json3-dev libstb-dev python3-venv python3-tk openbox wmctrl
+	nlohmann-json3-dev libstb-dev python3-venv python3-tk openbox wmctrl minisign shellcheck
 
 # What running the app needs, and no more (make run): Python's venv and Tk (the Settings
 # window), and PyGObject's build dependencies and typelibs for the tray menu.
@@ -47,7 +48,7 @@ screenshots: setup
 	mkdir -p docs/screenshots && cp artifacts/*.png docs/screenshots/
 	$(BIN)/python docs/icon_states.py
 
-.PHONY: go-deps ollama-deps bench-ollama bench-hostile soak fuzz bench bundle deb tarball dist dist-check windows-deps test-windows dist-windows dist-windows-check bench-windows screenshots help setup system-deps run-system-deps python-deps node-deps run test check lint typecheck unit demo clean
+.PHONY: release-check release-notes release-sums release-dry-run release-key workflows-lint go-deps ollama-deps bench-ollama bench-hostile soak fuzz bench bundle deb tarball dist dist-check windows-deps test-windows dist-windows dist-windows-check bench-windows screenshots help setup system-deps run-system-deps python-deps node-deps run test check lint typecheck unit demo clean
 
 help:
 	@echo "make run     start GhubAi Tray (the tray icon)"
@@ -104,6 +105,9 @@ go-deps: python-deps
 	fi
 	@if command -v go >/dev/null || [ -x /usr/local/go/bin/go ]; then \
 		GOTOOLCHAIN=auto GHUBAI_CACHE=$(CACHE) $(BIN)/python -m tests.testbed.godecode >/dev/null; \
+		test -x $(ACTIONLINT) || PATH="$$PATH:/usr/local/go/bin" GOTOOLCHAIN=auto \
+			GOBIN=$(dir $(ACTIONLINT)) go install \
+			github.com/rhysd/actionlint/cmd/actionlint@v$(ACTIONLINT_VERSION); \
 	else echo "NOTE: Go is missing; the tests that decode bodies as Ollama does will be skipped"; fi
 
 # The real Ollama for the real-Ollama tests, CPU only, built once from its Go module (about
@@ -270,6 +274,48 @@ dist-windows-check: dist-windows
 # dist-windows; BENCH_ARGS="--write" keeps the table in bench/RESULTS.md).
 bench-windows: windows-deps
 	$(BIN)/python -m bench.windows $(BENCH_ARGS)
+
+# -- Releases (.github/workflows/release.yml runs these; README, "Checking a download") -----
+# TAG=v1.2.3: the tag names ghubai_tray's version and CHANGELOG.md has its dated section.
+release-check: python-deps
+	$(BIN)/python installer/release.py check $(TAG)
+
+# The changelog's section for VERSION (default: this one), as the release page's notes.
+release-notes: python-deps
+	@$(BIN)/python installer/release.py notes $(VERSION)
+
+# RELEASE_DIR/SHA256SUMS for every file there, signed with MINISIGN_KEY (minisign's secret
+# key, unencrypted) into SHA256SUMS.minisig and checked with MINISIGN_PUB when given.
+RELEASE_DIR ?= dist/release
+release-sums: python-deps
+	$(BIN)/python installer/release.py sums $(RELEASE_DIR) $(if $(MINISIGN_KEY),--key $(MINISIGN_KEY))
+	@if [ -n "$(MINISIGN_PUB)" ]; then minisign -V -p $(MINISIGN_PUB) -m $(RELEASE_DIR)/SHA256SUMS; fi
+	cd $(RELEASE_DIR) && sha256sum --check --quiet SHA256SUMS
+
+# What the release workflow's last job does, on this CI's own builds, with a key made for
+# the run: the builds of dist/ under their release names, summed, signed, and checked by
+# minisign and sha256sum.
+release-dry-run: python-deps
+	rm -rf build/release-key $(RELEASE_DIR) && mkdir -p build/release-key
+	$(BIN)/python installer/release.py stage dist $(RELEASE_DIR)
+	minisign -G -W -p build/release-key/test.pub -s build/release-key/test.sec </dev/null >/dev/null
+	$(MAKE) --no-print-directory release-sums MINISIGN_KEY=build/release-key/test.sec \
+		MINISIGN_PUB=build/release-key/test.pub
+
+# A new release key pair, once, by a maintainer: the secret goes into the repository's
+# secret RELEASE_MINISIGN_KEY (never into the repository), the public half into
+# installer/release-key.pub, the README and the app.
+release-key:
+	@test ! -e installer/release-key.pub || { echo "installer/release-key.pub exists"; exit 1; }
+	minisign -G -W -p installer/release-key.pub -s release-key.sec </dev/null
+	@echo "Now: put release-key.sec's content into the repository secret RELEASE_MINISIGN_KEY,"
+	@echo "delete release-key.sec, and commit installer/release-key.pub."
+
+# Every GitHub workflow checked by actionlint (from the Go module proxy, cached).
+ACTIONLINT_VERSION := 1.7.12
+ACTIONLINT := $(CACHE)/actionlint-v$(ACTIONLINT_VERSION)/actionlint
+workflows-lint: go-deps
+	$(ACTIONLINT) -no-color
 
 clean:
 	rm -rf $(VENV) tests/conformance/node_modules .pytest_cache .mypy_cache .ruff_cache build dist

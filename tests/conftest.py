@@ -63,6 +63,9 @@ ELSEWHERE_ON_WINDOWS = {
     "test_dist.py": "the .deb is Linux's; the Windows installer is make dist-windows-check's",
     "test_installer_files.py": "Linux build tools (desktop-file-validate, makensis)",
     "test_windows_dist.py": "drives Wine from Linux",
+    "test_release.py": "release files are made and signed on Linux (make release-sums); "
+                       "the Windows build is checked by make dist-windows-check",
+    "test_workflows.py": "actionlint checks the workflows once, in the Linux lane",
 }
 
 

@@ -22,6 +22,7 @@ from ghubai_tray.adapters.control import ControlServer
 from ghubai_tray.adapters.credentials import TokenSource
 from ghubai_tray.adapters.desktop_signals import DesktopSignals
 from ghubai_tray.adapters.keyring_reader import keyring_locked_apart
+from ghubai_tray.adapters.tls import client_context
 from ghubai_tray.core import control, texts
 from ghubai_tray.core.settings import DEFAULT_HUB_URL, Settings
 from ghubai_tray.core.state import WorkerHandle
@@ -35,7 +36,15 @@ def owner_worker(settings: Settings, token_provider: Callable[[str], TokenSource
     Under a tray it shares nothing until the tray says its icon is visible."""
     return Worker(settings, token_provider, persist=save_settings,
                   activity_path=activity_file.default_path(), wait_for_tray=wait_for_tray,
-                  desktop=DesktopSignals(), keyring_locked=keyring_locked_apart)
+                  desktop=DesktopSignals(), keyring_locked=keyring_locked_apart,
+                  update_feed=release_feed)
+
+
+async def release_feed(settings: Settings) -> Any:
+    """The releases feed at the address the settings name, over the usual TLS checks."""
+    from ghubai_tray.adapters.update_feed import fetch_feed
+
+    return await fetch_feed(settings.update_url, client_context(False))
 
 
 def tray_worker(settings: Settings, token_provider: Callable[[str], TokenSource]

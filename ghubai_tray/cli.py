@@ -89,6 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("doctor", help="check config, token, Ollama, hub and TLS",
                         description="Runs every check with one line each and a verdict; "
                         "exit code 0 only when all is well.")
+    update = commands.add_parser(
+        "update", help="whether a newer version is out",
+        description="Asks the releases feed (update_url) now, even when the automatic "
+        "check is off. Exit 0 when this is the newest, 10 when a newer one is out, 1 when "
+        "the feed could not tell.")
+    update_commands = update.add_subparsers(dest="action", metavar="ACTION", required=True)
+    update_commands.add_parser("check", help="ask the releases feed now").add_argument(
+        "--json", action="store_true", help="print the answer as JSON")
     _add_control_commands(commands)
     return parser
 
@@ -157,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         return _token(args.action, settings)
     if args.command == "doctor":
         return _doctor(settings)
+    if args.command == "update":
+        return _update_check(settings, args.json)
     from ghubai_tray.adapters.memory import return_large_buffers
 
     return_large_buffers()  # the worker may hold a hub's 90 MB message a few times over
@@ -398,6 +408,31 @@ def _read_token(account: str) -> str:
 
 
 # -- doctor ----------------------------------------------------------------
+
+
+def _update_check(settings: Settings, as_json: bool) -> int:
+    from ghubai_tray.adapters.update_feed import FeedError
+    from ghubai_tray.app import release_feed
+    from ghubai_tray.core.updates import newest
+
+    try:
+        found = newest(asyncio.run(release_feed(settings)), __version__,
+                       settings.update_prereleases)
+    except FeedError as exc:
+        if as_json:
+            print(json.dumps({"current": __version__, "error": str(exc)}))
+        else:
+            _say(f"ghubai-tray: could not tell whether a newer version is out: {exc}")
+        return 1
+    if as_json:
+        print(json.dumps({"current": __version__, "newest": str(found.version) if found
+                          else __version__, "update": found is not None,
+                          "page": found.page if found else None}))
+    elif found is None:
+        print(f"GhubAi Tray {__version__} is the newest version.")
+    else:
+        print(f"GhubAi Tray {found.version} is out (this is {__version__}): {found.page}")
+    return 10 if found else 0
 
 
 def _doctor(settings: Settings) -> int:

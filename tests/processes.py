@@ -94,7 +94,9 @@ def clean_environment(tmp_path: Path) -> dict[str, str]:
                 GHUBAI_LOG_DIR=str(tmp_path / "logs"), HOME=str(tmp_path / "home"),
                 XDG_CONFIG_HOME=str(tmp_path / "xdg"), PYTHONUNBUFFERED="1",
                 # the session of one test: its workers' single-instance lock is theirs
-                XDG_RUNTIME_DIR=str(tmp_path))
+                XDG_RUNTIME_DIR=str(tmp_path),
+                # no test reaches past loopback: a release check finds nothing listening
+                GHUBAI_UPDATE_URL="http://127.0.0.1:9/releases")
     return base
 
 

@@ -83,6 +83,13 @@ def shown_url(url: str) -> str:
     return urlunsplit(parts._replace(query=query))
 
 
+DEFAULT_UPDATE_URL = "https://api.github.com/repos/ghubai/ghubai-tray/releases"
+
+
+def parse_update_url(raw: Any) -> str:
+    return _url(raw, "an http:// or https:// URL of a releases feed, like " + DEFAULT_UPDATE_URL)
+
+
 def parse_ollama_url(raw: Any) -> str:
     text = _url(raw, "an http:// or https:// URL of Ollama, like http://localhost:11434")
     if urlsplit(text).query:
@@ -274,6 +281,13 @@ SETTINGS: tuple[Setting, ...] = (
             "minutes without keyboard or mouse before the computer counts as idle", 10),
     Setting("pause_on_battery", "GHUBAI_PAUSE_ON_BATTERY", "--pause-on-battery", parse_bool,
             "pause while the computer runs on battery", True),
+    Setting("check_for_updates", "GHUBAI_CHECK_FOR_UPDATES", "--check-for-updates", parse_bool,
+            "about once a day, ask the releases feed whether a newer version is out", True),
+    Setting("update_url", "GHUBAI_UPDATE_URL", "--update-url", parse_update_url,
+            "the releases feed (GitHub's Releases API of the project, or a fork's)",
+            DEFAULT_UPDATE_URL),
+    Setting("update_prereleases", "GHUBAI_UPDATE_PRERELEASES", "--update-prereleases",
+            parse_bool, "also tell of pre-releases (test versions)", False),
 )
 BY_KEY = {s.key: s for s in SETTINGS}
 
@@ -315,6 +329,9 @@ class Settings:
     share_when_idle_only: bool = False
     idle_minutes: int = 10
     pause_on_battery: bool = True
+    check_for_updates: bool = True
+    update_url: str = DEFAULT_UPDATE_URL
+    update_prereleases: bool = False
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def source(self, key: str) -> str:

@@ -64,6 +64,14 @@ class Counters:
 
 
 @dataclass(frozen=True)
+class UpdateView:
+    """A newer release the feed told of: its version and its page (the notes)."""
+
+    version: str
+    page: str
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """Everything a person (or the tray) may want to know, at one instant.
 
@@ -95,6 +103,7 @@ class Snapshot:
     held_by: str | None = None
     held_until: datetime | None = None
     rules_overridden_until: datetime | None = None  # "Share anyway for 1 hour"
+    update: UpdateView | None = None  # a newer version is out
 
     @property
     def state(self) -> State:

@@ -97,6 +97,7 @@ SETTINGS_LABELS = {
     "hub_url": "Hub URL", "ollama_url": "Ollama URL",
     "allow_invalid_certs": "Accept untrusted certificates (development hubs only)",
     "max_concurrent_requests": "Requests at the same time",
+    "check_for_updates": "Tell me when a new version is out (asks GitHub about once a day)",
     "schedule": "Share only at these times",
     "max_context": "Largest context (tokens)",
     "max_output_tokens": "Longest answer (tokens)",
@@ -240,6 +241,9 @@ QUIT = "Quit"
 NOTIFY_TOKEN = "The hub refused the token. Choose Settings… in the GhubAi menu to replace it."
 NOTIFY_TOKEN_NEEDED = ("The hub needs a provider token, and none was sent. Choose Settings… in "
                        "the GhubAi menu to enter the one its operator gave you.")
+NOTIFY_UPDATE = ("GhubAi Tray {version} is out. Update available in the GhubAi menu shows "
+                 "what changed and where to get it.")
+UPDATE_AVAILABLE = "Update available: {version}"
 NOTIFY_TOKEN_UNREADABLE = ("The OS keyring did not give GhubAi its token, so nothing is shared. "
                            "Unlock the keyring, then choose Retry now in the GhubAi menu.")
 NOTIFY_OLLAMA = "Ollama has not been reachable for a minute, so nothing is shared. Is it running?"

@@ -42,6 +42,7 @@ class Ui(enum.Enum):
     OPEN_LOGS = "open logs"
     COPY_DIAGNOSTICS = "copy diagnostics"
     ABOUT = "about"
+    UPDATE = "update"  # the newer release's page
     QUIT = "quit"
 
 
@@ -188,6 +189,9 @@ def render_menu(snap: Snapshot, desktop: Desktop, now: datetime | None = None
         until = texts.moment(snap.rules_overridden_until, now)
         items += [_info(texts.SHARING_ANYWAY.format(until=until)),
                   Item(texts.STOP_SHARING_ANYWAY, ShareAnyway(None))]
+    if snap.update is not None:
+        items.append(Item(texts.UPDATE_AVAILABLE.format(version=snap.update.version),
+                          Ui.UPDATE))
     items += [_pause(snap, now), _models(snap), _activity(snap), SEPARATOR,
               Item(texts.SETTINGS, Ui.SETTINGS, default=not first.default),
               Item(texts.START_AT_LOGIN, Ui.TOGGLE_AUTOSTART, enabled=desktop.autostart is not None,

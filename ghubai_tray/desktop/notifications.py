@@ -30,6 +30,7 @@ class Episodes:
     since: dict[str, float] = field(default_factory=dict)
     announced: frozenset[str] = frozenset()
     shared: bool = False  # it has shared at least once in this run
+    updates_told: frozenset[str] = frozenset()  # the versions "is out" was said of
 
 
 def _problems(snap: Snapshot) -> set[str]:
@@ -76,5 +77,9 @@ def update(episodes: Episodes, snap: Snapshot, now: float) -> tuple[Episodes, li
         messages.append(texts.NOTIFY_BACK.format(host=hub_host(snap)))
     elif recovered:
         announced |= recovered  # not back yet: remember, so "back" is said when it is
+    told = episodes.updates_told
+    if snap.update is not None and snap.update.version not in told:
+        messages.append(texts.NOTIFY_UPDATE.format(version=snap.update.version))
+        told |= {snap.update.version}
     return replace(episodes, since=since, announced=frozenset(announced),
-                   shared=episodes.shared or contributing), messages
+                   shared=episodes.shared or contributing, updates_told=told), messages

@@ -53,8 +53,8 @@ LIMITS_PER_COLUMN = 5  # two columns of limits, so the window fits a 768-pixel s
 RULE_TOGGLES = ("owner_first", "pause_when_fullscreen", "pause_on_battery",
                 "share_when_idle_only", "pause_when_gpu_busy")
 RULE_NUMBERS = ("owner_first_hold", "idle_minutes")
-FIELDS = ("hub_url", "ollama_url", "allow_invalid_certs", "max_concurrent_requests", "schedule",
-          *RULE_TOGGLES, *RULE_NUMBERS, *LIMITS)
+FIELDS = ("hub_url", "ollama_url", "allow_invalid_certs", "max_concurrent_requests",
+          "check_for_updates", "schedule", *RULE_TOGGLES, *RULE_NUMBERS, *LIMITS)
 
 
 def _shown(value: Any) -> str:
@@ -147,7 +147,8 @@ class SettingsWindow:
             **{key: tk.StringVar(value=_shown(getattr(settings, key)))
                for key in (*RULE_NUMBERS, *LIMITS)},
         }
-        self.toggles = {key: tk.BooleanVar(value=getattr(settings, key)) for key in RULE_TOGGLES}
+        self.toggles = {key: tk.BooleanVar(value=getattr(settings, key))
+                        for key in (*RULE_TOGGLES, "check_for_updates")}
         self.insecure = tk.BooleanVar(value=settings.allow_invalid_certs)
         self.errors: dict[str, ttk.Label] = {}
         self.locked = {key: where for key in FIELDS if (where := locked_by(settings, key))}
@@ -186,7 +187,10 @@ class SettingsWindow:
         self._lockable(ttk.Spinbox(frame, from_=1, to=64, width=6,
                                    textvariable=self.vars["max_concurrent_requests"]),
                        "max_concurrent_requests").grid(row=row, column=1, sticky="w")
-        self._error_row(frame, "max_concurrent_requests", row + 1)
+        row = self._error_row(frame, "max_concurrent_requests", row + 1)
+        self._lockable(ttk.Checkbutton(frame, text=texts.SETTINGS_LABELS["check_for_updates"],
+                                       variable=self.toggles["check_for_updates"]),
+                       "check_for_updates").grid(row=row, column=0, columnspan=2, sticky="w")
         self._label(self.when_tab, "schedule", 0)
         self._lockable(ttk.Entry(self.when_tab, textvariable=self.vars["schedule"], width=44),
                        "schedule").grid(row=0, column=1, sticky="we")

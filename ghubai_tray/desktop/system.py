@@ -19,8 +19,8 @@ from datetime import datetime
 from pathlib import Path
 
 from ghubai_tray import __version__
-from ghubai_tray.adapters.logs import redact
-from ghubai_tray.adapters.owner_only import child_environment
+from ghubai_tray.adapters.logs import log_dir, redact
+from ghubai_tray.adapters.owner_only import child_environment, write_private_text
 from ghubai_tray.core.settings import SETTINGS, Settings, shown_setting
 
 LOG_TAIL = 200
@@ -32,8 +32,9 @@ def _reaped(proc: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
     return proc
 
 
-def open_path(path: Path) -> bool:
-    """Show a folder or file in the desktop's own application; False if nothing can."""
+def open_path(path: Path | str) -> bool:
+    """Show a folder, file or web page in the desktop's own application; False if
+    nothing can."""
     try:
         if sys.platform == "win32":  # pragma: no cover - Windows only
             os.startfile(path)  # type: ignore[attr-defined,unused-ignore]
@@ -47,6 +48,23 @@ def open_path(path: Path) -> bool:
     except OSError:
         return False
     return True
+
+
+def open_url(url: str) -> bool:
+    """A web page in the owner's browser (a release's notes); False if none can open."""
+    if not url.startswith(("https://", "http://")):
+        return False  # only web pages: the address comes from a feed
+    return open_path(url)
+
+
+def share_diagnostics(report: str) -> str:
+    """The report saved (owner-only) and on the clipboard, or shown when no clipboard
+    takes it; what happened, in words."""
+    saved = write_private_text(log_dir() / "diagnostics.txt", report)
+    if copy_text(report):
+        return f"Diagnostics copied to the clipboard (also saved in {saved})."
+    open_path(saved)
+    return f"Diagnostics saved in {saved}."
 
 
 def copy_text(text: str) -> bool:

@@ -36,7 +36,7 @@ from ghubai_tray import __version__
 from ghubai_tray.adapters.autostart import Autostart, launch_command
 from ghubai_tray.adapters.config import flag_args, load_settings
 from ghubai_tray.adapters.logs import log_dir
-from ghubai_tray.adapters.owner_only import child_environment, write_private_text
+from ghubai_tray.adapters.owner_only import child_environment
 from ghubai_tray.core import texts
 from ghubai_tray.core.state import (
     ApplySettings,
@@ -331,6 +331,8 @@ class TrayApp:
                 self._nudge.set()
             elif what is Ui.OPEN_LOGS:
                 system.open_path(log_dir())
+            elif what is Ui.UPDATE and (update := self._latest.update) is not None:
+                system.open_url(update.page)
             elif what is Ui.COPY_DIAGNOSTICS:
                 self._copy_diagnostics()
             elif what is Ui.ABOUT and self._icon.HAS_NOTIFICATION:
@@ -349,14 +351,8 @@ class TrayApp:
 
     def _copy_diagnostics(self) -> None:
         backend = type(self._icon).__module__.rsplit("._", 1)[-1]
-        report = system.diagnostics(self.worker.snapshot.settings, list(self._history),
-                                    self._log_file, backend)
-        saved = write_private_text(log_dir() / "diagnostics.txt", report)
-        if system.copy_text(report):
-            message = f"Diagnostics copied to the clipboard (also saved in {saved})."
-        else:
-            message = f"Diagnostics saved in {saved}."
-            system.open_path(saved)
+        message = system.share_diagnostics(system.diagnostics(
+            self.worker.snapshot.settings, list(self._history), self._log_file, backend))
         log.info("%s", message)
         if self._icon.HAS_NOTIFICATION:
             self._icon.notify(message, texts.APP)

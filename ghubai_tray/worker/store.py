@@ -21,7 +21,14 @@ from ghubai_tray.core import activity
 from ghubai_tray.core.activity import Activity
 from ghubai_tray.core.settings import Settings
 from ghubai_tray.core.sharing import is_shared
-from ghubai_tray.core.state import Counters, ModelView, OllamaStatus, Snapshot, State
+from ghubai_tray.core.state import (
+    Counters,
+    ModelView,
+    OllamaStatus,
+    Snapshot,
+    State,
+    UpdateView,
+)
 from ghubai_tray.core.tags import LocalModel
 from ghubai_tray.worker.runtime import SideJobs
 
@@ -108,6 +115,10 @@ class StateStore:
     def override_rules(self, until: datetime | None) -> None:
         if until != self._snapshot.rules_overridden_until:
             self._commit(replace(self._snapshot, rules_overridden_until=until))
+
+    def update(self, view: UpdateView | None) -> None:
+        if view != self._snapshot.update:
+            self._commit(replace(self._snapshot, update=view))
 
     def tray_shown(self) -> None:
         if self._snapshot.waiting_for_tray:

@@ -23,7 +23,7 @@ import logging
 import random
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from ghubai_tray.core.activity import Activity
 from ghubai_tray.core.rules import DesktopReadings
 from ghubai_tray.core.settings import Settings
 from ghubai_tray.core.state import Command, Snapshot, Stop
+from ghubai_tray.core.updates import FIRST_CHECK_AFTER
 from ghubai_tray.worker.commands import PAUSE_CHECK, CommandHandler, Persist
 from ghubai_tray.worker.discovery import POLL_INTERVAL, Discovery
 from ghubai_tray.worker.hub_supervisor import HubSupervisor
@@ -44,6 +45,7 @@ from ghubai_tray.worker.requests import RequestRunner
 from ghubai_tray.worker.rules import LOOK, OWNER_LOOK, RULES_CHECK, Rules
 from ghubai_tray.worker.runtime import Problems, SideJobs, supervised
 from ghubai_tray.worker.store import StateStore
+from ghubai_tray.worker.updates import Feed, UpdateWatch
 
 log = logging.getLogger("ghubai_tray.worker")
 
@@ -86,6 +88,8 @@ class Worker:
         rules_look: float = LOOK,
         owner_look: float = OWNER_LOOK,
         keyring_locked: Callable[[], bool | None] | None = None,
+        update_feed: Feed | None = None,
+        first_update_check: timedelta = FIRST_CHECK_AFTER,
     ) -> None:
         self._jobs = SideJobs()
         self._store = StateStore(settings, self._jobs, wait_for_tray=wait_for_tray)
@@ -105,6 +109,8 @@ class Worker:
         self._rules = Rules(self._store, self._ollama, self._runner, self._jobs, clock or _now,
                             rules_check, desktop=desktop, look=rules_look,
                             owner_look=owner_look)
+        self._updates = UpdateWatch(self._store, update_feed, clock or _now,
+                                    rng or random.Random(), first_update_check)
         self._problems = problems
         self._activity_path = activity_path
         self._activity_saved: Activity | None = None
@@ -183,6 +189,7 @@ class Worker:
                                     ("discovery", self._discovery.run),
                                     ("commands", self._commands.run),
                                     ("rules", self._rules.run),
+                                    ("updates", self._updates.run),
                                     ("activity", self._activity_loop))]
         try:
             await self._stopped.wait()

@@ -93,3 +93,13 @@ def test_a_locked_keyring_is_said_at_once_and_not_as_a_missing_token() -> None:
     locked = replace(OK, connection=State.TOKEN_UNREADABLE)
     said = run([(0, OK), (1, locked), (100, locked), (200, OK)])
     assert said == [(1, texts.NOTIFY_TOKEN_UNREADABLE), (200, BACK)]
+
+
+def test_a_newer_version_is_told_once_per_version() -> None:
+    from ghubai_tray.core.state import UpdateView
+
+    v2 = replace(OK, update=UpdateView("0.2.0", "https://example.com/v0.2.0"))
+    v3 = replace(OK, update=UpdateView("0.3.0", "https://example.com/v0.3.0"))
+    assert run([(0, OK), (10, v2), (20, v2), (30, OK), (40, v2), (50, v3), (60, v3)]) == [
+        (10, texts.NOTIFY_UPDATE.format(version="0.2.0")),
+        (50, texts.NOTIFY_UPDATE.format(version="0.3.0"))]

@@ -37,7 +37,7 @@ GOOD = {"hub_url": "https://hub.example.com/gridhub", "ollama_url": "http://loca
         "owner_first_hold": "120", "pause_when_fullscreen": True, "pause_on_battery": False,
         "share_when_idle_only": True, "idle_minutes": "5", "pause_when_gpu_busy": False,
         "max_messages": "200", "max_embedding_inputs": "64", "max_tools": "8",
-        "max_stop_strings": "4", "max_prompt_size": "1MiB"}
+        "max_stop_strings": "4", "max_prompt_size": "1MiB", "check_for_updates": False}
 
 
 def test_a_valid_form_gives_typed_settings() -> None:

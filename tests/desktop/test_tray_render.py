@@ -169,6 +169,15 @@ def test_the_menu_when_contributing() -> None:
     assert find(menu, "Start at login").checked is False
 
 
+def test_a_newer_version_shows_in_the_menu_and_opens_its_page() -> None:
+    from ghubai_tray.core.state import UpdateView
+
+    menu = render_menu(replace(snap(), update=UpdateView("1.3.0", "https://example.com/")),
+                       DESKTOP, NOW)
+    assert texts_of(menu)[3:6] == ["-", "Update available: 1.3.0", "Pause"]
+    assert find(menu, "Update available: 1.3.0").action is Ui.UPDATE
+
+
 def test_models_submenu_toggles_each_model_and_new_models() -> None:
     models = find(render_menu(snap(), DESKTOP, NOW), "Models").submenu
     assert [(i.text, i.checked, i.action) for i in models] == [

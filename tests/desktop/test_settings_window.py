@@ -346,3 +346,47 @@ def test_the_keyring_line_says_locked_and_follows_the_unlock(
                 root.destroy()
     finally:
         keyring.set_keyring(previous)
+
+
+MEASURE = """
+import tkinter as tk
+from ghubai_tray.core.settings import Settings
+from ghubai_tray.desktop.settings_window import SettingsWindow, scale_to_desktop
+root = tk.Tk(className="ghubai-tray-settings")
+used = scale_to_desktop(root)
+SettingsWindow(root, Settings(hub_url="https://hub.example.com/gridhub",
+                              sources={"hub_url": "the config file"}), lambda *_: ("", True))
+root.update_idletasks()
+print(used, root.winfo_reqheight())
+"""
+
+
+@NEEDS_DISPLAY
+@pytest.mark.skipif(sys.platform != "linux", reason="Xft.dpi is X's")
+def test_the_window_fits_768_lines_and_scales_with_the_desktops_dpi(tmp_path: Path) -> None:
+    """At 100 % (96 dpi) the window is at most 700 px high; a desktop at 150 % (GNOME and
+    KDE then say Xft.dpi: 144 in the X resources) gets it half as large again, as every
+    other app there, instead of the small text Tk keeps without reading it. Each size is
+    measured by a process of its own, as the window is (Tk keeps a display's font sizes
+    for the life of the process)."""
+    import subprocess
+
+    from Xlib import Xatom, display
+
+    def height_at(dpi: int, env: dict[str, str]) -> tuple[str, int]:
+        screen = display.Display(env["DISPLAY"])
+        screen.screen().root.change_property(screen.intern_atom("RESOURCE_MANAGER"),
+                                             Xatom.STRING, 8, f"Xft.dpi:\t{dpi}\n".encode())
+        screen.sync()  # the property is there before Tk looks
+        screen.close()
+        done = subprocess.run([sys.executable, "-c", MEASURE], env=env, capture_output=True,
+                              text=True, timeout=60, check=True)
+        used, height = done.stdout.split()
+        return used, int(height)
+
+    with real_desktop(ARTIFACTS, notifications=False) as desk:
+        env = {**clean_environment(tmp_path), **desk.env}
+        (dpi, normal), (large_dpi, large) = height_at(96, env), height_at(144, env)
+    assert (dpi, large_dpi) == ("96.0", "144.0")
+    assert normal <= 700, normal
+    assert large >= normal * 1.3, (normal, large)

@@ -235,6 +235,9 @@ START_AT_LOGIN = "Start at login"
 OPEN_LOGS = "Open log folder"
 COPY_DIAGNOSTICS = "Copy diagnostics"
 ABOUT = "About GhubAi Tray {version}"
+RELEASE_NOTES = "https://github.com/ghubai/ghubai-tray/releases/tag/v{version}"
+ABOUT_TEXT = ("GhubAi Tray {version}: lends your GPU to a GhubAi hub, for the models you "
+              "choose. What changed: " + RELEASE_NOTES)
 QUIT = "Quit"
 
 # Notifications (one per episode).

@@ -336,8 +336,7 @@ class TrayApp:
             elif what is Ui.COPY_DIAGNOSTICS:
                 self._copy_diagnostics()
             elif what is Ui.ABOUT and self._icon.HAS_NOTIFICATION:
-                self._icon.notify(f"{texts.APP} {__version__}: lends your GPU to a GhubAi hub, "
-                                  "for the models you choose.", texts.APP)
+                self._icon.notify(texts.ABOUT_TEXT.format(version=__version__), texts.APP)
         except Exception:
             log.exception("the menu action %s failed", what.value)
 

@@ -75,6 +75,12 @@ from ghubai_tray.core.errors import (
 from ghubai_tray.core.json_shape import ShapeLimits, ShapeRefused, check_shape
 
 log = logging.getLogger(__name__)
+# The token travels in the negotiate URL's query and the upgrade's Authorization header
+# (the hub reads one or the other), and both libraries log them: httpx every request's
+# URL at INFO, websockets every header at DEBUG. Neither may reach a log at any level.
+logging.getLogger("httpx").setLevel(logging.WARNING)
+_quiet_ws = logging.getLogger("ghubai_tray.adapters.hub.websocket")
+_quiet_ws.setLevel(logging.WARNING)
 
 RS = "\x1e"
 SERVER_TIMEOUT = 30.0  # ASP.NET's default: twice the server's 15 s keep-alive
@@ -501,7 +507,7 @@ class HubConnection:
                 target, additional_headers=headers, proxy=None, compression=None,
                 ssl=ssl_context if target.startswith("wss:") else None,
                 max_size=max_message_bytes, max_queue=1, open_timeout=connect_timeout,
-                ping_interval=None, close_timeout=CLOSE_TIMEOUT)
+                ping_interval=None, close_timeout=CLOSE_TIMEOUT, logger=_quiet_ws)
         except HubError as exc:
             raise _without(exc, token) from None
         except (httpx.HTTPError, InvalidHandshake, OSError, TimeoutError) as exc:

@@ -307,18 +307,11 @@ class SettingsWindow:
     def _show_token_state(self, text: str | None | Exception) -> None:
         if text is None:
             self.token_state.configure(text=texts.SETTINGS_KEYRING_LOCKED)
-            self._in_background(self._until_unlocked, lambda _: self._in_background(
+            self._in_background(until_unlocked, lambda _: self._in_background(
                 self._token_state, self._show_token_state))
             return
         self.token_state.configure(
             text=text if isinstance(text, str) else texts.SETTINGS_NO_KEYRING.format(why=text))
-
-    @staticmethod
-    def _until_unlocked() -> None:
-        """Off the Tk thread: wait until the keyring is unlocked (asked without a prompt),
-        or cannot be asked any more."""
-        while keyring_locked() is True:
-            time.sleep(UNLOCK_POLL)
 
     def _show_warning(self) -> None:
         self.warning.configure(text=texts.SETTINGS_INSECURE_WARNING if self.insecure.get() else "")
@@ -439,6 +432,13 @@ def main(test_connection: ConnectionTest, flags: dict[str, Any] | None = None) -
     root.mainloop()
     return 0 if window.saved else 1
 
+
+
+def until_unlocked() -> None:
+    """Off the Tk thread: wait until the keyring is unlocked (asked without a prompt),
+    or cannot be asked any more."""
+    while keyring_locked() is True:
+        time.sleep(UNLOCK_POLL)
 
 
 def dpi_aware() -> None:

@@ -432,6 +432,11 @@ def _update_check(settings: Settings, as_json: bool) -> int:
         print(f"GhubAi Tray {__version__} is the newest version.")
     else:
         print(f"GhubAi Tray {found.version} is out (this is {__version__}): {found.page}")
+        from ghubai_tray.desktop.system import installed_by_deb
+
+        if installed_by_deb():
+            print("Download ghubai-tray_amd64.deb from that page, then run: "
+                  "sudo apt install ./ghubai-tray_amd64.deb")
     return 10 if found else 0
 
 

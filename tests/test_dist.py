@@ -134,6 +134,26 @@ async def test_installed_doctor_and_headless_relay_a_streamed_request(
     assert (tmp_path / "logs" / "ghubai-tray.log").exists()
 
 
+async def test_the_installed_package_names_apt_for_a_newer_version(
+        installed: list[str], tmp_path: Path) -> None:
+    """Installed from the .deb, a newer release is installed with apt, and the notice
+    (here: update check, which says what the tray's notification says) names the command."""
+    from tests.testbed.releases import FeedRelease, ReleasesFeed
+
+    feed = ReleasesFeed([FeedRelease("v99.0.0")])
+    await feed.start()
+    try:
+        env = {**clean_environment(tmp_path), "GHUBAI_UPDATE_URL": feed.url}
+        proc = await asyncio.create_subprocess_exec(
+            "/usr/bin/ghubai-tray", "update", "check", env=env, stdout=asyncio.subprocess.PIPE)
+        out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        await feed.stop()
+    assert proc.returncode == 10, out.decode()
+    assert "GhubAi Tray 99.0.0 is out" in out.decode()
+    assert "sudo apt install ./ghubai-tray_amd64.deb" in out.decode()
+
+
 @pytest.mark.skipif(not desktop_available(), reason="Xvfb and trayer needed")
 async def test_installed_tray_shows_its_icon(installed: list[str], tmp_path: Path) -> None:
     env = offline_environment(tmp_path)

@@ -246,6 +246,9 @@ NOTIFY_TOKEN_NEEDED = ("The hub needs a provider token, and none was sent. Choos
                        "the GhubAi menu to enter the one its operator gave you.")
 NOTIFY_UPDATE = ("GhubAi Tray {version} is out. Update available in the GhubAi menu shows "
                  "what changed and where to get it.")
+NOTIFY_UPDATE_DEB = ("GhubAi Tray {version} is out. Update available in the GhubAi menu opens "
+                     "its page: download ghubai-tray_amd64.deb there, then run "
+                     "'sudo apt install ./ghubai-tray_amd64.deb' where you saved it.")
 UPDATE_AVAILABLE = "Update available: {version}"
 NOTIFY_TOKEN_UNREADABLE = ("The OS keyring did not give GhubAi its token, so nothing is shared. "
                            "Unlock the keyring, then choose Retry now in the GhubAi menu.")

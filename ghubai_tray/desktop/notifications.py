@@ -60,8 +60,10 @@ _TEXT = {"token": texts.NOTIFY_TOKEN, "no token": texts.NOTIFY_TOKEN_NEEDED,
          "ollama": texts.NOTIFY_OLLAMA, "hub": texts.NOTIFY_HUB}
 
 
-def update(episodes: Episodes, snap: Snapshot, now: float) -> tuple[Episodes, list[str]]:
-    """The new episodes and the notifications to show now (usually none)."""
+def update(episodes: Episodes, snap: Snapshot, now: float, *,
+           deb: bool = False) -> tuple[Episodes, list[str]]:
+    """The new episodes and the notifications to show now (usually none); ``deb``: this
+    copy came from the Debian package, so a new version is installed with apt."""
     current = _problems(snap)
     since = {p: episodes.since.get(p, now) for p in current}
     messages = [_TEXT[p] for p in sorted(current)
@@ -79,7 +81,8 @@ def update(episodes: Episodes, snap: Snapshot, now: float) -> tuple[Episodes, li
         announced |= recovered  # not back yet: remember, so "back" is said when it is
     told = episodes.updates_told
     if snap.update is not None and snap.update.version not in told:
-        messages.append(texts.NOTIFY_UPDATE.format(version=snap.update.version))
+        messages.append((texts.NOTIFY_UPDATE_DEB if deb else texts.NOTIFY_UPDATE).format(
+            version=snap.update.version))
         told |= {snap.update.version}
     return replace(episodes, since=since, announced=frozenset(announced),
                    shared=episodes.shared or contributing, updates_told=told), messages

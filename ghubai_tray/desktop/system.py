@@ -7,6 +7,7 @@ caller falls back (the diagnostics are also saved to a file and opened).
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import shutil
@@ -55,6 +56,18 @@ def open_url(url: str) -> bool:
     if not url.startswith(("https://", "http://")):
         return False  # only web pages: the address comes from a feed
     return open_path(url)
+
+
+@functools.cache
+def installed_by_deb() -> bool:
+    """This program is the one the ``ghubai-tray`` Debian package installed (an update is
+    then installed with apt, and the notice says so)."""
+    listed = Path("/var/lib/dpkg/info/ghubai-tray.list")
+    try:
+        return getattr(sys, "frozen", False) and \
+            str(Path(sys.executable).resolve()) in listed.read_text(encoding="utf-8")
+    except OSError:
+        return False
 
 
 def share_diagnostics(report: str) -> str:

@@ -290,7 +290,8 @@ class TrayApp:
             self._icon.update_menu()
 
     def _notify(self, snap: Snapshot) -> None:
-        self._episodes, messages = notifications.update(self._episodes, snap, time.monotonic())
+        self._episodes, messages = notifications.update(self._episodes, snap, time.monotonic(),
+                                                        deb=system.installed_by_deb())
         for message in messages:
             log.info("notification: %s", message)
             if self._icon.HAS_NOTIFICATION:

@@ -103,3 +103,12 @@ def test_a_newer_version_is_told_once_per_version() -> None:
     assert run([(0, OK), (10, v2), (20, v2), (30, OK), (40, v2), (50, v3), (60, v3)]) == [
         (10, texts.NOTIFY_UPDATE.format(version="0.2.0")),
         (50, texts.NOTIFY_UPDATE.format(version="0.3.0"))]
+
+
+def test_installed_from_the_deb_the_notice_names_apt() -> None:
+    from ghubai_tray.core.state import UpdateView
+
+    v2 = replace(OK, update=UpdateView("0.2.0", "https://example.com/v0.2.0"))
+    _, said = update(Episodes(shared=True), v2, 0.0, deb=True)
+    assert said == [texts.NOTIFY_UPDATE_DEB.format(version="0.2.0")]
+    assert "sudo apt install ./ghubai-tray_amd64.deb" in said[0]

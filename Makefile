@@ -304,12 +304,12 @@ release-dry-run: python-deps
 
 # A new release key pair, once, by a maintainer: the secret goes into the repository's
 # secret RELEASE_MINISIGN_KEY (never into the repository), the public half into
-# installer/release-key.pub, the README and the app.
+# ghubai_tray/release-key.pub, the README and the app.
 release-key:
-	@test ! -e installer/release-key.pub || { echo "installer/release-key.pub exists"; exit 1; }
-	minisign -G -W -p installer/release-key.pub -s release-key.sec </dev/null
+	@test ! -e ghubai_tray/release-key.pub || { echo "ghubai_tray/release-key.pub exists"; exit 1; }
+	minisign -G -W -p ghubai_tray/release-key.pub -s release-key.sec </dev/null
 	@echo "Now: put release-key.sec's content into the repository secret RELEASE_MINISIGN_KEY,"
-	@echo "delete release-key.sec, and commit installer/release-key.pub."
+	@echo "delete release-key.sec, and commit ghubai_tray/release-key.pub."
 
 # Every GitHub workflow checked by actionlint (from the Go module proxy, cached).
 ACTIONLINT_VERSION := 1.7.12

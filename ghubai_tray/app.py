@@ -11,10 +11,11 @@ nothing else in the package constructs a Worker.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ghubai_tray.adapters import activity_file
 from ghubai_tray.adapters.config import config_path, save_settings
@@ -24,9 +25,12 @@ from ghubai_tray.adapters.desktop_signals import DesktopSignals
 from ghubai_tray.adapters.keyring_reader import keyring_locked_apart
 from ghubai_tray.adapters.tls import client_context
 from ghubai_tray.core import control, texts
-from ghubai_tray.core.settings import DEFAULT_HUB_URL, Settings
+from ghubai_tray.core.settings import APP_NAME, DEFAULT_HUB_URL, Settings
 from ghubai_tray.core.state import WorkerHandle
 from ghubai_tray.worker import Worker, run_in_new_loop
+
+if TYPE_CHECKING:
+    from ghubai_tray.adapters.update_install import SetupInstaller
 
 
 def owner_worker(settings: Settings, token_provider: Callable[[str], TokenSource], *,
@@ -37,7 +41,24 @@ def owner_worker(settings: Settings, token_provider: Callable[[str], TokenSource
     return Worker(settings, token_provider, persist=save_settings,
                   activity_path=activity_file.default_path(), wait_for_tray=wait_for_tray,
                   desktop=DesktopSignals(), keyring_locked=keyring_locked_apart,
-                  update_feed=release_feed)
+                  update_feed=release_feed, update_installer=self_installer())
+
+
+def self_installer() -> SetupInstaller | None:
+    """Where the app installs its own updates: the Windows build (what setup.exe
+    installed) carrying the release key. Elsewhere the menu opens the release page."""
+    if sys.platform != "win32" or not getattr(sys, "frozen", False):
+        return None
+    import platformdirs
+
+    from ghubai_tray.adapters.release_check import built_in_key
+    from ghubai_tray.adapters.update_install import SetupInstaller
+
+    key = built_in_key()
+    if key is None:
+        return None
+    folder = Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)) / "updates"
+    return SetupInstaller(folder, key, lambda: client_context(False))
 
 
 async def release_feed(settings: Settings) -> Any:

@@ -13,7 +13,7 @@ One version, from one place: ``ghubai_tray/__init__.py`` (the package, the ``.de
 setup.exe's file and Uninstall entry, ``--version`` and About all read it); a tag is
 released only when it says the same. The signature is minisign's own (the release
 workflow runs the ``minisign`` program; anyone checks a download with ``minisign -V``
-and the public key in ``installer/release-key.pub``). Exit 0 when done, 1 with the reason.
+and the public key in ``ghubai_tray/release-key.pub``). Exit 0 when done, 1 with the reason.
 """
 
 from __future__ import annotations
@@ -29,13 +29,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CHANGELOG = ROOT / "CHANGELOG.md"
-PUBLIC_KEY = ROOT / "installer" / "release-key.pub"
+PUBLIC_KEY = ROOT / "ghubai_tray" / "release-key.pub"
 SUMS = "SHA256SUMS"
 # Release files keep one name from version to version, so that the README's links
 # (releases/latest/download/NAME) always give the newest; the version is the release's.
 STABLE_NAMES = {"*-setup.exe": "ghubai-tray-setup.exe",
                 "*_amd64.deb": "ghubai-tray_amd64.deb",
                 "*-linux-x86_64.tar.gz": "ghubai-tray-linux-x86_64.tar.gz"}
+# The signature's trusted comment: the app reads the version back from it
+# (ghubai_tray/core/signatures.py, release_comment), so keep the two the same.
+COMMENT = "GhubAi Tray {} release files"
 _HEADING = re.compile(r"^## \[(?P<version>[^\]]+)\](?: - (?P<when>.+))?\s*$")
 _LINK = re.compile(r"^\[[^\]]+\]: ")  # the version links at the end of the file
 
@@ -153,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
         changelog = CHANGELOG.read_text(encoding="utf-8")
         if args.command == "check":
             check(args.tag, package_version(), changelog)
+            if not PUBLIC_KEY.is_file():
+                raise ReleaseError(f"{PUBLIC_KEY.relative_to(ROOT)} is missing: the app "
+                                   "could not check its own updates (make release-key)")
             print(f"{args.tag}: version {package_version()}, changelog section dated")
         elif args.command == "notes":
             print(notes(args.version, changelog))
@@ -160,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             print("\n".join(str(p) for p in stage(args.source, args.dest)))
         else:
             written = write_sums(args.folder, args.key,
-                                 f"GhubAi Tray {package_version()} release files")
+                                 COMMENT.format(package_version()))
             print("\n".join(str(p) for p in written))
     except (ReleaseError, OSError) as exc:
         print(f"release: {exc}", file=sys.stderr)

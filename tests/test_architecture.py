@@ -33,7 +33,7 @@ ALLOWED = {
 }
 # Import names of the distributions pyproject.toml declares.
 DISTRIBUTIONS = {"pillow": "PIL", "pygobject": "gi", "tomli-w": "tomli_w",
-                 "python-xlib": "Xlib"}
+                 "python-xlib": "Xlib", "pynacl": "nacl"}
 ROOT_MODULES = {"__init__", "__main__", "cli", "app", "doctor"}
 
 

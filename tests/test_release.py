@@ -12,6 +12,14 @@ from pathlib import Path
 import pytest
 
 from ghubai_tray import __version__
+from ghubai_tray.adapters.release_check import verify
+from ghubai_tray.core.signatures import (
+    parse_public_key,
+    parse_signature,
+    parse_sums,
+    release_comment,
+    signed_version,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "installer"))
 import release  # noqa: E402
@@ -88,7 +96,9 @@ def test_the_sums_are_signed_so_that_minisign_and_sha256sum_check_them(tmp_path:
     files.mkdir()
     (files / "ghubai-tray-1.2.0-setup.exe").write_bytes(os.urandom(4096))
     (files / "ghubai-tray_1.2.0_amd64.deb").write_bytes(os.urandom(3000))
-    written = release.write_sums(files, keys / "k.sec", "GhubAi Tray 1.2.0 release files")
+    comment = release.COMMENT.format("1.2.0")
+    assert comment == release_comment("1.2.0"), "the app reads the version back from it"
+    written = release.write_sums(files, keys / "k.sec", comment)
     assert [p.name for p in written] == ["SHA256SUMS", "SHA256SUMS.minisig"]
     sums = (files / "SHA256SUMS").read_text()
     assert sums.count("\n") == 2 and "SHA256SUMS" not in sums
@@ -105,6 +115,12 @@ def test_the_sums_are_signed_so_that_minisign_and_sha256sum_check_them(tmp_path:
     done = verified()
     assert done.returncode == 0 and "GhubAi Tray 1.2.0 release files" in done.stdout
     assert summed() == 0
+    # the app reads and checks the same files
+    signature = parse_signature((files / "SHA256SUMS.minisig").read_text())
+    verify(parse_public_key((keys / "k.pub").read_text()), signature,
+           (files / "SHA256SUMS").read_bytes())
+    assert signed_version(signature) == "1.2.0"
+    assert set(parse_sums(sums)) == {"ghubai-tray-1.2.0-setup.exe", "ghubai-tray_1.2.0_amd64.deb"}
     exe = files / "ghubai-tray-1.2.0-setup.exe"
     exe.write_bytes(exe.read_bytes()[:-1] + b"\0")  # a tampered download
     assert summed() != 0

@@ -22,7 +22,7 @@ from ghubai_tray.worker.runtime import SideJobs
 from ghubai_tray.worker.store import StateStore
 from ghubai_tray.worker.updates import UpdateWatch
 from tests.processes import clean_environment, cli
-from tests.testbed.releases import FeedFault, FeedRelease, ReleasesFeed
+from tests.testbed.releases import FeedFault, FeedRelease, ReleasesFeed, serving
 
 mine = parse_version(__version__)
 assert mine is not None
@@ -32,10 +32,8 @@ OLDER = "v0.0.1"
 
 @pytest.fixture
 async def feed() -> AsyncIterator[ReleasesFeed]:
-    server = ReleasesFeed()
-    await server.start()
-    yield server
-    await server.stop()
+    async with serving() as server:
+        yield server
 
 
 async def check(feed: ReleasesFeed, tmp_path: Path, *args: str,

@@ -69,6 +69,9 @@ class UpdateView:
 
     version: str
     page: str
+    # the app can install it itself (a Windows build with a release key: README,
+    # "Updates"); elsewhere the menu opens the page
+    installable: bool = False
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,7 @@ class Snapshot:
     held_until: datetime | None = None
     rules_overridden_until: datetime | None = None  # "Share anyway for 1 hour"
     update: UpdateView | None = None  # a newer version is out
+    updating: str | None = None  # installing it: what happens now, in words
 
     @property
     def state(self) -> State:
@@ -227,8 +231,14 @@ class Stop:
     grace: float = 10.0
 
 
+@dataclass(frozen=True)
+class InstallUpdate:
+    """Download, check and install the newer version the feed told of (Windows)."""
+
+
 Command = (Pause | Resume | SetModelShared | SetShareNewModels | SetFreeGpuWhenPaused
-           | ApplySettings | TokenChanged | RetryNow | TrayShown | ShareAnyway | Stop)
+           | ApplySettings | TokenChanged | RetryNow | TrayShown | ShareAnyway | Stop
+           | InstallUpdate)
 
 
 class WorkerHandle(Protocol):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -22,6 +22,7 @@ from ghubai_tray.core.settings import Settings
 from ghubai_tray.core.state import (
     ApplySettings,
     Command,
+    InstallUpdate,
     Pause,
     PauseMode,
     Resume,
@@ -54,7 +55,8 @@ class CommandHandler:
     def __init__(self, store: StateStore, runner: RequestRunner, hub: HubSupervisor,
                  discovery: Discovery, ollama: OllamaLink, jobs: SideJobs, *,
                  stop: Callable[[Stop], None], persist: Persist | None,
-                 clock: Callable[[], datetime], pause_check: float = PAUSE_CHECK) -> None:
+                 clock: Callable[[], datetime], pause_check: float = PAUSE_CHECK,
+                 install_update: Callable[[], Coroutine[Any, Any, None]] | None = None) -> None:
         self._store = store
         self._runner = runner
         self._hub = hub
@@ -65,6 +67,7 @@ class CommandHandler:
         self._persist = persist
         self._clock = clock
         self._pause_check = pause_check
+        self._install_update = install_update
         # Since Python 3.10 asyncio queues bind to a loop on first use, so the queue
         # can exist before run(): a command submitted early simply waits in it.
         self.queue: asyncio.Queue[Command] = asyncio.Queue()
@@ -148,6 +151,9 @@ class CommandHandler:
             if self._store.snapshot.waiting_for_tray:
                 log.info("the tray icon is visible: sharing may start")
             self._store.tray_shown()
+        elif isinstance(command, InstallUpdate):
+            if self._install_update is not None:  # downloads for minutes: not in this loop
+                self._jobs.spawn(self._install_update())
         elif isinstance(command, RetryNow):
             log.info("retrying now, as asked")
             self._discovery.now()

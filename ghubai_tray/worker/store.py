@@ -120,6 +120,10 @@ class StateStore:
         if view != self._snapshot.update:
             self._commit(replace(self._snapshot, update=view))
 
+    def updating(self, what: str | None) -> None:
+        if what != self._snapshot.updating:
+            self._commit(replace(self._snapshot, updating=what))
+
     def tray_shown(self) -> None:
         if self._snapshot.waiting_for_tray:
             self._commit(replace(self._snapshot, waiting_for_tray=False))

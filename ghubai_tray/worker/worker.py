@@ -45,7 +45,7 @@ from ghubai_tray.worker.requests import RequestRunner
 from ghubai_tray.worker.rules import LOOK, OWNER_LOOK, RULES_CHECK, Rules
 from ghubai_tray.worker.runtime import Problems, SideJobs, supervised
 from ghubai_tray.worker.store import StateStore
-from ghubai_tray.worker.updates import Feed, UpdateWatch
+from ghubai_tray.worker.updates import Feed, Installer, UpdateWatch
 
 log = logging.getLogger("ghubai_tray.worker")
 
@@ -90,6 +90,7 @@ class Worker:
         keyring_locked: Callable[[], bool | None] | None = None,
         update_feed: Feed | None = None,
         first_update_check: timedelta = FIRST_CHECK_AFTER,
+        update_installer: Installer | None = None,
     ) -> None:
         self._jobs = SideJobs()
         self._store = StateStore(settings, self._jobs, wait_for_tray=wait_for_tray)
@@ -102,15 +103,17 @@ class Worker:
                                   lambda url: token_provider(url).token, self._jobs, problems,
                                   rng=rng or random.Random(), clock=clock or _now,
                                   keyring_locked=keyring_locked)
+        self._updates = UpdateWatch(self._store, update_feed, clock or _now,
+                                    rng or random.Random(), first_update_check,
+                                    installer=update_installer, stop=self._request_stop)
         self._commands = CommandHandler(self._store, self._runner, self._hub, self._discovery,
                                         self._ollama, self._jobs, stop=self._request_stop,
                                         persist=persist, clock=clock or _now,
-                                        pause_check=pause_check)
+                                        pause_check=pause_check,
+                                        install_update=self._updates.install)
         self._rules = Rules(self._store, self._ollama, self._runner, self._jobs, clock or _now,
                             rules_check, desktop=desktop, look=rules_look,
                             owner_look=owner_look)
-        self._updates = UpdateWatch(self._store, update_feed, clock or _now,
-                                    rng or random.Random(), first_update_check)
         self._problems = problems
         self._activity_path = activity_path
         self._activity_saved: Activity | None = None

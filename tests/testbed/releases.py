@@ -14,6 +14,8 @@ import asyncio
 import enum
 import json
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -36,6 +38,9 @@ class FeedRelease:
     prerelease: bool = False
     draft: bool = False
     files: dict[str, bytes] = field(default_factory=dict)
+    # what a download gives when it differs from what the feed lists (its size is
+    # ``files``'): a file changed on the way, or cut short
+    served: dict[str, bytes] = field(default_factory=dict)
 
 
 class ReleasesFeed(Observable):
@@ -44,6 +49,7 @@ class ReleasesFeed(Observable):
         self.releases = releases or []
         self.fault = FeedFault.NONE
         self.seen: list[dict[str, str]] = []  # the headers of each feed request
+        self.downloads: list[str] = []  # the path of each download asked for
         self.host, self.port = "127.0.0.1", 0
         self._runner: web.AppRunner | None = None
 
@@ -91,9 +97,22 @@ class ReleasesFeed(Observable):
                             content_type="application/json")
 
     async def _download(self, request: web.Request) -> web.StreamResponse:
+        self.downloads.append(request.path)
         for release in self.releases:
             if release.tag == request.match_info["tag"]:
-                data = release.files.get(request.match_info["name"])
+                name = request.match_info["name"]
+                data = release.served.get(name, release.files.get(name))
                 if data is not None:
                     return web.Response(body=data)
         raise web.HTTPNotFound()
+
+
+@asynccontextmanager
+async def serving(releases: list[FeedRelease] | None = None) -> AsyncIterator[ReleasesFeed]:
+    """A started feed, stopped at the end (the tests' fixture)."""
+    server = ReleasesFeed(releases)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ghubai_tray import __version__
 from ghubai_tray.adapters import logs
@@ -47,12 +47,15 @@ from ghubai_tray.adapters.keyring_reader import (
     resolve_token_apart,
 )
 from ghubai_tray.adapters.single_instance import SingleInstance
-from ghubai_tray.app import control_server, owner_worker, tray_worker
+from ghubai_tray.app import control_server, owner_worker, self_installer, tray_worker
 from ghubai_tray.core import texts
 from ghubai_tray.core.errors import ConfigError, TokenStoreError
 from ghubai_tray.core.settings import Settings
 from ghubai_tray.core.state import Snapshot, Stop
 from ghubai_tray.worker import Worker, blocking_calls_pending, run_in_new_loop
+
+if TYPE_CHECKING:
+    from ghubai_tray.adapters.update_install import SetupInstaller
 
 log = logging.getLogger("ghubai_tray")
 DEFAULT_GRACE = 10.0
@@ -97,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     update_commands = update.add_subparsers(dest="action", metavar="ACTION", required=True)
     update_commands.add_parser("check", help="ask the releases feed now").add_argument(
         "--json", action="store_true", help="print the answer as JSON")
+    update_commands.add_parser(
+        "install", help="install the newest version (Windows)",
+        description="Downloads the newest release's installer, checks its signature and "
+        "checksum, lets the requests in progress finish, installs it and starts the new "
+        "version, as the menu's Install update does. Exit 0 once the installer runs, 1 "
+        "when nothing was installed (the reason is said).")
     _add_control_commands(commands)
     return parser
 
@@ -166,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "doctor":
         return _doctor(settings)
     if args.command == "update":
-        return _update_check(settings, args.json)
+        return _update_install(settings) if args.action == "install" \
+            else _update_check(settings, args.json)
     from ghubai_tray.adapters.memory import return_large_buffers
 
     return_large_buffers()  # the worker may hold a hub's 90 MB message a few times over
@@ -438,6 +448,71 @@ def _update_check(settings: Settings, as_json: bool) -> int:
             print("Download ghubai-tray_amd64.deb from that page, then run: "
                   "sudo apt install ./ghubai-tray_amd64.deb")
     return 10 if found else 0
+
+
+def _update_install(settings: Settings) -> int:
+    """The menu's Install update from a console: through the running app when there is
+    one (it lets its requests finish), else here (the installer starts the app after)."""
+    from ghubai_tray.adapters.control import NotAnswering, NotRunning, ask
+
+    installer = self_installer()
+    if installer is None:
+        _say("ghubai-tray update install: " + (
+            "this build carries no release key, so it cannot check an update; download "
+            "the new version from its release page" if sys.platform == "win32" else
+            "on Linux GhubAi Tray does not install its own updates; 'ghubai-tray update "
+            "check' says whether one is out and where to get it"))
+        return 1
+    try:
+        before = ask({"action": "status"}).get("status", {}).get("notice")
+        ask({"action": "install-update"})
+    except NotRunning:
+        return _install_here(settings, installer)
+    except NotAnswering as exc:
+        _say(f"ghubai-tray update install: the running GhubAi Tray does not answer ({exc})")
+        return 1
+    deadline = time.monotonic() + 3600
+    while time.monotonic() < deadline:
+        try:
+            status = ask({"action": "status"}).get("status", {})
+        except (NotRunning, NotAnswering):
+            print("GhubAi Tray has quit for its installer; it starts again when done.")
+            return 0
+        if str(status.get("updating") or "").startswith("Updating"):
+            print(f"{status['updating']} GhubAi Tray finishes the requests in progress, "
+                  "then quits for the installer, which starts the new version.")
+            return 0
+        if status.get("notice") and status.get("notice") != before:
+            _say(f"ghubai-tray update install: {status['notice']}")
+            return 1
+        time.sleep(1.0)
+    _say("ghubai-tray update install: no answer within an hour; see the menu and the log")
+    return 1
+
+
+def _install_here(settings: Settings, installer: SetupInstaller) -> int:
+    from ghubai_tray.app import release_feed
+    from ghubai_tray.core.updates import newest
+
+    async def install() -> str:
+        found = newest(await release_feed(settings), __version__, settings.update_prereleases)
+        if found is None:
+            return f"GhubAi Tray {__version__} is the newest version; nothing to install."
+        print(f"Downloading and checking GhubAi Tray {found.version}…")
+        path = await installer.fetch(found)
+        try:
+            installer.launch(path, found)
+        except OSError:
+            installer.discard(path)
+            raise
+        return f"Installing GhubAi Tray {found.version}; it starts when the installer is done."
+
+    try:
+        print(asyncio.run(install()))
+    except Exception as exc:  # the reason, in words: nothing was installed
+        _say(f"ghubai-tray update install: nothing was installed: {exc}")
+        return 1
+    return 0
 
 
 def _doctor(settings: Settings) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import sys
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -154,3 +155,15 @@ async def test_with_the_check_off_the_feed_is_never_asked(feed: ReleasesFeed) ->
         await feed.wait_until(lambda: len(feed.seen) == 1, 30, "the ask once turned on")
     finally:
         task.cancel()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="Linux's answer")
+async def test_update_install_on_linux_says_where_updates_come_from(
+        feed: ReleasesFeed, tmp_path: Path) -> None:
+    feed.releases = [FeedRelease(NEWER)]
+    env = {**clean_environment(tmp_path), "GHUBAI_UPDATE_URL": feed.url}
+    code, out, err = await cli("update", "install", env=env)
+    assert code == 1, out + err
+    assert "on Linux GhubAi Tray does not install its own updates; 'ghubai-tray update " \
+           "check' says whether one is out" in err
+    assert feed.seen == [] and feed.downloads == [], "nothing asked, nothing downloaded"

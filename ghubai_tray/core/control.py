@@ -21,6 +21,7 @@ from ghubai_tray.core.rules import Rule, enabled
 from ghubai_tray.core.settings import shown_url
 from ghubai_tray.core.state import (
     Command,
+    InstallUpdate,
     Pause,
     PauseMode,
     Resume,
@@ -29,7 +30,8 @@ from ghubai_tray.core.state import (
     TokenChanged,
 )
 
-ACTIONS = ("status", "pause", "resume", "quit", "token", "share-anyway", "show")
+ACTIONS = ("status", "pause", "resume", "quit", "token", "share-anyway", "show",
+           "install-update")
 SHARE_ANYWAY_FOR = timedelta(hours=1)  # what the menu's item gives, and the CLI's default
 _DURATION = re.compile(r"^(?:(\d{1,12})h)?(?:(\d{1,12})m)?(?:(\d{1,12})s)?$", re.ASCII)
 MAX_PAUSE = timedelta(days=366)
@@ -103,6 +105,9 @@ def status_of(snap: Snapshot, headline: str) -> dict[str, Any]:
                                    if snap.rules_overridden_until else None),
         "rules_on": [name for rule, name in texts.RULE_NAMES.items()
                      if Rule(rule) in enabled(snap.settings)],
+        "update": snap.update.version if snap.update else None,
+        "updating": snap.updating,
+        "notice": snap.notice,
     }
 
 
@@ -132,6 +137,9 @@ def decide(request: Any, snap: Snapshot, now: datetime, headline: str) -> Decisi
                          "requests in progress finish on the old connection."}, TokenChanged())
     if action == "show":
         return Decision({"ok": True, "said": "shown"}, show=True)
+    if action == "install-update":  # `ghubai-tray update install`, as the menu's item
+        return Decision({"ok": True, "said": "The running GhubAi Tray installs the update."},
+                        InstallUpdate())
     if action == "quit":
         return Decision({"ok": True, "said": "Quitting: requests in progress get a few seconds "
                          "to finish."}, quit=True)

@@ -250,6 +250,9 @@ NOTIFY_UPDATE_DEB = ("GhubAi Tray {version} is out. Update available in the Ghub
                      "its page: download ghubai-tray_amd64.deb there, then run "
                      "'sudo apt install ./ghubai-tray_amd64.deb' where you saved it.")
 UPDATE_AVAILABLE = "Update available: {version}"
+INSTALL_UPDATE = "Install update {version}"
+NOTIFY_UPDATE_INSTALL = ("GhubAi Tray {version} is out. Choose Install update in the GhubAi menu: "
+                         "it finishes the requests in progress, installs it and starts again.")
 NOTIFY_TOKEN_UNREADABLE = ("The OS keyring did not give GhubAi its token, so nothing is shared. "
                            "Unlock the keyring, then choose Retry now in the GhubAi menu.")
 NOTIFY_OLLAMA = "Ollama has not been reachable for a minute, so nothing is shared. Is it running?"

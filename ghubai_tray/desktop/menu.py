@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from ghubai_tray.core import texts
 from ghubai_tray.core.state import (
     Command,
+    InstallUpdate,
     OllamaStatus,
     Pause,
     PauseMode,
@@ -189,7 +190,12 @@ def render_menu(snap: Snapshot, desktop: Desktop, now: datetime | None = None
         until = texts.moment(snap.rules_overridden_until, now)
         items += [_info(texts.SHARING_ANYWAY.format(until=until)),
                   Item(texts.STOP_SHARING_ANYWAY, ShareAnyway(None))]
-    if snap.update is not None:
+    if snap.updating is not None:
+        items.append(_info(snap.updating))
+    elif snap.update is not None and snap.update.installable:
+        items.append(Item(texts.INSTALL_UPDATE.format(version=snap.update.version),
+                          InstallUpdate()))
+    elif snap.update is not None:
         items.append(Item(texts.UPDATE_AVAILABLE.format(version=snap.update.version),
                           Ui.UPDATE))
     items += [_pause(snap, now), _models(snap), _activity(snap), SEPARATOR,

@@ -81,8 +81,9 @@ def update(episodes: Episodes, snap: Snapshot, now: float, *,
         announced |= recovered  # not back yet: remember, so "back" is said when it is
     told = episodes.updates_told
     if snap.update is not None and snap.update.version not in told:
-        messages.append((texts.NOTIFY_UPDATE_DEB if deb else texts.NOTIFY_UPDATE).format(
-            version=snap.update.version))
+        said = texts.NOTIFY_UPDATE_INSTALL if snap.update.installable else \
+            texts.NOTIFY_UPDATE_DEB if deb else texts.NOTIFY_UPDATE
+        messages.append(said.format(version=snap.update.version))
         told |= {snap.update.version}
     return replace(episodes, since=since, announced=frozenset(announced),
                    shared=episodes.shared or contributing, updates_told=told), messages

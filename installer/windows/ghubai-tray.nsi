@@ -17,6 +17,10 @@
 ; owner's in it is lost; its Run value and shortcuts; and asks before removing
 ; settings, logs and the stored token (a silent uninstall, /S, keeps them).
 ; Upgrading is installing over it: the program is replaced, settings are kept.
+; /UPDATE (the app's own "Install update", docs/UPDATES.md): instead of refusing while
+; the app runs, wait up to 15 minutes for it to end (it finishes its requests first;
+; exit code 3 if it never does), install into the folder the Uninstall entry names,
+; and start the app again, the new version or, should the install fail, the old one.
 
 Unicode true
 ; A 64-bit installer: the bundle is 64-bit anyway, and the 32-bit stub does not
@@ -46,6 +50,7 @@ Target amd64-unicode
 Name "${APP}"
 OutFile "${OUTFILE}"
 InstallDir "$LOCALAPPDATA\Programs\${APP}"
+InstallDirRegKey HKCU "${UNINSTKEY}" "InstallLocation"
 RequestExecutionLevel user
 SetCompressor /SOLID lzma
 VIProductVersion "${VERSION}.0"
@@ -102,9 +107,53 @@ Function RefuseForeignFolder
   done:
 FunctionEnd
 
+Var UPDATE
+
+; An update: the app quits once its requests are done, and its files stay locked until
+; the process is gone, a moment after its mutex.
+Function WaitForTheAppToEnd
+  StrCpy $R2 0
+  loop:
+    System::Call 'kernel32::OpenMutexW(i 0x00100000, i 0, w "${MUTEX}") p .r0'
+    ${If} $0 P= 0
+      Sleep 2000
+      Return
+    ${EndIf}
+    System::Call 'kernel32::CloseHandle(p r0)'
+    IntOp $R2 $R2 + 1
+    ${If} $R2 >= 900
+      SetErrorLevel 3
+      Quit
+    ${EndIf}
+    Sleep 1000
+    Goto loop
+FunctionEnd
+
 Function .onInit
-  !insertmacro RefuseWhileRunning
+  StrCpy $UPDATE 0
+  ${GetParameters} $R0
+  ClearErrors
+  ${GetOptions} $R0 "/UPDATE" $R1
+  ${IfNot} ${Errors}
+    StrCpy $UPDATE 1
+    Call WaitForTheAppToEnd
+  ${Else}
+    !insertmacro RefuseWhileRunning
+  ${EndIf}
   Call RefuseForeignFolder
+FunctionEnd
+
+Function .onInstSuccess
+  ${If} $UPDATE == 1
+    Exec '"$INSTDIR\${EXE}"'
+  ${EndIf}
+FunctionEnd
+
+Function .onInstFailed
+  ${If} $UPDATE == 1
+  ${AndIf} ${FileExists} "$INSTDIR\${EXE}"
+    Exec '"$INSTDIR\${EXE}"'
+  ${EndIf}
 FunctionEnd
 
 Function un.onInit

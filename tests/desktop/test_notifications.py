@@ -112,3 +112,12 @@ def test_installed_from_the_deb_the_notice_names_apt() -> None:
     _, said = update(Episodes(shared=True), v2, 0.0, deb=True)
     assert said == [texts.NOTIFY_UPDATE_DEB.format(version="0.2.0")]
     assert "sudo apt install ./ghubai-tray_amd64.deb" in said[0]
+
+
+def test_where_the_app_installs_updates_the_notice_says_how() -> None:
+    from ghubai_tray.core.state import UpdateView
+
+    v2 = replace(OK, update=UpdateView("0.2.0", "https://example.com/v0.2.0", True))
+    _, said = update(Episodes(shared=True), v2, 0.0, deb=False)
+    assert said == [texts.NOTIFY_UPDATE_INSTALL.format(version="0.2.0")]
+    assert "Install update" in said[0]

@@ -341,3 +341,16 @@ def test_share_anyway_shows_in_the_menu_with_its_end_and_an_undo() -> None:
     assert find(menu, "Let the rules hold again").action == ShareAnyway(None)
     assert "Share anyway for 1 hour" not in texts_of(menu)
     assert "Let the rules hold again" not in texts_of(render_menu(snap(), DESKTOP, NOW))
+
+
+def test_where_the_app_installs_updates_the_menu_installs_it_and_says_how_it_goes() -> None:
+    from ghubai_tray.core.state import InstallUpdate, UpdateView
+
+    newer = replace(snap(), update=UpdateView("1.3.0", "https://example.com/", True))
+    menu = render_menu(newer, DESKTOP, NOW)
+    assert texts_of(menu)[3:6] == ["-", "Install update 1.3.0", "Pause"]
+    assert find(menu, "Install update 1.3.0").action == InstallUpdate()
+    for phase in ("Downloading 1.3.0…", "Updating to 1.3.0…"):
+        menu = render_menu(replace(newer, updating=phase), DESKTOP, NOW)
+        assert texts_of(menu)[4] == phase and not menu[4].enabled
+        assert "Install update 1.3.0" not in texts_of(menu), "asked once, not twice"

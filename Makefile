@@ -48,7 +48,7 @@ screenshots: setup
 	mkdir -p docs/screenshots && cp artifacts/*.png docs/screenshots/
 	$(BIN)/python docs/icon_states.py
 
-.PHONY: release-check release-notes release-sums release-dry-run release-key workflows-lint go-deps ollama-deps bench-ollama bench-hostile soak fuzz bench bundle deb tarball dist dist-check windows-deps test-windows dist-windows dist-windows-check bench-windows screenshots help setup system-deps run-system-deps python-deps node-deps run test check lint typecheck unit demo clean
+.PHONY: release-check release-notes release-sums release-dry-run release-key workflows-lint go-deps ollama-deps bench-ollama bench-hostile soak fuzz bench bundle deb tarball dist dist-check windows-deps test-windows dist-windows dist-windows-check dist-windows-update-check bench-windows screenshots help setup system-deps run-system-deps python-deps node-deps run test check lint typecheck unit demo clean
 
 help:
 	@echo "make run     start GhubAi Tray (the tray icon)"
@@ -269,6 +269,31 @@ dist-windows: windows-deps
 # against the test hub, the tray under Xvfb), upgrade over it, uninstall it.
 dist-windows-check: dist-windows
 	GHUBAI_SETUP_EXE=$(CURDIR)/$(SETUP_EXE) $(BIN)/pytest -q -m windist tests/test_windows_dist.py
+
+# Updating as installed (tests/test_windows_update.py): two test builds, OLD and NEW, of
+# copies of this tree that carry a release key made for the run; the OLD one, installed
+# and sharing, installs the NEW one from a releases feed on loopback.
+UPDATE_TEST := build/update-test
+UPDATE_OLD := 0.0.1
+UPDATE_NEW := 0.0.2
+dist-windows-update-check: windows-deps
+	rm -rf $(UPDATE_TEST) && mkdir -p $(UPDATE_TEST)/key
+	minisign -G -W -p $(UPDATE_TEST)/key/test.pub -s $(UPDATE_TEST)/key/test.sec </dev/null >/dev/null
+	for v in $(UPDATE_OLD) $(UPDATE_NEW); do \
+		src=$(UPDATE_TEST)/src-$$v && mkdir -p $$src && cp -a ghubai_tray installer assets $$src/ && \
+		find $$src -name __pycache__ -prune -exec rm -rf {} + && \
+		sed -i "s/^__version__ = .*/__version__ = \"$$v\"/" $$src/ghubai_tray/__init__.py && \
+		cp $(UPDATE_TEST)/key/test.pub $$src/ghubai_tray/release-key.pub && \
+		xvfb-run -a $(WINDOWS) python -m PyInstaller --noconfirm --log-level WARN \
+			--distpath $(UPDATE_TEST)/dist-$$v --workpath $(UPDATE_TEST)/work-$$v \
+			$$src/installer/ghubai-tray.spec && \
+		(cd installer/windows && makensis -V2 -DVERSION=$$v \
+			-DSTAGE=$(CURDIR)/$(UPDATE_TEST)/dist-$$v/ghubai-tray \
+			-DOUTFILE=$(CURDIR)/$(UPDATE_TEST)/ghubai-tray-$$v-setup.exe ghubai-tray.nsi) \
+		|| exit 1; \
+	done
+	GHUBAI_UPDATE_TEST=$(CURDIR)/$(UPDATE_TEST) GHUBAI_UPDATE_OLD=$(UPDATE_OLD) \
+		GHUBAI_UPDATE_NEW=$(UPDATE_NEW) $(BIN)/pytest -q -m windist tests/test_windows_update.py
 
 # The Windows build's sizes and the installed tray's idle memory under Wine (after
 # dist-windows; BENCH_ARGS="--write" keeps the table in bench/RESULTS.md).

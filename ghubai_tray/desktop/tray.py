@@ -179,7 +179,7 @@ class TrayApp:
         self._quitting.set()
         self._quit_started = time.monotonic()
         self._nudge.set()
-        if self._thread.is_alive():
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self.worker.submit(Stop(self._grace))
         threading.Thread(target=self._stop_icon, daemon=True, name="tray-quit").start()
 
@@ -220,6 +220,10 @@ class TrayApp:
             self._worker_main()
         except Exception:
             log.exception("the worker stopped unexpectedly")
+        if self.worker.snapshot.updating is not None and not self._quitting.is_set():
+            # it stopped for an update's installer, which waits for this process to end
+            log.info("quitting for the installer")
+            self.quit()
 
     # -- snapshots in, icon and menu out ---------------------------------------
 

@@ -23,12 +23,15 @@ def minisign_available() -> bool:
 
 
 class ReleaseKey:
-    def __init__(self, folder: Path) -> None:
+    """A key pair in ``folder`` (test.pub, test.sec): made there, unless ``existing``."""
+
+    def __init__(self, folder: Path, existing: bool = False) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.public, self.secret = folder / "test.pub", folder / "test.sec"
-        subprocess.run(["minisign", "-G", "-W", "-p", str(self.public), "-s",
-                        str(self.secret)], stdin=subprocess.DEVNULL, capture_output=True,
-                       check=True)
+        if not existing:
+            subprocess.run(["minisign", "-G", "-W", "-p", str(self.public), "-s",
+                            str(self.secret)], stdin=subprocess.DEVNULL, capture_output=True,
+                           check=True)
         self._folder = folder
 
     @property

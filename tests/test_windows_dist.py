@@ -17,9 +17,8 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 
@@ -35,6 +34,9 @@ from tests.testbed.wine import (
     windows_run,
     wine_available,
 )
+from tests.testbed.wine_tray import click_until as _click_until
+from tests.testbed.wine_tray import icon as _icon
+from tests.testbed.wine_tray import open_menu as _open_menu
 from tests.worker_bed import TOKEN
 
 SETUP = os.environ.get("GHUBAI_SETUP_EXE", "")
@@ -48,7 +50,6 @@ APP = "GhubAi Tray"
 UNINSTALL_KEY = r"HKCU\Software\Microsoft\Windows\CurrentVersion\Uninstall\GhubAiTray"
 RUN_KEY = r"HKCU\Software\Microsoft\Windows\CurrentVersion\Run"
 MODELS = ("llama3.2:1b", "mistral:7b")
-T = TypeVar("T")
 
 
 class Installed:
@@ -168,21 +169,6 @@ async def test_the_console_entry_serves_headless_and_stops_on_ctrl_c(
     assert "served in" in text, "headless logs to its console as well as its file"
 
 
-def _icons(desk: Desktop) -> list[Window]:
-    """Wine docks each tray icon as an explorer.exe window inside trayer's panel; the icon
-    of a tray that has just quit can linger there beside the new one for a while."""
-    panel = next((w for w in desk.windows() if w.name == "panel"), None)
-    if panel is None:
-        return []
-    return [w for w in desk.windows() if '"explorer.exe"' in w.wm_class
-            and w.width > 4 and w.height > 4 and w.width <= panel.width
-            and panel.x <= w.x < panel.x + panel.width and w.y < panel.height]
-
-
-def _icon(desk: Desktop) -> Window | None:
-    return next(iter(_icons(desk)), None)
-
-
 def _settings(desk: Desktop) -> Window | None:
     return next((w for w in desk.windows(tree=False) if w.name == "GhubAi Tray settings"), None)
 
@@ -207,12 +193,6 @@ def _close_settings(desk: Desktop) -> None:
     wait_for("Settings to close", closed, 60)
 
 
-def _menu(desk: Desktop) -> Window | None:
-    """The Win32 popup menu: an unnamed top-level window of the app, menu-sized."""
-    return next((w for w in desk.windows(tree=False) if '"ghubai-tray.exe"' in w.wm_class
-                 and not w.name and w.width > 150 and w.height > 100), None)
-
-
 def _steady_screenshot(desk: Desktop, name: str, crop: tuple[int, int, int, int]) -> None:
     """A screenshot once the window has finished drawing: two in a row alike (Tk under
     Wine draws its widgets over a few hundred milliseconds, and X says nothing when done)."""
@@ -227,37 +207,7 @@ def _steady_screenshot(desk: Desktop, name: str, crop: tuple[int, int, int, int]
     wait_for(f"{name} to stop changing", steady, 30)
 
 
-def _click(desk: Desktop, window: Window, button: str) -> None:
-    desk.run("xdotool", "mousemove", str(window.x + window.width // 2),
-             str(window.y + window.height // 2))
-    time.sleep(0.3)  # Wine's tray forwards a click only once the pointer is in
-    desk.run("xdotool", "click", button)
 
-
-def _click_until(desk: Desktop, button: str, what: str, answer: Callable[[], T | None],
-                 settle: float) -> T:
-    """Click until ``answer`` shows, trying each docked icon in turn: a click can be lost
-    while Wine's tray settles (after a window of the app closes, say), and a lingering
-    icon of an earlier tray answers none. ``settle`` is how long one click may take to
-    show its answer before the next is tried; the app opens one Settings window and one
-    menu however often it is clicked."""
-    attempts = [0]
-
-    def answered() -> T | None:
-        if (found := answer()) is None:
-            icons = wait_for("the tray icon", lambda: _icons(desk))
-            _click(desk, icons[attempts[0] % len(icons)], button)
-            attempts[0] += 1
-            deadline = time.monotonic() + settle
-            while (found := answer()) is None and time.monotonic() < deadline:
-                time.sleep(0.1)
-        return found
-
-    return wait_for(what, answered, 90)
-
-
-def _open_menu(desk: Desktop) -> Window:
-    return _click_until(desk, "3", "the Win32 menu", lambda: _menu(desk), 2)
 
 
 def test_the_installed_tray_docks_opens_settings_and_quits(installed: Installed) -> None:

@@ -4,7 +4,8 @@ the run), a releases feed on loopback serving NEW, the test hub and the Ollama s
 
 The OLD tray, installed by its setup.exe, set up the way an owner does (config.toml and
 the token in Credential Manager) and sharing, is asked to install the update; first one
-signed by another key, which must change nothing, then the real one: the tray lets its
+signed by another key (asked with ``update install``), which must change nothing, then
+the real one (the menu's *Install update*, clicked): the tray lets its
 work finish, quits, the installer replaces it and starts NEW, which registers with the
 hub again with the settings and the token it found.
 """
@@ -20,12 +21,13 @@ from pathlib import Path
 import pytest
 
 from tests.paths import ARTIFACTS
-from tests.testbed.desktop import desktop_available, real_desktop
+from tests.testbed.desktop import Desktop, desktop_available, real_desktop
 from tests.testbed.hub import GridHub
 from tests.testbed.ollama import OllamaStandIn
 from tests.testbed.release_key import ReleaseKey, minisign_available, signed_release
 from tests.testbed.releases import serving
 from tests.testbed.wine import WindowsRun, kill_group, windows_run, wine_available
+from tests.testbed.wine_tray import open_menu
 from tests.worker_bed import TOKEN
 
 BUILDS = Path(os.environ.get("GHUBAI_UPDATE_TEST", "/nonexistent"))
@@ -46,9 +48,9 @@ MACHINE = "wine-update"
 
 
 @pytest.fixture
-def run() -> Iterator[WindowsRun]:
-    with real_desktop(ARTIFACTS) as desk, windows_run(python=False, env=desk.env) as box:
-        yield box
+def box() -> Iterator[tuple[WindowsRun, Desktop]]:
+    with real_desktop(ARTIFACTS) as desk, windows_run(python=False, env=desk.env) as run:
+        yield run, desk
 
 
 def folder(run: WindowsRun) -> Path:
@@ -71,9 +73,10 @@ def registered_after(hub: GridHub, seen: int) -> bool:
 
 
 async def test_the_installed_tray_updates_itself_and_comes_back_sharing(
-        run: WindowsRun) -> None:
+        box: tuple[WindowsRun, Desktop], tmp_path: Path) -> None:
+    run, desk = box
     key = ReleaseKey(BUILDS / "key", existing=True)
-    other = ReleaseKey(BUILDS / "other-key")
+    other = ReleaseKey(tmp_path / "other-key")
     new_setup = (BUILDS / f"ghubai-tray-{NEW}-setup.exe").read_bytes()
     code, out = run.run([str(BUILDS / f"ghubai-tray-{OLD}-setup.exe"), "/S"], timeout=300)
     assert code == 0, out
@@ -103,12 +106,18 @@ async def test_the_installed_tray_updates_itself_and_comes_back_sharing(
             assert not updates.exists() or list(updates.iterdir()) == []
             assert hub.nodes and all(n.models == MODELS for n in hub.nodes.values())
 
-            # the real one
+            # the real one, from the menu's item, which the refused try brought: a notice
+            # line, the three status lines, a separator, then "Install update 0.0.2"
+            # (Win32 menus: 17 px an item, 10 px a separator, from the menu's top)
             feed.releases = [signed_release(f"v{NEW}", key, new_setup)]
             seen = len(hub.registrations)
-            code, out = await asyncio.to_thread(cli, run, "update", "install")
-            assert code == 0, out
-            assert f"Updating to {NEW}" in out or "has quit for its installer" in out
+            menu = await asyncio.to_thread(open_menu, desk)
+            desk.screenshot("windows-install-update-menu.png",
+                            (menu.width + 40, menu.height + 40, max(0, menu.x - 20), 0))
+            desk.run("xdotool", "mousemove", str(menu.x + 40),
+                     str(menu.y + 10 + 4 * 17 + 10))
+            await asyncio.sleep(0.5)
+            desk.run("xdotool", "click", "1")
             assert await asyncio.to_thread(tray.wait, 300) == 0, "OLD quits for the installer"
             await hub.wait_until(lambda: registered_after(hub, seen), 600,
                                  "NEW, started by the installer, to share again")

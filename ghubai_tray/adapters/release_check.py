@@ -45,8 +45,7 @@ def verify(key: PublicKey, signature: Signature, data: bytes) -> None:
     from nacl.signing import VerifyKey
 
     if signature.key_id != key.key_id:
-        raise BadSignature(f"it is signed with another key (id {signature.key_id[::-1].hex()}"
-                           f" instead of {key.key_id_text.lower()})")
+        raise BadSignature("it is signed with another key")  # the ids tell no owner more
     message = hashlib.blake2b(data).digest() if signature.prehashed else data
     checker = VerifyKey(key.key)
     try:

@@ -62,6 +62,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.frames import CloseCode
 
+from ghubai_tray.adapters.http_body import body_within
 from ghubai_tray.core.errors import (
     AuthRejected,
     HubClosed,
@@ -673,13 +674,8 @@ async def _negotiate(http: httpx.AsyncClient, url: str, token: str | None) -> Ne
 
 async def _bounded_body(response: httpx.Response, url: str) -> bytes:
     """The answer's body, refused past :data:`MAX_NEGOTIATE_BYTES` (a hub is a stranger)."""
-    body = bytearray()
-    async for piece in response.aiter_bytes():
-        body += piece
-        if len(body) > MAX_NEGOTIATE_BYTES:
-            raise HubUnreachable(f"the negotiate answer from {host_of(url)} is far too large: "
-                                 "is this a hub URL?")
-    return bytes(body)
+    return await body_within(response, MAX_NEGOTIATE_BYTES, lambda: HubUnreachable(
+        f"the negotiate answer from {host_of(url)} is far too large: is this a hub URL?"))
 
 
 def _upgrade(url: str, target: str) -> bool:

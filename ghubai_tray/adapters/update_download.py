@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from ghubai_tray.adapters.http_body import body_within
 from ghubai_tray.adapters.release_check import BadSignature, verify
 from ghubai_tray.adapters.update_feed import USER_AGENT
 from ghubai_tray.core.signatures import (
@@ -100,16 +101,12 @@ def _checked_sums(release: Release, key: PublicKey, sums_text: bytes,
 
 
 async def _small(http: httpx.AsyncClient, asset: Asset, limit: int) -> bytes:
-    body = bytearray()
     async with http.stream("GET", asset.url) as response:
         if response.status_code != 200:
             raise UpdateError(f"{asset.name} could not be downloaded "
                               f"(HTTP {response.status_code})")
-        async for piece in response.aiter_bytes():
-            body += piece
-            if len(body) > limit:
-                raise UpdateError(f"{asset.name} is far too large")
-    return bytes(body)
+        return await body_within(response, limit,
+                                 lambda: UpdateError(f"{asset.name} is far too large"))
 
 
 async def _save(http: httpx.AsyncClient, asset: Asset, expected: str, folder: Path,

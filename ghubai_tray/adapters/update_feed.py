@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from ghubai_tray import __version__
+from ghubai_tray.adapters.http_body import body_within
 
 USER_AGENT = f"GhubAi-Tray/{__version__}"
 MAX_FEED_BYTES = 4 * 1024 * 1024  # 100 releases with their notes are well under 1 MB
@@ -39,11 +40,8 @@ async def fetch_feed(url: str, ssl_context: ssl.SSLContext,
                                     + _until(response) + "; it is asked again later")
                 if response.status_code != 200:
                     raise FeedError(f"the releases feed answered HTTP {response.status_code}")
-                body = bytearray()
-                async for piece in response.aiter_bytes():
-                    body += piece
-                    if len(body) > MAX_FEED_BYTES:
-                        raise FeedError("the releases feed's answer is far too large")
+                body = await body_within(response, MAX_FEED_BYTES, lambda: FeedError(
+                    "the releases feed's answer is far too large"))
     except httpx.TimeoutException:
         raise FeedError(f"the releases feed did not answer within {timeout:g} s") from None
     except httpx.HTTPError as exc:

@@ -113,11 +113,12 @@ def newest(feed: Any, current: str, prereleases: bool = False) -> Release | None
     return best if best.version > mine else None
 
 
-def next_check(now: datetime, started: datetime, last: datetime | None, failed: bool,
+def next_check(now: datetime, first: datetime, last: datetime | None, failed: bool,
                rng: random.Random) -> datetime:
-    """When to ask the feed next: not in the first minutes, then about once a day (a
-    failed ask sooner), each time moved by a random part of :data:`JITTER`."""
+    """When to ask the feed next: not before ``first`` (the app's start plus
+    :data:`FIRST_CHECK_AFTER`), then about once a day (a failed ask sooner), each time
+    moved by a random part of :data:`JITTER`."""
     jitter = timedelta(seconds=rng.uniform(0, JITTER.total_seconds()))
     if last is None:
-        return max(now, started + FIRST_CHECK_AFTER) + jitter / 12
+        return max(now, first) + jitter / 12
     return max(now, last + (RETRY_AFTER if failed else CHECK_EVERY) + jitter)

@@ -83,8 +83,7 @@ class UpdateWatch:
                     self._store.notice(said)
         if self._feed is None:
             return  # no feed wired in (tests of other things)
-        # when the first ask may come: first_after from now, FIRST_CHECK_AFTER by default
-        started = self._clock() - FIRST_CHECK_AFTER + self._first_after
+        first = self._clock() + self._first_after  # not while the owner watches it start
         last: datetime | None = None
         failed = False
         due: datetime | None = None  # drawn once per wait, jitter included
@@ -97,7 +96,7 @@ class UpdateWatch:
                 continue
             now = self._clock()
             if due is None:
-                due = next_check(now, started, last, failed, self._rng)
+                due = next_check(now, first, last, failed, self._rng)
             if due > now:
                 await asyncio.sleep(min(self._look, (due - now).total_seconds()))
                 continue

@@ -204,3 +204,11 @@ async def test_a_missing_download_is_refused(feed: ReleasesFeed, key: ReleaseKey
 def test_the_sums_the_tests_write_are_sha256sums(tmp_path: Path) -> None:
     # the same form installer/release.py writes (and sha256sum --check reads)
     assert sums({"a": b"x"}) == f"{hashlib.sha256(b'x').hexdigest()}  a\n".encode()
+
+
+async def test_a_huge_sums_file_is_refused_unread(feed: ReleasesFeed, key: ReleaseKey,
+                                                  tmp_path: Path) -> None:
+    release = signed_release("v0.2.0", key, INSTALLER)
+    release.files["SHA256SUMS"] = b"0" * 70_000
+    feed.releases = [release]
+    assert await refused(feed, key, tmp_path / "updates") == "SHA256SUMS is far too large"

@@ -74,10 +74,10 @@ def test_asked_not_at_start_then_about_daily(started: datetime, seconds: int, fa
                                               seed: int) -> None:
     now = started + timedelta(seconds=seconds)
     rng = random.Random(seed)
-    first = next_check(now, started, None, False, rng)
+    first = next_check(now, started + FIRST_CHECK_AFTER, None, False, rng)
     assert first >= started + FIRST_CHECK_AFTER and first >= now
     assert first <= max(now, started + FIRST_CHECK_AFTER) + JITTER / 12
-    later = next_check(now, started, now, failed, rng)
+    later = next_check(now, started + FIRST_CHECK_AFTER, now, failed, rng)
     wait = later - now
     assert (RETRY_AFTER if failed else CHECK_EVERY) <= wait <= \
         (RETRY_AFTER if failed else CHECK_EVERY) + JITTER

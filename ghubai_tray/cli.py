@@ -587,6 +587,7 @@ def _status_lines(mode: Any, pid: Any, s: dict[str, Any]) -> list[str]:
             f"  Now:      {s.get('headline')}",
             f"  Hub:      {s.get('hub')}: {s.get('state')} ({s.get('reason')})",
             f"  Ollama:   {s.get('ollama')} ({s.get('ollama_reason') or 'not checked yet'})",
+            *([f"  Server:   {s['model_server']}"] if s.get("model_server") else []),
             f"  Shared:   {shared}",
             f"  Requests: {s.get('active', 0)} running, {s.get('queued', 0)} waiting",
             f"  Paused:   {paused}",

@@ -35,6 +35,7 @@ from ghubai_tray.core.errors import (
     TokenStoreError,
 )
 from ghubai_tray.core.rules import DesktopReadings, Rule, decide, enabled, read_desktop
+from ghubai_tray.core.server_kinds import ServerKind
 from ghubai_tray.core.settings import SETTINGS, Settings, shown_setting, shown_url
 from ghubai_tray.core.sharing import is_shared
 from ghubai_tray.core.tags import LocalModel
@@ -104,17 +105,22 @@ async def ollama_check(settings: Settings) -> tuple[Check, tuple[LocalModel, ...
     """The Ollama line, and the models it has (None when it could not be asked)."""
     client = OllamaClient(settings.ollama_url, client_context(settings.allow_invalid_certs))
     try:
+        server = await client.identify()
+        if server is not None and server.kind is not ServerKind.OLLAMA:
+            return Check(Level.FAIL, "Ollama", texts.NOT_OLLAMA.format(
+                server=server, url=settings.ollama_url)), None
         models = await client.tags()
     except GhubAiError as exc:
         return Check(Level.FAIL, "Ollama", str(exc)), None
     finally:
         await client.aclose()
     names = ", ".join(m.name + (" (cloud)" if m.remote else "") for m in models)
+    where = settings.ollama_url + (f" ({server})" if server else "")
     if not models:
-        return Check(Level.WARN, "Ollama", f"reachable at {settings.ollama_url}, but it has no "
+        return Check(Level.WARN, "Ollama", f"reachable at {where}, but it has no "
                      "models: pull one with 'ollama pull <model>'"), models
     return Check(Level.OK, "Ollama",
-                 f"{texts.counted(len(models), 'model')} at {settings.ollama_url}: {names}"), models
+                 f"{texts.counted(len(models), 'model')} at {where}: {names}"), models
 
 
 PAUSED = "paused"  # the name of the check a pause fails, which the verdict words apart

@@ -139,7 +139,8 @@ async def test_doctor_all_well(env: dict[str, str]) -> None:
     assert lines[1].startswith("[  ok] config: ")
     assert f"hub_url = {hub.url}  (the variable HUB_URL)" in out
     assert "[  ok] token: from the PROVIDER_TOKEN variable; the hub accepted it" in lines
-    assert f"[  ok] Ollama: 2 models at {ollama.url}: llama3.2:1b, mistral:7b" in lines
+    assert f"[  ok] Ollama: 2 models at {ollama.url} (Ollama 0.12.6): llama3.2:1b, " \
+           "mistral:7b" in lines
     assert "[  ok] sharing: 2 models would be shared: llama3.2:1b, mistral:7b" in lines
     assert any(line.startswith("[  ok] hub: negotiate, WebSocket and handshake with 127.0.0.1:")
                and line.endswith("token accepted") for line in lines)
@@ -303,3 +304,18 @@ async def test_a_locked_keyring_is_said_and_sharing_starts_once_it_is_unlocked(
                              "the worker to connect with the token once unlocked")
         await hub.wait_until(lambda: any(n.models for n in hub.nodes.values()), 20,
                              "the worker to register")
+
+
+async def test_doctor_names_another_server_at_the_ollama_address(env: dict[str, str]) -> None:
+    from tests.testbed.model_servers import KOBOLD_VERSION, Kind, ModelServerStandIn
+
+    server = ModelServerStandIn(Kind.KOBOLDCPP)
+    await server.start()
+    try:
+        code, out, _ = await cli("doctor", env={**env, "OLLAMA_LOCAL_URL": server.url,
+                                                "PROVIDER_TOKEN": TOKEN})
+    finally:
+        await server.stop()
+    assert code != 0, out
+    assert f"[FAIL] Ollama: {server.url} is KoboldCpp {KOBOLD_VERSION}, not Ollama: GhubAi " \
+           "Tray shares only Ollama's models for now" in out

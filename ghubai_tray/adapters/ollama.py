@@ -17,12 +17,14 @@ request, which is how Ollama learns to stop generating and free the GPU.
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import httpx
 
+from ghubai_tray.adapters.http_body import body_within
 from ghubai_tray.core.errors import OllamaAnswerError, OllamaUnreachable
 from ghubai_tray.core.framing import (
     Done,
@@ -33,12 +35,15 @@ from ghubai_tray.core.framing import (
     framer_for,
     status_error,
 )
+from ghubai_tray.core.server_kinds import PROBES, ServerIdentity, identify
 from ghubai_tray.core.tags import LocalModel, parse_tags
 
 Sink = Callable[[list[str]], Awaitable[None]]
 """Where the relay sends the texts of the events one read completed (in order)."""
 
 TAGS_TIMEOUT = 5.0
+PROBE_TIMEOUT = 3.0
+MAX_PROBE_BYTES = 256 * 1024
 MAX_TAGS_BYTES = 8 * 1024 * 1024
 MAX_ERROR_BODY = 64 * 1024
 
@@ -67,6 +72,24 @@ class OllamaClient:
         if response.status_code != 200:
             raise OllamaAnswerError(status_error(response.status_code, body))
         return parse_tags(body)
+
+    async def identify(self) -> ServerIdentity | None:
+        """Which server answers here (core/server_kinds.py): all its probes at once (one
+        round trip, not five, before the first model list), then the most specific
+        answer; None when none answers as a known kind does."""
+        answers = await asyncio.gather(*(self._probe(path) for path in PROBES))
+        return identify(dict(zip(PROBES, answers, strict=True)))
+
+    async def _probe(self, path: str) -> object:
+        """``GET path``'s JSON, or None for anything else (refused, away, not JSON)."""
+        try:
+            async with self._client.stream("GET", path, timeout=PROBE_TIMEOUT) as response:
+                if response.status_code != 200:
+                    return None
+                body = await body_within(response, MAX_PROBE_BYTES, lambda: ValueError(path))
+            return json.loads(body)
+        except (httpx.HTTPError, ValueError, RecursionError):
+            return None
 
     async def loaded_models(self) -> list[str]:
         """Models Ollama holds in memory now (``/api/ps``); empty when it cannot tell."""

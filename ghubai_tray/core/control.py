@@ -91,6 +91,7 @@ def status_of(snap: Snapshot, headline: str) -> dict[str, Any]:
         "hub": shown_url(snap.hub_url),
         "ollama": texts.OLLAMA_WORDS[snap.ollama],
         "ollama_reason": snap.ollama_reason,
+        "model_server": snap.model_server,
         "shared_models": list(snap.shared_models),
         "registered_models": snap.registered_models,
         "active": snap.active,

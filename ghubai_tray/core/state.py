@@ -91,6 +91,7 @@ class Snapshot:
     registered_models: int | None = None  # as last acknowledged by the hub
     ollama: OllamaStatus = OllamaStatus.UNKNOWN
     ollama_reason: str = ""
+    model_server: str | None = None  # what answers at ollama_url, e.g. "Ollama 0.12.3"
     models: tuple[ModelView, ...] = ()  # Ollama's models, each shared or not by the settings
     active: int = 0
     queued: int = 0

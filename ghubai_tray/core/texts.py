@@ -189,6 +189,7 @@ STOP_SHARING_ANYWAY = "Let the rules hold again"
 PAUSE_ACTIVE_OPEN = "Now: paused until you resume"
 HUB_LINE = "Hub: {host} ({state})"
 OLLAMA_LINE = "Ollama: {state}"
+OLLAMA_OTHER_SERVER = "{server} answers there instead"
 OLLAMA_RUNNING = "running, {models}"
 OLLAMA_AWAY = "not running at {url}"
 
@@ -250,6 +251,8 @@ NOTIFY_UPDATE_DEB = ("GhubAi Tray {version} is out. Update available in the Ghub
                      "its page: download ghubai-tray_amd64.deb there, then run "
                      "'sudo apt install ./ghubai-tray_amd64.deb' where you saved it.")
 UPDATE_AVAILABLE = "Update available: {version}"
+NOT_OLLAMA = ("{url} is {server}, not Ollama: GhubAi Tray shares only Ollama's models for now, "
+              "so nothing is shared (README, \"Model servers\")")
 INSTALL_UPDATE = "Install update {version}"
 NOTIFY_UPDATE_INSTALL = ("GhubAi Tray {version} is out. Choose Install update in the GhubAi menu: "
                          "it finishes the requests in progress, installs it and starts again.")

@@ -99,6 +99,8 @@ def _ollama_line(snap: Snapshot) -> str:
         state = texts.OLLAMA_RUNNING.format(models=texts.counted(len(snap.models), "model"))
     elif snap.ollama is OllamaStatus.UNREACHABLE:
         state = texts.OLLAMA_AWAY.format(url=snap.ollama_url)
+    elif snap.ollama is OllamaStatus.BAD_ANSWER and snap.model_server:
+        state = texts.OLLAMA_OTHER_SERVER.format(server=snap.model_server)
     else:
         state = texts.OLLAMA_WORDS[snap.ollama]
     return texts.OLLAMA_LINE.format(state=state)

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from ghubai_tray.adapters.hub import Invocation, Malformed
 from ghubai_tray.core.framing import Done, Failed, Framer
 from ghubai_tray.core.local_use import Used, loaded_by_worker, model_key, used_models
+from ghubai_tray.core.server_kinds import ServerIdentity
 from ghubai_tray.core.settings import Settings
 from ghubai_tray.core.tags import LocalModel
 
@@ -25,6 +26,8 @@ class Ollama(Protocol):
     base_url: str
 
     async def tags(self) -> tuple[LocalModel, ...]: ...
+
+    async def identify(self) -> ServerIdentity | None: ...
 
     async def loaded_models(self) -> list[str]: ...
 

@@ -93,14 +93,17 @@ class StateStore:
                              next_attempt=next_attempt, registered_models=registered_models))
 
     def ollama(self, status: OllamaStatus, reason: str,
-               models: tuple[LocalModel, ...] | None) -> None:
-        """What Ollama answered; ``models`` None keeps the last list (Ollama is away)."""
+               models: tuple[LocalModel, ...] | None, server: str | None = None) -> None:
+        """What Ollama answered; ``models`` None keeps the last list (Ollama is away);
+        ``server`` names what answers there, when known."""
         if models is not None:
             self._local = models
         views = model_views(self._local, self._snapshot.settings)
         snap = self._snapshot
-        if (status, reason, views) != (snap.ollama, snap.ollama_reason, snap.models):
-            self._commit(replace(snap, ollama=status, ollama_reason=reason, models=views))
+        if (status, reason, views, server) != (snap.ollama, snap.ollama_reason, snap.models,
+                                               snap.model_server):
+            self._commit(replace(snap, ollama=status, ollama_reason=reason, models=views,
+                                 model_server=server))
 
     def settings(self, settings: Settings) -> None:
         """The effective settings changed (the menu, the Settings window, a pause)."""

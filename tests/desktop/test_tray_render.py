@@ -354,3 +354,12 @@ def test_where_the_app_installs_updates_the_menu_installs_it_and_says_how_it_goe
         menu = render_menu(replace(newer, updating=phase), DESKTOP, NOW)
         assert texts_of(menu)[4] == phase and not menu[4].enabled
         assert "Install update 1.3.0" not in texts_of(menu), "asked once, not twice"
+
+
+def test_another_server_at_the_ollama_address_is_named_in_the_menu() -> None:
+    from ghubai_tray.core.state import OllamaStatus
+
+    other = replace(snap(), ollama=OllamaStatus.BAD_ANSWER, model_server="LM Studio",
+                    ollama_reason="http://127.0.0.1:1234 is LM Studio, not Ollama")
+    assert "Ollama: LM Studio answers there instead" in texts_of(render_menu(other, DESKTOP,
+                                                                             NOW))

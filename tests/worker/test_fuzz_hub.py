@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ghubai_tray.core.endpoints import ALLOWED_ENDPOINTS
+from ghubai_tray.core.server_kinds import PROBES
 from ghubai_tray.core.validation import MAX_REQUEST_ID, usable_request_id
 from ghubai_tray.worker import REQUEST_TARGETS
 from tests.adversarial import ADVERSARIAL_PATHS, PATH_PIECES
@@ -37,7 +38,9 @@ from tests.worker_bed import Bed, running_bed, with_settings
 T = TypeVar("T")
 MODELS = ("llama3.2:1b", "mistral:7b")
 BODY_LIMIT = 64 * 1024  # small, so that oversized bodies are cheap to generate
-DISCOVERY = {"/api/tags", "/api/ps"}  # what the worker itself asks Ollama
+# what the worker itself asks Ollama: its models and what is loaded, and which server it
+# is (core/server_kinds.py's probes, all GETs)
+DISCOVERY = {"/api/tags", "/api/ps", *PROBES}
 
 
 @dataclass

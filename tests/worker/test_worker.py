@@ -16,6 +16,7 @@ import pytest
 from ghubai_tray.adapters import activity_file
 from ghubai_tray.core.activity import Activity, Tally
 from ghubai_tray.core.endpoints import ALLOWED_ENDPOINTS
+from ghubai_tray.core.server_kinds import PROBES
 from ghubai_tray.core.state import (
     ApplySettings,
     OllamaStatus,
@@ -48,9 +49,9 @@ def chat(stream: bool, **extra: Any) -> dict[str, Any]:
 async def test_registers_the_shared_models_and_tracks_registered() -> None:
     async with running_bed() as bed:
         await bed.registered("llama3.2:1b", "mistral:7b")
-        snap = await bed.worker.wait_for(lambda s: s.connection is State.REGISTERED, 10,
-                                         "Registered")
-        assert snap.registered_models == 2
+        # the hub may be told "none yet" first, should it connect before the first look
+        snap = await bed.worker.wait_for(lambda s: s.connection is State.REGISTERED
+                                         and s.registered_models == 2, 10, "Registered")
         assert snap.ollama is OllamaStatus.REACHABLE
         assert snap.reason.startswith("sharing 2 models with 127.0.0.1:")
         assert [m.name for m in snap.models if m.shared] == ["llama3.2:1b", "mistral:7b"]
@@ -166,9 +167,11 @@ async def test_no_management_endpoint_is_ever_reached() -> None:
             assert req.chunks == [{"requestId": req.request_id, "isFinal": True,
                                    "tokenFragment": req.chunks[0]["tokenFragment"]}]
             assert error_of(req.chunks[0]["tokenFragment"])
-        # Only the worker's own looks: the model list, and what is loaded (owner first).
+        # Only the worker's own looks: the model list, what is loaded (owner first), and
+        # which server this is (its GET probes, core/server_kinds.py).
         assert bed.ollama.requests == [r for r in bed.ollama.requests
-                                       if r.path in ("/api/tags", "/api/ps")]
+                                       if r.path in ("/api/tags", "/api/ps", *PROBES)
+                                       and r.method == "GET"]
         assert bed.ollama.management_requests == []
         assert bed.worker.snapshot.totals.refused == len(ADVERSARIAL_PATHS)
 
@@ -549,7 +552,8 @@ async def test_no_path_the_hub_can_build_reaches_anything_but_inference() -> Non
             await req.wait()
             assert sum(bool(c["isFinal"]) for c in req.chunks) == 1
     reached = {r.path for r in bed.ollama.requests}
-    assert reached <= {"/api/tags", "/api/ps", *ALLOWED_ENDPOINTS}  # its own looks, inference
+    # its own looks (the model list, what is loaded, which server), and inference
+    assert reached <= {"/api/tags", "/api/ps", *PROBES, *ALLOWED_ENDPOINTS}
     assert bed.ollama.management_requests == []
 
 

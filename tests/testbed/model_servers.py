@@ -1,0 +1,123 @@
+"""Stand-ins for local model servers other than Ollama, as far as telling them apart goes.
+
+KoboldCpp and LM Studio cannot run here (no binaries for this machine's registries, no
+GPU); llama.cpp's own ``llama-server`` is not built by the test bed yet. These answer
+the GET routes GhubAi Tray probes (core/server_kinds.py) the way each server does, from
+its documentation and source (docs/MODEL_SERVERS.md says which):
+
+- KoboldCpp (1.117): its own ``/api/extra/version`` banner, and at the same time its
+  emulations of Ollama (``/api/version``, ``/api/tags``), OpenAI (``/v1/models``) and
+  llama.cpp (``/props``): the case that shows why ``/api/tags`` alone cannot tell;
+- LM Studio (0.3.6+): ``/api/v0/models`` (models with ``state`` and
+  ``compatibility_type``) and ``/v1/models``;
+- llama.cpp's ``llama-server``: ``/props`` (``build_info``, ``total_slots``,
+  ``default_generation_settings``), ``/health`` and ``/v1/models`` (both ``models``
+  and ``data``).
+
+Everything else is a 404, as each server answers an unknown route.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from aiohttp import web
+
+from tests.testbed._util import serve
+
+
+class Kind(enum.Enum):
+    KOBOLDCPP = "KoboldCpp"
+    LMSTUDIO = "LM Studio"
+    LLAMACPP = "llama-server"
+
+
+KOBOLD_VERSION = "1.117.1"
+LLAMA_BUILD = "b6123-1d72c841"
+MODEL = "Llama-3.2-1B-Instruct-Q4_K_M"
+
+
+def _openai_list() -> dict[str, Any]:
+    return {"object": "list", "data": [{"id": MODEL, "object": "model", "created": 1764900000,
+                                        "owned_by": "llamacpp"}]}
+
+
+ROUTES: dict[Kind, dict[str, Any]] = {
+    Kind.KOBOLDCPP: {
+        "/api/extra/version": {"result": "KoboldCpp", "version": KOBOLD_VERSION,
+                               "protected": False, "txt2img": False, "vision": False,
+                               "transcribe": False, "multiplayer": False, "websearch": False,
+                               "tts": False, "embeddings": False},
+        "/api/version": {"version": "0.6.4"},  # its Ollama emulation
+        "/api/tags": {"models": [{"name": "koboldcpp", "model": f"koboldcpp/{MODEL}:latest",
+                                  "modified_at": "2026-07-10T15:26:55.6122841+08:00",
+                                  "size": 394998579, "digest": "b5dc5e784f2a3ee1582373093acf69a"
+                                  "2f4e2ac1710b253a001712b86a61f88bb",
+                                  "details": {"parent_model": "", "format": "gguf",
+                                              "family": "koboldcpp", "families": ["koboldcpp"],
+                                              "parameter_size": "128M",
+                                              "quantization_level": "Q4_0"}}]},
+        "/v1/models": {"object": "list", "data": [{"id": f"koboldcpp/{MODEL}", "object": "model",
+                                                   "created": 1, "owned_by": "koboldcpp",
+                                                   "permission": [], "root": "koboldcpp"}]},
+        "/props": {"chat_template": "", "total_slots": 1,
+                   "default_generation_settings": {"n_ctx": 8192}},
+    },
+    Kind.LMSTUDIO: {
+        "/api/v0/models": {"object": "list", "data": [
+            {"id": "meta-llama-3.1-8b-instruct", "object": "model", "type": "llm",
+             "publisher": "lmstudio-community", "arch": "llama", "compatibility_type": "gguf",
+             "quantization": "Q4_K_M", "state": "loaded", "max_context_length": 131072},
+            {"id": "text-embedding-nomic-embed-text-v1.5", "object": "model",
+             "type": "embeddings", "publisher": "nomic-ai", "arch": "nomic-bert",
+             "compatibility_type": "gguf", "quantization": "Q4_0", "state": "not-loaded",
+             "max_context_length": 2048}]},
+        "/v1/models": {"object": "list", "data": [
+            {"id": "meta-llama-3.1-8b-instruct", "object": "model",
+             "owned_by": "organization_owner"},
+            {"id": "text-embedding-nomic-embed-text-v1.5", "object": "model",
+             "owned_by": "organization_owner"}]},
+    },
+    Kind.LLAMACPP: {
+        "/props": {"default_generation_settings": {"n_ctx": 4096, "params": {"n_predict": -1}},
+                   "total_slots": 1, "model_path": f"/models/{MODEL}.gguf",
+                   "chat_template": "{{ messages }}", "modalities": {"vision": False},
+                   "build_info": LLAMA_BUILD},
+        "/health": {"status": "ok"},
+        "/v1/models": {"models": [{"name": f"{MODEL}.gguf", "model": f"{MODEL}.gguf",
+                                   "type": "model", "description": "", "tags": [""],
+                                   "capabilities": ["completion"]}],
+                       **_openai_list()},
+    },
+}
+
+
+class ModelServerStandIn:
+    def __init__(self, kind: Kind) -> None:
+        self.kind = kind
+        self.host, self.port = "127.0.0.1", 0
+        self.requests: list[tuple[str, str]] = []  # (method, path) of each request
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> str:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._answer)
+        self._runner, self.port = await serve(app, self.host, self.port)
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append((request.method, request.path))
+        answer = ROUTES[self.kind].get(request.path) if request.method == "GET" else None
+        if answer is None:
+            return web.json_response({"error": "Not Found"}, status=404)
+        return web.json_response(answer)

@@ -201,3 +201,28 @@ class SubprocessServer:
 
     async def stop(self) -> None:
         await asyncio.to_thread(self.stop_sync)
+
+
+class LoopbackServer:
+    """An aiohttp app of the test bed's on a loopback port; a subclass builds it in
+    :meth:`_app`. ``start()`` gives the URL; ``stop()`` is safe to call twice."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host, self.port = host, port
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def _app(self) -> web.Application:
+        raise NotImplementedError
+
+    async def start(self) -> str:
+        self._runner, self.port = await serve(self._app(), self.host, self.port)
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None

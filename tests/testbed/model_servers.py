@@ -24,7 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.testbed._util import serve
+from tests.testbed._util import LoopbackServer
 
 
 class Kind(enum.Enum):
@@ -93,27 +93,16 @@ ROUTES: dict[Kind, dict[str, Any]] = {
 }
 
 
-class ModelServerStandIn:
+class ModelServerStandIn(LoopbackServer):
     def __init__(self, kind: Kind) -> None:
+        super().__init__()
         self.kind = kind
-        self.host, self.port = "127.0.0.1", 0
         self.requests: list[tuple[str, str]] = []  # (method, path) of each request
-        self._runner: web.AppRunner | None = None
 
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    async def start(self) -> str:
+    def _app(self) -> web.Application:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._answer)
-        self._runner, self.port = await serve(app, self.host, self.port)
-        return self.url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        return app
 
     async def _answer(self, request: web.Request) -> web.StreamResponse:
         self.requests.append((request.method, request.path))

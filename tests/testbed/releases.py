@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from tests.testbed._util import Observable, serve
+from tests.testbed._util import LoopbackServer, Observable
 
 PATH = "/repos/ghubai/ghubai-tray/releases"
 
@@ -43,31 +43,24 @@ class FeedRelease:
     served: dict[str, bytes] = field(default_factory=dict)
 
 
-class ReleasesFeed(Observable):
+class ReleasesFeed(Observable, LoopbackServer):
     def __init__(self, releases: list[FeedRelease] | None = None) -> None:
-        super().__init__()
+        Observable.__init__(self)
+        LoopbackServer.__init__(self)
         self.releases = releases or []
         self.fault = FeedFault.NONE
         self.seen: list[dict[str, str]] = []  # the headers of each feed request
         self.downloads: list[str] = []  # the path of each download asked for
-        self.host, self.port = "127.0.0.1", 0
-        self._runner: web.AppRunner | None = None
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}{PATH}"
 
-    async def start(self) -> str:
+    def _app(self) -> web.Application:
         app = web.Application()
         app.router.add_get(PATH, self._feed)
         app.router.add_get("/download/{tag}/{name}", self._download)
-        self._runner, self.port = await serve(app, self.host, self.port)
-        return self.url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        return app
 
     def _entry(self, release: FeedRelease) -> dict[str, object]:
         base = f"http://{self.host}:{self.port}"

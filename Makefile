@@ -48,7 +48,7 @@ screenshots: setup
 	mkdir -p docs/screenshots && cp artifacts/*.png docs/screenshots/
 	$(BIN)/python docs/icon_states.py
 
-.PHONY: release-check release-notes release-sums release-dry-run release-key workflows-lint go-deps ollama-deps bench-ollama bench-hostile soak fuzz bench bundle deb tarball dist dist-check windows-deps test-windows dist-windows dist-windows-check dist-windows-update-check bench-windows screenshots help setup system-deps run-system-deps python-deps node-deps run test check lint typecheck unit demo clean
+.PHONY: llama-server-deps release-check release-notes release-sums release-dry-run release-key workflows-lint go-deps ollama-deps bench-ollama bench-hostile soak fuzz bench bundle deb tarball dist dist-check windows-deps test-windows dist-windows dist-windows-check dist-windows-update-check bench-windows screenshots help setup system-deps run-system-deps python-deps node-deps run test check lint typecheck unit demo clean
 
 help:
 	@echo "make run     start GhubAi Tray (the tray icon)"
@@ -60,7 +60,7 @@ help:
 	@echo "make dist-windows    the Windows bundle and its setup.exe (under Wine)"
 	@echo "make demo    the hub, the Ollama stand-in and the tray, with a request every 5 s"
 
-setup: system-deps python-deps node-deps go-deps ollama-deps
+setup: system-deps python-deps node-deps go-deps ollama-deps llama-server-deps
 
 system-deps:
 	@$(call apt_install,$(APT_PACKAGES))
@@ -86,6 +86,24 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	@touch $@
 
 python-deps: $(VENV)/.installed
+
+# llama.cpp's own llama-server for the model-server tests (tests/testbed/llama_cpp_server.py),
+# built once from the llama.cpp source in the llama-cpp-python sdist, into the cache: no
+# web UI (fetched from a host unreachable here), no curl, portable CPU code, static
+# libraries so the one file runs alone. About 10 minutes on 2 cores.
+LLAMA_SERVER := $(CACHE)/llama-server-$(LLAMA_CPP_VERSION)/llama-server
+llama-server-deps: $(LLAMA_SERVER)
+$(LLAMA_SERVER): | $(BIN)/python
+	@echo "Building llama.cpp's llama-server from llama-cpp-python $(LLAMA_CPP_VERSION)'s sdist (about 10 minutes, cached afterwards)"
+	@tmp=$$(mktemp -d) && \
+	$(BIN)/pip download -q --no-deps --no-binary :all: -d $$tmp llama-cpp-python==$(LLAMA_CPP_VERSION) && \
+	tar -C $$tmp -xzf $$tmp/llama_cpp_python-$(LLAMA_CPP_VERSION).tar.gz && \
+	cmake -S $$tmp/llama_cpp_python-$(LLAMA_CPP_VERSION)/vendor/llama.cpp -B $$tmp/build \
+		-DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DGGML_NATIVE=OFF -DLLAMA_CURL=OFF \
+		-DBUILD_SHARED_LIBS=OFF -DCMAKE_BUILD_TYPE=Release >/dev/null && \
+	cmake --build $$tmp/build --target llama-server -j2 >/dev/null && \
+	mkdir -p $(dir $(LLAMA_SERVER)) && cp $$tmp/build/bin/llama-server $(LLAMA_SERVER).tmp && \
+	mv $(LLAMA_SERVER).tmp $(LLAMA_SERVER) && rm -rf $$tmp
 
 tests/conformance/node_modules/.installed: tests/conformance/package-lock.json
 	@if command -v npm >/dev/null; then \

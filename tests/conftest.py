@@ -18,6 +18,11 @@ from hypothesis import HealthCheck, settings
 
 from tests.processes import clean_environment
 from tests.testbed.godecode import GO_MISSING, go_available
+from tests.testbed.llama_cpp_server import (
+    LLAMA_SERVER_MISSING,
+    LlamaCppServer,
+    llama_cpp_server_available,
+)
 from tests.testbed.llm import LlamaServer, llama_server_available
 from tests.testbed.real_ollama import OLLAMA_MISSING, RealOllama, real_ollama_available
 from tests.testbed.secrets import secret_service
@@ -40,6 +45,8 @@ COUNTERPARTS = (
     ("llm", llama_server_available, LLM_MISSING, "REAL-MODEL TESTS DID NOT RUN"),
     ("go", go_available, GO_MISSING, "OLLAMA'S GO DECODER DID NOT RUN"),
     ("ollama", real_ollama_available, OLLAMA_MISSING, "REAL-OLLAMA TESTS DID NOT RUN"),
+    ("llamacpp", llama_cpp_server_available, LLAMA_SERVER_MISSING,
+     "LLAMA-SERVER TESTS DID NOT RUN"),
 )
 
 
@@ -49,6 +56,7 @@ LINUX_LANE = {
     "llm": "llama.cpp's server is built for Linux here; the Linux lane (make test) runs it",
     "go": "Ollama's Go decoder is built for Linux here; the Linux lane (make test) runs it",
     "ollama": "the real Ollama is built for Linux here; the Linux lane (make test) runs it",
+    "llamacpp": "llama.cpp's llama-server is built for Linux here; the Linux lane runs it",
 }
 
 
@@ -100,6 +108,15 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 def llama_server() -> Iterator[str]:
     """One real llama.cpp server on the tiny model for the whole run (it loads in < 1 s)."""
     server = LlamaServer()
+    url = server.start_sync()
+    yield url
+    server.stop_sync()
+
+
+@pytest.fixture(scope="session")
+def llama_cpp_server() -> Iterator[str]:
+    """llama.cpp's own llama-server on the tiny model, for the whole run."""
+    server = LlamaCppServer()
     url = server.start_sync()
     yield url
     server.stop_sync()

@@ -64,3 +64,14 @@ async def test_the_real_ollama_is_named_with_its_version(real_ollama: str) -> No
         snap = await bed.worker.wait_for(lambda s: s.ollama is OllamaStatus.REACHABLE, 60,
                                          "the real Ollama's models")
         assert snap.model_server == f"Ollama {version}"
+
+
+@pytest.mark.llm
+@pytest.mark.llamacpp
+async def test_llama_cpps_own_server_is_named_with_its_build(llama_cpp_server: str) -> None:
+    props = httpx.get(f"{llama_cpp_server}/props", timeout=30).json()
+    async with running_bed(ollama_url=llama_cpp_server) as bed:
+        snap = await bed.worker.wait_for(lambda s: s.ollama is OllamaStatus.BAD_ANSWER, 30,
+                                         "the server to be told apart")
+        assert snap.model_server == f"llama.cpp's llama-server {props['build_info']}"
+        assert snap.offered_models == ()

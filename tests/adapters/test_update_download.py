@@ -14,11 +14,18 @@ from ghubai_tray.adapters.update_download import UpdateError, download_verified
 from ghubai_tray.adapters.update_feed import fetch_feed
 from ghubai_tray.core.signatures import parse_public_key
 from ghubai_tray.core.updates import Release, releases
-from tests.testbed.release_key import SETUP, ReleaseKey, minisign_available, signed_release, sums
+from tests.testbed.release_key import (
+    MINISIGN_MISSING,
+    SETUP,
+    ReleaseKey,
+    minisign_available,
+    signed_release,
+    sums,
+)
 from tests.testbed.releases import ReleasesFeed, serving
 
 pytestmark = pytest.mark.skipif(not minisign_available(),
-                                reason="minisign is needed (make system-deps)")
+                                reason=MINISIGN_MISSING)
 CURRENT = "0.1.0"
 INSTALLER = b"MZ" + bytes(range(256)) * 400  # 100 KiB of a pretend setup.exe
 

@@ -23,12 +23,17 @@ from ghubai_tray.core.signatures import parse_public_key
 from ghubai_tray.core.state import InstallUpdate, State
 from ghubai_tray.core.updates import parse_version
 from tests.testbed.ollama import OllamaStandIn
-from tests.testbed.release_key import ReleaseKey, minisign_available, signed_release
+from tests.testbed.release_key import (
+    MINISIGN_MISSING,
+    ReleaseKey,
+    minisign_available,
+    signed_release,
+)
 from tests.testbed.releases import ReleasesFeed, serving
 from tests.worker_bed import running_bed, with_settings
 
 pytestmark = pytest.mark.skipif(not minisign_available(),
-                                reason="minisign is needed (make system-deps)")
+                                reason=MINISIGN_MISSING)
 mine = parse_version(__version__)
 assert mine is not None
 NEWER = f"{mine.major}.{mine.minor + 1}.0"

@@ -24,9 +24,11 @@ from ghubai_tray.core.signatures import PublicKey
 from ghubai_tray.core.updates import Release
 
 PENDING = "pending.json"
-# Windows: a process of its own, in no console and no job of ours, so that it outlives
-# the app it replaces.
-DETACHED = 0x00000008 | 0x00000200 | 0x01000000  # DETACHED_PROCESS, NEW_PROCESS_GROUP, BREAKAWAY
+# Windows: a process of its own, in no console, so that it outlives the app it replaces;
+# and out of the app's job, where the job allows it (a job that does not refuses the
+# flag with "access denied", and the installer then starts without it).
+DETACHED = 0x00000008 | 0x00000200  # DETACHED_PROCESS, CREATE_NEW_PROCESS_GROUP
+BREAKAWAY = 0x01000000  # CREATE_BREAKAWAY_FROM_JOB
 
 Command = Callable[[Path], "str | Sequence[str]"]
 
@@ -62,16 +64,28 @@ class SetupInstaller:
         pending = self._folder / PENDING
         pending.write_text(json.dumps({"from": self._current, "to": str(release.version),
                                        "installer": path.name}), encoding="utf-8")
-        try:
-            flags = DETACHED if sys.platform == "win32" else 0
-            self.launched.append(subprocess.Popen(
-                self._command(path), creationflags=flags, close_fds=True, cwd=self._folder,
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                start_new_session=sys.platform != "win32"))
-        except OSError:
-            with contextlib.suppress(OSError):
-                pending.unlink()
-            raise
+        windows = sys.platform == "win32"
+        tries = [DETACHED | BREAKAWAY, DETACHED] if windows else [0]
+        for number, flags in enumerate(tries, 1):
+            try:
+                self.launched.append(subprocess.Popen(
+                    self._command(path), creationflags=flags, close_fds=True,
+                    cwd=self._folder, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL, start_new_session=not windows))
+                return
+            except PermissionError:
+                if number < len(tries):
+                    continue  # a job that allows no breakaway: start it inside
+                self._forget(pending)
+                raise
+            except OSError:
+                self._forget(pending)
+                raise
+
+    @staticmethod
+    def _forget(pending: Path) -> None:
+        with contextlib.suppress(OSError):
+            pending.unlink()
 
     def discard(self, path: Path) -> None:
         discard(path)

@@ -23,6 +23,7 @@ from ghubai_tray.adapters.desktop_signals import DesktopSignals
 from ghubai_tray.adapters.hub import HubConnection
 from ghubai_tray.adapters.logs import add_secret, redact
 from ghubai_tray.adapters.ollama import OllamaClient
+from ghubai_tray.adapters.openai_server import OpenAIServerClient
 from ghubai_tray.adapters.tls import client_context
 from ghubai_tray.core import schedule, texts
 from ghubai_tray.core.errors import (
@@ -35,7 +36,7 @@ from ghubai_tray.core.errors import (
     TokenStoreError,
 )
 from ghubai_tray.core.rules import DesktopReadings, Rule, decide, enabled, read_desktop
-from ghubai_tray.core.server_kinds import ServerKind
+from ghubai_tray.core.server_kinds import ServerKind, not_available
 from ghubai_tray.core.settings import SETTINGS, Settings, shown_setting, shown_url
 from ghubai_tray.core.sharing import is_shared
 from ghubai_tray.core.tags import LocalModel
@@ -102,25 +103,34 @@ def token_check(settings: Settings) -> tuple[Check, TokenSource | None]:
 
 
 async def ollama_check(settings: Settings) -> tuple[Check, tuple[LocalModel, ...] | None]:
-    """The Ollama line, and the models it has (None when it could not be asked)."""
-    client = OllamaClient(settings.ollama_url, client_context(settings.allow_invalid_certs))
+    """The model server's line, and the models it has (None when it could not be asked)."""
+    context = client_context(settings.allow_invalid_certs)
+    probe = OllamaClient(settings.ollama_url, context)
     try:
-        server = await client.identify()
-        if server is not None and server.kind is not ServerKind.OLLAMA:
-            return Check(Level.FAIL, "Ollama", texts.NOT_OLLAMA.format(
-                server=server, url=settings.ollama_url)), None
+        server = await probe.identify()
+    finally:
+        await probe.aclose()
+    kind = server.kind if server else ServerKind.OLLAMA
+    client: OllamaClient | OpenAIServerClient = (
+        OllamaClient(settings.ollama_url, context) if kind is ServerKind.OLLAMA
+        else OpenAIServerClient(settings.ollama_url, kind, context))
+    name = "Ollama" if kind is ServerKind.OLLAMA else "model server"
+    try:
         models = await client.tags()
     except GhubAiError as exc:
-        return Check(Level.FAIL, "Ollama", str(exc)), None
+        return Check(Level.FAIL, name, str(exc)), None
     finally:
         await client.aclose()
     names = ", ".join(m.name + (" (cloud)" if m.remote else "") for m in models)
     where = settings.ollama_url + (f" ({server})" if server else "")
+    missing = "; " + gaps if (gaps := not_available(kind)) else ""
     if not models:
-        return Check(Level.WARN, "Ollama", f"reachable at {where}, but it has no "
-                     "models: pull one with 'ollama pull <model>'"), models
-    return Check(Level.OK, "Ollama",
-                 f"{texts.counted(len(models), 'model')} at {where}: {names}"), models
+        hint = ("pull one with 'ollama pull <model>'" if kind is ServerKind.OLLAMA
+                else "load or download one in it")
+        return Check(Level.WARN, name, f"reachable at {where}, but it has no models: "
+                     f"{hint}{missing}"), models
+    return Check(Level.OK, name,
+                 f"{texts.counted(len(models), 'model')} at {where}: {names}{missing}"), models
 
 
 PAUSED = "paused"  # the name of the check a pause fails, which the verdict words apart

@@ -22,6 +22,7 @@ PACKAGE = ROOT / "ghubai_tray"
 NETWORK = {"httpx", "aiohttp", "pysignalr", "orjson", "truststore", "websockets"}
 # Project modules that speak to the network: the desktop may not reach them.
 NETWORK_MODULES = {"ghubai_tray.adapters.hub", "ghubai_tray.adapters.ollama",
+                   "ghubai_tray.adapters.local_server", "ghubai_tray.adapters.openai_server",
                    "ghubai_tray.adapters.tls"}
 # Which project layers each layer may import (a layer may always import itself).
 ALLOWED = {

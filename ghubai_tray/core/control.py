@@ -18,6 +18,7 @@ from typing import Any
 
 from ghubai_tray.core import texts
 from ghubai_tray.core.rules import Rule, enabled
+from ghubai_tray.core.server_kinds import SHORT
 from ghubai_tray.core.settings import shown_url
 from ghubai_tray.core.state import (
     Command,
@@ -92,6 +93,7 @@ def status_of(snap: Snapshot, headline: str) -> dict[str, Any]:
         "ollama": texts.OLLAMA_WORDS[snap.ollama],
         "ollama_reason": snap.ollama_reason,
         "model_server": snap.model_server,
+        "server_kind": snap.server_kind.value,
         "shared_models": list(snap.shared_models),
         "registered_models": snap.registered_models,
         "active": snap.active,
@@ -163,10 +165,10 @@ def _resume(request: dict[str, Any], snap: Snapshot, now: datetime) -> Decision:
     if snap.held_by:
         until = f" until {texts.moment(snap.held_until, now)}" if snap.held_until else ""
         name = texts.RULE_NAMES.get(snap.held_by, snap.held_by)
+        words = texts.held(snap.held_by, None, SHORT[snap.server_kind])
         return Decision({"ok": True, "said": (
-            f"Not paused by you: the rule '{name}' holds sharing{until} "
-            f"({texts.held(snap.held_by, None)}). To share anyway: 'ghubai-tray share-anyway "
-            "--for 1h'.")})
+            f"Not paused by you: the rule '{name}' holds sharing{until} ({words}). "
+            "To share anyway: 'ghubai-tray share-anyway --for 1h'.")})
     return Decision({"ok": True, "said": "Not paused: nothing to resume."})
 
 

@@ -271,6 +271,46 @@ class BodyFramer:
         return [*frames, Done()]
 
 
+class Translator:
+    """A framer over another framer that writes each of its events in another API's shape.
+
+    The inner framer's failure ends the answer as it is; each event it relays goes to
+    :meth:`event`; its end (``Done``) to :meth:`end`. After a failure or the end nothing
+    more is handed on, and a subclass ends early by setting ``over``.
+    """
+
+    def __init__(self, inner: Framer) -> None:
+        self.inner = inner
+        self.over = False
+
+    def feed(self, data: bytes) -> list[Frame]:
+        return self._map(self.inner.feed(data))
+
+    def finish(self) -> list[Frame]:
+        return self._map(self.inner.finish())
+
+    def _map(self, frames: list[Frame]) -> list[Frame]:
+        mapped: list[Frame] = []
+        for frame in frames:
+            if self.over:
+                break
+            if isinstance(frame, Failed):
+                self.over = True
+                mapped.append(frame)
+            elif isinstance(frame, Relay):
+                mapped.extend(self.event(frame.text))
+            else:
+                mapped.extend(self.end())
+                self.over = True
+        return mapped
+
+    def event(self, text: str) -> list[Frame]:
+        raise NotImplementedError
+
+    def end(self) -> list[Frame]:
+        raise NotImplementedError
+
+
 def framer_for(content_type: str | None) -> Framer:
     """Pick the framer for a response's ``Content-Type`` (parameters ignored)."""
     kind = (content_type or "").split(";")[0].strip().lower()
@@ -281,16 +321,16 @@ def framer_for(content_type: str | None) -> Framer:
     return BodyFramer()
 
 
-def status_error(status: int, body: bytes) -> str:
-    """The ``[error]`` text for a non-2xx answer: Ollama's status and its own message.
+def status_error(status: int, body: bytes, server: str = "Ollama") -> str:
+    """The ``[error]`` text for a non-2xx answer: the server's status and its own message.
 
-    Ollama's errors are JSON (``{"error": ...}``); an answer without one is not
-    Ollama's (a proxy, another server on the port, an empty reply), and is named so
-    rather than quoted as if Ollama had said it."""
+    The servers' errors are JSON (``{"error": ...}``, Ollama's and OpenAI's); an
+    answer without one is not the server's (a proxy, another server on the port, an
+    empty reply), and is named so rather than quoted as if the server had said it."""
     message = error_text(_json_or_none(body.decode("utf-8", "replace")))
     if message is not None:
-        return f"Ollama answered {status}: {message}"
+        return f"{server} answered {status}: {message}"
     snippet = body.decode("utf-8", "replace").strip().splitlines()
     shown = f": {snippet[0][:200]}" if snippet else ", with no details"
-    return (f"something other than Ollama answered HTTP {status} at the Ollama URL{shown} "
-            "(is it Ollama's address?)")
+    return (f"something other than {server} answered HTTP {status} at the Ollama URL{shown} "
+            f"(is it {server}'s address?)")

@@ -16,6 +16,7 @@ loaded them, and a restart must not pause sharing for the hold time.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -94,3 +95,23 @@ def loaded_by_worker(loaded: Loaded, last: Mapping[str, float | None]) -> list[s
     return [model for model, expires in loaded.items()
             if model_key(model) in last
             and _could_be_ours(expires, frozenset({last[model_key(model)]}))]
+
+
+def busy_slots(body: bytes) -> int | None:
+    """How many of ``llama-server``'s slots are working, from its ``/slots`` answer (a
+    list of slots, each with ``is_processing``); None for anything else."""
+    try:
+        slots = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    if not isinstance(slots, list) or not all(isinstance(s, dict) for s in slots):
+        return None
+    return sum(1 for slot in slots if slot.get("is_processing") is True)
+
+
+def others_working(busy: int | None, worker_running: int) -> bool:
+    """Whether a server's working slots are more than the worker's own requests there:
+    somebody else (the owner) uses it. ``worker_running`` is the larger of the counts
+    taken just before and just after the look, so a request of the worker's that starts
+    or ends while the server is asked is never taken for the owner's."""
+    return busy is not None and busy > worker_running

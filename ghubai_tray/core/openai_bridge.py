@@ -36,6 +36,7 @@ from ghubai_tray.core.framing import (
     Framer,
     NdjsonFramer,
     Relay,
+    Translator,
 )
 from ghubai_tray.core.gojson import Raw, go_dumps, go_sorted
 from ghubai_tray.core.json_shape import ShapeLimits, ShapeRefused, check_shape
@@ -440,7 +441,7 @@ def _embedding_request(out: dict[str, Any]) -> tuple[dict[str, Any], AnswerShape
 # -- the answer, written back -------------------------------------------------------------
 
 
-class OpenAIAnswer:
+class OpenAIAnswer(Translator):
     """A framer over the native answer's framer that hands on OpenAI's events instead.
 
     A native stream (NDJSON) becomes one chunk per line, as ``ChatWriter`` and
@@ -450,37 +451,21 @@ class OpenAIAnswer:
 
     def __init__(self, shape: AnswerShape, inner: Framer, ident: str,
                  now: Callable[[], float]) -> None:
-        self._shape, self._inner, self._id, self._now = shape, inner, ident, now
+        super().__init__(inner)
+        self._shape, self._id, self._now = shape, ident, now
         self._whole = not isinstance(inner, NdjsonFramer)
         self._pieces: list[str] = []
         self._tool_call_sent = False
-        self._over = False
 
-    def feed(self, data: bytes) -> list[Frame]:
-        return self._map(self._inner.feed(data))
+    def event(self, text: str) -> list[Frame]:
+        if self._whole:
+            self._pieces.append(text)
+            return []
+        return self._line(text)
 
-    def finish(self) -> list[Frame]:
-        return self._map(self._inner.finish())
-
-    def _map(self, frames: list[Frame]) -> list[Frame]:
-        mapped: list[Frame] = []
-        for frame in frames:
-            if self._over:
-                break
-            if isinstance(frame, Failed):
-                self._over = True
-                mapped.append(frame)
-            elif isinstance(frame, Relay):
-                if self._whole:
-                    self._pieces.append(frame.text)
-                else:
-                    mapped.extend(self._line(frame.text))
-            elif self._whole:
-                mapped.extend(self._body("".join(self._pieces)))
-            else:  # the native stream's last line was relayed as done: the end
-                self._over = True
-                mapped.append(Done())
-        return mapped
+    def end(self) -> list[Frame]:
+        # a native stream's last line was relayed as done: the end
+        return self._body("".join(self._pieces)) if self._whole else [Done()]
 
     def _line(self, text: str) -> list[Frame]:
         try:
@@ -498,15 +483,15 @@ class OpenAIAnswer:
                 chunk["usage"] = usage(native)
                 texts.append(go_dumps(chunk))
         except (TypeError, ValueError, KeyError, AttributeError):
-            self._over = True
+            self.over = True
             return [Failed("Ollama sent a part of the answer this worker cannot translate")]
         if any(fragment_cost(t) > MAX_FRAGMENT_COST for t in texts):
-            self._over = True
+            self.over = True
             return [Failed(TOO_LARGE)]
         return [Relay(t) for t in texts]
 
     def _body(self, text: str) -> list[Frame]:
-        self._over = True
+        self.over = True
         try:
             if self._shape.kind == "embedding":
                 answer = embedding_list(self._shape, _native_answer(text, raw_numbers=True))

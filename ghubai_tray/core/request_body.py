@@ -27,9 +27,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ghubai_tray.core.json_shape import ShapeLimits, ShapeRefused, check_shape
+from ghubai_tray.core.native_bridge import NativeShape, NotServable, to_openai
 from ghubai_tray.core.openai_bridge import AnswerShape, Untranslatable, to_native
 from ghubai_tray.core.prompt_work import MAX_WORK, truncation_work
 from ghubai_tray.core.schema_limits import check_format
+from ghubai_tray.core.server_fields import DROPPED, KEPT
+from ghubai_tray.core.server_kinds import ServerKind
 
 # What parsing one body may build before any field is looked at (see
 # :mod:`ghubai_tray.core.json_shape`): room for every count ceiling at its
@@ -80,6 +83,7 @@ class Canonical:
     keep_alive: float | None = None  # seconds, as forwarded; None: Ollama's default applies
     path: str = ""  # where it is posted: the endpoint, or the native one serving /v1
     answer: AnswerShape | None = None  # how a /v1 answer is written back from the native one
+    native: NativeShape | None = None  # how a native answer is written back from a /v1 one
 
     @property
     def limited(self) -> bool:
@@ -194,6 +198,28 @@ FIELDS: Mapping[str, Mapping[str, Rule]] = {
 NATIVE = frozenset({"/api/chat", "/api/generate", "/api/embed", "/api/embeddings"})
 GENERATING = frozenset({"/api/chat", "/api/generate", "/v1/chat/completions",
                         "/v1/completions"})
+TOP_LOGPROBS = 20  # OpenAI's own ceiling; llama-server computes this many per token
+
+
+def _pass_through(server: ServerKind) -> Mapping[str, Mapping[str, Rule]]:
+    """The ``/v1`` tables for a server that is sent them as they are (not Ollama): OpenAI's
+    fields as above, and the server's own as :mod:`ghubai_tray.core.server_fields` judges."""
+    extras: dict[str, Rule] = {**{name: KEEP for name in KEPT[server]},
+                               **{name: _drop(why) for name, why in DROPPED[server].items()}}
+    tables: dict[str, Mapping[str, Rule]] = {}
+    for endpoint in ("/v1/chat/completions", "/v1/completions", "/v1/embeddings"):
+        table = {k: v for k, v in FIELDS[endpoint].items() if k != "_debug_render_only"}
+        if endpoint in GENERATING:
+            table.update(extras)
+        if endpoint == "/v1/chat/completions":
+            table.update({"tool_choice": KEEP, "parallel_tool_calls": BOOL})
+        tables[endpoint] = table
+    return tables
+
+
+# What a server other than Ollama may be sent at each /v1 endpoint, by kind.
+PASS_FIELDS: Mapping[ServerKind, Mapping[str, Mapping[str, Rule]]] = {
+    server: _pass_through(server) for server in ServerKind if server is not ServerKind.OLLAMA}
 
 
 def go_fold(key: str) -> str:
@@ -302,15 +328,21 @@ class _Pass:
                               "bytes, this machine's limit")
 
 
-def canonical_body(endpoint: str, text: str, model: str, ceilings: Ceilings) -> Canonical:
-    """The bytes to POST to ``endpoint`` for this body; :class:`BodyRefused` says why not.
+def canonical_body(endpoint: str, text: str, model: str, ceilings: Ceilings,
+                   server: ServerKind = ServerKind.OLLAMA) -> Canonical:
+    """The bytes to POST for this body, and where; :class:`BodyRefused` says why not.
 
     ``model`` is the shared model's exact name: the body must name it (in any
     case, as the hub's routing does), and the forwarded body names it exactly.
+    ``server`` is the kind of model server that serves it: Ollama takes every
+    request through its native API; another server takes ``/v1`` requests as they
+    are (by its own table) and native ones translated (see native_bridge).
     """
     document = parse_body(text, ceilings.shape)
     run = _Pass(ceilings)
-    out = _struct(document, FIELDS[endpoint], run, "", endpoint)
+    passed = server is not ServerKind.OLLAMA and endpoint not in NATIVE
+    table = PASS_FIELDS[server][endpoint] if passed else FIELDS[endpoint]
+    out = _struct(document, table, run, "", endpoint)
     asked = out.get("model")
     if not isinstance(asked, str) or not asked:
         raise BodyRefused("the request body names no model")
@@ -320,14 +352,7 @@ def canonical_body(endpoint: str, text: str, model: str, ceilings: Ceilings) -> 
     _apply_defaults(endpoint, out, ceilings)
     if "messages" in out:
         _check_truncation_work(endpoint, out, ceilings)
-    path, answer = endpoint, None
-    if endpoint not in NATIVE:  # served through the native API: see openai_bridge
-        try:
-            native = to_native(endpoint, out, ceilings.context,
-                               _number_out(ceilings.keep_alive))
-        except Untranslatable as exc:
-            raise BodyRefused(str(exc)) from None
-        path, out, answer = native.path, native.body, native.answer
+    path, out, answer, native_shape = _route(endpoint, out, ceilings, server)
     try:
         body = json.dumps(out, ensure_ascii=False, separators=(",", ":"),
                           allow_nan=False).encode("utf-8")
@@ -340,7 +365,40 @@ def canonical_body(endpoint: str, text: str, model: str, ceilings: Ceilings) -> 
     keep_alive = out.get("keep_alive")  # the worker's own number
     return Canonical(body, tuple(run.capped), tuple(run.dropped),
                      float(keep_alive) if isinstance(keep_alive, int | float) else None,
-                     path, answer)
+                     path, answer, native_shape)
+
+
+def _route(endpoint: str, out: dict[str, Any], ceilings: Ceilings, server: ServerKind
+           ) -> tuple[str, dict[str, Any], AnswerShape | None, NativeShape | None]:
+    """Where the checked body goes, as what, and how its answer comes back."""
+    if server is not ServerKind.OLLAMA and endpoint not in NATIVE:  # passed as it is
+        _check_top_logprobs(out, "top_logprobs")
+        if endpoint == "/v1/completions":  # the legacy API's logprobs is a count
+            _check_top_logprobs(out, "logprobs")
+        return endpoint, out, None, None
+    if server is not ServerKind.OLLAMA:  # a native request, served by /v1
+        try:
+            translated = to_openai(endpoint, out, server)
+        except NotServable as exc:
+            raise BodyRefused(str(exc)) from None
+        return translated.path, translated.body, None, translated.shape
+    if endpoint not in NATIVE:  # served through the native API: see openai_bridge
+        try:
+            native = to_native(endpoint, out, ceilings.context,
+                               _number_out(ceilings.keep_alive))
+        except Untranslatable as exc:
+            raise BodyRefused(str(exc)) from None
+        return native.path, native.body, native.answer, None
+    return endpoint, out, None, None
+
+
+def _check_top_logprobs(out: dict[str, Any], name: str) -> None:
+    """A server passed ``top_logprobs`` as it is computes that many per token."""
+    top = out.get(name)
+    if top is not None and (not isinstance(top, int) or isinstance(top, bool)
+                            or not 0 <= top <= TOP_LOGPROBS):
+        raise BodyRefused(f"{name} in the request body must be a whole number from 0 "
+                          f"to {TOP_LOGPROBS}")
 
 
 def _check_truncation_work(endpoint: str, out: dict[str, Any], ceilings: Ceilings) -> None:

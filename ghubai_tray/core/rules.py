@@ -64,7 +64,7 @@ PAUSES_NOW = frozenset({Rule.FULLSCREEN, Rule.GPU_BUSY})
 # What the hub's client reads when a rule refuses its request (never "you").
 HUB_WORDS = {
     Rule.SCHEDULE: "its owner's schedule",
-    Rule.OWNER_FIRST: "its owner is using Ollama",
+    Rule.OWNER_FIRST: "its owner is using {server}",
     Rule.FULLSCREEN: "a full-screen app is running on it",
     Rule.GPU_BUSY: "another program is using its GPU",
     Rule.AWAY: "its owner is using it",
@@ -72,10 +72,11 @@ HUB_WORDS = {
 }
 
 
-def hub_words(held_by: str) -> str:
-    """The refusal's words for a rule named ``held_by`` (a :class:`Rule` value)."""
+def hub_words(held_by: str, server: str = "Ollama") -> str:
+    """The refusal's words for a rule named ``held_by`` (a :class:`Rule` value);
+    ``server`` names the model server its owner uses."""
     try:
-        return HUB_WORDS[Rule(held_by)]
+        return HUB_WORDS[Rule(held_by)].format(server=server)
     except ValueError:
         return f"its owner's {held_by}"
 

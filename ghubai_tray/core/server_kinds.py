@@ -44,6 +44,25 @@ NAMES = {ServerKind.OLLAMA: "Ollama", ServerKind.KOBOLDCPP: "KoboldCpp",
          ServerKind.OPENAI: "an OpenAI-compatible server"}
 
 
+# How the owner's messages name the server they use ("Paused: you are using llama-server").
+SHORT = {ServerKind.OLLAMA: "Ollama", ServerKind.KOBOLDCPP: "KoboldCpp",
+         ServerKind.LMSTUDIO: "LM Studio", ServerKind.LLAMACPP: "llama-server",
+         ServerKind.OPENAI: "the model server"}
+
+
+def not_available(kind: ServerKind) -> str | None:
+    """Which rules cannot work with ``kind``, in the owner's words (None: all can).
+
+    Owner first needs the server to say that somebody else uses it: Ollama's ``/api/ps``
+    or ``llama-server``'s ``/slots``. Freeing memory needs an unload: Ollama's alone.
+    """
+    if kind is ServerKind.OLLAMA:
+        return None
+    if kind is ServerKind.LLAMACPP:
+        return "freeing memory on pause is not available with it"
+    return "owner first and freeing memory on pause are not available with it"
+
+
 @dataclass(frozen=True)
 class ServerIdentity:
     kind: ServerKind

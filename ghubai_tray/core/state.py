@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Protocol
 
 from ghubai_tray.core.activity import Activity
+from ghubai_tray.core.server_kinds import ServerKind
 from ghubai_tray.core.settings import Settings
 
 
@@ -92,6 +93,7 @@ class Snapshot:
     ollama: OllamaStatus = OllamaStatus.UNKNOWN
     ollama_reason: str = ""
     model_server: str | None = None  # what answers at ollama_url, e.g. "Ollama 0.12.3"
+    server_kind: ServerKind = ServerKind.OLLAMA  # which kind, as the requests are shaped
     models: tuple[ModelView, ...] = ()  # Ollama's models, each shared or not by the settings
     active: int = 0
     queued: int = 0

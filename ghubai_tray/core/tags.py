@@ -77,3 +77,36 @@ def parse_tags(body: bytes | str) -> tuple[LocalModel, ...]:
             seen.add(key)
             models.append(LocalModel(name, named[1]))
     return tuple(models)
+
+
+# LM Studio's own list says what each model is; only these answer a chat.
+_LMSTUDIO_CHAT_TYPES = ("llm", "vlm")
+
+
+def parse_model_list(body: bytes | str, server: str = "the model server") -> tuple[LocalModel, ...]:
+    """The models in an OpenAI ``/v1/models`` list (``{"object": "list", "data": [{"id":
+    ...}]}``), or in LM Studio's ``/api/v0/models`` (the same, each with its ``type``:
+    embedding models are left out, as they answer no chat); :class:`TagsParseError`
+    for anything else, never a silently empty list."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise TagsParseError(f"{server}'s model list is not JSON") from None
+    entries = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise TagsParseError(f"{server}'s model list has no \"data\" list")
+    models: list[LocalModel] = []
+    seen: set[str] = set()
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+            continue
+        kind = entry.get("type")
+        if isinstance(kind, str) and kind not in _LMSTUDIO_CHAT_TYPES:
+            continue
+        name = entry["id"].strip()
+        if not name or len(name) > MAX_MODEL_NAME or not name.isprintable():
+            continue
+        if name.casefold() not in seen:
+            seen.add(name.casefold())
+            models.append(LocalModel(name))
+    return tuple(models)

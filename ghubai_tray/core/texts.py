@@ -42,7 +42,7 @@ HELD = "Paused ({rule})"
 # A rule that holds sharing, by the rule's name (Snapshot.held_by): what the owner reads.
 HELD_BY = {
     "schedule": HELD,
-    "your use of Ollama": "Paused: you are using Ollama",
+    "your use of Ollama": "Paused: you are using {server}",
     "full-screen app": "Paused: a full-screen app is running",
     "GPU in use": "Paused: another program is using the GPU",
     "you are here": "Paused: you are using this computer",
@@ -50,7 +50,7 @@ HELD_BY = {
 }
 HELD_BY_UNTIL = {
     "schedule": HELD_UNTIL,
-    "your use of Ollama": "Paused: you are using Ollama (until {until} at least)",
+    "your use of Ollama": "Paused: you are using {server} (until {until} at least)",
 }
 
 
@@ -75,12 +75,12 @@ def moment(when: datetime, now: datetime) -> str:
     return f"{local:%a %d %b %H:%M}"
 
 
-def held(rule: str, until: str | None) -> str:
+def held(rule: str, until: str | None, server: str = "Ollama") -> str:
     """The words for sharing held by ``rule`` (until ``until``, a :func:`moment`, when
-    known)."""
+    known); ``server`` names the model server the owner uses."""
     if until is not None and rule in HELD_BY_UNTIL:
-        return HELD_BY_UNTIL[rule].format(until=until, rule=rule)
-    return HELD_BY.get(rule, HELD).format(rule=rule)
+        return HELD_BY_UNTIL[rule].format(until=until, rule=rule, server=server)
+    return HELD_BY.get(rule, HELD).format(rule=rule, server=server)
 QUITTING = "Quitting: finishing {requests}…"
 QUITTING_NOW = "Quitting…"
 PAUSED_UNTIL = "Paused until {until}"
@@ -188,8 +188,7 @@ SHARING_ANYWAY = "Sharing despite the rules until {until}"
 STOP_SHARING_ANYWAY = "Let the rules hold again"
 PAUSE_ACTIVE_OPEN = "Now: paused until you resume"
 HUB_LINE = "Hub: {host} ({state})"
-OLLAMA_LINE = "Ollama: {state}"
-OLLAMA_OTHER_SERVER = "{server} answers there instead"
+OLLAMA_LINE = "{server}: {state}"
 OLLAMA_RUNNING = "running, {models}"
 OLLAMA_AWAY = "not running at {url}"
 
@@ -251,8 +250,6 @@ NOTIFY_UPDATE_DEB = ("GhubAi Tray {version} is out. Update available in the Ghub
                      "its page: download ghubai-tray_amd64.deb there, then run "
                      "'sudo apt install ./ghubai-tray_amd64.deb' where you saved it.")
 UPDATE_AVAILABLE = "Update available: {version}"
-NOT_OLLAMA = ("{url} is {server}, not Ollama: GhubAi Tray shares only Ollama's models for now, "
-              "so nothing is shared (README, \"Model servers\")")
 INSTALL_UPDATE = "Install update {version}"
 NOTIFY_UPDATE_INSTALL = ("GhubAi Tray {version} is out. Choose Install update in the GhubAi menu: "
                          "it finishes the requests in progress, installs it and starts again.")

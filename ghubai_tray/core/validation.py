@@ -20,6 +20,7 @@ from typing import Any
 from ghubai_tray.core.endpoints import EndpointRefused, allowed_endpoint
 from ghubai_tray.core.errors import RequestRejected
 from ghubai_tray.core.request_body import BodyRefused, Canonical, Ceilings, canonical_body
+from ghubai_tray.core.server_kinds import ServerKind
 
 MAX_REQUEST_ID = 128
 
@@ -37,7 +38,8 @@ class InferenceRequest:
 
     @property
     def path(self) -> str:
-        """Where the body is posted: a ``/v1`` request is served by the native API."""
+        """Where the body is posted: Ollama serves a ``/v1`` request by its native API,
+        another server a native request by its ``/v1`` API."""
         return self.canonical.path if self.canonical and self.canonical.path else self.endpoint
 
     @property
@@ -76,7 +78,7 @@ def endpoint_of(arguments: Any) -> Any:
 
 def validate_request(
     arguments: Any, shared_models: Collection[str], max_body_bytes: int,
-    ceilings: Ceilings | None = None,
+    ceilings: Ceilings | None = None, server: ServerKind = ServerKind.OLLAMA,
 ) -> InferenceRequest:
     """Return the checked request or raise :class:`RequestRejected` with a plain reason."""
     if not isinstance(arguments, list) or len(arguments) != 1 or not isinstance(arguments[0], dict):
@@ -114,7 +116,7 @@ def validate_request(
         raise refuse(f"the request body is {size:,} bytes, more than this worker's "
                      f"limit of {max_body_bytes:,}")
     try:
-        canonical = canonical_body(endpoint, body, exact, ceilings or Ceilings())
+        canonical = canonical_body(endpoint, body, exact, ceilings or Ceilings(), server)
     except BodyRefused as exc:
         raise refuse(str(exc)) from None
     return InferenceRequest(request_id, exact, endpoint, canonical.body, canonical)

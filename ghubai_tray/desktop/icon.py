@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from PIL import Image, ImageDraw, ImageOps
 
 from ghubai_tray.core import texts
+from ghubai_tray.core.server_kinds import SHORT
 from ghubai_tray.core.state import OllamaStatus, Snapshot, State
 from ghubai_tray.desktop.resources import mark
 
@@ -115,7 +116,8 @@ def status_line(snap: Snapshot, now: datetime | None = None) -> str:
         return reason
     if snap.state is State.PAUSED and not snap.paused and snap.held_by:
         held = snap.held_until
-        return texts.held(snap.held_by, texts.moment(held, now) if held else None)
+        return texts.held(snap.held_by, texts.moment(held, now) if held else None,
+                          SHORT[snap.server_kind])
     if snap.state is State.PAUSED:
         until = snap.paused_until
         return (texts.PAUSED_UNTIL.format(until=texts.moment(until, now)) if until

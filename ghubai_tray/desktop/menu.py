@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ghubai_tray.core import texts
+from ghubai_tray.core.server_kinds import NAMES, not_available
 from ghubai_tray.core.state import (
     Command,
     InstallUpdate,
@@ -99,11 +100,18 @@ def _ollama_line(snap: Snapshot) -> str:
         state = texts.OLLAMA_RUNNING.format(models=texts.counted(len(snap.models), "model"))
     elif snap.ollama is OllamaStatus.UNREACHABLE:
         state = texts.OLLAMA_AWAY.format(url=snap.ollama_url)
-    elif snap.ollama is OllamaStatus.BAD_ANSWER and snap.model_server:
-        state = texts.OLLAMA_OTHER_SERVER.format(server=snap.model_server)
     else:
         state = texts.OLLAMA_WORDS[snap.ollama]
-    return texts.OLLAMA_LINE.format(state=state)
+    return texts.OLLAMA_LINE.format(server=NAMES[snap.server_kind], state=state)
+
+
+def _server_lines(snap: Snapshot) -> tuple[Item, ...]:
+    """The model server's line, and what it cannot do where it is not Ollama."""
+    line = _info(_ollama_line(snap))
+    missing = not_available(snap.server_kind)
+    if missing is None:
+        return (line,)
+    return line, _info(missing[0].upper() + missing[1:])
 
 
 def _models(snap: Snapshot) -> Item:
@@ -183,7 +191,7 @@ def render_menu(snap: Snapshot, desktop: Desktop, now: datetime | None = None
     items += [first,
               _info(texts.HUB_LINE.format(host=hub_host(snap),
                                             state=texts.STATE_WORDS[snap.state])),
-              _info(_ollama_line(snap)), SEPARATOR]
+              *_server_lines(snap), SEPARATOR]
     if snap.paused:
         items.append(Item(texts.RESUME, Resume()))
     elif snap.held_by:

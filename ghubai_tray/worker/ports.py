@@ -17,13 +17,16 @@ from typing import Any, Protocol
 from ghubai_tray.adapters.hub import Invocation, Malformed
 from ghubai_tray.core.framing import Done, Failed, Framer
 from ghubai_tray.core.local_use import Used, loaded_by_worker, model_key, used_models
-from ghubai_tray.core.server_kinds import ServerIdentity
+from ghubai_tray.core.server_kinds import ServerIdentity, ServerKind
 from ghubai_tray.core.settings import Settings
 from ghubai_tray.core.tags import LocalModel
 
 
 class Ollama(Protocol):
+    """A model server: Ollama, or another one behind an adapter of its kind."""
+
     base_url: str
+    name: str
 
     async def tags(self) -> tuple[LocalModel, ...]: ...
 
@@ -34,6 +37,8 @@ class Ollama(Protocol):
     async def loaded_expiries(self) -> dict[str, str] | None: ...
 
     async def unload(self, model: str) -> bool: ...
+
+    async def busy_slots(self) -> int | None: ...
 
     async def relay(self, path: str, body: bytes,
                     sink: Callable[[list[str]], Awaitable[None]], *, idle_timeout: float,
@@ -75,14 +80,20 @@ class Use:
         self.accepted = True
 
 
-class OllamaLink:
-    """The Ollama client for the current settings, shared by discovery, the requests and
-    the GPU freeing; replaced (the old one closed later) when its URL or TLS changes."""
+ServerFactory = Callable[[Settings, ServerKind], Ollama]
 
-    def __init__(self, factory: Callable[[Settings], Ollama], settings: Settings) -> None:
+
+class OllamaLink:
+    """The model server's client for the current settings, shared by discovery, the
+    requests and the GPU freeing; replaced (the old one closed later) when its URL or
+    TLS changes, or when discovery finds another kind of server there."""
+
+    def __init__(self, factory: ServerFactory, settings: Settings) -> None:
         self._factory = factory
+        self._settings = settings
+        self._kind = ServerKind.OLLAMA
         self._for = (settings.ollama_url, settings.allow_invalid_certs)
-        self.client = factory(settings)
+        self.client = factory(settings, self._kind)
         self._active: Counter[str] = Counter()
         self._touched: dict[str, set[float | None]] = {}
         self._last: dict[str, float | None] = {}  # model key -> its last use's expiry
@@ -118,14 +129,29 @@ class OllamaLink:
         self._touched = {}
         return ended, running
 
+    def running(self) -> int:
+        """The worker's calls on the server in progress now."""
+        return sum(self._active.values())
+
     def loaded_by_worker(self, loaded: Mapping[str, str]) -> list[str]:
         """Of the models in memory (``/api/ps``), those the worker's use left there."""
         return loaded_by_worker(loaded, self._last)
 
     def retarget(self, settings: Settings) -> Ollama | None:
-        """Point at ``settings``' Ollama; the old client to close, or None if unchanged."""
+        """Point at ``settings``' server; the old client to close, or None if unchanged."""
         wanted = (settings.ollama_url, settings.allow_invalid_certs)
+        self._settings = settings
         if wanted == self._for:
             return None
-        old, self.client, self._for = self.client, self._factory(settings), wanted
+        old, self._for = self.client, wanted
+        self.client = self._factory(settings, self._kind)
+        return old
+
+    def serve_as(self, kind: ServerKind) -> Ollama | None:
+        """Speak to the server as ``kind`` (discovery found it at the address); the old
+        client to close, or None if it already does."""
+        if kind is self._kind:
+            return None
+        old, self._kind = self.client, kind
+        self.client = self._factory(self._settings, kind)
         return old

@@ -24,10 +24,12 @@ from typing import Any
 from ghubai_tray.core.client_errors import final_fragment, is_openai
 from ghubai_tray.core.errors import HubError, RequestRejected
 from ghubai_tray.core.framing import Done, Framer
+from ghubai_tray.core.native_bridge import native_answer_framer
 from ghubai_tray.core.openai_bridge import answer_framer
 from ghubai_tray.core.rules import hub_words
+from ghubai_tray.core.server_kinds import NAMES, SHORT
 from ghubai_tray.core.settings import Settings
-from ghubai_tray.core.state import OllamaStatus
+from ghubai_tray.core.state import OllamaStatus, Snapshot
 from ghubai_tray.core.validation import (
     InferenceRequest,
     endpoint_of,
@@ -74,13 +76,27 @@ class _HubGone(Exception):
 
 
 def _reframer(request: InferenceRequest) -> Callable[[Framer], Framer] | None:
-    """How a ``/v1`` answer served by the native API is written back (see openai_bridge):
-    with an id drawn as Ollama draws its own, and the clock of this machine."""
+    """How a ``/v1`` answer served by Ollama's native API is written back (see
+    openai_bridge), with an id drawn as Ollama draws its own and the clock of this
+    machine; or a native answer a server without Ollama's API gave (native_bridge)."""
+    native = request.canonical.native if request.canonical else None
+    if native is not None:
+        return functools.partial(native_answer_framer, native, now=time.time_ns)
     shape = request.canonical.answer if request.canonical else None
     if shape is None:
         return None
     ident = f"{shape.id_prefix}{random.randrange(999)}"  # noqa: S311 - not a secret
     return functools.partial(answer_framer, shape, ident=ident, now=time.time)
+
+
+def _held(snap: Snapshot) -> str:
+    words = hub_words(snap.held_by or "", SHORT[snap.server_kind])
+    return f"this machine is not sharing now ({words})"
+
+
+def _unreachable(snap: Snapshot) -> str:
+    return (f"{NAMES[snap.server_kind]} is not reachable on this machine right now "
+            f"({snap.ollama_reason})")
 
 
 class RequestRunner:
@@ -123,7 +139,8 @@ class RequestRunner:
         try:
             try:
                 request = validate_request(arguments, snap.shared_models,
-                                           settings.max_request_body, settings.ceilings)
+                                           settings.max_request_body, settings.ceilings,
+                                           snap.server_kind)
             except RequestRejected:
                 raise
             except Exception as exc:  # a body no check foresaw still gets its final
@@ -131,14 +148,11 @@ class RequestRunner:
                 raise RequestRejected("this worker could not read the request",
                                       request_id_of(arguments)) from exc
             if snap.ollama is not OllamaStatus.REACHABLE:
-                raise RequestRejected(f"Ollama is not reachable on this machine right now "
-                                      f"({snap.ollama_reason})", request.request_id)
+                raise RequestRejected(_unreachable(snap), request.request_id)
             if snap.paused:
                 raise RequestRejected(PAUSED_BY_OWNER, request.request_id)
             if snap.held_by:
-                raise RequestRejected(
-                    f"this machine is not sharing now ({hub_words(snap.held_by)})",
-                    request.request_id)
+                raise RequestRejected(_held(snap), request.request_id)
             if snap.stopping:
                 raise RequestRejected(SHUTTING_DOWN, request.request_id)
             if request.request_id in self._tasks:

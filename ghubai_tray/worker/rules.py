@@ -25,7 +25,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from ghubai_tray.core import schedule
-from ghubai_tray.core.local_use import Loaded, Used, local_use, merged
+from ghubai_tray.core.local_use import Loaded, Used, local_use, merged, others_working
 from ghubai_tray.core.rules import (
     Act,
     Decision,
@@ -38,6 +38,7 @@ from ghubai_tray.core.rules import (
     hub_words,
     read_desktop,
 )
+from ghubai_tray.core.server_kinds import SHORT
 from ghubai_tray.core.settings import Settings
 from ghubai_tray.core.state import Snapshot
 from ghubai_tray.worker.gpu import free_gpu_once_idle
@@ -115,6 +116,7 @@ class Rules:
     async def _carry_out(self, decision: Decision, settings: Settings) -> None:
         snap = self._store.snapshot
         held_by = decision.rule.value if decision.rule is not None else None
+        server = SHORT[snap.server_kind]
         if held_by != snap.held_by:
             if held_by is None:
                 log.info("the rules allow sharing again (%s no longer holds it)", snap.held_by)
@@ -122,12 +124,13 @@ class Rules:
                 until = f" until {decision.until:%a %H:%M}" if decision.until else ""
                 extra = (f" ({schedule.shown(settings.schedule)})"
                          if decision.rule is Rule.SCHEDULE else "")
-                log.info("a rule holds sharing%s: %s%s", until, hub_words(held_by), extra)
+                log.info("a rule holds sharing%s: %s%s", until, hub_words(held_by, server), extra)
                 if snap.free_gpu_when_paused and decision.rule is not Rule.OWNER_FIRST:
                     self._jobs.spawn(free_gpu_once_idle(self._store, self._ollama))
         self._store.held(held_by, decision.until)
         if decision.act is Act.PAUSE_NOW and held_by is not None and snap.active:
-            await self._runner.cancel_all(f"this machine stopped sharing ({hub_words(held_by)})")
+            await self._runner.cancel_all(
+                f"this machine stopped sharing ({hub_words(held_by, server)})")
 
     async def _signals(self, settings: Settings) -> Signals:
         on = enabled(settings)
@@ -143,7 +146,11 @@ class Rules:
         return await asyncio.to_thread(read_desktop, desktop, settings, self._clock(), local)
 
     async def _local_use(self, settings: Settings) -> bool:
-        """Whether someone on this computer used Ollama since the last look.
+        """Whether someone on this computer used the model server since the last look.
+
+        ``llama-server`` says how many of its slots are working: more than the worker's
+        own requests there is somebody else's use. Ollama says which models it holds
+        and until when (``/api/ps``), read as follows.
 
         The worker's uses that ended are taken before and after the look, with the
         expiry each leaves, and carried to the next look too: a hub request that ends
@@ -152,8 +159,13 @@ class Rules:
         running count for this look only (their expiries are not known yet); once
         they end, they are taken with theirs.
         """
+        client = self._ollama.client
+        ours = self._ollama.running()
+        busy = await client.busy_slots()
+        if busy is not None:  # llama-server: its slots say whether it works for someone else
+            return others_working(busy, max(ours, self._ollama.running()))
         ended_before, running_before = self._ollama.take_used()
-        loaded = await self._ollama.client.loaded_expiries()
+        loaded = await client.loaded_expiries()
         ended_after, running_after = self._ollama.take_used()
         ended = merged(ended_before, ended_after)
         used = merged(self._used_late, ended, running_before, running_after)

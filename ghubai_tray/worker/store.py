@@ -19,6 +19,7 @@ from typing import Any
 
 from ghubai_tray.core import activity
 from ghubai_tray.core.activity import Activity
+from ghubai_tray.core.server_kinds import ServerIdentity, ServerKind
 from ghubai_tray.core.settings import Settings
 from ghubai_tray.core.sharing import is_shared
 from ghubai_tray.core.state import (
@@ -93,17 +94,22 @@ class StateStore:
                              next_attempt=next_attempt, registered_models=registered_models))
 
     def ollama(self, status: OllamaStatus, reason: str,
-               models: tuple[LocalModel, ...] | None, server: str | None = None) -> None:
-        """What Ollama answered; ``models`` None keeps the last list (Ollama is away);
-        ``server`` names what answers there, when known."""
+               models: tuple[LocalModel, ...] | None,
+               server: ServerIdentity | None = None, kind: ServerKind | None = None) -> None:
+        """What the model server answered; ``models`` None keeps the last list (it is
+        away); ``server`` says what answers there, when known; ``kind`` is the kind the
+        requests are now shaped for, when it changes."""
         if models is not None:
             self._local = models
         views = model_views(self._local, self._snapshot.settings)
         snap = self._snapshot
-        if (status, reason, views, server) != (snap.ollama, snap.ollama_reason, snap.models,
-                                               snap.model_server):
+        shown = str(server) if server else None
+        kind = kind or snap.server_kind
+        if (status, reason, views, shown, kind) != (snap.ollama, snap.ollama_reason,
+                                                    snap.models, snap.model_server,
+                                                    snap.server_kind):
             self._commit(replace(snap, ollama=status, ollama_reason=reason, models=views,
-                                 model_server=server))
+                                 model_server=shown, server_kind=kind))
 
     def settings(self, settings: Settings) -> None:
         """The effective settings changed (the menu, the Settings window, a pause)."""

@@ -31,16 +31,18 @@ from ghubai_tray.adapters import activity_file
 from ghubai_tray.adapters.credentials import TokenSource
 from ghubai_tray.adapters.hub import HubConnection
 from ghubai_tray.adapters.ollama import OllamaClient
+from ghubai_tray.adapters.openai_server import OpenAIServerClient
 from ghubai_tray.adapters.tls import client_context
 from ghubai_tray.core.activity import Activity
 from ghubai_tray.core.rules import DesktopReadings
+from ghubai_tray.core.server_kinds import ServerKind
 from ghubai_tray.core.settings import Settings
 from ghubai_tray.core.state import Command, Snapshot, Stop
 from ghubai_tray.core.updates import FIRST_CHECK_AFTER
 from ghubai_tray.worker.commands import PAUSE_CHECK, CommandHandler, Persist
 from ghubai_tray.worker.discovery import POLL_INTERVAL, Discovery
 from ghubai_tray.worker.hub_supervisor import HubSupervisor
-from ghubai_tray.worker.ports import Connector, HubLink, Ollama, OllamaLink
+from ghubai_tray.worker.ports import Connector, HubLink, Ollama, OllamaLink, ServerFactory
 from ghubai_tray.worker.requests import RequestRunner
 from ghubai_tray.worker.rules import LOOK, OWNER_LOOK, RULES_CHECK, Rules
 from ghubai_tray.worker.runtime import Problems, SideJobs, supervised
@@ -58,8 +60,12 @@ async def _open_hub(url: str, token: str | None, *, ssl_context: Any,
                                     max_message_bytes=max_message_bytes)
 
 
-def _ollama_for(settings: Settings) -> Ollama:
-    return OllamaClient(settings.ollama_url, client_context(settings.allow_invalid_certs))
+def _server_for(settings: Settings, kind: ServerKind) -> Ollama:
+    """The adapter of the kind of model server discovery found at the address."""
+    context = client_context(settings.allow_invalid_certs)
+    if kind is ServerKind.OLLAMA:
+        return OllamaClient(settings.ollama_url, context)
+    return OpenAIServerClient(settings.ollama_url, kind, context)
 
 
 def _now() -> datetime:
@@ -75,7 +81,7 @@ class Worker:
         token_provider: Callable[[str], TokenSource],
         *,
         connector: Connector = _open_hub,
-        ollama: Callable[[Settings], Ollama] = _ollama_for,
+        ollama: ServerFactory = _server_for,
         persist: Persist | None = None,
         activity_path: Path | None = None,
         poll_interval: float = POLL_INTERVAL,
@@ -97,7 +103,7 @@ class Worker:
         problems = Problems()
         self._ollama = OllamaLink(ollama, settings)
         self._runner = RequestRunner(self._store, self._ollama, self._jobs)
-        self._discovery = Discovery(self._store, lambda: self._ollama.client, problems,
+        self._discovery = Discovery(self._store, self._ollama, self._jobs, problems,
                                     poll_interval)
         self._hub = HubSupervisor(self._store, self._runner, connector,
                                   lambda url: token_provider(url).token, self._jobs, problems,

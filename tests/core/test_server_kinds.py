@@ -72,3 +72,28 @@ def test_any_answers_identify_something_or_nothing_and_never_raise(
         assert found.kind in ServerKind
         assert found.version is None or (found.version.isprintable()
                                          and len(found.version) <= 40)
+
+
+def test_what_each_kind_cannot_do_is_said() -> None:
+    from ghubai_tray.core.server_kinds import ServerKind, not_available
+
+    assert not_available(ServerKind.OLLAMA) is None
+    assert not_available(ServerKind.LLAMACPP) == ("freeing memory on pause is not available "
+                                                  "with it")
+    for kind in (ServerKind.LMSTUDIO, ServerKind.KOBOLDCPP, ServerKind.OPENAI):
+        assert not_available(kind) == ("owner first and freeing memory on pause are not "
+                                       "available with it")
+
+
+def test_llama_servers_working_slots_are_counted_and_anything_else_is_no_answer() -> None:
+    import json
+
+    from ghubai_tray.core.local_use import busy_slots, others_working
+
+    slots = [{"id": 0, "is_processing": True}, {"id": 1, "is_processing": False},
+             {"id": 2, "is_processing": "yes"}]
+    assert busy_slots(json.dumps(slots).encode()) == 1
+    for junk in (b"{}", b"not json", b"[1, 2]", b'{"error": "disabled"}', b"[[[[" * 300):
+        assert busy_slots(junk) is None
+    assert busy_slots(b"[]") == 0
+    assert others_working(2, 1) and not others_working(1, 1) and not others_working(None, 0)

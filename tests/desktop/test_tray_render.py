@@ -356,10 +356,19 @@ def test_where_the_app_installs_updates_the_menu_installs_it_and_says_how_it_goe
         assert "Install update 1.3.0" not in texts_of(menu), "asked once, not twice"
 
 
-def test_another_server_at_the_ollama_address_is_named_in_the_menu() -> None:
-    from ghubai_tray.core.state import OllamaStatus
+def test_another_server_is_named_in_the_menu_with_what_it_cannot_do() -> None:
+    from ghubai_tray.core.server_kinds import ServerKind
 
-    other = replace(snap(), ollama=OllamaStatus.BAD_ANSWER, model_server="LM Studio",
-                    ollama_reason="http://127.0.0.1:1234 is LM Studio, not Ollama")
-    assert "Ollama: LM Studio answers there instead" in texts_of(render_menu(other, DESKTOP,
-                                                                             NOW))
+    llama = texts_of(render_menu(replace(snap(), server_kind=ServerKind.LLAMACPP,
+                                         model_server="llama.cpp's llama-server b1"),
+                                 DESKTOP, NOW))
+    line = llama.index("llama.cpp's llama-server: running, 3 models")
+    assert llama[line + 1] == "Freeing memory on pause is not available with it"
+    studio = texts_of(render_menu(replace(snap(), server_kind=ServerKind.LMSTUDIO),
+                                  DESKTOP, NOW))
+    line = studio.index("LM Studio: running, 3 models")
+    assert studio[line + 1] == ("Owner first and freeing memory on pause are not available "
+                                "with it")
+    ollama = texts_of(render_menu(snap(), DESKTOP, NOW))
+    line = ollama.index("Ollama: running, 3 models")
+    assert ollama[line + 1] == "-"  # nothing to say: every rule works with Ollama

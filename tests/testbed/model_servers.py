@@ -14,12 +14,16 @@ its documentation and source (docs/MODEL_SERVERS.md says which):
   ``default_generation_settings``), ``/health`` and ``/v1/models`` (both ``models``
   and ``data``).
 
-Everything else is a 404, as each server answers an unknown route.
+Each also answers ``POST /v1/chat/completions`` (all of them have it) with a short
+answer in OpenAI's shape, streamed or not, and keeps every body it was sent
+(``bodies``), so a test reads back what the worker let through to that kind of
+server. Everything else is a 404, as each server answers an unknown route.
 """
 
 from __future__ import annotations
 
 import enum
+import json
 from typing import Any
 
 from aiohttp import web
@@ -98,6 +102,7 @@ class ModelServerStandIn(LoopbackServer):
         super().__init__()
         self.kind = kind
         self.requests: list[tuple[str, str]] = []  # (method, path) of each request
+        self.bodies: list[dict[str, Any]] = []  # each chat request's body, as received
 
     def _app(self) -> web.Application:
         app = web.Application()
@@ -106,7 +111,38 @@ class ModelServerStandIn(LoopbackServer):
 
     async def _answer(self, request: web.Request) -> web.StreamResponse:
         self.requests.append((request.method, request.path))
+        if (request.method, request.path) == ("POST", "/v1/chat/completions"):
+            return await self._chat(request)
         answer = ROUTES[self.kind].get(request.path) if request.method == "GET" else None
         if answer is None:
             return web.json_response({"error": "Not Found"}, status=404)
         return web.json_response(answer)
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = json.loads(await request.read())
+        self.bodies.append(body)
+        words = ["The", " sky", " is", " blue"]
+        usage = {"prompt_tokens": 9, "completion_tokens": len(words),
+                 "total_tokens": 9 + len(words)}
+        base = {"id": "chatcmpl-1", "created": 1764900000, "model": body.get("model", "")}
+        if not body.get("stream"):
+            return web.json_response({**base, "object": "chat.completion", "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": "".join(words)},
+                 "finish_reason": "stop"}], "usage": usage})
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        chunks = [{"role": "assistant", "content": ""}, *({"content": w} for w in words)]
+        for delta in chunks:
+            await response.write(_event({**base, "object": "chat.completion.chunk", "choices": [
+                {"index": 0, "delta": delta, "finish_reason": None}]}))
+        await response.write(_event({**base, "object": "chat.completion.chunk", "choices": [
+            {"index": 0, "delta": {}, "finish_reason": "stop"}]}))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            await response.write(_event({**base, "object": "chat.completion.chunk",
+                                         "choices": [], "usage": usage}))
+        await response.write(b"data: [DONE]\n\n")
+        return response
+
+
+def _event(obj: dict[str, Any]) -> bytes:
+    return f"data: {json.dumps(obj)}\n\n".encode()

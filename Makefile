@@ -48,7 +48,7 @@ screenshots: setup
 	mkdir -p docs/screenshots && cp artifacts/*.png docs/screenshots/
 	$(BIN)/python docs/icon_states.py
 
-.PHONY: llama-server-deps release-check release-notes release-sums release-dry-run release-key workflows-lint go-deps ollama-deps bench-ollama bench-hostile soak fuzz bench bundle deb tarball dist dist-check windows-deps test-windows dist-windows dist-windows-check dist-windows-update-check bench-windows screenshots help setup system-deps run-system-deps python-deps node-deps run test check lint typecheck unit demo clean
+.PHONY: llama-server-deps release-check release-notes release-sums release-dry-run release-key workflows-lint go-deps ollama-deps bench-ollama bench-servers bench-hostile soak fuzz bench bundle deb tarball dist dist-check windows-deps test-windows dist-windows dist-windows-check dist-windows-update-check bench-windows screenshots help setup system-deps run-system-deps python-deps node-deps run test check lint typecheck unit demo clean
 
 help:
 	@echo "make run     start GhubAi Tray (the tray icon)"
@@ -208,6 +208,11 @@ bench: setup
 # The real Ollama direct and through the worker (BENCH_ARGS="--write" keeps the table).
 bench-ollama: setup
 	$(BIN)/python -m bench.real_ollama $(BENCH_ARGS)
+
+# The relay with llama.cpp's llama-server beside the real Ollama: first token, chunk
+# gaps and the worker's CPU per chunk, each against its direct baseline.
+bench-servers: setup
+	$(BIN)/python -m bench.model_servers $(BENCH_ARGS)
 
 # What hostile bodies cost the real Ollama, straight and through the worker, and the
 # worker's memory for them (BENCH_ARGS="--write" keeps the tables).

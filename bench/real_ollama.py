@@ -19,7 +19,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -124,8 +126,10 @@ def write(rows: list[str]) -> None:
                   "`python -m bench.real_ollama`")
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description="GhubAi Tray and the real Ollama")
+def main(description: str, measure: Callable[[bool], Coroutine[Any, Any, list[str]]],
+         write: Callable[[list[str]], None]) -> None:
+    """A benchmark's command line: ``--quick`` for fewer runs, ``--write`` to keep it."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="fewer runs")
     parser.add_argument("--write", action="store_true", help="keep the table in RESULTS.md")
     arguments = parser.parse_args()
@@ -133,3 +137,7 @@ if __name__ == "__main__":
     print("\n".join(table))
     if arguments.write:
         write(table)
+
+
+if __name__ == "__main__":
+    main("GhubAi Tray and the real Ollama", measure, write)

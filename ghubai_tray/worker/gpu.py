@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from ghubai_tray.core.server_kinds import ServerKind
 from ghubai_tray.worker.ports import OllamaLink
 from ghubai_tray.worker.store import StateStore
 
@@ -27,6 +28,10 @@ async def free_gpu_once_idle(store: StateStore, ollama: OllamaLink) -> None:
     if not store.snapshot.holding:
         return
     client = ollama.client
+    if store.snapshot.server_kind is not ServerKind.OLLAMA:
+        log.info("%s cannot be asked to free its memory: freeing memory on pause is not "
+                 "available with it", client.name)
+        return
     loaded = await client.loaded_expiries()
     if loaded is None:
         log.warning("Ollama did not say which models it holds: none was unloaded")

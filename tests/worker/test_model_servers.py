@@ -7,13 +7,14 @@ built from their documentation and source (tests/testbed/model_servers.py)."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
 from ghubai_tray.core.server_kinds import ServerKind
-from ghubai_tray.core.state import OllamaStatus
+from ghubai_tray.core.state import OllamaStatus, Pause
 from tests.testbed.model_servers import (
     KOBOLD_VERSION,
     LLAMA_BUILD,
@@ -166,3 +167,16 @@ async def test_the_real_ollama_is_named_with_its_version(real_ollama: str) -> No
         snap = await bed.worker.wait_for(lambda s: s.ollama is OllamaStatus.REACHABLE, 60,
                                          "the real Ollama's models")
         assert snap.model_server == f"Ollama {version}"
+
+
+async def test_a_pause_frees_no_memory_where_the_server_cannot_and_says_so(
+        stand_in: ModelServerStandIn, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="ghubai_tray.worker")
+    async with running_bed(ollama_url=stand_in.url) as bed:
+        await bed.registered(SHARED[stand_in.kind], timeout=30)
+        bed.worker.submit(Pause())
+        await bed.registered(timeout=30)
+        await bed.hub.wait_until(
+            lambda: any("freeing memory on pause is not available" in m
+                        for m in caplog.messages), 30, "the worker to say it")
+    assert [r for r in stand_in.requests if r[0] != "GET"] == []

@@ -70,3 +70,9 @@ class OllamaClient(LocalServerClient):
 
     async def busy_slots(self) -> int | None:
         return None  # Ollama's use is read from /api/ps instead (core/local_use.py)
+
+    def note_use(self, model: str) -> None:
+        pass  # Ollama says itself which models a use left loaded (/api/ps)
+
+    async def hub_loaded(self) -> list[str] | None:
+        return None  # read from /api/ps and the worker's own uses instead (worker/gpu.py)

@@ -20,7 +20,7 @@ from ghubai_tray.core.errors import OllamaAnswerError, OllamaUnreachable
 from ghubai_tray.core.framing import status_error
 from ghubai_tray.core.local_use import busy_slots
 from ghubai_tray.core.server_kinds import NAMES, ServerKind
-from ghubai_tray.core.tags import LocalModel, parse_model_list
+from ghubai_tray.core.tags import LocalModel, instances_of, lmstudio_instances, parse_model_list
 
 LIST_TIMEOUT = 5.0
 MAX_LIST_BYTES = 8 * 1024 * 1024
@@ -35,6 +35,10 @@ class OpenAIServerClient(LocalServerClient):
         super().__init__(base_url, verify, transport)
         self.kind = kind
         self.name = NAMES[kind]
+        self._listed: dict[str, bool | None] = {}  # folded name -> in memory, as last listed
+        # the models the worker used, by folded name: their name, and whether they were in
+        # memory before its first use (False: the hub's request loaded them)
+        self._first_use: dict[str, tuple[str, bool]] = {}
 
     async def tags(self) -> tuple[LocalModel, ...]:
         """The models the server has; OllamaUnreachable, OllamaAnswerError or
@@ -47,7 +51,9 @@ class OpenAIServerClient(LocalServerClient):
             raise OllamaUnreachable(unreachable_reason(exc, self.base_url, self.name)) from None
         if response.status_code != 200:
             raise OllamaAnswerError(status_error(response.status_code, body, self.name))
-        return parse_model_list(body, self.name)
+        models = parse_model_list(body, self.name)
+        self._listed = {m.name.casefold(): m.loaded for m in models}
+        return models
 
     async def loaded_models(self) -> list[str]:
         return []  # none of these servers says which requests left a model loaded
@@ -55,8 +61,52 @@ class OpenAIServerClient(LocalServerClient):
     async def loaded_expiries(self) -> dict[str, str] | None:
         return None  # no look, rather than a wrong one: owner first is not available
 
+    def note_use(self, model: str) -> None:
+        """A request of the worker's on ``model`` starts: remember, the first time, whether
+        the server had it in memory (as last listed; not known counts as loaded, so that
+        a model of the owner's is never taken for the hub's)."""
+        key = model.casefold()
+        if self.kind is ServerKind.LMSTUDIO and key not in self._first_use:
+            self._first_use[key] = (model, self._listed.get(key) is not False)
+
+    async def hub_loaded(self) -> list[str] | None:
+        """The models in memory that the hub's requests loaded (LM Studio 0.4+); None
+        where the server cannot say (another kind, an older LM Studio)."""
+        loaded = await self._instances()
+        if loaded is None:
+            return None
+        return [name for name, was_loaded in self._first_use.values()
+                if not was_loaded and instances_of(name, loaded)]
+
     async def unload(self, model: str) -> bool:
-        return False  # no API all of them share: freeing memory on a pause is not available
+        """Unload ``model``'s instances (LM Studio 0.4+); False where the server cannot."""
+        loaded = await self._instances()
+        if loaded is None:
+            return False
+        done = True
+        for instance in instances_of(model, loaded):
+            try:
+                response = await self._client.post("/api/v1/models/unload",
+                                                   json={"instance_id": instance}, timeout=30.0)
+            except httpx.HTTPError:
+                return False
+            done = done and response.status_code == 200
+        if done:
+            self._first_use.pop(model.casefold(), None)  # a next use loads it again
+        return done
+
+    async def _instances(self) -> dict[str, list[str]] | None:
+        if self.kind is not ServerKind.LMSTUDIO:
+            return None
+        try:
+            async with self._client.stream("GET", "/api/v1/models",
+                                           timeout=LIST_TIMEOUT) as response:
+                if response.status_code != 200:
+                    return None
+                body = await read_limited(response, MAX_LIST_BYTES)
+        except httpx.HTTPError:
+            return None
+        return lmstudio_instances(body)
 
     async def busy_slots(self) -> int | None:
         """How many of ``llama-server``'s slots are working now (``GET /slots``); None

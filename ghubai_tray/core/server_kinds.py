@@ -54,12 +54,15 @@ def not_available(kind: ServerKind) -> str | None:
     """Which rules cannot work with ``kind``, in the owner's words (None: all can).
 
     Owner first needs the server to say that somebody else uses it: Ollama's ``/api/ps``
-    or ``llama-server``'s ``/slots``. Freeing memory needs an unload: Ollama's alone.
+    or ``llama-server``'s ``/slots``. Freeing memory needs an unload and a list of what
+    is in memory: Ollama's, and LM Studio's (0.4+).
     """
     if kind is ServerKind.OLLAMA:
         return None
     if kind is ServerKind.LLAMACPP:
         return "freeing memory on pause is not available with it"
+    if kind is ServerKind.LMSTUDIO:  # it unloads (0.4+), but says nothing of who used what
+        return "owner first is not available with it"
     return "owner first and freeing memory on pause are not available with it"
 
 

@@ -29,6 +29,7 @@ class LocalModel:
 
     name: str
     remote: bool = False
+    loaded: bool | None = None  # in memory now, where the server says (LM Studio's list)
 
 
 def _entry_name(entry: Any) -> tuple[str, bool] | None:
@@ -108,5 +109,41 @@ def parse_model_list(body: bytes | str, server: str = "the model server") -> tup
             continue
         if name.casefold() not in seen:
             seen.add(name.casefold())
-            models.append(LocalModel(name))
+            state = entry.get("state")
+            models.append(LocalModel(name, loaded=state == "loaded"
+                                     if isinstance(state, str) else None))
     return tuple(models)
+
+
+def lmstudio_instances(body: bytes | str) -> dict[str, list[str]] | None:
+    """LM Studio's ``/api/v1/models`` (0.4+): each model's key (folded) and the ids of its
+    instances in memory (``loaded_instances[].id``), those loaded only; None for
+    anything else (an older LM Studio answers 404)."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    models = data.get("models") if isinstance(data, dict) else None
+    if not isinstance(models, list):
+        return None
+    loaded: dict[str, list[str]] = {}
+    for model in models:
+        if not isinstance(model, dict) or not isinstance(model.get("key"), str):
+            continue
+        instances = model.get("loaded_instances")
+        ids = [i["id"] for i in instances if isinstance(i, dict) and isinstance(i.get("id"), str)
+               ] if isinstance(instances, list) else []
+        if ids:
+            loaded[model["key"].casefold()] = ids
+    return loaded
+
+
+def instances_of(name: str, loaded: dict[str, list[str]]) -> list[str]:
+    """The instances in memory of the model the worker knows as ``name``: those of the
+    model keyed so, or, where the keys differ from the names of the older list, those
+    whose own id is the name (LM Studio names an instance by its model's key, and a
+    second one ``key:2``)."""
+    if name.casefold() in loaded:
+        return loaded[name.casefold()]
+    return [i for ids in loaded.values() for i in ids
+            if i.casefold() == name.casefold() or i.casefold().startswith(f"{name.casefold()}:")]

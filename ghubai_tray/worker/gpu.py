@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from ghubai_tray.core.server_kinds import ServerKind
-from ghubai_tray.worker.ports import OllamaLink
+from ghubai_tray.worker.ports import Ollama, OllamaLink
 from ghubai_tray.worker.store import StateStore
 
 log = logging.getLogger("ghubai_tray.worker")
@@ -29,8 +29,7 @@ async def free_gpu_once_idle(store: StateStore, ollama: OllamaLink) -> None:
         return
     client = ollama.client
     if store.snapshot.server_kind is not ServerKind.OLLAMA:
-        log.info("%s cannot be asked to free its memory: freeing memory on pause is not "
-                 "available with it", client.name)
+        await _free_other(client)
         return
     loaded = await client.loaded_expiries()
     if loaded is None:
@@ -47,3 +46,16 @@ async def free_gpu_once_idle(store: StateStore, ollama: OllamaLink) -> None:
                 freed.append(model)
     if freed:  # one line, once every unload was asked
         log.info("freed the GPU memory held by %s", ", ".join(freed))
+
+
+async def _free_other(client: Ollama) -> None:
+    """A server other than Ollama: unload what the hub's requests loaded, where the
+    server says what is in memory and unloads on request (LM Studio 0.4+)."""
+    hubs = await client.hub_loaded()
+    if hubs is None:
+        log.info("%s cannot be asked to free its memory: freeing memory on pause is not "
+                 "available with it", client.name)
+        return
+    freed = [model for model in hubs if await client.unload(model)]
+    if freed:
+        log.info("freed the memory %s held for the hub: %s", client.name, ", ".join(freed))

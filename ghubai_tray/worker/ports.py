@@ -40,6 +40,10 @@ class Ollama(Protocol):
 
     async def busy_slots(self) -> int | None: ...
 
+    def note_use(self, model: str) -> None: ...
+
+    async def hub_loaded(self) -> list[str] | None: ...
+
     async def relay(self, path: str, body: bytes,
                     sink: Callable[[list[str]], Awaitable[None]], *, idle_timeout: float,
                     total_timeout: float, accepted: Callable[[], None] | None = None,
@@ -111,6 +115,7 @@ class OllamaLink:
         """
         key = model_key(model)
         use = Use()
+        self.client.note_use(model)
         self._active[key] += 1
         try:
             yield use

@@ -80,7 +80,8 @@ def test_what_each_kind_cannot_do_is_said() -> None:
     assert not_available(ServerKind.OLLAMA) is None
     assert not_available(ServerKind.LLAMACPP) == ("freeing memory on pause is not available "
                                                   "with it")
-    for kind in (ServerKind.LMSTUDIO, ServerKind.KOBOLDCPP, ServerKind.OPENAI):
+    assert not_available(ServerKind.LMSTUDIO) == "owner first is not available with it"
+    for kind in (ServerKind.KOBOLDCPP, ServerKind.OPENAI):
         assert not_available(kind) == ("owner first and freeing memory on pause are not "
                                        "available with it")
 

@@ -96,3 +96,26 @@ def test_arbitrary_json_parse_or_fail_cleanly(doc: object) -> None:
         parse_tags(json.dumps(doc))
     except TagsParseError as exc:
         assert str(exc).startswith("Ollama's model list") or "entry" in str(exc)
+
+
+def test_lm_studios_lists_say_what_is_in_memory_and_which_instances() -> None:
+    from ghubai_tray.core.tags import instances_of, lmstudio_instances, parse_model_list
+
+    v0 = json.dumps({"object": "list", "data": [
+        {"id": "a", "type": "llm", "state": "loaded"},
+        {"id": "b", "type": "vlm", "state": "not-loaded"},
+        {"id": "e", "type": "embeddings", "state": "loaded"},
+        {"id": "c"}]})
+    assert [(m.name, m.loaded) for m in parse_model_list(v0)] == [
+        ("a", True), ("b", False), ("c", None)]
+    v1 = json.dumps({"models": [
+        {"key": "pub/A", "loaded_instances": [{"id": "pub/A"}, {"id": "pub/A:2"}]},
+        {"key": "b", "loaded_instances": []}, {"key": 3}, "junk",
+        {"key": "c", "loaded_instances": [{"id": 5}, {"id": "c"}]}]})
+    loaded = lmstudio_instances(v1)
+    assert loaded == {"pub/a": ["pub/A", "pub/A:2"], "c": ["c"]}
+    assert instances_of("PUB/A", loaded) == ["pub/A", "pub/A:2"]
+    assert instances_of("b", loaded) == []
+    assert instances_of("pub/A:2", {"x": ["pub/A:2"]}) == ["pub/A:2"]
+    for junk in ("not json", "[]", '{"models": {}}', '{"data": []}'):
+        assert lmstudio_instances(junk) is None

@@ -367,8 +367,7 @@ def test_another_server_is_named_in_the_menu_with_what_it_cannot_do() -> None:
     studio = texts_of(render_menu(replace(snap(), server_kind=ServerKind.LMSTUDIO),
                                   DESKTOP, NOW))
     line = studio.index("LM Studio: running, 3 models")
-    assert studio[line + 1] == ("Owner first and freeing memory on pause are not available "
-                                "with it")
+    assert studio[line + 1] == "Owner first is not available with it"
     ollama = texts_of(render_menu(snap(), DESKTOP, NOW))
     line = ollama.index("Ollama: running, 3 models")
     assert ollama[line + 1] == "-"  # nothing to say: every rule works with Ollama

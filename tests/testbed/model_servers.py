@@ -9,7 +9,10 @@ its documentation and source (docs/MODEL_SERVERS.md says which):
   emulations of Ollama (``/api/version``, ``/api/tags``), OpenAI (``/v1/models``) and
   llama.cpp (``/props``): the case that shows why ``/api/tags`` alone cannot tell;
 - LM Studio (0.3.6+): ``/api/v0/models`` (models with ``state`` and
-  ``compatibility_type``) and ``/v1/models``;
+  ``compatibility_type``) and ``/v1/models``; as 0.4+ (``lmstudio_v1``), its REST API's
+  ``/api/v1/models`` (each model's ``key`` and ``loaded_instances``) and
+  ``POST /api/v1/models/unload`` (``instance_id``), and a chat on a model not in
+  memory loads it first (its just-in-time loading);
 - llama.cpp's ``llama-server``: ``/props`` (``build_info``, ``total_slots``,
   ``default_generation_settings``), ``/health`` and ``/v1/models`` (both ``models``
   and ``data``).
@@ -97,12 +100,20 @@ ROUTES: dict[Kind, dict[str, Any]] = {
 }
 
 
+LMSTUDIO_SECOND = "qwen2.5-7b-instruct"  # a second chat model, not in memory at first
+
+
 class ModelServerStandIn(LoopbackServer):
-    def __init__(self, kind: Kind) -> None:
+    def __init__(self, kind: Kind, *, lmstudio_v1: bool = False,
+                 second_model: bool = False) -> None:
         super().__init__()
         self.kind = kind
         self.requests: list[tuple[str, str]] = []  # (method, path) of each request
         self.bodies: list[dict[str, Any]] = []  # each chat request's body, as received
+        self.lmstudio_v1 = lmstudio_v1
+        self.second_model = second_model
+        self.loaded = {"meta-llama-3.1-8b-instruct"}  # LM Studio's models in memory
+        self.unloaded: list[str] = []  # the instance ids LM Studio was asked to unload
 
     def _app(self) -> web.Application:
         app = web.Application()
@@ -113,14 +124,48 @@ class ModelServerStandIn(LoopbackServer):
         self.requests.append((request.method, request.path))
         if (request.method, request.path) == ("POST", "/v1/chat/completions"):
             return await self._chat(request)
+        if self.kind is Kind.LMSTUDIO:
+            answer = await self._lmstudio(request)
+            if answer is not None:
+                return answer
         answer = ROUTES[self.kind].get(request.path) if request.method == "GET" else None
         if answer is None:
             return web.json_response({"error": "Not Found"}, status=404)
         return web.json_response(answer)
 
+    async def _lmstudio(self, request: web.Request) -> web.StreamResponse | None:
+        """LM Studio's own routes, as its state of memory says."""
+        route = (request.method, request.path)
+        if route == ("GET", "/api/v0/models"):
+            models = list(ROUTES[Kind.LMSTUDIO]["/api/v0/models"]["data"])
+            if self.second_model:
+                models.insert(1, {**models[0], "id": LMSTUDIO_SECOND, "arch": "qwen2"})
+            return web.json_response({"object": "list", "data": [
+                {**m, "state": "loaded" if m["id"] in self.loaded else "not-loaded"}
+                for m in models]})
+        if not self.lmstudio_v1:
+            return None
+        if route == ("GET", "/api/v1/models"):
+            keys = ["meta-llama-3.1-8b-instruct", *([LMSTUDIO_SECOND] if self.second_model
+                                                   else [])]
+            return web.json_response({"models": [
+                {"type": "llm", "publisher": "lmstudio-community", "key": key,
+                 "display_name": key, "max_context_length": 32768,
+                 "loaded_instances": [{"id": key, "config": {"context_length": 4096}}]
+                 if key in self.loaded else []} for key in keys]})
+        if route == ("POST", "/api/v1/models/unload"):
+            instance = (await request.json())["instance_id"]
+            if instance not in self.loaded:
+                return web.json_response({"error": {"message": "not loaded"}}, status=404)
+            self.loaded.discard(instance)
+            self.unloaded.append(instance)
+            return web.json_response({"instance_id": instance})
+        return None
+
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = json.loads(await request.read())
         self.bodies.append(body)
+        self.loaded.add(body.get("model", ""))  # loaded just in time, as LM Studio does
         words = ["The", " sky", " is", " blue"]
         usage = {"prompt_tokens": 9, "completion_tokens": len(words),
                  "total_tokens": 9 + len(words)}

@@ -18,6 +18,7 @@ from ghubai_tray.core.state import OllamaStatus, Pause
 from tests.testbed.model_servers import (
     KOBOLD_VERSION,
     LLAMA_BUILD,
+    LMSTUDIO_SECOND,
     MODEL,
     Kind,
     ModelServerStandIn,
@@ -180,3 +181,29 @@ async def test_a_pause_frees_no_memory_where_the_server_cannot_and_says_so(
             lambda: any("freeing memory on pause is not available" in m
                         for m in caplog.messages), 30, "the worker to say it")
     assert [r for r in stand_in.requests if r[0] != "GET"] == []
+
+
+async def test_a_pause_unloads_from_lm_studio_what_the_hubs_requests_loaded_and_no_more(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="ghubai_tray.worker")
+    owners = SHARED[Kind.LMSTUDIO]  # in memory before the worker came: the owner's
+    server = ModelServerStandIn(Kind.LMSTUDIO, lmstudio_v1=True, second_model=True)
+    await server.start()
+    try:
+        async with running_bed(ollama_url=server.url) as bed:
+            await bed.registered(owners, LMSTUDIO_SECOND, timeout=30)
+            for model in (owners, LMSTUDIO_SECOND):
+                request = await bed.request("/v1/chat/completions", {
+                    "model": model, "messages": [{"role": "user", "content": "hi"}]},
+                    model=model, target="RequestOpenAI")
+                await request.wait(30)
+                assert request.chunks[-1]["tokenFragment"] == ""
+            assert server.loaded == {owners, LMSTUDIO_SECOND}  # the second, just in time
+            bed.worker.submit(Pause())
+            await bed.hub.wait_until(
+                lambda: any("freed the memory LM Studio held for the hub" in m
+                            for m in caplog.messages), 30, "the unload")
+        assert server.unloaded == [LMSTUDIO_SECOND]
+        assert server.loaded == {owners}
+    finally:
+        await server.stop()

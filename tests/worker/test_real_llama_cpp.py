@@ -17,6 +17,7 @@ from ghubai_tray.core.state import OllamaStatus, Pause
 from ghubai_tray.desktop.icon import status_line
 from tests.testbed.llm import MODEL_ALIAS
 from tests.testbed.real_ollama import MODEL as OLLAMA_MODEL
+from tests.worker.test_hostile_hub_servers import REFUSED
 from tests.worker.test_real_ollama import direct_lines, same_shape
 from tests.worker_bed import Bed, error_of, failure_of, running_bed, with_settings
 
@@ -195,3 +196,11 @@ async def test_the_owners_own_use_of_llama_server_holds_sharing_and_the_hubs_doe
         assert status_line(snap).startswith("Paused: you are using llama-server")
         await bed.registered()
         await bed.registered(MODEL_ALIAS, timeout=30)  # back once it was left alone 3 s
+
+
+@pytest.mark.parametrize("name,endpoint,body,said", REFUSED, ids=[r[0] for r in REFUSED])
+async def test_the_hostile_hubs_attacks_are_refused_in_front_of_the_real_llama_server(
+        bed: Bed, name: str, endpoint: str, body: Any, said: str) -> None:
+    target = "RequestOpenAI" if endpoint.startswith("/v1/") else "RequestInference"
+    request = await bed.request(endpoint, body(MODEL_ALIAS), model=MODEL_ALIAS, target=target)
+    assert said.casefold() in (await failure_of(request)).casefold()

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ghubai_tray.adapters import activity_file
+from ghubai_tray.adapters import ledger_db
 from ghubai_tray.adapters.config import config_path, save_settings
 from ghubai_tray.adapters.control import ControlServer
 from ghubai_tray.adapters.credentials import TokenSource
@@ -39,7 +39,7 @@ def owner_worker(settings: Settings, token_provider: Callable[[str], TokenSource
     config.toml, requests counted in the owner's activity file ("Since install").
     Under a tray it shares nothing until the tray says its icon is visible."""
     return Worker(settings, token_provider, persist=save_settings,
-                  activity_path=activity_file.default_path(), wait_for_tray=wait_for_tray,
+                  ledger_path=ledger_db.default_path(), wait_for_tray=wait_for_tray,
                   desktop=DesktopSignals(), keyring_locked=keyring_locked_apart,
                   update_feed=release_feed, update_installer=self_installer())
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import json
 import logging
@@ -25,7 +26,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,7 @@ from ghubai_tray.adapters.single_instance import SingleInstance
 from ghubai_tray.app import control_server, owner_worker, self_installer, tray_worker
 from ghubai_tray.core import texts
 from ghubai_tray.core.errors import ConfigError, TokenStoreError
+from ghubai_tray.core.ledger import summary_lines
 from ghubai_tray.core.settings import Settings
 from ghubai_tray.core.state import Snapshot, Stop
 from ghubai_tray.worker import Worker, blocking_calls_pending, run_in_new_loop
@@ -106,6 +108,16 @@ def build_parser() -> argparse.ArgumentParser:
         "checksum, lets the requests in progress finish, installs it and starts the new "
         "version, as the menu's Install update does. Exit 0 once the installer runs, 1 "
         "when nothing was installed (the reason is said).")
+    activity = commands.add_parser(
+        "activity", help="what this machine gave: requests and tokens by day and model",
+        description="Reads the ledger of every hub request (never a prompt or an answer): "
+        "the last days by day and by model, and the totals. --csv writes every row. Exit 0, "
+        "1 when there is no ledger yet.")
+    activity.add_argument("--days", type=int, default=30, metavar="N",
+                          help="how many days back, today included (default 30)")
+    activity.add_argument("--json", action="store_true", help="print the summary as JSON")
+    activity.add_argument("--csv", metavar="FILE",
+                          help="write every row as CSV to FILE (- for standard output)")
     _add_control_commands(commands)
     return parser
 
@@ -170,19 +182,55 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         _say(f"ghubai-tray: configuration error: {exc}")
         return 2
-    if args.command == "token":
-        return _token(args.action, settings)
-    if args.command == "doctor":
-        return _doctor(settings)
-    if args.command == "update":
-        return _update_install(settings) if args.action == "install" \
-            else _update_check(settings, args.json)
+    if args.command in ("token", "doctor", "update", "activity"):
+        return _command(args, settings)
     from ghubai_tray.adapters.memory import return_large_buffers
 
     return_large_buffers()  # the worker may hold a hub's 90 MB message a few times over
     if args.headless:
         return run_headless(settings, grace=args.grace, verbose=args.verbose)
     return run_tray(settings, flags=flag_values(args), grace=args.grace, verbose=args.verbose)
+
+
+def _command(args: Any, settings: Settings) -> int:
+    """The commands that run on their own (no worker needed)."""
+    if args.command == "token":
+        return _token(args.action, settings)
+    if args.command == "doctor":
+        return _doctor(settings)
+    if args.command == "activity":
+        return _activity(args)
+    return _update_install(settings) if args.action == "install" \
+        else _update_check(settings, args.json)
+
+
+def _activity(args: Any) -> int:
+    """``ghubai-tray activity``: the ledger, read while the worker may be writing it."""
+    from ghubai_tray.adapters import ledger_db
+    from ghubai_tray.adapters.owner_only import private_file
+
+    path = ledger_db.default_path()
+    if not path.exists():
+        _say(f"No activity yet: the ledger ({path}) is written once GhubAi Tray has "
+             "served the hub.")
+        return 1
+    if args.days < 1:
+        _say("ghubai-tray: --days must be 1 or more")
+        return 2
+    with contextlib.closing(ledger_db.read_only(path)) as db:
+        if args.csv == "-":
+            ledger_db.write_csv(db, sys.stdout)
+            return 0
+        if args.csv:
+            fd = os.open(args.csv, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+                rows = ledger_db.write_csv(db, out)
+            private_file(Path(args.csv))
+            _say(f"{rows:,} row(s) written to {args.csv}")
+            return 0
+        summary = ledger_db.summary(db, args.days, date.today())
+    print(json.dumps(summary, indent=2) if args.json else "\n".join(summary_lines(summary)))
+    return 0
 
 
 def _say(text: str) -> None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
 
-from ghubai_tray.adapters import activity_file
+from ghubai_tray.adapters import ledger_db
 from tests.processes import (
     SPAWN_FLAGS,
     STOP_NAME,
@@ -25,6 +27,14 @@ from tests.testbed.ollama import OllamaStandIn
 from tests.worker_bed import TOKEN, failure_of
 
 MODELS = ("llama3.2:1b", "mistral:7b")
+
+
+def lifetime_requests(ledger: Path) -> int:
+    """The requests served since install, as the ledger at ``ledger`` counts them."""
+    if not ledger.exists():
+        return 0
+    with contextlib.closing(ledger_db.read_only(ledger)) as db:
+        return ledger_db.activity_in(db, date.today()).lifetime.requests
 
 
 @pytest.mark.parametrize("args", [["--help"], ["token", "--help"], ["token", "set", "--help"],
@@ -56,9 +66,9 @@ async def test_headless_registers_relays_and_stops_cleanly_on_sigterm(
                       "OLLAMA_LOCAL_URL": ollama.url, "GHUBAI_MACHINE_NAME": "headless-node",
                       "XDG_DATA_HOME": str(tmp_path / "data")})
     # Where the child keeps "Since install" (Windows: the profile's %LOCALAPPDATA%, shared).
-    ledger = (tmp_path / "data" / "GhubAi" / "activity.json" if sys.platform != "win32"
-              else activity_file.default_path())
-    before = activity_file.load(ledger).lifetime.requests
+    ledger = (tmp_path / "data" / "GhubAi" / "ledger.sqlite3" if sys.platform != "win32"
+              else ledger_db.default_path())
+    before = lifetime_requests(ledger)
     proc = await asyncio.create_subprocess_exec(
         *python_for(run_env), "-m", "ghubai_tray", "--headless", env=run_env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, **SPAWN_FLAGS)
@@ -85,7 +95,7 @@ async def test_headless_registers_relays_and_stops_cleanly_on_sigterm(
     logged = (tmp_path / "logs" / "ghubai-tray.log").read_text()
     assert "state: registered" in logged
     assert TOKEN not in stderr and TOKEN not in logged
-    assert activity_file.load(ledger).lifetime.requests == before + 1, "headless counts too"
+    assert lifetime_requests(ledger) == before + 1, "headless counts too"
 
 
 async def test_headless_sigint_cancels_a_long_request_after_the_grace(env: dict[str, str]) -> None:
@@ -319,3 +329,43 @@ async def test_doctor_names_another_server_at_the_ollama_address(env: dict[str, 
     assert f"[  ok] model server: 1 model at {server.url} (KoboldCpp {KOBOLD_VERSION}): " \
            f"koboldcpp/{MODEL}; owner first and freeing memory on pause are not available " \
            "with it" in out, out
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the ledger's folder is the profile's there "
+                    "(not XDG_DATA_HOME); the command is the same: the Linux lane runs it")
+async def test_activity_summarises_the_ledger_and_exports_every_row(
+        env: dict[str, str], tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from ghubai_tray.adapters.ledger_db import Ledger
+    from ghubai_tray.core.ledger import COLUMNS, Entry
+
+    env = {**env, "XDG_DATA_HOME": str(tmp_path / "xdg")}
+    code, _, err = await cli("activity", env=env)
+    assert code == 1 and "No activity yet" in err
+    today = date.today()
+    row = Entry(at=f"{today}T09:00:00.000+00:00", day=today.isoformat(), hub="hub.example.com",
+                model="llama3.2:1b", endpoint="/api/chat", server="ollama", outcome="served",
+                prompt_tokens=8, output_tokens=25, chunks=26, ttft_ms=50.0, duration_ms=550.0)
+    ledger = Ledger(tmp_path / "xdg" / "GhubAi" / "ledger.sqlite3")
+    ledger.open(today)
+    for entry in (row, row, replace(row, outcome="failed", output_tokens=None, chunks=2)):
+        ledger.add(entry)
+    ledger.close()
+    code, out, _ = await cli("activity", env=env)
+    assert code == 0, out
+    assert out.splitlines()[0] == "Today: 2 request(s) served, 52 tokens, 1 not served"
+    assert "  llama3.2:1b: 2 served, 52 tokens" in out
+    code, out, _ = await cli("activity", "--json", "--days", "7", env=env)
+    summary = json.loads(out)
+    assert summary["days"] == [{"day": today.isoformat(), "served": 2, "failed": 1,
+                                "tokens": 52, "limited": 0, "energy_wh": 0}]
+    code, out, _ = await cli("activity", "--csv", "-", env=env)
+    assert out.splitlines()[0] == ",".join(COLUMNS) and len(out.splitlines()) == 4
+    target = tmp_path / "export.csv"
+    code, _, err = await cli("activity", "--csv", str(target), env=env)
+    assert code == 0 and "3 row(s) written" in err
+    assert target.read_text(encoding="utf-8").splitlines()[1].startswith(f"{today}T09:00")
+    assert target.stat().st_mode & 0o777 == 0o600
+    code, _, err = await cli("activity", "--days", "0", env=env)
+    assert code == 2

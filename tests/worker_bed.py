@@ -54,7 +54,7 @@ async def running_bed(
     *, settings: Callable[[Settings], Settings] | None = None,
     hub: GridHub | None = None, ollama: OllamaStandIn | None = None,
     token: str | None = TOKEN, server_timeout: float = 30.0, ollama_url: str | None = None,
-    persist: Callable[[dict[str, Any]], None] | None = None, activity_path: Path | None = None,
+    persist: Callable[[dict[str, Any]], None] | None = None, ledger_path: Path | None = None,
     **options: Any,
 ) -> AsyncIterator[Bed]:
     """Hub, Ollama stand-in and worker; ``ollama_url`` points the worker elsewhere."""
@@ -70,7 +70,7 @@ async def running_bed(
     worker = Worker(settings(base) if settings else base,
                     lambda url: TokenSource(holder[0], "the test"),
                     connector=connector, poll_interval=0.2, persist=persist,
-                    activity_path=activity_path, **options)
+                    ledger_path=ledger_path, **options)
     task = asyncio.create_task(worker.run())
     bed = Bed(hub, ollama, worker, holder)
     try:

@@ -1,10 +1,10 @@
-"""Requests and tokens today and since install: a small ledger the worker keeps on disk.
+"""Requests and tokens today and since install: the tallies the menu shows.
 
-Tokens are counted as the streamed pieces relayed, which for Ollama's streams
-is one token each (non-streamed answers count as one piece per fragment).
-The ledger is a pure value; :mod:`ghubai_tray.adapters.activity_file` loads
-and saves it, both tolerant: a missing or damaged file starts a fresh ledger
-rather than stopping the app over statistics.
+They are computed from the ledger's rows (:mod:`ghubai_tray.core.ledger`,
+``tally_of``): tokens are the server's own output count where its answer gave
+one, else the pieces relayed (one token each in Ollama's streams). A pure value;
+:mod:`ghubai_tray.adapters.activity_file` reads the file older versions kept them
+in, which the ledger carries over once.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ that is not what its content type promised.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ghubai_tray.core.fragments import MAX_FRAGMENT_COST, fragment_cost, split_fragment
@@ -41,7 +41,32 @@ class Relay:
 
 @dataclass(frozen=True)
 class Done:
-    """The answer is complete; the empty final chunk follows."""
+    """The answer is complete; the empty final chunk follows. The token counts are the
+    server's own, where its answer gave them (for the owner's ledger; never compared)."""
+
+    prompt_tokens: int | None = field(default=None, compare=False)
+    output_tokens: int | None = field(default=None, compare=False)
+
+
+def counted(answer: Any) -> Done:
+    """The end of an answer, with the counts it states: Ollama's ``prompt_eval_count`` and
+    ``eval_count``, OpenAI's ``usage``, or ``llama-server``'s ``timings``."""
+    if not isinstance(answer, dict):
+        return Done()
+    usage = answer.get("usage")
+    timings = answer.get("timings")
+    for source, prompt, output in ((answer, "prompt_eval_count", "eval_count"),
+                                   (usage, "prompt_tokens", "completion_tokens"),
+                                   (timings, "prompt_n", "predicted_n")):
+        if isinstance(source, dict) and (_whole(source.get(prompt)) is not None
+                                         or _whole(source.get(output)) is not None):
+            return Done(_whole(source.get(prompt)), _whole(source.get(output)))
+    return Done()
+
+
+def _whole(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 \
+        else None
 
 
 @dataclass(frozen=True)
@@ -142,7 +167,7 @@ class NdjsonFramer:
         if message is not None:
             return [self._end(Failed(f"Ollama: {message}"))]
         if obj.get("done") is True:
-            return [Relay(line), self._end(Done())]
+            return [Relay(line), self._end(counted(obj))]
         return [Relay(line)]
 
 
@@ -154,6 +179,7 @@ class SseFramer:
         self._data: list[str] = []
         self._pending = 0  # bytes of the event being collected
         self._over = False
+        self._counts = Done()  # the last counts an event stated (OpenAI's usage chunk)
 
     def feed(self, data: bytes) -> list[Frame]:
         if self._over:
@@ -223,7 +249,11 @@ class SseFramer:
         self._data.clear()
         self._pending = 0
         if data.strip() == "[DONE]":
-            return [self._end(Done())]
+            return [self._end(self._counts)]
+        if '"usage"' in data or '"timings"' in data:  # only these events are parsed
+            stated = counted(_json_or_none(data))
+            if stated.prompt_tokens is not None or stated.output_tokens is not None:
+                self._counts = stated
         message = error_text(_json_or_none(data))
         if message is not None:
             return [self._end(Failed(f"Ollama: {message}"))]
@@ -268,7 +298,7 @@ class BodyFramer:
         if message is not None:
             return [Failed(f"Ollama: {message}")]
         frames: list[Frame] = [Relay(piece) for piece in split_fragment(text)]
-        return [*frames, Done()]
+        return [*frames, counted(obj)]
 
 
 class Translator:
@@ -300,14 +330,15 @@ class Translator:
             elif isinstance(frame, Relay):
                 mapped.extend(self.event(frame.text))
             else:
-                mapped.extend(self.end())
+                mapped.extend(self.end(frame))
                 self.over = True
         return mapped
 
     def event(self, text: str) -> list[Frame]:
         raise NotImplementedError
 
-    def end(self) -> list[Frame]:
+    def end(self, done: Done) -> list[Frame]:
+        """``done``: the inner answer's end, with the counts it stated."""
         raise NotImplementedError
 
 

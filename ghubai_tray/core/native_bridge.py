@@ -230,6 +230,9 @@ class _Tally:
                    "eval_count": self.output, "eval_duration": output_ns}
         return {name: value for name, value in figures.items() if value}
 
+    def done(self) -> Done:
+        return Done(self.prompt or None, self.output or None)
+
     def tool_calls(self) -> list[dict[str, Any]]:
         """Ollama's ``api.ToolCall`` list: arguments as an object, the index of each."""
         calls = []
@@ -276,7 +279,7 @@ class NativeAnswer(Translator):
             return []
         return self._guarded(self._chunk, text)
 
-    def end(self) -> list[Frame]:
+    def end(self, done: Done) -> list[Frame]:
         return self._guarded(lambda _: self._end(), "")
 
     def _guarded(self, step: Callable[[str], list[Frame]], text: str) -> list[Frame]:
@@ -347,7 +350,7 @@ class NativeAnswer(Translator):
         if self._tally.calls:
             lines.append(self._line({}, {"tool_calls": self._tally.tool_calls()}))
         lines.append(self._line({}, done=True))
-        return [*self._relay(*lines), Done()]
+        return [*self._relay(*lines), self._tally.done()]
 
     def _whole(self, text: str) -> list[Frame]:
         answer = json.loads(text)
@@ -364,7 +367,7 @@ class NativeAnswer(Translator):
         thinking = _text(message.get("reasoning_content")) or _text(message.get("reasoning"))
         line = self._line({"content": _text(message.get("content")), "thinking": thinking},
                           extra, done=True)
-        return [*(Relay(piece) for piece in split_fragment(go_dumps(line))), Done()]
+        return [*(Relay(piece) for piece in split_fragment(go_dumps(line))), self._tally.done()]
 
 
 def native_answer_framer(shape: NativeShape, inner: Framer, now: Callable[[], int]) -> Framer:

@@ -463,9 +463,9 @@ class OpenAIAnswer(Translator):
             return []
         return self._line(text)
 
-    def end(self) -> list[Frame]:
-        # a native stream's last line was relayed as done: the end
-        return self._body("".join(self._pieces)) if self._whole else [Done()]
+    def end(self, done: Done) -> list[Frame]:
+        # a native stream's last line was relayed as done: the end, with its counts
+        return self._body("".join(self._pieces), done) if self._whole else [done]
 
     def _line(self, text: str) -> list[Frame]:
         try:
@@ -490,7 +490,7 @@ class OpenAIAnswer(Translator):
             return [Failed(TOO_LARGE)]
         return [Relay(t) for t in texts]
 
-    def _body(self, text: str) -> list[Frame]:
+    def _body(self, text: str, done: Done) -> list[Frame]:
         self.over = True
         try:
             if self._shape.kind == "embedding":
@@ -502,7 +502,7 @@ class OpenAIAnswer(Translator):
             written = go_dumps(answer) + "\n"  # json.Encoder ends with a newline
         except (TypeError, ValueError, KeyError, AttributeError):
             return [Failed("Ollama sent an answer this worker cannot translate")]
-        return [*(Relay(piece) for piece in split_fragment(written)), Done()]
+        return [*(Relay(piece) for piece in split_fragment(written)), done]
 
 
 def answer_framer(shape: AnswerShape, inner: Framer, ident: str,

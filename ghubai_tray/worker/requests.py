@@ -19,11 +19,14 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from ghubai_tray.core.client_errors import final_fragment, is_openai
 from ghubai_tray.core.errors import HubError, RequestRejected
 from ghubai_tray.core.framing import Done, Framer
+from ghubai_tray.core.ledger import Entry, limits_text
 from ghubai_tray.core.native_bridge import native_answer_framer
 from ghubai_tray.core.openai_bridge import answer_framer
 from ghubai_tray.core.rules import hub_words
@@ -61,6 +64,24 @@ class Outcome(enum.Enum):
     FAILED = "failed"  # Ollama (or a limit) ended it early; the client got why
     CANCELLED = "cancelled"  # the owner paused, the worker stopped, or the connection dropped
     ABANDONED = "abandoned"  # the hub connection died while the answer was being relayed
+    REFUSED = "refused"  # never started: a check or the worker's state refused it
+
+
+def _category(outcome: Outcome, why: str) -> str:
+    """Why a request did not end served, in the ledger's fixed words (core.ledger.WHY):
+    the client's reason may quote what a server said of the request."""
+    if outcome is Outcome.SERVED:
+        return ""
+    if outcome is Outcome.ABANDONED:
+        return "the hub connection"
+    if outcome is Outcome.CANCELLED:
+        return {PAUSED_BY_OWNER: "paused", SHUTTING_DOWN: "stopping"}.get(
+            why, "a rule" if why.startswith("this machine stopped sharing") else
+            "the hub connection")
+    if why.startswith(("the request took longer", "Ollama sent no complete",
+                       "the model server sent no complete")) or "sent no complete" in why:
+        return "a limit of this machine"
+    return "the model server"
 
 
 @dataclass
@@ -69,6 +90,8 @@ class _Relayed:
 
     chunks: int = 0
     bytes: int = 0
+    first: float | None = None  # when the first piece went to the hub (monotonic)
+    end: Done | None = None  # how the server's answer ended, with its counts
 
 
 class _HubGone(Exception):
@@ -97,6 +120,38 @@ def _held(snap: Snapshot) -> str:
 def _unreachable(snap: Snapshot) -> str:
     return (f"{NAMES[snap.server_kind]} is not reachable on this machine right now "
             f"({snap.ollama_reason})")
+
+
+def _entry(store: StateStore, request: InferenceRequest | None, outcome: Outcome, why: str,
+           relayed: _Relayed, started: float) -> Entry:
+    """The ledger's row for a request: what it was and how it went, not its words."""
+    snap, now = store.snapshot, time.monotonic()
+    canonical = request.canonical if request else None
+    end = relayed.end
+    return Entry(
+        at=datetime.now().astimezone().isoformat(timespec="milliseconds"),
+        day=store.today.isoformat(), hub=urlsplit(snap.settings.hub_url).hostname or "",
+        model=request.model if request else "", endpoint=request.endpoint if request else "",
+        server=snap.server_kind.value, why=why,
+        # a request the hub's connection took with it was abandoned by the hub, whichever
+        # side noticed first (the relay's send, or the connection's own end)
+        outcome=Outcome.ABANDONED.value if why == "the hub connection" else outcome.value,
+        prompt_tokens=end.prompt_tokens if end else None,
+        output_tokens=end.output_tokens if end else None, chunks=relayed.chunks,
+        ttft_ms=round((relayed.first - started) * 1000, 3) if relayed.first else None,
+        duration_ms=round((now - started) * 1000, 3) if request else None,
+        limits=limits_text(canonical.capped, canonical.dropped) if canonical else "")
+
+
+def _note_limits(store: StateStore, request: InferenceRequest) -> None:
+    """Say in the log, and count, what the owner's ceilings changed in this request."""
+    canonical = request.canonical
+    if canonical is None or not canonical.limited:
+        return
+    changes = [*canonical.capped, *(f"{name} left out" for name in canonical.dropped)]
+    log.info("[%s] limited by this machine's settings: %s", request.request_id,
+             "; ".join(changes)[:500])
+    store.count(request.model, limited=1)
 
 
 class RequestRunner:
@@ -165,6 +220,8 @@ class RequestRunner:
                                       "progress or waiting); try again", request.request_id)
         except RequestRejected as exc:
             self._store.count(None, refused=1)
+            self._store.record(_entry(self._store, None, Outcome.REFUSED, "refused",
+                                      _Relayed(), time.monotonic()))
             self._publish()
             if exc.request_id is None:
                 log.warning("dropped a request without a usable id: %s", exc.reason)
@@ -193,6 +250,8 @@ class RequestRunner:
                     for text in texts])
             except HubError:
                 raise _HubGone from None
+            if relayed.first is None:
+                relayed.first = time.monotonic()
             relayed.chunks += len(texts)
             relayed.bytes += sum(len(t.encode("utf-8", "replace")) for t in texts)
 
@@ -201,7 +260,7 @@ class RequestRunner:
                 self._active += 1
                 self._publish()
                 log.info("[%s] %s %s", rid, request.endpoint, request.model)
-                self._note_limits(request)
+                _note_limits(self._store, request)
                 started = time.monotonic()
                 settings = self._store.snapshot.settings
                 try:
@@ -215,15 +274,16 @@ class RequestRunner:
                 finally:
                     self._active -= 1
             if isinstance(end, Done):
-                await self._finish(conn, request, Outcome.SERVED, "", started)
+                relayed.end = end
+                await self._finish(conn, request, Outcome.SERVED, "", started, relayed)
             else:
-                await self._finish(conn, request, Outcome.FAILED, end.reason, started)
+                await self._finish(conn, request, Outcome.FAILED, end.reason, started, relayed)
         except asyncio.CancelledError:
             reason = self._cancel_reasons.pop(rid, "the request was cancelled")
-            await self._finish(conn, request, Outcome.CANCELLED, reason, started)
+            await self._finish(conn, request, Outcome.CANCELLED, reason, started, relayed)
             raise
         except _HubGone:
-            await self._finish(conn, request, Outcome.ABANDONED, "", started)
+            await self._finish(conn, request, Outcome.ABANDONED, "", started, relayed)
         finally:
             self._store.count(request.model, chunks=relayed.chunks, size=relayed.bytes)
             self._tasks.pop(rid, None)
@@ -232,7 +292,7 @@ class RequestRunner:
             self._publish()
 
     async def _finish(self, conn: HubLink, request: InferenceRequest, outcome: Outcome,
-                      why: str, started: float) -> None:
+                      why: str, started: float, relayed: _Relayed) -> None:
         """Count, log and send the one final of a request that ended as ``outcome``.
 
         ``why`` is the reason of a failure or cancellation. What the client gets:
@@ -243,6 +303,8 @@ class RequestRunner:
         rid = request.request_id
         self._store.count(request.model, served=int(outcome is Outcome.SERVED),
                           failed=int(outcome is not Outcome.SERVED))
+        self._store.record(_entry(self._store, request, outcome, _category(outcome, why),
+                                  relayed, started))
         final, lost = ("" if outcome is Outcome.SERVED else f"[error] {why}",
                        f"[error] {LOST_MID_ANSWER}")
         if outcome in (Outcome.SERVED, Outcome.FAILED):
@@ -258,16 +320,6 @@ class RequestRunner:
         else:
             log.info("[%s] abandoned: the hub connection is gone", rid)
             self._owe(rid, lost, request.openai)
-
-    def _note_limits(self, request: InferenceRequest) -> None:
-        """Say in the log, and count, what the owner's ceilings changed in this request."""
-        canonical = request.canonical
-        if canonical is None or not canonical.limited:
-            return
-        changes = [*canonical.capped, *(f"{name} left out" for name in canonical.dropped)]
-        log.info("[%s] limited by this machine's settings: %s", request.request_id,
-                 "; ".join(changes)[:500])
-        self._store.count(request.model, limited=1)
 
     def _publish(self) -> None:
         self._store.requests(active=self._active, queued=len(self._tasks) - self._active)

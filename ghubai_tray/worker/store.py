@@ -19,6 +19,7 @@ from typing import Any
 
 from ghubai_tray.core import activity
 from ghubai_tray.core.activity import Activity
+from ghubai_tray.core.ledger import Entry, tally_of
 from ghubai_tray.core.server_kinds import ServerIdentity, ServerKind
 from ghubai_tray.core.settings import Settings
 from ghubai_tray.core.sharing import is_shared
@@ -61,8 +62,9 @@ class StateStore:
         # ledger) goes out with the next snapshot, whatever else that one changes.
         self._totals = Counters()
         self._per_model: dict[str, Counters] = {}
-        # The ledger staged with them; None: nothing is staged (count() always stages one).
+        # The tallies staged with them; None: nothing is staged (count() always stages one).
         self._activity: Activity | None = None
+        self._ledger: Callable[[Entry], None] | None = None  # where each request's row goes
 
     @property
     def snapshot(self) -> Snapshot:
@@ -153,9 +155,25 @@ class StateStore:
         self._totals = bump(self._totals)
         if model is not None:
             self._per_model[model] = bump(self._per_model.get(model, Counters()))
+        self._activity = self.current_activity  # staged: it goes out with the counters
+
+    def record(self, entry: Entry) -> None:
+        """One hub request ended (or was refused): its row for the ledger, and what it
+        adds to the menu's tallies, from the same row (they cannot disagree)."""
+        tally = tally_of(entry)
         self._activity = activity.bump(self.current_activity, self._today(),
-                                       requests=served, tokens=chunks, failed=failed + refused,
-                                       limited=limited)
+                                       requests=tally.requests, tokens=tally.tokens,
+                                       failed=tally.failed, limited=tally.limited)
+        if self._ledger is not None:
+            self._ledger(entry)
+
+    def keep_ledger(self, sink: Callable[[Entry], None]) -> None:
+        """Send each request's row to ``sink`` (the ledger's writer) from now on."""
+        self._ledger = sink
+
+    @property
+    def today(self) -> date:
+        return self._today()
 
     def requests(self, active: int, queued: int) -> None:
         """How many requests run and wait now, with the counters as they stand."""

@@ -21,19 +21,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import sqlite3
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ghubai_tray.adapters import activity_file
 from ghubai_tray.adapters.credentials import TokenSource
 from ghubai_tray.adapters.hub import HubConnection
+from ghubai_tray.adapters.ledger_db import Ledger
 from ghubai_tray.adapters.ollama import OllamaClient
 from ghubai_tray.adapters.openai_server import OpenAIServerClient
 from ghubai_tray.adapters.tls import client_context
-from ghubai_tray.core.activity import Activity
 from ghubai_tray.core.rules import DesktopReadings
 from ghubai_tray.core.server_kinds import ServerKind
 from ghubai_tray.core.settings import Settings
@@ -51,7 +51,7 @@ from ghubai_tray.worker.updates import Feed, Installer, UpdateWatch
 
 log = logging.getLogger("ghubai_tray.worker")
 
-ACTIVITY_SAVE_INTERVAL = 60.0
+ACTIVITY_CHECK_INTERVAL = 60.0
 
 
 async def _open_hub(url: str, token: str | None, *, ssl_context: Any,
@@ -83,7 +83,7 @@ class Worker:
         connector: Connector = _open_hub,
         ollama: ServerFactory = _server_for,
         persist: Persist | None = None,
-        activity_path: Path | None = None,
+        ledger_path: Path | None = None,
         poll_interval: float = POLL_INTERVAL,
         rng: random.Random | None = None,
         clock: Callable[[], datetime] | None = None,
@@ -121,8 +121,7 @@ class Worker:
                             rules_check, desktop=desktop, look=rules_look,
                             owner_look=owner_look)
         self._problems = problems
-        self._activity_path = activity_path
-        self._activity_saved: Activity | None = None
+        self._ledger = Ledger(ledger_path) if ledger_path is not None else None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_requested: Stop | None = None
         self._stopped = asyncio.Event()
@@ -186,10 +185,7 @@ class Worker:
         """
         self._loop = asyncio.get_running_loop()
         self.running.set()
-        if self._activity_path is not None:
-            self._activity_saved = await asyncio.to_thread(activity_file.load,
-                                                           self._activity_path)
-            self._store.activity_loaded(self._activity_saved)
+        await self._open_ledger()
         if self.settings.allow_invalid_certs:
             log.warning("ALLOW_INVALID_CERTS is on: the hub's certificate is not checked")
         tell = self._store.notice
@@ -214,23 +210,29 @@ class Worker:
             await asyncio.gather(*loops, *requests, *jobs, return_exceptions=True)
             await self._hub.close()
             await self._ollama.client.aclose()
-            await self._save_activity()
+            if self._ledger is not None:
+                await asyncio.to_thread(self._ledger.close)
             self._store.stopped()
 
-    async def _activity_loop(self) -> None:
-        """Save the activity ledger once a minute when it changed (and at the end)."""
-        while True:
-            await asyncio.sleep(ACTIVITY_SAVE_INTERVAL)
-            self._store.day_changed()
-            await self._save_activity()
-
-    async def _save_activity(self) -> None:
-        current = self._store.current_activity
-        if self._activity_path is None or current == self._activity_saved:
+    async def _open_ledger(self) -> None:
+        """The ledger, and the tallies it holds; without it, sharing goes on uncounted."""
+        if self._ledger is None:
             return
         try:
-            await asyncio.to_thread(activity_file.save, self._activity_path, current)
-        except OSError as exc:
-            self._problems.log("activity", logging.WARNING, f"cannot save the activity: {exc}")
+            tallies = await asyncio.to_thread(self._ledger.open, self._store.today)
+        except (OSError, sqlite3.Error) as exc:
+            self._problems.log("ledger", logging.WARNING, f"the ledger cannot be kept "
+                               f"({exc}): sharing goes on, but this session is not recorded")
+            self._ledger = None
             return
-        self._activity_saved = current
+        self._store.activity_loaded(tallies)
+        self._store.keep_ledger(self._ledger.add)
+
+    async def _activity_loop(self) -> None:
+        """A new day: today's tallies start from zero, and the ledger is pruned."""
+        while True:
+            await asyncio.sleep(ACTIVITY_CHECK_INTERVAL)
+            day = self._store.current_activity.day
+            self._store.day_changed()
+            if self._ledger is not None and self._store.today.isoformat() != day:
+                self._ledger.prune_soon(self._store.today)

@@ -218,3 +218,27 @@ STATUS = {
 @pytest.mark.parametrize("status,body,text", STATUS.values(), ids=STATUS.keys())
 def test_status_error(status: int, body: bytes, text: str) -> None:
     assert status_error(status, body) == text
+
+
+def test_the_end_carries_the_servers_own_counts_where_its_answer_states_them() -> None:
+    from ghubai_tray.core.framing import BodyFramer, NdjsonFramer, SseFramer
+
+    native = NdjsonFramer().feed(b'{"response":"a","done":false}\n{"response":"","done":true,'
+                                 b'"prompt_eval_count":8,"eval_count":6}\n')
+    assert [(f.prompt_tokens, f.output_tokens) for f in native if isinstance(f, Done)] == [(8, 6)]
+    sse = SseFramer().feed(b'data: {"choices":[{"delta":{"content":"a"}}]}\n\n'
+                           b'data: {"choices":[],"usage":{"prompt_tokens":3,'
+                           b'"completion_tokens":2}}\n\ndata: [DONE]\n\n')
+    assert [(f.prompt_tokens, f.output_tokens) for f in sse if isinstance(f, Done)] == [(3, 2)]
+    timings = SseFramer().feed(b'data: {"choices":[],"timings":{"prompt_n":4,'
+                               b'"predicted_n":9}}\n\ndata: [DONE]\n\n')
+    assert [(f.prompt_tokens, f.output_tokens) for f in timings
+            if isinstance(f, Done)] == [(4, 9)]
+    body = BodyFramer()
+    body.feed(b'{"usage":{"prompt_tokens":1,"completion_tokens":true}}')
+    assert [(f.prompt_tokens, f.output_tokens) for f in body.finish()
+            if isinstance(f, Done)] == [(1, None)]
+    silent = SseFramer().feed(b'data: {"choices":[]}\n\ndata: [DONE]\n\n')
+    assert [(f.prompt_tokens, f.output_tokens) for f in silent if isinstance(f, Done)] == [
+        (None, None)]
+    assert Done(1, 2) == Done()  # the counts are for the ledger, never compared

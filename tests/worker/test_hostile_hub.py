@@ -499,6 +499,9 @@ async def test_everything_the_app_writes_is_the_owners_alone(tmp_path: Path) -> 
         assert await final_of(await run.hub.dispatch(MODEL, "/api/chat", CHAT)) == ""
     written = [tmp_path / "logs", *(tmp_path / "logs").iterdir()]
     assert any(p.name == "ghubai-tray.log" for p in written), written
+    data = tmp_path / "data" / "GhubAi"
+    written += [data, *data.iterdir()]
+    assert any(p.name == "ledger.sqlite3" for p in written), written
     save_settings({"max_context": 4096}, tmp_path / "cfg" / "config.toml")
     activity_file.save(tmp_path / "data" / "activity.json", activity.Activity())
     write_private_text(tmp_path / "logs" / "diagnostics.txt", "report")

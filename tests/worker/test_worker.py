@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import random
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ghubai_tray.adapters import activity_file
+from ghubai_tray.adapters import activity_file, ledger_db
 from ghubai_tray.core.activity import Activity, Tally
 from ghubai_tray.core.endpoints import ALLOWED_ENDPOINTS
 from ghubai_tray.core.server_kinds import PROBES
@@ -514,10 +515,10 @@ async def test_pausing_frees_what_the_hub_loaded_and_leaves_the_owners_models(
 
 
 async def test_activity_counts_today_and_since_install_and_is_kept(tmp_path: Path) -> None:
-    path = tmp_path / "activity.json"
+    path = tmp_path / "activity.json"  # what older versions kept: carried into the ledger
     previous = Activity("2000-01-01", Tally(5, 1, 50), Tally(7, 2, 70))
     activity_file.save(path, previous)
-    async with running_bed(activity_path=path) as bed:
+    async with running_bed(ledger_path=tmp_path / "ledger.sqlite3") as bed:
         await bed.registered("llama3.2:1b", "mistral:7b")
         ok = await bed.request("/api/chat", chat(True))
         await ok.wait()
@@ -525,10 +526,12 @@ async def test_activity_counts_today_and_since_install_and_is_kept(tmp_path: Pat
         await bad.wait()
         snap = await bed.worker.wait_for(lambda s: s.activity.today.requests == 1
                                          and s.activity.today.failed == 1, 10, "the tallies")
-        tokens = len(ok.fragments)
+        tokens = json.loads(ok.fragments[-1])["eval_count"]  # the server's own count
         assert snap.activity.today == Tally(1, 1, tokens), "a new day started from zero"
         assert snap.activity.lifetime == Tally(8, 3, 70 + tokens)
-    assert activity_file.load(path) == snap.activity
+    with contextlib.closing(ledger_db.read_only(tmp_path / "ledger.sqlite3")) as db:
+        assert ledger_db.activity_in(db, date.fromisoformat(snap.activity.day)) == snap.activity
+    assert not path.exists() and (tmp_path / "activity.json.migrated").exists()
 
 
 PIECES = ["/", "//", "..", ".", "%2e", "%2f", "%2F", "\\", "api", "pull", "chat", "generate",

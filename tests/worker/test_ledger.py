@@ -1,0 +1,120 @@
+"""The ledger through the real worker: 200 hub requests of every outcome, one row each,
+with the server's own counts, and never a word of the prompts anywhere on disk."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import logging
+from collections import Counter
+from datetime import date
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ghubai_tray.adapters import ledger_db
+from ghubai_tray.core.state import Pause, PauseMode, Resume
+from tests.testbed.hub import HubRequest
+from tests.testbed.ollama import Fault, OllamaStandIn
+from tests.worker_bed import Bed, running_bed, with_settings
+
+CANARY = "CANARY-5e1f0b7d-prompt-words"
+MODEL = "llama3.2:1b"
+
+
+def _chat(number: int) -> dict[str, Any]:
+    return {"model": MODEL, "stream": True,
+            "messages": [{"role": "user", "content": f"{CANARY} question {number}"}]}
+
+
+async def _batch(bed: Bed, count: int, start: int, endpoint: str = "/api/chat"
+                 ) -> list[HubRequest]:
+    return [await bed.request(endpoint, _chat(start + i)) for i in range(count)]
+
+
+async def _served_all(requests: list[HubRequest]) -> None:
+    await asyncio.gather(*(r.wait(60) for r in requests))
+
+
+async def _until_running(bed: Bed, count: int) -> None:
+    await bed.worker.wait_for(lambda s: s.active + s.queued == count and s.active > 0, 30,
+                              f"{count} requests to run or wait")
+
+
+async def test_two_hundred_requests_of_every_outcome_make_two_hundred_rows(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    path = tmp_path / "ledger.sqlite3"
+    ollama = OllamaStandIn()
+    sent: list[HubRequest] = []
+    async with running_bed(ollama=ollama, ledger_path=path,  # 4 run, 8 wait: 12 at once
+                           settings=with_settings(max_concurrent_requests=4)) as bed:
+        await bed.registered(MODEL, "mistral:7b")
+        for _ in range(15):  # 120 served, 8 at a time
+            batch = await _batch(bed, 8, len(sent))
+            await _served_all(batch)
+            sent += batch
+        ollama.fault = Fault.INTERNAL  # 30 failed by the server
+        for _ in range(5):
+            batch = await _batch(bed, 6, len(sent))
+            await _served_all(batch)
+            sent += batch
+        ollama.fault = Fault.NONE
+        refused = await _batch(bed, 20, len(sent), endpoint="/api/pull")  # 20 refused
+        await _served_all(refused)
+        sent += refused
+        ollama.token_delay = 0.5  # slow streams from here on
+        for _ in range(2):  # 20 cancelled by a pause
+            batch = await _batch(bed, 10, len(sent))
+            await _until_running(bed, 10)
+            bed.worker.submit(Pause(PauseMode.NOW))
+            await _served_all(batch)
+            sent += batch
+            await bed.registered()  # the pause has reached the hub
+            bed.worker.submit(Resume())
+            await bed.registered(MODEL, "mistral:7b")
+        for _ in range(5):  # 10 abandoned by a hub connection that drops mid-answer (2 run)
+            batch = await _batch(bed, 2, len(sent))
+            await bed.hub.wait_until(partial(_under_way, batch), 30,
+                                     "both answers to be under way")
+            await bed.hub.drop_connections()
+            await bed.registered(MODEL, "mistral:7b", timeout=30)
+            await _served_all(batch)  # the final owed goes out on the next connection
+            sent += batch
+        snap = bed.worker.snapshot
+        while_running = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+    assert CANARY.encode() not in while_running  # the database, its WAL and shared memory
+    assert len(sent) == 200
+    rows = list(_entries(path))
+    assert len(rows) == 200
+    assert Counter(r.outcome for r in rows) == {"served": 120, "failed": 30, "refused": 20,
+                                                 "cancelled": 20, "abandoned": 10}
+    served = [r for r in rows if r.outcome == "served"]
+    lines = [json.loads(f) for f in sent[0].fragments]
+    assert all(r.output_tokens == lines[-1]["eval_count"] for r in served)  # the server's
+    assert all(r.prompt_tokens == lines[-1]["prompt_eval_count"] for r in served)
+    assert all(0 <= r.ttft_ms <= r.duration_ms for r in served if r.ttft_ms is not None)
+    assert {r.why for r in rows if r.outcome == "cancelled"} == {"paused"}
+    assert {r.why for r in rows if r.outcome == "failed"} == {"the model server"}
+    # the menu's tallies are the ledger's
+    with contextlib.closing(ledger_db.read_only(path)) as db:
+        assert ledger_db.activity_in(db, date.fromisoformat(snap.activity.day)) == snap.activity
+        csv = io.StringIO()
+        ledger_db.write_csv(db, csv)
+    stored = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+    assert CANARY.encode() not in stored
+    assert CANARY not in csv.getvalue()
+    assert CANARY not in caplog.text
+
+
+def _under_way(batch: list[HubRequest]) -> bool:
+    return all(r.chunks for r in batch)
+
+
+def _entries(path: Path) -> list[Any]:
+    with contextlib.closing(ledger_db.read_only(path)) as db:
+        return list(ledger_db.entries(db))

@@ -48,7 +48,7 @@ screenshots: setup
 	mkdir -p docs/screenshots && cp artifacts/*.png docs/screenshots/
 	$(BIN)/python docs/icon_states.py
 
-.PHONY: llama-server-deps release-check release-notes release-sums release-dry-run release-key workflows-lint go-deps ollama-deps bench-ollama bench-servers bench-hostile soak fuzz bench bundle deb tarball dist dist-check windows-deps test-windows dist-windows dist-windows-check dist-windows-update-check bench-windows screenshots help setup system-deps run-system-deps python-deps node-deps run test check lint typecheck unit demo clean
+.PHONY: llama-server-deps release-check release-notes release-sums release-dry-run release-key workflows-lint go-deps ollama-deps bench-ollama bench-servers bench-ledger bench-hostile soak fuzz bench bundle deb tarball dist dist-check windows-deps test-windows dist-windows dist-windows-check dist-windows-update-check bench-windows screenshots help setup system-deps run-system-deps python-deps node-deps run test check lint typecheck unit demo clean
 
 help:
 	@echo "make run     start GhubAi Tray (the tray icon)"
@@ -213,6 +213,10 @@ bench-ollama: setup
 # gaps and the worker's CPU per chunk, each against its direct baseline.
 bench-servers: setup
 	$(BIN)/python -m bench.model_servers $(BENCH_ARGS)
+
+# What keeping the ledger costs a request on the event loop, and the relay beside it.
+bench-ledger: setup
+	$(BIN)/python -m bench.ledger $(BENCH_ARGS)
 
 # What hostile bodies cost the real Ollama, straight and through the worker, and the
 # worker's memory for them (BENCH_ARGS="--write" keeps the tables).

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date
 
 from ghubai_tray.core.activity import Activity, Tally
+from ghubai_tray.core.ledger import Entry
 from ghubai_tray.core.settings import Settings
 from ghubai_tray.core.state import Counters, State
 from ghubai_tray.worker.runtime import SideJobs
@@ -21,9 +22,19 @@ def _store() -> tuple[StateStore, list[int]]:
     return store, seen
 
 
+def _row(outcome: str = "served", chunks: int = 7) -> Entry:
+    return Entry(at=f"{TODAY}T10:00:00.000+00:00", day=TODAY.isoformat(), hub="hub",
+                 model="llama3.2:1b", endpoint="/api/chat", server="ollama", outcome=outcome,
+                 chunks=chunks)
+
+
 def test_counts_wait_for_the_next_snapshot_then_go_out_with_it() -> None:
     store, seen = _store()
+    kept: list[Entry] = []
+    store.keep_ledger(kept.append)
     store.count("llama3.2:1b", served=1, chunks=7, size=70)
+    store.record(_row())
+    assert kept == [_row()], "the row goes to the ledger as the tallies take it"
     assert store.snapshot.totals == Counters(), "counting alone publishes nothing"
     assert store.current_activity.today == Tally(requests=1, tokens=7)
     store.connection(State.CONNECTED, "connected")  # not a request update: still carries them
@@ -43,6 +54,7 @@ def test_a_ledger_loaded_after_counts_keeps_its_own_figures_and_the_counters() -
     snap = store.snapshot
     assert snap.activity.today == Tally(requests=5) and snap.totals.failed == 1
     store.count(None, served=1)
+    store.record(_row(chunks=0))
     store.day_changed()
     assert store.snapshot.activity.today == Tally(requests=6)
     assert store.snapshot.activity.lifetime == Tally(requests=51)

@@ -22,6 +22,7 @@ from ghubai_tray.adapters.config import config_path, save_settings
 from ghubai_tray.adapters.control import ControlServer
 from ghubai_tray.adapters.credentials import TokenSource
 from ghubai_tray.adapters.desktop_signals import DesktopSignals
+from ghubai_tray.adapters.gpu_power import HwmonPower
 from ghubai_tray.adapters.keyring_reader import keyring_locked_apart
 from ghubai_tray.adapters.tls import client_context
 from ghubai_tray.core import control, texts
@@ -36,10 +37,12 @@ if TYPE_CHECKING:
 def owner_worker(settings: Settings, token_provider: Callable[[str], TokenSource], *,
                  wait_for_tray: bool = False) -> Worker:
     """The worker as the owner runs it: settings changed from the menu saved to
-    config.toml, requests counted in the owner's activity file ("Since install").
-    Under a tray it shares nothing until the tray says its icon is visible."""
+    config.toml, each request kept in the owner's ledger with its share of the GPU's
+    energy where the GPU says its draw. Under a tray it shares nothing until the tray
+    says its icon is visible."""
     return Worker(settings, token_provider, persist=save_settings,
-                  ledger_path=ledger_db.default_path(), wait_for_tray=wait_for_tray,
+                  ledger_path=ledger_db.default_path(), power=HwmonPower().read,
+                  wait_for_tray=wait_for_tray,
                   desktop=DesktopSignals(), keyring_locked=keyring_locked_apart,
                   update_feed=release_feed, update_installer=self_installer())
 

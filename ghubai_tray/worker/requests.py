@@ -39,6 +39,7 @@ from ghubai_tray.core.validation import (
     request_id_of,
     validate_request,
 )
+from ghubai_tray.worker.energy import EnergyMeter
 from ghubai_tray.worker.ports import HubLink, OllamaLink
 from ghubai_tray.worker.runtime import SideJobs
 from ghubai_tray.worker.store import StateStore
@@ -92,6 +93,7 @@ class _Relayed:
     bytes: int = 0
     first: float | None = None  # when the first piece went to the hub (monotonic)
     end: Done | None = None  # how the server's answer ended, with its counts
+    energy_wh: float | None = None  # its share of the GPU's energy, where it is measured
 
 
 class _HubGone(Exception):
@@ -140,7 +142,8 @@ def _entry(store: StateStore, request: InferenceRequest | None, outcome: Outcome
         output_tokens=end.output_tokens if end else None, chunks=relayed.chunks,
         ttft_ms=round((relayed.first - started) * 1000, 3) if relayed.first else None,
         duration_ms=round((now - started) * 1000, 3) if request else None,
-        limits=limits_text(canonical.capped, canonical.dropped) if canonical else "")
+        limits=limits_text(canonical.capped, canonical.dropped) if canonical else "",
+        energy_wh=relayed.energy_wh)
 
 
 def _note_limits(store: StateStore, request: InferenceRequest) -> None:
@@ -157,7 +160,9 @@ def _note_limits(store: StateStore, request: InferenceRequest) -> None:
 class RequestRunner:
     """Runs the hub's requests against Ollama, at most ``max_concurrent_requests`` at once."""
 
-    def __init__(self, store: StateStore, ollama: OllamaLink, jobs: SideJobs) -> None:
+    def __init__(self, store: StateStore, ollama: OllamaLink, jobs: SideJobs,
+                 meter: EnergyMeter | None = None) -> None:
+        self._meter = meter or EnergyMeter(None)
         self._store = store
         self._ollama = ollama
         self._jobs = jobs
@@ -262,6 +267,7 @@ class RequestRunner:
                 log.info("[%s] %s %s", rid, request.endpoint, request.model)
                 _note_limits(self._store, request)
                 started = time.monotonic()
+                self._meter.begin(rid)
                 settings = self._store.snapshot.settings
                 try:
                     keep_alive = request.canonical.keep_alive if request.canonical else None
@@ -303,6 +309,7 @@ class RequestRunner:
         rid = request.request_id
         self._store.count(request.model, served=int(outcome is Outcome.SERVED),
                           failed=int(outcome is not Outcome.SERVED))
+        relayed.energy_wh = self._meter.end(rid)
         self._store.record(_entry(self._store, request, outcome, _category(outcome, why),
                                   relayed, started))
         final, lost = ("" if outcome is Outcome.SERVED else f"[error] {why}",

@@ -41,6 +41,7 @@ from ghubai_tray.core.state import Command, Snapshot, Stop
 from ghubai_tray.core.updates import FIRST_CHECK_AFTER
 from ghubai_tray.worker.commands import PAUSE_CHECK, CommandHandler, Persist
 from ghubai_tray.worker.discovery import POLL_INTERVAL, Discovery
+from ghubai_tray.worker.energy import EnergyMeter
 from ghubai_tray.worker.hub_supervisor import HubSupervisor
 from ghubai_tray.worker.ports import Connector, HubLink, Ollama, OllamaLink, ServerFactory
 from ghubai_tray.worker.requests import RequestRunner
@@ -84,6 +85,7 @@ class Worker:
         ollama: ServerFactory = _server_for,
         persist: Persist | None = None,
         ledger_path: Path | None = None,
+        power: Callable[[], float | None] | None = None,
         poll_interval: float = POLL_INTERVAL,
         rng: random.Random | None = None,
         clock: Callable[[], datetime] | None = None,
@@ -102,7 +104,8 @@ class Worker:
         self._store = StateStore(settings, self._jobs, wait_for_tray=wait_for_tray)
         problems = Problems()
         self._ollama = OllamaLink(ollama, settings)
-        self._runner = RequestRunner(self._store, self._ollama, self._jobs)
+        self._runner = RequestRunner(self._store, self._ollama, self._jobs,
+                                     EnergyMeter(power))
         self._discovery = Discovery(self._store, self._ollama, self._jobs, problems,
                                     poll_interval)
         self._hub = HubSupervisor(self._store, self._runner, connector,

@@ -118,3 +118,36 @@ def _under_way(batch: list[HubRequest]) -> bool:
 def _entries(path: Path) -> list[Any]:
     with contextlib.closing(ledger_db.read_only(path)) as db:
         return list(ledger_db.entries(db))
+
+
+async def test_each_request_carries_its_share_of_the_gpus_energy(tmp_path: Path) -> None:
+    from ghubai_tray.adapters.gpu_power import HwmonPower
+    from tests.adapters.test_gpu_power import card
+
+    card(tmp_path / "drm", "card0", power1_average="150000000")  # a steady 150 W
+    path = tmp_path / "ledger.sqlite3"
+    ollama = OllamaStandIn(token_delay=0.15)  # about 1.4 s per answer
+    async with running_bed(ollama=ollama, ledger_path=path,
+                           power=HwmonPower(tmp_path / "drm").read) as bed:
+        await bed.registered(MODEL, "mistral:7b")
+        alone = await bed.request("/api/chat", _chat(0))
+        await alone.wait(60)
+        together = await _batch(bed, 2, 1)  # two at once: the draw is shared
+        await _served_all(together)
+    rows = _entries(path)
+    first = rows[0]
+    expected = 150 * first.duration_ms / 1000 / 3600
+    assert first.energy_wh == pytest.approx(expected, rel=0.02)
+    pair = rows[1:]
+    union_ms = max(r.duration_ms for r in pair)  # they start within a moment of each other
+    assert sum(r.energy_wh for r in pair) == pytest.approx(150 * union_ms / 1000 / 3600,
+                                                           rel=0.05)
+    assert all(r.energy_wh < 150 * r.duration_ms / 1000 / 3600 * 0.75 for r in pair)
+
+
+async def test_without_a_power_reading_the_energy_is_left_empty(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    async with running_bed(ledger_path=path) as bed:
+        await bed.registered(MODEL, "mistral:7b")
+        await (await bed.request("/api/chat", _chat(0))).wait(60)
+    assert [r.energy_wh for r in _entries(path)] == [None]

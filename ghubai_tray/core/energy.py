@@ -41,7 +41,11 @@ def _watts_at(samples: Sequence[Sample], moment: float) -> float:
             width = after.at - before.at
             if width <= 0:
                 return after.watts
-            return before.watts + (after.watts - before.watts) * (moment - before.at) / width
+            fraction = min(1.0, max(0.0, (moment - before.at) / width))
+            watts = before.watts + (after.watts - before.watts) * fraction
+            # never outside the two readings, whatever the rounding
+            return min(max(watts, min(before.watts, after.watts)),
+                       max(before.watts, after.watts))
     return samples[-1].watts
 
 

@@ -27,6 +27,7 @@ from contextlib import asynccontextmanager
 import httpx
 
 from ghubai_tray.adapters.http_body import body_within
+from ghubai_tray.core.errors import OllamaAnswerError, OllamaUnreachable
 from ghubai_tray.core.framing import (
     Done,
     Failed,
@@ -63,6 +64,31 @@ class LocalServerClient:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+    async def _get(self, path: str, limit: int, timeout: float) -> tuple[int, bytes]:
+        """``GET path``: its status and at most ``limit`` bytes of its body; httpx's
+        error when the server cannot be reached."""
+        async with self._client.stream("GET", path, timeout=timeout) as response:
+            return response.status_code, await read_limited(response, limit)
+
+    async def _get_ok(self, path: str, limit: int, timeout: float) -> bytes | None:
+        """The body of a 200 answer; None for anything else (refused, away)."""
+        try:
+            status, body = await self._get(path, limit, timeout)
+        except httpx.HTTPError:
+            return None
+        return body if status == 200 else None
+
+    async def _listing(self, path: str, limit: int, timeout: float) -> bytes:
+        """A model list's body; OllamaUnreachable or OllamaAnswerError, in the words of
+        the server's own name."""
+        try:
+            status, body = await self._get(path, limit, timeout)
+        except httpx.HTTPError as exc:
+            raise OllamaUnreachable(unreachable_reason(exc, self.base_url, self.name)) from None
+        if status != 200:
+            raise OllamaAnswerError(status_error(status, body, self.name))
+        return body
 
     async def identify(self) -> ServerIdentity | None:
         """Which server answers here (core/server_kinds.py): all its probes at once (one

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import httpx
 
-from ghubai_tray.adapters.local_server import LocalServerClient, read_limited, unreachable_reason
-from ghubai_tray.core.errors import OllamaAnswerError, OllamaUnreachable
-from ghubai_tray.core.framing import status_error
+from ghubai_tray.adapters.local_server import LocalServerClient
 from ghubai_tray.core.tags import LocalModel, parse_tags
 
 TAGS_TIMEOUT = 5.0
@@ -25,14 +23,7 @@ class OllamaClient(LocalServerClient):
 
     async def tags(self) -> tuple[LocalModel, ...]:
         """The models Ollama has; OllamaUnreachable, OllamaAnswerError or TagsParseError."""
-        try:
-            async with self._client.stream("GET", "/api/tags", timeout=TAGS_TIMEOUT) as response:
-                body = await read_limited(response, MAX_TAGS_BYTES)
-        except httpx.HTTPError as exc:
-            raise OllamaUnreachable(unreachable_reason(exc, self.base_url)) from None
-        if response.status_code != 200:
-            raise OllamaAnswerError(status_error(response.status_code, body))
-        return parse_tags(body)
+        return parse_tags(await self._listing("/api/tags", MAX_TAGS_BYTES, TAGS_TIMEOUT))
 
     async def loaded_models(self) -> list[str]:
         """Models Ollama holds in memory now (``/api/ps``); empty when it cannot tell."""

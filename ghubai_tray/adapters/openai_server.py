@@ -15,9 +15,7 @@ import ssl
 
 import httpx
 
-from ghubai_tray.adapters.local_server import LocalServerClient, read_limited, unreachable_reason
-from ghubai_tray.core.errors import OllamaAnswerError, OllamaUnreachable
-from ghubai_tray.core.framing import status_error
+from ghubai_tray.adapters.local_server import LocalServerClient
 from ghubai_tray.core.local_use import busy_slots
 from ghubai_tray.core.server_kinds import NAMES, ServerKind
 from ghubai_tray.core.tags import LocalModel, instances_of, lmstudio_instances, parse_model_list
@@ -44,14 +42,8 @@ class OpenAIServerClient(LocalServerClient):
         """The models the server has; OllamaUnreachable, OllamaAnswerError or
         TagsParseError as for Ollama's list."""
         path = "/api/v0/models" if self.kind is ServerKind.LMSTUDIO else "/v1/models"
-        try:
-            async with self._client.stream("GET", path, timeout=LIST_TIMEOUT) as response:
-                body = await read_limited(response, MAX_LIST_BYTES)
-        except httpx.HTTPError as exc:
-            raise OllamaUnreachable(unreachable_reason(exc, self.base_url, self.name)) from None
-        if response.status_code != 200:
-            raise OllamaAnswerError(status_error(response.status_code, body, self.name))
-        models = parse_model_list(body, self.name)
+        models = parse_model_list(await self._listing(path, MAX_LIST_BYTES, LIST_TIMEOUT),
+                                  self.name)
         self._listed = {m.name.casefold(): m.loaded for m in models}
         return models
 
@@ -98,26 +90,13 @@ class OpenAIServerClient(LocalServerClient):
     async def _instances(self) -> dict[str, list[str]] | None:
         if self.kind is not ServerKind.LMSTUDIO:
             return None
-        try:
-            async with self._client.stream("GET", "/api/v1/models",
-                                           timeout=LIST_TIMEOUT) as response:
-                if response.status_code != 200:
-                    return None
-                body = await read_limited(response, MAX_LIST_BYTES)
-        except httpx.HTTPError:
-            return None
-        return lmstudio_instances(body)
+        body = await self._get_ok("/api/v1/models", MAX_LIST_BYTES, LIST_TIMEOUT)
+        return lmstudio_instances(body) if body is not None else None
 
     async def busy_slots(self) -> int | None:
         """How many of ``llama-server``'s slots are working now (``GET /slots``); None
         for another kind, or when it cannot tell (started with ``--no-slots``)."""
         if self.kind is not ServerKind.LLAMACPP:
             return None
-        try:
-            async with self._client.stream("GET", "/slots", timeout=LIST_TIMEOUT) as response:
-                if response.status_code != 200:
-                    return None
-                body = await read_limited(response, MAX_SLOTS_BYTES)
-        except httpx.HTTPError:
-            return None
-        return busy_slots(body)
+        body = await self._get_ok("/slots", MAX_SLOTS_BYTES, LIST_TIMEOUT)
+        return busy_slots(body) if body is not None else None

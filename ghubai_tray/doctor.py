@@ -22,8 +22,6 @@ from ghubai_tray.adapters.credentials import TokenSource, resolve_token
 from ghubai_tray.adapters.desktop_signals import DesktopSignals
 from ghubai_tray.adapters.hub import HubConnection
 from ghubai_tray.adapters.logs import add_secret, redact
-from ghubai_tray.adapters.ollama import OllamaClient
-from ghubai_tray.adapters.openai_server import OpenAIServerClient
 from ghubai_tray.adapters.tls import client_context
 from ghubai_tray.core import schedule, texts
 from ghubai_tray.core.errors import (
@@ -40,6 +38,7 @@ from ghubai_tray.core.server_kinds import ServerKind, not_available
 from ghubai_tray.core.settings import SETTINGS, Settings, shown_setting, shown_url
 from ghubai_tray.core.sharing import is_shared
 from ghubai_tray.core.tags import LocalModel
+from ghubai_tray.worker import server_for
 
 
 class Level(enum.Enum):
@@ -102,25 +101,26 @@ def token_check(settings: Settings) -> tuple[Check, TokenSource | None]:
     return Check(Level.OK, "token", f"from {source.where}"), source
 
 
+def _server_check_name(kind: ServerKind) -> str:
+    return "Ollama" if kind is ServerKind.OLLAMA else "model server"
+
+
 async def ollama_check(settings: Settings) -> tuple[Check, tuple[LocalModel, ...] | None]:
     """The model server's line, and the models it has (None when it could not be asked)."""
-    context = client_context(settings.allow_invalid_certs)
-    probe = OllamaClient(settings.ollama_url, context)
+    kind = ServerKind.OLLAMA
+    client = server_for(settings, kind)  # the probes are the same for every kind
     try:
-        server = await probe.identify()
-    finally:
-        await probe.aclose()
-    kind = server.kind if server else ServerKind.OLLAMA
-    client: OllamaClient | OpenAIServerClient = (
-        OllamaClient(settings.ollama_url, context) if kind is ServerKind.OLLAMA
-        else OpenAIServerClient(settings.ollama_url, kind, context))
-    name = "Ollama" if kind is ServerKind.OLLAMA else "model server"
-    try:
+        server = await client.identify()
+        if server is not None and server.kind is not kind:  # the worker's own adapter
+            kind = server.kind
+            await client.aclose()
+            client = server_for(settings, kind)
         models = await client.tags()
     except GhubAiError as exc:
-        return Check(Level.FAIL, name, str(exc)), None
+        return Check(Level.FAIL, _server_check_name(kind), str(exc)), None
     finally:
         await client.aclose()
+    name = _server_check_name(kind)
     names = ", ".join(m.name + (" (cloud)" if m.remote else "") for m in models)
     where = settings.ollama_url + (f" ({server})" if server else "")
     missing = "; " + gaps if (gaps := not_available(kind)) else ""

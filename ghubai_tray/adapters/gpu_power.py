@@ -49,6 +49,7 @@ class HwmonPower:
         return sum(readings) / 1_000_000 if readings else None
 
     def source(self) -> str | None:
-        """Where the reading comes from, for ``doctor`` and the Activity window."""
+        """Where the reading comes from, in words (for ``doctor`` and the Activity window,
+        which do not show it yet: the ledger's issue's next step)."""
         cards = [f.parents[2].name for f in self._folders() if _microwatts(f) is not None]
         return f"AMD hwmon ({', '.join(cards)})" if cards else None

@@ -260,7 +260,6 @@ def entries(db: sqlite3.Connection, since_day: str = "") -> Iterator[Entry]:
         yield Entry(*row)
 
 
-
 def summary(db: sqlite3.Connection, days: int, today: date) -> dict[str, object]:
     """The last ``days`` days (today included) by day and by model, and the tallies."""
     since = (today - timedelta(days=days - 1)).isoformat()

@@ -79,8 +79,8 @@ def _category(outcome: Outcome, why: str) -> str:
         return {PAUSED_BY_OWNER: "paused", SHUTTING_DOWN: "stopping"}.get(
             why, "a rule" if why.startswith("this machine stopped sharing") else
             "the hub connection")
-    if why.startswith(("the request took longer", "Ollama sent no complete",
-                       "the model server sent no complete")) or "sent no complete" in why:
+    # the relay's two clocks (local_server.py): the whole request, and progress
+    if why.startswith("the request took longer") or "sent no complete part" in why:
         return "a limit of this machine"
     return "the model server"
 

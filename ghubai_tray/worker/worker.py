@@ -61,7 +61,7 @@ async def _open_hub(url: str, token: str | None, *, ssl_context: Any,
                                     max_message_bytes=max_message_bytes)
 
 
-def _server_for(settings: Settings, kind: ServerKind) -> Ollama:
+def server_for(settings: Settings, kind: ServerKind) -> Ollama:
     """The adapter of the kind of model server discovery found at the address."""
     context = client_context(settings.allow_invalid_certs)
     if kind is ServerKind.OLLAMA:
@@ -82,7 +82,7 @@ class Worker:
         token_provider: Callable[[str], TokenSource],
         *,
         connector: Connector = _open_hub,
-        ollama: ServerFactory = _server_for,
+        ollama: ServerFactory = server_for,
         persist: Persist | None = None,
         ledger_path: Path | None = None,
         power: Callable[[], float | None] | None = None,

@@ -254,6 +254,12 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _thinking(part: dict[str, Any]) -> str:
+    """The reasoning, as llama-server (``reasoning_content``) or vLLM (``reasoning``)
+    names it."""
+    return _text(part.get("reasoning_content")) or _text(part.get("reasoning"))
+
+
 def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
@@ -320,19 +326,26 @@ class NativeAnswer(Translator):
             line["tool_calls"] = message_extra["tool_calls"]
         return line
 
-    def _chunk(self, text: str) -> list[Frame]:
+    def _choice(self, text: str, part: str) -> dict[str, Any] | None:
+        """One answer (a chunk, or the whole) read into the tally: its first choice's
+        ``part`` (``delta`` or ``message``), with its tool calls taken; None if none."""
         answer = json.loads(text)
         if not isinstance(answer, dict):
             raise ValueError("not an object")
         self._tally.read(answer, self._now())
         choices = answer.get("choices")
-        delta = choices[0].get("delta") if isinstance(choices, list) and choices \
+        found = choices[0].get(part) if isinstance(choices, list) and choices \
             and isinstance(choices[0], dict) else None
-        if not isinstance(delta, dict):
+        if not isinstance(found, dict):
+            return None
+        self._tally.add_calls(found.get("tool_calls"))
+        return found
+
+    def _chunk(self, text: str) -> list[Frame]:
+        delta = self._choice(text, "delta")
+        if delta is None:
             return []  # the usage chunk, or one with nothing to say
-        self._tally.add_calls(delta.get("tool_calls"))
-        content = _text(delta.get("content"))
-        thinking = _text(delta.get("reasoning_content")) or _text(delta.get("reasoning"))
+        content, thinking = _text(delta.get("content")), _thinking(delta)
         if not content and not thinking:
             return []
         return self._relay(self._line({"content": content, "thinking": thinking}))
@@ -353,19 +366,12 @@ class NativeAnswer(Translator):
         return [*self._relay(*lines), self._tally.done()]
 
     def _whole(self, text: str) -> list[Frame]:
-        answer = json.loads(text)
-        if not isinstance(answer, dict):
-            raise ValueError("not an object")
-        self._tally.read(answer, self._now())
-        choices = answer.get("choices")
-        message = choices[0].get("message") if isinstance(choices, list) and choices \
-            and isinstance(choices[0], dict) else None
-        if not isinstance(message, dict):
+        message = self._choice(text, "message")
+        if message is None:
             raise ValueError("the answer has no message")
-        self._tally.add_calls(message.get("tool_calls"))
         extra = {"tool_calls": self._tally.tool_calls()} if self._tally.calls else None
-        thinking = _text(message.get("reasoning_content")) or _text(message.get("reasoning"))
-        line = self._line({"content": _text(message.get("content")), "thinking": thinking},
+        line = self._line({"content": _text(message.get("content")),
+                           "thinking": _thinking(message)},
                           extra, done=True)
         return [*(Relay(piece) for piece in split_fragment(go_dumps(line))), self._tally.done()]
 

@@ -14,6 +14,7 @@ seconds on one monotonic clock.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -32,21 +33,23 @@ class Span:
     end: float
 
 
-def _watts_at(samples: Sequence[Sample], moment: float) -> float:
-    """The draw at ``moment``, linear between samples, held flat past either end."""
-    if moment <= samples[0].at:
+def _watts_at(samples: Sequence[Sample], times: Sequence[float], moment: float) -> float:
+    """The draw at ``moment``, linear between samples, held flat past either end
+    (``samples`` in time order, ``times`` their times: found by bisection, as a long
+    request's end is shared out over thousands of samples, on the worker's loop)."""
+    if moment <= times[0]:
         return samples[0].watts
-    for before, after in zip(samples, samples[1:], strict=False):
-        if moment <= after.at:
-            width = after.at - before.at
-            if width <= 0:
-                return after.watts
-            fraction = min(1.0, max(0.0, (moment - before.at) / width))
-            watts = before.watts + (after.watts - before.watts) * fraction
-            # never outside the two readings, whatever the rounding
-            return min(max(watts, min(before.watts, after.watts)),
-                       max(before.watts, after.watts))
-    return samples[-1].watts
+    index = bisect.bisect_left(times, moment)
+    if index == len(samples):
+        return samples[-1].watts
+    before, after = samples[index - 1], samples[index]
+    width = after.at - before.at
+    if width <= 0:
+        return after.watts
+    fraction = min(1.0, max(0.0, (moment - before.at) / width))
+    watts = before.watts + (after.watts - before.watts) * fraction
+    # never outside the two readings, whatever the rounding
+    return min(max(watts, min(before.watts, after.watts)), max(before.watts, after.watts))
 
 
 def _pieces(samples: Sequence[Sample], spans: Sequence[Span]
@@ -54,11 +57,12 @@ def _pieces(samples: Sequence[Sample], spans: Sequence[Span]
     """Each stretch between two cuts (a sample, a start, an end) with spans running in it:
     its joules, and which spans run."""
     ordered = sorted(samples, key=lambda s: s.at)
-    cuts = sorted({p for s in spans for p in (s.start, s.end)} | {s.at for s in ordered})
+    times = [s.at for s in ordered]
+    cuts = sorted({p for s in spans for p in (s.start, s.end)} | set(times))
     for left, right in zip(cuts, cuts[1:], strict=False):
         running = [i for i, s in enumerate(spans) if s.start <= left and right <= s.end]
         if running and right > left:
-            watts = (_watts_at(ordered, left) + _watts_at(ordered, right)) / 2
+            watts = (_watts_at(ordered, times, left) + _watts_at(ordered, times, right)) / 2
             yield watts * (right - left), running
 
 

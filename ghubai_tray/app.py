@@ -22,8 +22,9 @@ from ghubai_tray.adapters.config import config_path, save_settings
 from ghubai_tray.adapters.control import ControlServer
 from ghubai_tray.adapters.credentials import TokenSource
 from ghubai_tray.adapters.desktop_signals import DesktopSignals
-from ghubai_tray.adapters.gpu_power import HwmonPower
+from ghubai_tray.adapters.gpu_sensors import GpuSensors
 from ghubai_tray.adapters.keyring_reader import keyring_locked_apart
+from ghubai_tray.adapters.nvml import Nvml
 from ghubai_tray.adapters.tls import client_context
 from ghubai_tray.core import control, texts
 from ghubai_tray.core.settings import APP_NAME, DEFAULT_HUB_URL, Settings
@@ -40,10 +41,11 @@ def owner_worker(settings: Settings, token_provider: Callable[[str], TokenSource
     config.toml, each request kept in the owner's ledger with its share of the GPU's
     energy where the GPU says its draw. Under a tray it shares nothing until the tray
     says its icon is visible."""
+    nvml = Nvml()  # one NVML for the game-mode rule and the GPUs' readings
     return Worker(settings, token_provider, persist=save_settings,
-                  ledger_path=ledger_db.default_path(), power=HwmonPower().read,
+                  ledger_path=ledger_db.default_path(), gpus=GpuSensors(nvml).read,
                   wait_for_tray=wait_for_tray,
-                  desktop=DesktopSignals(), keyring_locked=keyring_locked_apart,
+                  desktop=DesktopSignals(nvml=nvml), keyring_locked=keyring_locked_apart,
                   update_feed=release_feed, update_installer=self_installer())
 
 

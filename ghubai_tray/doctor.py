@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from ghubai_tray.adapters.config import config_path
 from ghubai_tray.adapters.credentials import TokenSource, resolve_token
 from ghubai_tray.adapters.desktop_signals import DesktopSignals
+from ghubai_tray.adapters.gpu_sensors import GpuSensors
 from ghubai_tray.adapters.hub import HubConnection
 from ghubai_tray.adapters.logs import add_secret, redact
 from ghubai_tray.adapters.tls import client_context
@@ -33,6 +34,7 @@ from ghubai_tray.core.errors import (
     TokenNeeded,
     TokenStoreError,
 )
+from ghubai_tray.core.hardware import Readings
 from ghubai_tray.core.rules import DesktopReadings, Rule, decide, enabled, read_desktop
 from ghubai_tray.core.server_kinds import ServerKind, not_available
 from ghubai_tray.core.settings import SETTINGS, Settings, shown_setting, shown_url
@@ -282,8 +284,22 @@ def rules_check(settings: Settings, readings: DesktopReadings,
     return Check(Level.INFO, "rules", f"on: {listed}; none holds sharing now")
 
 
+def gpu_check(readings: Readings) -> Check:
+    """What the GPUs read, and what the ledger can make of it: energy per request only
+    where a card says its draw (never an estimate from a model's size)."""
+    if readings.power_w is not None:
+        return Check(Level.INFO, "GPU", f"{readings.words()}; the ledger records each "
+                     "request's share of the energy drawn")
+    said = (f"{readings.words()}; no card says its power draw" if readings.gpus
+            else readings.words())
+    return Check(Level.INFO, "GPU", f"{said}: the ledger leaves each request's energy empty", (
+                     "Energy is measured on NVIDIA cards through the driver's NVML and on AMD "
+                     "cards through Linux's hwmon files.",))
+
+
 async def run_checks(settings: Settings, token: str | None = None,
-                     readings: DesktopReadings | None = None) -> list[Check]:
+                     readings: DesktopReadings | None = None,
+                     gpus: Readings | None = None) -> list[Check]:
     """Every check; ``token``, when given, is tested instead of the stored one."""
     if token is not None:
         add_secret(token)
@@ -298,6 +314,7 @@ async def run_checks(settings: Settings, token: str | None = None,
     if (sharing := sharing_check(settings, models)) is not None:
         checks.append(sharing)
     checks.append(rules_check(settings, readings or DesktopSignals()))
+    checks.append(gpu_check(gpus if gpus is not None else GpuSensors().read()))
     hub, failure = await hub_check(settings, token)
     checks = [judged_token(c, token, failure) if c.name == "token" else c for c in checks]
     if isinstance(failure, AuthRejected) and any(c.name == "token" and c.level is Level.FAIL

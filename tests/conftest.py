@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from tests.processes import clean_environment
+from tests.testbed.fake_nvidia import FakeNvidia
 from tests.testbed.godecode import GO_MISSING, go_available
 from tests.testbed.llama_cpp_server import (
     LLAMA_SERVER_MISSING,
@@ -177,3 +178,10 @@ def token_never_logged() -> Iterator[None]:
 def env(tmp_path: Path) -> dict[str, str]:
     """A clean environment for running ``ghubai-tray`` as a process (see tests/processes.py)."""
     return clean_environment(tmp_path)
+
+
+@pytest.fixture
+def nvidia(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+           ) -> FakeNvidia:
+    """A fake NVIDIA driver whose readings the test writes (tests/testbed/fake_nvidia.py)."""
+    return FakeNvidia(tmp_path_factory.mktemp("nvidia"), monkeypatch)

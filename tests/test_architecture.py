@@ -34,7 +34,8 @@ ALLOWED = {
 }
 # Import names of the distributions pyproject.toml declares.
 DISTRIBUTIONS = {"pillow": "PIL", "pygobject": "gi", "tomli-w": "tomli_w",
-                 "python-xlib": "Xlib", "pynacl": "nacl"}
+                 "python-xlib": "Xlib", "pynacl": "nacl",
+                 "nvidia-ml-py": "pynvml"}
 ROOT_MODULES = {"__init__", "__main__", "cli", "app", "doctor"}
 
 

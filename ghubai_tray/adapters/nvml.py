@@ -1,17 +1,22 @@
-"""Is another program using the GPU? NVIDIA's NVML, read through ctypes.
+"""NVIDIA's GPUs through NVML, read with NVIDIA's own ``nvidia-ml-py`` (``pynvml``).
 
 NVML is the library every NVIDIA driver installs (``libnvidia-ml.so.1``,
-``nvml.dll``) and ``nvidia-smi`` reads; its process lists say which processes
-hold a context on each GPU. Ollama's own processes (named ``ollama...``) and
-this one are not "another program". A compute process (CUDA: another AI tool,
-a miner, a renderer) always counts; a graphics process counts from
-:data:`GRAPHICS_BUSY` bytes of GPU memory, so that the desktop's compositor and
-a browser do not, and a game does. Where the driver cannot say a graphics
-process's memory (Windows under WDDM often cannot), graphics processes count
-for nothing: "cannot tell" is never a reason to pause.
+``nvml.dll``) and ``nvidia-smi`` reads. Two uses here:
 
-No NVIDIA driver, or NVML failing: ``None`` ("not available"), and the library
-is not asked again for :data:`RETRY` seconds.
+- **Is another program using the GPU?** (the game-mode rule). The process lists
+  say which processes hold a context on each GPU. Ollama's own processes (named
+  ``ollama...``) and this one are not "another program". A compute process (CUDA:
+  another AI tool, a miner, a renderer) always counts; a graphics process counts
+  from :data:`GRAPHICS_BUSY` bytes of GPU memory, so that the desktop's compositor
+  and a browser do not, and a game does. Where the driver cannot say a graphics
+  process's memory (Windows under WDDM often cannot), graphics processes count for
+  nothing: "cannot tell" is never a reason to pause.
+- **What each GPU reads** (the ledger's energy, the hardware guard): temperature,
+  power draw and limit, fan, utilisation, each None where the card does not say.
+
+``pynvml`` is imported the first time NVML is asked (it is 8,000 lines; a machine
+without an NVIDIA driver never needs it). No driver, or NVML failing: ``None``
+("not available"), and the driver is not asked again for :data:`RETRY` seconds.
 """
 
 from __future__ import annotations
@@ -24,24 +29,16 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
+
+from ghubai_tray.core.hardware import GpuReading, Readings
 
 log = logging.getLogger(__name__)
 
-LIBRARY = "nvml.dll" if sys.platform == "win32" else "libnvidia-ml.so.1"
 GRAPHICS_BUSY = 1024**3  # a game holds gigabytes; a compositor or a browser much less
 RETRY = 300.0
-NVML_SUCCESS = 0
-NVML_ERROR_INSUFFICIENT_SIZE = 7
-NOT_AVAILABLE = 2**64 - 1  # NVML_VALUE_NOT_AVAILABLE for usedGpuMemory
-MAX_PROCESSES = 256
-
-
-class ProcessInfo(ctypes.Structure):
-    """``nvmlProcessInfo_t`` as the ``_v3`` (and ``_v2``) process queries fill it."""
-
-    _fields_ = [("pid", ctypes.c_uint), ("usedGpuMemory", ctypes.c_ulonglong),
-                ("gpuInstanceId", ctypes.c_uint), ("computeInstanceId", ctypes.c_uint)]
+SOURCE = "NVIDIA NVML"
 
 
 def process_name(pid: int) -> str | None:
@@ -74,81 +71,106 @@ def is_ollamas_or_ours(pid: int, name: str | None) -> bool:
 
 
 class Nvml:
-    """One loaded NVML, initialised once, asked again after :data:`RETRY` on failure."""
+    """One initialised NVML, asked again after :data:`RETRY` when it failed.
 
-    def __init__(self, library: str = LIBRARY,
-                 name_of: Callable[[int], str | None] = process_name,
+    One lock: the rules' thread and the energy sampler both ask it."""
+
+    def __init__(self, name_of: Callable[[int], str | None] = process_name,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self._library = library
         self._name_of = name_of
         self._clock = clock
-        self._lib: Any = None
+        self._nvml: ModuleType | None = None
         self._failed_at: float | None = None
         self._lock = threading.Lock()
 
-    def _ready(self) -> Any:
-        if self._lib is not None:
-            return self._lib
+    def _ready(self) -> ModuleType | None:
+        if self._nvml is not None:
+            return self._nvml
         if self._failed_at is not None and self._clock() - self._failed_at < RETRY:
             return None
         try:
-            lib = ctypes.CDLL(self._library)
-            if lib.nvmlInit_v2() != NVML_SUCCESS:
-                raise OSError("nvmlInit_v2 failed")
-        except (OSError, AttributeError) as exc:
+            import pynvml  # noqa: PLC0415 - only where NVML is asked, see the module's words
+
+            pynvml.nvmlInit()
+        except Exception as exc:  # pynvml.NVMLError, or the import itself failing
             log.debug("NVML is not available: %s", exc)
             self._failed_at = self._clock()
             return None
-        self._lib = lib
-        return lib
+        module: ModuleType = pynvml
+        self._nvml = module
+        return module
+
+    def _asking(self, question: Callable[[ModuleType], Any]) -> Any:
+        with self._lock:
+            nvml = self._ready()
+            if nvml is None:
+                return None
+            try:
+                return question(nvml)
+            except nvml.NVMLError as exc:
+                log.debug("NVML failed: %s", exc)
+                self._shut(nvml)
+                self._failed_at = self._clock()
+                return None
 
     def busy(self) -> bool | None:
         """Whether a program other than Ollama uses an NVIDIA GPU now."""
-        with self._lock:
-            lib = self._ready()
-            if lib is None:
-                return None
-            try:
-                return self._busy(lib)
-            except (OSError, AttributeError) as exc:
-                log.debug("NVML failed: %s", exc)
-                self._lib, self._failed_at = None, self._clock()
-                return None
+        result: bool | None = self._asking(self._busy)
+        return result
 
-    def _busy(self, lib: Any) -> bool | None:
-        count = ctypes.c_uint(0)
-        if lib.nvmlDeviceGetCount_v2(ctypes.byref(count)) != NVML_SUCCESS:
-            return None
-        for index in range(count.value):
-            device = ctypes.c_void_p()
-            if lib.nvmlDeviceGetHandleByIndex_v2(index, ctypes.byref(device)) != NVML_SUCCESS:
-                continue
-            for pid, _used in _processes(lib, "nvmlDeviceGetComputeRunningProcesses", device):
-                if not is_ollamas_or_ours(pid, self._name_of(pid)):
+    def readings(self) -> Readings:
+        """Every NVIDIA GPU's readings now; no GPUs where NVML is not available."""
+        result: Readings | None = self._asking(_readings)
+        return result or Readings()
+
+    def _busy(self, nvml: ModuleType) -> bool:
+        for index in range(nvml.nvmlDeviceGetCount()):
+            device = nvml.nvmlDeviceGetHandleByIndex(index)
+            for process in nvml.nvmlDeviceGetComputeRunningProcesses(device):
+                if not is_ollamas_or_ours(process.pid, self._name_of(process.pid)):
                     return True
-            for pid, used in _processes(lib, "nvmlDeviceGetGraphicsRunningProcesses", device):
-                if (used != NOT_AVAILABLE and used >= GRAPHICS_BUSY
-                        and not is_ollamas_or_ours(pid, self._name_of(pid))):
+            for process in nvml.nvmlDeviceGetGraphicsRunningProcesses(device):
+                used = process.usedGpuMemory  # None: the driver cannot say (WDDM)
+                if (used is not None and used >= GRAPHICS_BUSY
+                        and not is_ollamas_or_ours(process.pid, self._name_of(process.pid))):
                     return True
         return False
 
+    def _shut(self, nvml: ModuleType) -> None:
+        self._nvml = None
+        try:
+            nvml.nvmlShutdown()
+        except nvml.NVMLError:
+            pass
+
     def close(self) -> None:
         with self._lock:
-            if self._lib is not None:
-                self._lib.nvmlShutdown()
-                self._lib = None
+            if self._nvml is not None:
+                self._shut(self._nvml)
 
 
-def _processes(lib: Any, query: str, device: ctypes.c_void_p) -> list[tuple[int, int]]:
-    """(pid, bytes of GPU memory) of each process the query lists; the ``_v3`` entry
-    point where the driver has it, else ``_v2`` (same structure)."""
-    function = getattr(lib, f"{query}_v3", None) or getattr(lib, f"{query}_v2")
-    infos = (ProcessInfo * MAX_PROCESSES)()
-    count = ctypes.c_uint(MAX_PROCESSES)
-    result = function(device, ctypes.byref(count), infos)
-    if result == NVML_ERROR_INSUFFICIENT_SIZE:
-        return [(0, NOT_AVAILABLE)]  # more than we can list: something else surely runs
-    if result != NVML_SUCCESS:
-        return []
-    return [(int(infos[i].pid), int(infos[i].usedGpuMemory))
-            for i in range(min(count.value, MAX_PROCESSES))]
+def _readings(nvml: ModuleType) -> Readings:
+    gpus = []
+    for index in range(nvml.nvmlDeviceGetCount()):
+        device = nvml.nvmlDeviceGetHandleByIndex(index)
+        name = nvml.nvmlDeviceGetName(device)
+        gpus.append(GpuReading(
+            name=name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name),
+            temperature_c=_figure(nvml, nvml.nvmlDeviceGetTemperature, device,
+                                  nvml.NVML_TEMPERATURE_GPU),
+            power_w=_figure(nvml, nvml.nvmlDeviceGetPowerUsage, device, scale=0.001),
+            power_limit_w=_figure(nvml, nvml.nvmlDeviceGetEnforcedPowerLimit, device,
+                                  scale=0.001),
+            fan_percent=_figure(nvml, nvml.nvmlDeviceGetFanSpeed, device),
+            busy_percent=_figure(nvml, lambda d: nvml.nvmlDeviceGetUtilizationRates(d).gpu,
+                                 device)))
+    return Readings(tuple(gpus), SOURCE)
+
+
+def _figure(nvml: ModuleType, read: Callable[..., Any], *args: Any,
+            scale: float = 1.0) -> float | None:
+    """A figure, or None where this card does not give it (NOT_SUPPORTED, no fan...)."""
+    try:
+        return float(read(*args)) * scale
+    except nvml.NVMLError:
+        return None

@@ -34,6 +34,7 @@ from ghubai_tray.adapters.ledger_db import Ledger
 from ghubai_tray.adapters.ollama import OllamaClient
 from ghubai_tray.adapters.openai_server import OpenAIServerClient
 from ghubai_tray.adapters.tls import client_context
+from ghubai_tray.core.hardware import Readings
 from ghubai_tray.core.rules import DesktopReadings
 from ghubai_tray.core.server_kinds import ServerKind
 from ghubai_tray.core.settings import Settings
@@ -73,6 +74,13 @@ def _now() -> datetime:
     return datetime.now().astimezone()
 
 
+def _power_of(gpus: Callable[[], Readings] | None) -> Callable[[], float | None] | None:
+    """The energy meter reads the GPUs' summed draw; no sensors, no meter."""
+    if gpus is None:
+        return None
+    return lambda: gpus().power_w
+
+
 class Worker:
     """Build with settings and a token provider; ``await run()``; talk to it with ``submit()``."""
 
@@ -85,7 +93,7 @@ class Worker:
         ollama: ServerFactory = server_for,
         persist: Persist | None = None,
         ledger_path: Path | None = None,
-        power: Callable[[], float | None] | None = None,
+        gpus: Callable[[], Readings] | None = None,
         poll_interval: float = POLL_INTERVAL,
         rng: random.Random | None = None,
         clock: Callable[[], datetime] | None = None,
@@ -105,7 +113,7 @@ class Worker:
         problems = Problems()
         self._ollama = OllamaLink(ollama, settings)
         self._runner = RequestRunner(self._store, self._ollama, self._jobs,
-                                     EnergyMeter(power))
+                                     EnergyMeter(_power_of(gpus)))
         self._discovery = Discovery(self._store, self._ollama, self._jobs, problems,
                                     poll_interval)
         self._hub = HubSupervisor(self._store, self._runner, connector,

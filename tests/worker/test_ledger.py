@@ -18,6 +18,7 @@ import pytest
 
 from ghubai_tray.adapters import ledger_db
 from ghubai_tray.core.state import Pause, PauseMode, Resume
+from tests.testbed import fake_nvidia
 from tests.testbed.hub import HubRequest
 from tests.testbed.ollama import Fault, OllamaStandIn
 from tests.worker_bed import Bed, running_bed, with_settings
@@ -120,15 +121,27 @@ def _entries(path: Path) -> list[Any]:
         return list(ledger_db.entries(db))
 
 
-async def test_each_request_carries_its_share_of_the_gpus_energy(tmp_path: Path) -> None:
-    from ghubai_tray.adapters.gpu_power import HwmonPower
-    from tests.adapters.test_gpu_power import card
+@pytest.mark.parametrize("vendor", ["nvidia", "amd"])
+async def test_each_request_carries_its_share_of_the_gpus_energy(
+        tmp_path: Path, vendor: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A steady 150 W: from NVIDIA's NVML (the fake driver, through pynvml) or from an
+    AMD card's hwmon files; the other source is absent, as on a real machine."""
+    from ghubai_tray.adapters.gpu_sensors import GpuSensors
+    from ghubai_tray.adapters.hwmon import AmdHwmon
+    from ghubai_tray.adapters.nvml import Nvml
+    from tests.adapters.test_hwmon import card
 
-    card(tmp_path / "drm", "card0", power1_average="150000000")  # a steady 150 W
+    if vendor == "nvidia":
+        if fake_nvidia.CANNOT:
+            pytest.skip(fake_nvidia.WHY)
+        fake = fake_nvidia.FakeNvidia(tmp_path, monkeypatch)
+        fake.read({"name": "NVIDIA RTX 3060", "power_mw": 150000})
+    else:
+        card(tmp_path / "drm", "card0", power1_average="150000000")
+    sensors = GpuSensors(Nvml(), AmdHwmon(tmp_path / "drm"))
     path = tmp_path / "ledger.sqlite3"
     ollama = OllamaStandIn(token_delay=0.15)  # about 1.4 s per answer
-    async with running_bed(ollama=ollama, ledger_path=path,
-                           power=HwmonPower(tmp_path / "drm").read) as bed:
+    async with running_bed(ollama=ollama, ledger_path=path, gpus=sensors.read) as bed:
         await bed.registered(MODEL, "mistral:7b")
         alone = await bed.request("/api/chat", _chat(0))
         await alone.wait(60)
@@ -146,8 +159,13 @@ async def test_each_request_carries_its_share_of_the_gpus_energy(tmp_path: Path)
 
 
 async def test_without_a_power_reading_the_energy_is_left_empty(tmp_path: Path) -> None:
+    """No NVIDIA driver (none here, or the fake answering as without one) and no AMD card."""
+    from ghubai_tray.adapters.gpu_sensors import GpuSensors
+    from ghubai_tray.adapters.hwmon import AmdHwmon
+
     path = tmp_path / "ledger.sqlite3"
-    async with running_bed(ledger_path=path) as bed:
+    sensors = GpuSensors(amd=AmdHwmon(tmp_path / "no-cards"))
+    async with running_bed(ledger_path=path, gpus=sensors.read) as bed:
         await bed.registered(MODEL, "mistral:7b")
         await (await bed.request("/api/chat", _chat(0))).wait(60)
     assert [r.energy_wh for r in _entries(path)] == [None]

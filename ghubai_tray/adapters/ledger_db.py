@@ -34,6 +34,7 @@ import platformdirs
 from ghubai_tray.adapters.activity_file import load as load_activity_file
 from ghubai_tray.adapters.owner_only import private_dir, private_file
 from ghubai_tray.core.activity import Activity, Tally
+from ghubai_tray.core.hours import STANDINGS, Period
 from ghubai_tray.core.ledger import Entry, csv_header, csv_line
 from ghubai_tray.core.settings import APP_NAME
 
@@ -58,6 +59,13 @@ CREATE INDEX IF NOT EXISTS requests_day ON requests (day);
 CREATE TABLE IF NOT EXISTS carried (
     day TEXT PRIMARY KEY, requests INTEGER NOT NULL, failed INTEGER NOT NULL,
     tokens INTEGER NOT NULL, limited INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS periods (
+    start TEXT NOT NULL, day TEXT NOT NULL, seconds REAL NOT NULL, standing TEXT NOT NULL,
+    rule TEXT NOT NULL DEFAULT '', PRIMARY KEY (start, standing, rule));
+CREATE INDEX IF NOT EXISTS periods_day ON periods (day);
+CREATE TABLE IF NOT EXISTS carried_hours (
+    standing TEXT NOT NULL, rule TEXT NOT NULL, seconds REAL NOT NULL,
+    PRIMARY KEY (standing, rule));
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('schema', '{SCHEMA_VERSION}');
 """
@@ -88,7 +96,7 @@ class Ledger:
         self._retention = retention_days
         self._max_bytes = max_bytes
         # rows, a day to prune up to, or None: the end
-        self._queue: queue.Queue[Entry | date | None] = queue.Queue(MAX_WAITING)
+        self._queue: queue.Queue[Entry | Period | date | None] = queue.Queue(MAX_WAITING)
         self._thread: threading.Thread | None = None
         self._dropped = 0
         self._failing = False
@@ -111,8 +119,9 @@ class Ledger:
         self._thread.start()
         return activity
 
-    def add(self, entry: Entry) -> None:
-        """Queue ``entry`` for the writer; never blocks (a full queue drops it, said)."""
+    def add(self, entry: Entry | Period) -> None:
+        """Queue a request's row or a stretch of hours for the writer; never blocks (a
+        full queue drops it, said)."""
         try:
             self._queue.put_nowait(entry)
         except queue.Full:
@@ -139,6 +148,12 @@ class Ledger:
         what they counted goes to the carried totals of their day."""
         oldest = (today - timedelta(days=self._retention)).isoformat()
         self._carry_and_delete(db, "day < ?", (oldest,))
+        with db:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("INSERT INTO carried_hours SELECT standing, rule, SUM(seconds) FROM "
+                       "periods WHERE day < ? GROUP BY standing, rule ON CONFLICT DO UPDATE "
+                       "SET seconds = seconds + excluded.seconds", (oldest,))
+            db.execute("DELETE FROM periods WHERE day < ?", (oldest,))
         while self._size(db) > self._max_bytes:
             count = db.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
             if count == 0:
@@ -193,8 +208,9 @@ class Ledger:
                     except queue.Empty:
                         break
                 rows = [e for e in batch if isinstance(e, Entry)]
-                if rows:
-                    self._insert(db, rows)
+                hours = [p for p in batch if isinstance(p, Period)]
+                if rows or hours:
+                    self._insert(db, rows, hours)
                 for day in (d for d in batch if isinstance(d, date)):
                     try:
                         self.prune(db, day)
@@ -205,13 +221,17 @@ class Ledger:
         finally:
             db.close()
 
-    def _insert(self, db: sqlite3.Connection, rows: list[Entry]) -> None:
+    def _insert(self, db: sqlite3.Connection, rows: list[Entry], hours: list[Period]) -> None:
         try:
             with db:  # one transaction
                 db.execute("BEGIN")
                 db.executemany(
                     f"INSERT INTO requests ({', '.join(_COLUMNS)}) "
                     f"VALUES ({', '.join('?' * len(_COLUMNS))})", [astuple(r) for r in rows])
+                # the stretch under way is written again each minute: one row, its seconds
+                db.executemany(
+                    "INSERT INTO periods VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET "
+                    "seconds = excluded.seconds", [astuple(p) for p in hours])
             self.written += len(rows)
             if self._failing:
                 self._failing = False
@@ -220,7 +240,7 @@ class Ledger:
             if not self._failing:
                 self._failing = True
                 log.warning("the ledger could not be written (%s): %d row(s) lost; sharing "
-                            "goes on", exc, len(rows))
+                            "goes on", exc, len(rows) + len(hours))
 
 
 def _carry(db: sqlite3.Connection, day: str, tally: Tally) -> None:
@@ -270,13 +290,40 @@ def summary(db: sqlite3.Connection, days: int, today: date) -> dict[str, object]
         f"SELECT model, {_SUMS} FROM requests WHERE day >= ? AND model != '' GROUP BY model "
         "ORDER BY 4 DESC, 2 DESC", (since,)).fetchall()
     tallies = activity_in(db, today)
-    return {
+    return {**_hours(db, since), 
         "since": since, "days": [
             {"day": d, "served": s, "failed": f, "tokens": t, "limited": lim,
              "energy_wh": round(e, 3)} for d, s, f, t, lim, e in by_day],
         "models": [{"model": m, "served": s, "failed": f, "tokens": t}
                    for m, s, f, t, _ in by_model],
         "today": asdict(tallies.today), "lifetime": asdict(tallies.lifetime)}
+
+
+def _hours(db: sqlite3.Connection, since: str) -> dict[str, object]:
+    """The hours of each standing by day since ``since``, the hours each rule held, and
+    the hours of each standing since install (the pruned ones carried)."""
+    if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'periods'").fetchone() is None:
+        # a ledger from before the hours were kept, not yet opened by the new worker
+        return {"hours_by_day": [], "held_by": [], "lifetime_hours": dict.fromkeys(STANDINGS, 0.0)}
+    by_day: dict[str, dict[str, float]] = {}
+    for day, standing, seconds in db.execute(
+            "SELECT day, standing, SUM(seconds) FROM periods WHERE day >= ? "
+            "GROUP BY day, standing ORDER BY day", (since,)):
+        by_day.setdefault(day, dict.fromkeys(STANDINGS, 0.0))[standing] = _h(seconds)
+    rules = db.execute("SELECT rule, SUM(seconds) FROM periods WHERE day >= ? AND rule != '' "
+                       "GROUP BY rule ORDER BY 2 DESC", (since,)).fetchall()
+    lifetime = dict.fromkeys(STANDINGS, 0.0)
+    for standing, seconds in db.execute(
+            "SELECT standing, SUM(seconds) FROM (SELECT standing, seconds FROM periods "
+            "UNION ALL SELECT standing, seconds FROM carried_hours) GROUP BY standing"):
+        lifetime[standing] = _h(seconds)
+    return {"hours_by_day": [{"day": day, **hours} for day, hours in by_day.items()],
+            "held_by": [{"rule": rule, "hours": _h(seconds)} for rule, seconds in rules],
+            "lifetime_hours": lifetime}
+
+
+def _h(seconds: float) -> float:
+    return round(seconds / 3600, 3)
 
 
 def write_csv(db: sqlite3.Connection, out: TextIO) -> int:

@@ -124,8 +124,21 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     lines += [f"  {d['day']}  {d['served']:>6,} served  {d['failed']:>5,} not  "
               f"{d['tokens']:>9,} tokens" + (f"  {d['energy_wh']:.1f} Wh" if d['energy_wh']
                                              else "") for d in days]
+    lines += _hours_lines(summary)
     if summary["models"]:
         lines += ["", "By model:"]
         lines += [f"  {m['model']}: {m['served']:,} served, {m['tokens']:,} tokens"
                   for m in summary["models"]]
     return lines
+
+
+def _hours_lines(summary: dict[str, Any]) -> list[str]:
+    """The hours of the days shown: shared, paused, held (by which rule), not sharing."""
+    days = summary.get("hours_by_day") or []
+    if not days:
+        return []
+    total = {k: sum(d[k] for d in days) for k in ("shared", "paused", "held", "not sharing")}
+    held = ", ".join(f"{r['rule']} {r['hours']:.1f} h" for r in summary.get("held_by", []))
+    return ["", f"Hours since {summary['since']}: shared {total['shared']:.1f}, paused "
+            f"{total['paused']:.1f}, held by a rule {total['held']:.1f}"
+            + (f" ({held})" if held else "") + f", not sharing {total['not sharing']:.1f}"]

@@ -43,6 +43,7 @@ from ghubai_tray.core.updates import FIRST_CHECK_AFTER
 from ghubai_tray.worker.commands import PAUSE_CHECK, CommandHandler, Persist
 from ghubai_tray.worker.discovery import POLL_INTERVAL, Discovery
 from ghubai_tray.worker.energy import EnergyMeter
+from ghubai_tray.worker.hours import HoursKept
 from ghubai_tray.worker.hub_supervisor import HubSupervisor
 from ghubai_tray.worker.ports import Connector, HubLink, Ollama, OllamaLink, ServerFactory
 from ghubai_tray.worker.requests import RequestRunner
@@ -133,6 +134,8 @@ class Worker:
                             owner_look=owner_look)
         self._problems = problems
         self._ledger = Ledger(ledger_path) if ledger_path is not None else None
+        self._hours: HoursKept | None = None
+        self._clock = clock or _now
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_requested: Stop | None = None
         self._stopped = asyncio.Event()
@@ -222,6 +225,8 @@ class Worker:
             await self._hub.close()
             await self._ollama.client.aclose()
             if self._ledger is not None:
+                if self._hours is not None:
+                    self._hours.flush()
                 await asyncio.to_thread(self._ledger.close)
             self._store.stopped()
 
@@ -238,11 +243,16 @@ class Worker:
             return
         self._store.activity_loaded(tallies)
         self._store.keep_ledger(self._ledger.add)
+        self._hours = HoursKept(self._ledger.add, self._clock)
+        self._store.subscribe(self._hours.seen)
+        self._hours.seen(self._store.snapshot)
 
     async def _activity_loop(self) -> None:
         """A new day: today's tallies start from zero, and the ledger is pruned."""
         while True:
             await asyncio.sleep(ACTIVITY_CHECK_INTERVAL)
+            if self._hours is not None:
+                self._hours.flush()  # the stretch under way, should the machine stop
             day = self._store.current_activity.day
             self._store.day_changed()
             if self._ledger is not None and self._store.today.isoformat() != day:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -18,6 +19,7 @@ import pytest
 from ghubai_tray.adapters import activity_file, ledger_db
 from ghubai_tray.adapters.ledger_db import Ledger
 from ghubai_tray.core.activity import Activity, Tally
+from ghubai_tray.core.hours import Period
 from ghubai_tray.core.ledger import COLUMNS, Entry
 
 TODAY = date(2026, 12, 5)
@@ -82,6 +84,42 @@ def test_pruned_rows_leave_their_counts_behind(tmp_path: Path) -> None:
     again.close()
     assert _rows(path) == [ROW]
     assert tallies.lifetime == Tally(requests=6, tokens=180)
+
+
+def test_the_stretch_under_way_is_one_row_and_pruned_hours_are_carried(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    ledger = Ledger(path, retention_days=10)
+    ledger.open(TODAY)
+    old_day = (TODAY - timedelta(days=30)).isoformat()
+    ledger.add(Period(f"{old_day}T10:00:00.000+00:00", old_day, 7200.0, "held", "away"))
+    start = f"{TODAY}T09:00:00.000+00:00"
+    for minutes in (1, 2, 3):  # the stretch under way, written again each minute
+        ledger.add(Period(start, TODAY.isoformat(), minutes * 60.0, "shared"))
+    ledger.close()
+    again = Ledger(path, retention_days=10)
+    again.open(TODAY)  # prunes the old day's hours into the carried ones
+    again.close()
+    with contextlib.closing(ledger_db.read_only(path)) as db:
+        assert db.execute("SELECT * FROM periods").fetchall() == [
+            (start, TODAY.isoformat(), 180.0, "shared", "")]
+        summary = ledger_db.summary(db, 30, TODAY)
+    assert summary["hours_by_day"] == [{"day": TODAY.isoformat(), "shared": 0.05,
+                                        "paused": 0.0, "held": 0.0, "not sharing": 0.0}]
+    assert summary["held_by"] == []  # not within the 30 days any more
+    assert summary["lifetime_hours"] == {"shared": 0.05, "paused": 0.0, "held": 2.0,
+                                         "not sharing": 0.0}
+
+
+def test_a_ledger_from_before_the_hours_reads_as_none_kept(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    ledger = Ledger(path)
+    ledger.open(TODAY)
+    ledger.close()
+    with contextlib.closing(sqlite3.connect(path)) as db:  # as the previous version made it
+        db.execute("DROP TABLE periods")
+        db.execute("DROP TABLE carried_hours")
+    with contextlib.closing(ledger_db.read_only(path)) as db:
+        assert ledger_db.summary(db, 30, TODAY)["hours_by_day"] == []
 
 
 def test_past_its_size_ceiling_the_oldest_rows_go_first(tmp_path: Path) -> None:

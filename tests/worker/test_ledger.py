@@ -9,7 +9,7 @@ import io
 import json
 import logging
 from collections import Counter
-from datetime import date
+from datetime import date, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from ghubai_tray.adapters import ledger_db
+from ghubai_tray.core.ledger import summary_lines
 from ghubai_tray.core.state import Pause, PauseMode, Resume
 from tests.testbed import fake_nvidia
 from tests.testbed.hub import HubRequest
@@ -169,3 +170,34 @@ async def test_without_a_power_reading_the_energy_is_left_empty(tmp_path: Path) 
         await bed.registered(MODEL, "mistral:7b")
         await (await bed.request("/api/chat", _chat(0))).wait(60)
     assert [r.energy_wh for r in _entries(path)] == [None]
+
+
+async def test_the_hours_shared_held_and_paused_are_kept_by_day(tmp_path: Path) -> None:
+    """An injected wall clock, moved by the test: shared from 23:00 until the schedule
+    holds at 23:31, held past midnight, paused at 00:15, stopped at 00:45."""
+    from ghubai_tray.core.schedule import parse
+    from tests.worker.test_rules import ZONE, Clock
+
+    clock = Clock(datetime(2026, 12, 2, 23, 0, tzinfo=ZONE))  # a Wednesday
+    path = tmp_path / "ledger.sqlite3"
+    evenings = with_settings(schedule=parse("Mon-Fri 18:00-23:30"))
+    async with running_bed(settings=evenings, clock=clock, rules_check=0.05,
+                           ledger_path=path) as bed:
+        await bed.registered(MODEL, "mistral:7b")
+        clock.now = clock.now.replace(minute=31)
+        await bed.worker.wait_for(lambda s: s.held_by == "schedule", 10, "the hold")
+        clock.now = datetime(2026, 12, 3, 0, 15, tzinfo=ZONE)
+        bed.worker.submit(Pause(PauseMode.NOW))
+        await bed.worker.wait_for(lambda s: s.paused, 10, "the pause")
+        clock.now = clock.now.replace(minute=45)
+    with contextlib.closing(ledger_db.read_only(path)) as db:
+        summary = ledger_db.summary(db, 30, date(2026, 12, 3))
+    assert summary["hours_by_day"] == [
+        {"day": "2026-12-02", "shared": round(31 / 60, 3), "paused": 0.0,
+         "held": round(29 / 60, 3), "not sharing": 0.0},
+        {"day": "2026-12-03", "shared": 0.0, "paused": 0.5, "held": 0.25, "not sharing": 0.0}]
+    assert summary["held_by"] == [{"rule": "schedule", "hours": round(44 / 60, 3)}]
+    assert summary["lifetime_hours"] == {"shared": round(31 / 60, 3), "paused": 0.5,
+                                         "held": round(44 / 60, 3), "not sharing": 0.0}
+    assert ("Hours since 2026-11-04: shared 0.5, paused 0.5, held by a rule 0.7 "
+            "(schedule 0.7 h), not sharing 0.0") in summary_lines(summary)

@@ -79,8 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debugging details")
     # The tray starts its settings window as a separate process through this flag.
     parser.add_argument("--settings-window", action="store_true", help=argparse.SUPPRESS)
-    # ... and the window that says no tray shows its icon.
+    # ... and the window that says no tray shows its icon, and the Activity window.
     parser.add_argument("--no-tray-window", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--activity-window", action="store_true", help=argparse.SUPPRESS)
     add_flags(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     token = commands.add_parser("token", help="store, remove or check the provider token",
@@ -170,6 +171,10 @@ def main(argv: list[str] | None = None) -> int:
         from ghubai_tray.desktop.no_tray_window import main as no_tray_window
 
         return no_tray_window()
+    if args.activity_window:
+        from ghubai_tray.desktop.activity_window import main as activity_window
+
+        return activity_window(_gpu_words)
     if args.settings_window:
         from ghubai_tray.desktop.settings_window import main as settings_window
         from ghubai_tray.doctor import connection_report
@@ -561,6 +566,18 @@ def _install_here(settings: Settings, installer: SetupInstaller) -> int:
         _say(f"ghubai-tray update install: nothing was installed: {exc}")
         return 1
     return 0
+
+
+def _gpu_words() -> tuple[bool, str]:
+    """For the Activity window: whether a GPU says its draw, and what the GPUs read."""
+    from ghubai_tray.adapters.gpu_sensors import GpuSensors
+
+    sensors = GpuSensors()
+    try:
+        readings = sensors.read()
+    finally:
+        sensors.close()
+    return readings.power_w is not None, readings.words()
 
 
 def _doctor(settings: Settings) -> int:

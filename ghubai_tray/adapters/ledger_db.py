@@ -27,15 +27,15 @@ from collections.abc import Iterator
 from dataclasses import asdict, astuple, fields
 from datetime import date, timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import platformdirs
 
 from ghubai_tray.adapters.activity_file import load as load_activity_file
 from ghubai_tray.adapters.owner_only import private_dir, private_file
 from ghubai_tray.core.activity import Activity, Tally
-from ghubai_tray.core.hours import STANDINGS, Period
-from ghubai_tray.core.ledger import Entry, csv_header, csv_line
+from ghubai_tray.core.hours import STANDINGS, HourTotals, Period
+from ghubai_tray.core.ledger import ActivityCharts, Entry, csv_header, csv_line
 from ghubai_tray.core.settings import APP_NAME
 
 log = logging.getLogger("ghubai_tray.ledger")
@@ -290,7 +290,7 @@ def summary(db: sqlite3.Connection, days: int, today: date) -> dict[str, object]
         f"SELECT model, {_SUMS} FROM requests WHERE day >= ? AND model != '' GROUP BY model "
         "ORDER BY 4 DESC, 2 DESC", (since,)).fetchall()
     tallies = activity_in(db, today)
-    return {**_hours(db, since), 
+    return {**_hours(db, since).as_json(), 
         "since": since, "days": [
             {"day": d, "served": s, "failed": f, "tokens": t, "limited": lim,
              "energy_wh": round(e, 3)} for d, s, f, t, lim, e in by_day],
@@ -299,12 +299,11 @@ def summary(db: sqlite3.Connection, days: int, today: date) -> dict[str, object]
         "today": asdict(tallies.today), "lifetime": asdict(tallies.lifetime)}
 
 
-def _hours(db: sqlite3.Connection, since: str) -> dict[str, object]:
+def _hours(db: sqlite3.Connection, since: str) -> HourTotals:
     """The hours of each standing by day since ``since``, the hours each rule held, and
     the hours of each standing since install (the pruned ones carried)."""
     if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'periods'").fetchone() is None:
-        # a ledger from before the hours were kept, not yet opened by the new worker
-        return {"hours_by_day": [], "held_by": [], "lifetime_hours": dict.fromkeys(STANDINGS, 0.0)}
+        return HourTotals()  # a ledger from before the hours, not yet opened by the worker
     by_day: dict[str, dict[str, float]] = {}
     for day, standing, seconds in db.execute(
             "SELECT day, standing, SUM(seconds) FROM periods WHERE day >= ? "
@@ -317,9 +316,7 @@ def _hours(db: sqlite3.Connection, since: str) -> dict[str, object]:
             "SELECT standing, SUM(seconds) FROM (SELECT standing, seconds FROM periods "
             "UNION ALL SELECT standing, seconds FROM carried_hours) GROUP BY standing"):
         lifetime[standing] = _h(seconds)
-    return {"hours_by_day": [{"day": day, **hours} for day, hours in by_day.items()],
-            "held_by": [{"rule": rule, "hours": _h(seconds)} for rule, seconds in rules],
-            "lifetime_hours": lifetime}
+    return HourTotals(by_day, tuple((rule, _h(seconds)) for rule, seconds in rules), lifetime)
 
 
 def _h(seconds: float) -> float:
@@ -334,3 +331,64 @@ def write_csv(db: sqlite3.Connection, out: TextIO) -> int:
         out.write(csv_line(entry))
         count += 1
     return count
+
+
+TOP_MODELS = 5  # the Activity window names the five models that made the most tokens
+
+
+def charts(db: sqlite3.Connection, days: int, today: date) -> ActivityCharts:
+    """What the Activity window draws: the last ``days`` days (every one, empty or not)
+    and the totals since install."""
+    span = [(today - timedelta(days=days - 1 - i)).isoformat() for i in range(days)]
+    since = span[0]
+    at = {day: i for i, day in enumerate(span)}
+
+    def per_day(query: str, *args: object) -> list[tuple[Any, ...]]:
+        return db.execute(query, (since, *args)).fetchall()
+
+    tokens: dict[str, list[float | None]] = {}
+    ranked = [m for m, in per_day("SELECT model FROM requests WHERE day >= ? AND model != '' "
+                                  "GROUP BY model ORDER BY SUM(COALESCE(output_tokens, "
+                                  "chunks)) DESC")]
+    named = ranked[:TOP_MODELS]
+    for day, model, count in per_day(
+            "SELECT day, model, SUM(COALESCE(output_tokens, chunks)) FROM requests "
+            "WHERE day >= ? AND outcome = 'served' GROUP BY day, model"):
+        key = model if model in named else "other models"
+        column = tokens.setdefault(key, [None] * days)
+        column[at[day]] = (column[at[day]] or 0) + count
+    served, failed = [0.0] * days, [0.0] * days
+    ttft: list[float | None] = [None] * days
+    speed: list[float | None] = [None] * days
+    energy: list[float | None] = [None] * days
+    for day, ok, other, first, made, generating, wh in per_day(
+            "SELECT day, SUM(outcome = 'served'), SUM(outcome != 'served'), "
+            "AVG(CASE WHEN outcome = 'served' THEN ttft_ms END), "
+            "SUM(CASE WHEN outcome = 'served' AND ttft_ms IS NOT NULL AND duration_ms > ttft_ms "
+            "THEN output_tokens END), "
+            "SUM(CASE WHEN outcome = 'served' AND output_tokens IS NOT NULL "
+            "AND duration_ms > ttft_ms THEN duration_ms - ttft_ms END), SUM(energy_wh) "
+            "FROM requests WHERE day >= ? GROUP BY day"):
+        i = at[day]
+        served[i], failed[i], ttft[i], energy[i] = ok, other, first, wh
+        speed[i] = made / (generating / 1000) if made and generating else None
+    hours = _hours(db, since)
+    standing = {s: tuple(hours.by_day[d][s] if d in hours.by_day else None for d in span)
+                for s in STANDINGS}
+    lifetime = activity_in(db, today).lifetime
+    order = [m for m in named if m in tokens] + (["other models"] if "other models" in tokens
+                                                 else [])
+    return ActivityCharts(
+        days=tuple(span), tokens_by_model=tuple((m, tuple(tokens[m])) for m in order),
+        served=tuple(served), not_served=tuple(failed), hours=standing,
+        held_by=hours.held_by,
+        ttft_ms=tuple(ttft), tokens_per_s=tuple(speed), energy_wh=tuple(energy),
+        lifetime_requests=lifetime.requests, lifetime_tokens=lifetime.tokens,
+        lifetime_hours=hours.lifetime)
+
+
+def empty_charts(days: int, today: date) -> ActivityCharts:
+    """The charts of a ledger with no rows (none is kept yet): every day empty."""
+    with contextlib.closing(sqlite3.connect(":memory:")) as db:
+        db.executescript(_SCHEMA)
+        return charts(db, days, today)

@@ -12,7 +12,7 @@ Pure: the standing of a snapshot, and a stretch cut into its days.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 
 from ghubai_tray.core.state import Snapshot, State
@@ -54,3 +54,17 @@ def periods(start: datetime, end: datetime, standing: str, rule: str = "") -> li
                           round((until - at).total_seconds(), 3), standing, rule))
         at = until
     return cut
+
+
+@dataclass(frozen=True)
+class HourTotals:
+    """The hours the ledger holds: by day and standing, held by each rule, since install."""
+
+    by_day: dict[str, dict[str, float]] = field(default_factory=dict)  # day -> standing -> h
+    held_by: tuple[tuple[str, float], ...] = ()  # (rule, hours), most first
+    lifetime: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STANDINGS, 0.0))
+
+    def as_json(self) -> dict[str, object]:
+        return {"hours_by_day": [{"day": day, **hours} for day, hours in self.by_day.items()],
+                "held_by": [{"rule": rule, "hours": hours} for rule, hours in self.held_by],
+                "lifetime_hours": dict(self.lifetime)}

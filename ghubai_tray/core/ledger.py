@@ -64,6 +64,32 @@ class Entry:
         return round(self.output_tokens / seconds, 2) if seconds > 0 else None
 
 
+Days = tuple[float | None, ...]  # one value per day shown; None: nothing that day
+
+
+@dataclass(frozen=True)
+class ActivityCharts:
+    """What the Activity window draws, one value per day of ``days``."""
+
+    days: tuple[str, ...]
+    tokens_by_model: tuple[tuple[str, Days], ...]  # the top models, then "other models"
+    served: Days
+    not_served: Days
+    hours: dict[str, Days]  # standing -> hours per day
+    held_by: tuple[tuple[str, float], ...]  # (rule, hours) over the days shown
+    ttft_ms: Days  # the served requests' average time to the first token
+    tokens_per_s: Days  # output tokens per second of generation, all served requests
+    energy_wh: Days  # None where no request that day had an energy reading
+    lifetime_requests: int
+    lifetime_tokens: int
+    lifetime_hours: dict[str, float]
+
+    @property
+    def empty(self) -> bool:
+        return not any(self.served) and not any(self.not_served) and not any(
+            v for values in self.hours.values() for v in values)
+
+
 def tally_of(entry: Entry) -> Tally:
     """What one row adds to the menu's tallies (as core.activity always counted)."""
     served = entry.outcome == "served"

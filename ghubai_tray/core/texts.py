@@ -93,6 +93,9 @@ WAITING_FOR_TRAY = "Not sharing yet: waiting for the tray icon to show"
 
 # The Settings window.
 SETTINGS_TITLE = "GhubAi Tray settings"
+ACTIVITY_TITLE = "GhubAi Tray: what this computer gave"
+NO_LEDGER_YET = ("Nothing is recorded yet: the ledger begins with the first request the hub "
+                 "sends to this computer.")
 SETTINGS_LABELS = {
     "hub_url": "Hub URL", "ollama_url": "Ollama URL",
     "allow_invalid_certs": "Accept untrusted certificates (development hubs only)",
@@ -216,6 +219,7 @@ NO_MODELS = "Ollama has no models"
 CLOUD = " (cloud)"
 SHARE_NEW = "Share new models automatically"
 ACTIVITY = "Activity"
+OPEN_ACTIVITY = "Charts and export…"
 SERVING_NOW = "Serving now: {n}"
 TODAY = "Today: {requests} requests, {tokens} tokens"
 SINCE_INSTALL = "Since install: {requests} requests, {tokens} tokens"

@@ -40,6 +40,7 @@ class Ui(enum.Enum):
 
     SET_UP = "set up"
     SETTINGS = "settings"
+    ACTIVITY = "activity"
     TOGGLE_AUTOSTART = "toggle autostart"
     OPEN_LOGS = "open logs"
     COPY_DIAGNOSTICS = "copy diagnostics"
@@ -132,7 +133,8 @@ def _activity(snap: Snapshot) -> Item:
         _info(texts.TODAY.format(requests=today.requests, tokens=today.tokens)),
         _info(texts.FAILED_TODAY.format(n=today.failed)),
         _info(texts.LIMITED_TODAY.format(n=today.limited)),
-        _info(texts.SINCE_INSTALL.format(requests=life.requests, tokens=life.tokens))))
+        _info(texts.SINCE_INSTALL.format(requests=life.requests, tokens=life.tokens)),
+        SEPARATOR, Item(texts.OPEN_ACTIVITY, Ui.ACTIVITY)))
 
 
 def _pause(snap: Snapshot, now: datetime) -> Item:

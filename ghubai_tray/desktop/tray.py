@@ -94,6 +94,7 @@ class TrayApp:
         self._history: collections.deque[tuple[datetime, str]] = collections.deque(maxlen=100)
         self._episodes = notifications.Episodes()
         self._settings = SettingsWindowLauncher(self.worker.submit, dict(flags or {}))
+        self._activity = WindowProcess("--activity-window")
         self._seen = SeenGuard(self.worker.submit, self._quitting, self.quit)
         self._icon: Any = None
         self._latin1_titles = False
@@ -110,7 +111,7 @@ class TrayApp:
         self.worker.subscribe(self._on_snapshot)
         self._thread.start()
         self.worker.running.wait(10)
-        self._autostart_on = self._read_autostart()
+        self._autostart_on = _autostart_enabled(self._autostart)
         snap = self._latest
         # python-xlib writes window titles as Latin-1: the xorg fallback gets plain dashes.
         self._latin1_titles = pystray.Icon.__module__.endswith("_xorg")
@@ -208,6 +209,7 @@ class TrayApp:
         """On the main thread once the icon's loop has returned."""
         self.quit()  # the loop may also end on its own (the tray host went away)
         self._settings.close()
+        self._activity.close()
         self._seen.close()
         self._thread.join(self._quit_time_left())
         if self._thread.is_alive():
@@ -330,9 +332,11 @@ class TrayApp:
         try:
             if what in (Ui.SETTINGS, Ui.SET_UP):
                 self._settings.open()
+            elif what is Ui.ACTIVITY:
+                self._activity.open()
             elif what is Ui.TOGGLE_AUTOSTART and self._autostart is not None:
                 self._autostart.set(not self._autostart_on)
-                self._autostart_on = self._read_autostart()
+                self._autostart_on = _autostart_enabled(self._autostart)
                 self._nudge.set()
             elif what is Ui.OPEN_LOGS:
                 system.open_path(log_dir())
@@ -345,14 +349,6 @@ class TrayApp:
         except Exception:
             log.exception("the menu action %s failed", what.value)
 
-    def _read_autostart(self) -> bool | None:
-        if self._autostart is None:
-            return None
-        try:
-            return self._autostart.enabled()
-        except OSError:
-            return None
-
     def _copy_diagnostics(self) -> None:
         backend = type(self._icon).__module__.rsplit("._", 1)[-1]
         message = system.share_diagnostics(system.diagnostics(
@@ -360,6 +356,17 @@ class TrayApp:
         log.info("%s", message)
         if self._icon.HAS_NOTIFICATION:
             self._icon.notify(message, texts.APP)
+
+
+def _autostart_enabled(autostart: Autostart | None) -> bool | None:
+    """Whether the app starts at login; None where that cannot be read (the menu's
+    check box is then greyed out)."""
+    if autostart is None:
+        return None
+    try:
+        return autostart.enabled()
+    except OSError:
+        return None
 
 
 def without_failing_notifications(base: type[Any]) -> type[Any]:
@@ -496,23 +503,26 @@ def _wait(process: subprocess.Popen[bytes], seconds: float) -> int | None:
         return None
 
 
-class SettingsWindowLauncher:
-    """The Settings window, a process of its own: at most one open; when it saved,
-    the new settings (and token) go to the worker."""
+class WindowProcess:
+    """One of the app's windows, a process of its own (``ghubai-tray FLAG``): at most one
+    open at a time; closed when the app quits; ``on_exit`` told its exit code."""
 
-    def __init__(self, submit: Callable[[Command], None], flags: dict[str, Any]) -> None:
-        self._submit = submit
-        self._flags = flags
+    def __init__(self, flag: str, args: Callable[[], list[str]] = list,
+                 on_exit: Callable[[int], None] | None = None) -> None:
+        self._flag = flag
+        self._args = args
+        self._on_exit = on_exit
         self._window: subprocess.Popen[bytes] | None = None
 
     def open(self) -> None:
         if self._window is not None and self._window.poll() is None:
             return  # already open
         self._window = subprocess.Popen(
-            [*launch_command(), "--settings-window", *flag_args(self._flags)],
+            [*launch_command(), self._flag, *self._args()],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=child_environment())
-        threading.Thread(target=self._await, args=(self._window,), daemon=True,
-                         name="settings-window").start()
+        if self._on_exit is not None:
+            threading.Thread(target=self._await, args=(self._window, self._on_exit),
+                             daemon=True, name=self._flag.strip("-")).start()
 
     def close(self) -> None:
         """Quitting the app closes its window too."""
@@ -520,8 +530,21 @@ class SettingsWindowLauncher:
         if window is not None and window.poll() is None:
             window.terminate()
 
-    def _await(self, window: subprocess.Popen[bytes]) -> None:
-        if window.wait() != 0:
+    @staticmethod
+    def _await(window: subprocess.Popen[bytes], on_exit: Callable[[int], None]) -> None:
+        on_exit(window.wait())
+
+
+class SettingsWindowLauncher(WindowProcess):
+    """The Settings window: when it saved, the new settings (and token) go to the worker."""
+
+    def __init__(self, submit: Callable[[Command], None], flags: dict[str, Any]) -> None:
+        super().__init__("--settings-window", lambda: flag_args(flags), self._saved)
+        self._submit = submit
+        self._flags = flags
+
+    def _saved(self, code: int) -> None:
+        if code != 0:
             return  # closed without saving
         try:
             settings = load_settings(flags=self._flags)

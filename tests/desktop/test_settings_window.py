@@ -351,7 +351,8 @@ def test_the_keyring_line_says_locked_and_follows_the_unlock(
 MEASURE = """
 import tkinter as tk
 from ghubai_tray.core.settings import Settings
-from ghubai_tray.desktop.settings_window import SettingsWindow, scale_to_desktop
+from ghubai_tray.desktop.settings_window import SettingsWindow
+from ghubai_tray.desktop.tk_scaling import scale_to_desktop
 root = tk.Tk(className="ghubai-tray-settings")
 used = scale_to_desktop(root)
 SettingsWindow(root, Settings(hub_url="https://hub.example.com/gridhub",

@@ -391,6 +391,21 @@ async def test_settings_opens_from_the_menu(tray: TrayBed) -> None:
     assert await quit_and_time(tray) < GRACE + 2
 
 
+async def test_the_activity_window_opens_from_the_menu(tray: TrayBed) -> None:
+    await tray.registered(*MODELS)
+    await tray.menu("Activity", "Charts and export…")
+    window = await asyncio.to_thread(wait_for, "the activity window", lambda: next(
+        (w for w in tray.desk.windows(tree=False)
+         if w.name == texts.ACTIVITY_TITLE and w.width > 100), None))
+    assert window.height <= 700
+    await asyncio.to_thread(tray.desk.run, "xdotool", "search", "--name", texts.ACTIVITY_TITLE,
+                            "windowfocus", "--sync")
+    await asyncio.to_thread(tray.desk.press, "Escape")
+    await asyncio.to_thread(wait_for, "the window to close", lambda: not any(
+        w.name == texts.ACTIVITY_TITLE for w in tray.desk.windows(tree=False)) or None)
+    assert await quit_and_time(tray) < GRACE + 2
+
+
 @pytest.mark.parametrize("choice", ["share anyway", "quit"])
 async def test_without_a_tray_host_it_shares_nothing_until_the_owner_chooses(
         tmp_path: Path, choice: str) -> None:

@@ -256,8 +256,10 @@ def test_activity_submenu() -> None:
     assert texts_of(items) == ["Serving now: 2", "Today: 3 requests, 120 tokens",
                                "Failed or refused today: 1",
                                "Kept within your limits today: 2",
-                               "Since install: 40 requests, 9000 tokens"]
-    assert not any(i.enabled for i in items)
+                               "Since install: 40 requests, 9000 tokens", "-",
+                               "Charts and export…"]
+    assert not any(i.enabled for i in items[:-1])
+    assert items[-1].enabled and items[-1].action is Ui.ACTIVITY  # the Activity window
 
 
 def test_start_at_login_greyed_out_where_unavailable() -> None:

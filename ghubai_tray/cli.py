@@ -642,7 +642,7 @@ def _status_lines(mode: Any, pid: Any, s: dict[str, Any]) -> list[str]:
                   else "yes, until you resume")
     elif s.get("held_by"):
         until = s.get("held_until")
-        rule = str(s["held_by"])
+        rule = str(s["held_by"]) + (f": {s['held_detail']}" if s.get("held_detail") else "")
         paused = (f"by a rule ({rule}), until {datetime.fromisoformat(until):%a %d %b %H:%M}"
                   if until else f"by a rule ({rule}), while it lasts")
     else:
@@ -657,6 +657,7 @@ def _status_lines(mode: Any, pid: Any, s: dict[str, Any]) -> list[str]:
             f"  Requests: {s.get('active', 0)} running, {s.get('queued', 0)} waiting",
             f"  Paused:   {paused}",
             f"  Rules on: {', '.join(s.get('rules_on') or []) or 'none'}",
+            *([f"  GPU:      {s['gpu']['words']}"] if s.get("gpu") else []),
             *([f"  Rules:    set aside until "
                f"{datetime.fromisoformat(s['rules_overridden_until']):%a %H:%M} "
                "(Share anyway; 'ghubai-tray resume --rules' ends it)"]

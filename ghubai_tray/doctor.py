@@ -35,7 +35,14 @@ from ghubai_tray.core.errors import (
     TokenStoreError,
 )
 from ghubai_tray.core.hardware import Readings
-from ghubai_tray.core.rules import DesktopReadings, Rule, decide, enabled, read_desktop
+from ghubai_tray.core.rules import (
+    DesktopReadings,
+    Rule,
+    decide,
+    enabled,
+    limits_of,
+    read_desktop,
+)
 from ghubai_tray.core.server_kinds import ServerKind, not_available
 from ghubai_tray.core.settings import SETTINGS, Settings, shown_setting, shown_url
 from ghubai_tray.core.sharing import is_shared
@@ -247,7 +254,7 @@ def _is_local(host: str) -> bool:
 
 
 def rules_check(settings: Settings, readings: DesktopReadings,
-                now: datetime | None = None) -> Check:
+                now: datetime | None = None, gpus: Readings | None = None) -> Check:
     """The rules that are on (the schedule among them), what their signals read on this
     computer now, and whether one holds sharing this moment: one verdict, never "the
     schedule holds" beside "none holds" (owner first needs two looks at Ollama: the
@@ -268,6 +275,7 @@ def rules_check(settings: Settings, readings: DesktopReadings,
             parts.append(f"{name} (not available on this computer)")
         else:
             parts.append(name)
+    parts += _guard_parts(settings, on, gpus or Readings())
     if settings.schedule:
         parts.append(f"schedule ({schedule.shown(settings.schedule)})")
     listed = ", ".join(parts) if parts else "none"
@@ -297,6 +305,30 @@ def gpu_check(readings: Readings) -> Check:
                      "cards through Linux's hwmon files.",))
 
 
+def _guard_parts(settings: Settings, on: frozenset[Rule], gpus: Readings) -> list[str]:
+    """The hardware guards and budgets that are on: limit, reading now and its source."""
+    parts = []
+    now = {Rule.GPU_HEAT: (gpus.hottest_c, "°C"), Rule.GPU_POWER: (gpus.power_w, "W")}
+    for rule, (limit, resume) in limits_of(settings).items():
+        if rule not in on:
+            continue
+        reading, unit = now[rule]
+        name = texts.RULE_NAMES[rule.value]
+        if reading is None:
+            parts.append(f"{name} (max {limit:g} {unit}; not available on this computer: "
+                         f"{gpus.words()})")
+        else:
+            parts.append(f"{name} (max {limit:g} {unit}, resumes at {resume:g} {unit}; now "
+                         f"{reading:.0f} {unit} from {gpus.source})")
+    if Rule.ENERGY_BUDGET in on:
+        parts.append(f"{texts.RULE_NAMES[Rule.ENERGY_BUDGET.value]} "
+                     f"({settings.daily_energy_kwh:g} kWh a day)")
+    if Rule.GPU_TIME_BUDGET in on:
+        parts.append(f"{texts.RULE_NAMES[Rule.GPU_TIME_BUDGET.value]} "
+                     f"({settings.daily_gpu_hours:g} h a day)")
+    return parts
+
+
 async def run_checks(settings: Settings, token: str | None = None,
                      readings: DesktopReadings | None = None,
                      gpus: Readings | None = None) -> list[Check]:
@@ -313,8 +345,9 @@ async def run_checks(settings: Settings, token: str | None = None,
     checks.append(ollama)
     if (sharing := sharing_check(settings, models)) is not None:
         checks.append(sharing)
-    checks.append(rules_check(settings, readings or DesktopSignals()))
-    checks.append(gpu_check(gpus if gpus is not None else GpuSensors().read()))
+    gpus = gpus if gpus is not None else GpuSensors().read()
+    checks.append(rules_check(settings, readings or DesktopSignals(), gpus=gpus))
+    checks.append(gpu_check(gpus))
     hub, failure = await hub_check(settings, token)
     checks = [judged_token(c, token, failure) if c.name == "token" else c for c in checks]
     if isinstance(failure, AuthRejected) and any(c.name == "token" and c.level is Level.FAIL

@@ -25,7 +25,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from dataclasses import asdict, astuple, fields
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -34,6 +34,7 @@ import platformdirs
 from ghubai_tray.adapters.activity_file import load as load_activity_file
 from ghubai_tray.adapters.owner_only import private_dir, private_file
 from ghubai_tray.core.activity import Activity, Tally
+from ghubai_tray.core.guard import DayUse, busy_seconds
 from ghubai_tray.core.hours import STANDINGS, HourTotals, Period
 from ghubai_tray.core.ledger import ActivityCharts, Entry, csv_header, csv_line
 from ghubai_tray.core.settings import APP_NAME
@@ -101,6 +102,7 @@ class Ledger:
         self._dropped = 0
         self._failing = False
         self.written = 0  # rows committed (for tests and the benchmark)
+        self.today_use = DayUse()  # what the rows of the day it was opened on used
 
     def open(self, today: date) -> Activity:
         """Create or open the file, carry the old counters over, prune; the tallies."""
@@ -115,6 +117,7 @@ class Ledger:
                 self._carry_old_counters(db)
             self.prune(db, today)
             activity = activity_in(db, today)
+            self.today_use = day_use(db, today.isoformat())
         self._thread = threading.Thread(target=self._write, name="ledger", daemon=True)
         self._thread.start()
         return activity
@@ -264,6 +267,20 @@ def activity_in(db: sqlite3.Connection, today: date) -> Activity:
         return Tally(*(a + b for a, b in zip(astuple(rows), carried, strict=True)))
 
     return Activity(day, tally("day = ?", (day,)), tally("1 = ?", (1,)))
+
+
+def day_use(db: sqlite3.Connection, day: str) -> DayUse:
+    """What the hub's requests of ``day`` used: their energy, and the time at least one of
+    them ran (each row ends at ``at`` and lasted ``duration_ms``)."""
+    wh, measured = db.execute("SELECT COALESCE(SUM(energy_wh), 0), COUNT(energy_wh) FROM "
+                              "requests WHERE day = ?", (day,)).fetchone()
+    spans = []
+    for at, duration in db.execute("SELECT at, duration_ms FROM requests WHERE day = ? AND "
+                                   "duration_ms > 0", (day,)):
+        with contextlib.suppress(ValueError):
+            end = datetime.fromisoformat(at).timestamp()
+            spans.append((end - duration / 1000, end))
+    return DayUse(day, float(wh), measured > 0, busy_seconds(spans))
 
 
 def read_only(path: Path) -> sqlite3.Connection:

@@ -12,7 +12,7 @@ answer and change nothing.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -104,6 +104,11 @@ def status_of(snap: Snapshot, headline: str) -> dict[str, Any]:
         "waiting_for_tray": snap.waiting_for_tray,
         "held_by": snap.held_by,
         "held_until": snap.held_until.isoformat() if snap.held_until else None,
+        "held_detail": snap.held_detail,
+        "gpu": _gpu_status(snap),
+        "today_use": {"energy_kwh": snap.today_use.kwh, "gpu_hours": round(
+            snap.today_use.gpu_hours, 3), "day": snap.today_use.day} if snap.today_use.day
+        else None,
         "rules_overridden_until": (snap.rules_overridden_until.isoformat()
                                    if snap.rules_overridden_until else None),
         "rules_on": [name for rule, name in texts.RULE_NAMES.items()
@@ -112,6 +117,15 @@ def status_of(snap: Snapshot, headline: str) -> dict[str, Any]:
         "updating": snap.updating,
         "notice": snap.notice,
     }
+
+
+def _gpu_status(snap: Snapshot) -> dict[str, Any] | None:
+    """The GPUs as the guards last read them: each reading, and where it comes from."""
+    if snap.gpus is None:
+        return None
+    return {"source": snap.gpus.source, "temperature_c": snap.gpus.hottest_c,
+            "power_w": snap.gpus.power_w, "words": snap.gpus.words(),
+            "gpus": [asdict(g) for g in snap.gpus.gpus]}
 
 
 def decide(request: Any, snap: Snapshot, now: datetime, headline: str) -> Decision:
@@ -165,7 +179,7 @@ def _resume(request: dict[str, Any], snap: Snapshot, now: datetime) -> Decision:
     if snap.held_by:
         until = f" until {texts.moment(snap.held_until, now)}" if snap.held_until else ""
         name = texts.RULE_NAMES.get(snap.held_by, snap.held_by)
-        words = texts.held(snap.held_by, None, SHORT[snap.server_kind])
+        words = texts.held(snap.held_by, None, SHORT[snap.server_kind], snap.held_detail)
         return Decision({"ok": True, "said": (
             f"Not paused by you: the rule '{name}' holds sharing{until} ({words}). "
             "To share anyway: 'ghubai-tray share-anyway --for 1h'.")})

@@ -24,6 +24,14 @@ from enum import Enum
 from typing import Protocol
 
 from ghubai_tray.core import schedule
+from ghubai_tray.core.guard import (
+    POWER_RESUME,
+    Watch,
+    midnight_after,
+    next_look,
+    resume_temperature,
+    watch,
+)
 from ghubai_tray.core.settings import Settings
 
 SETTLE = timedelta(seconds=30)  # a desktop signal must stay clear this long to let go
@@ -47,9 +55,13 @@ class Rule(Enum):
 
     FULLSCREEN = "full-screen app"
     GPU_BUSY = "GPU in use"
+    GPU_HEAT = "GPU temperature"
+    GPU_POWER = "GPU power"
     OWNER_FIRST = "your use of Ollama"
     AWAY = "you are here"
     BATTERY = "battery"
+    ENERGY_BUDGET = "energy budget"
+    GPU_TIME_BUDGET = "GPU-time budget"
     SCHEDULE = "schedule"
 
 
@@ -69,7 +81,13 @@ HUB_WORDS = {
     Rule.GPU_BUSY: "another program is using its GPU",
     Rule.AWAY: "its owner is using it",
     Rule.BATTERY: "it runs on battery",
+    Rule.GPU_HEAT: "its GPU is too hot",
+    Rule.GPU_POWER: "its GPU draws more power than its owner allows",
+    Rule.ENERGY_BUDGET: "its owner's energy budget for today is used",
+    Rule.GPU_TIME_BUDGET: "its owner's GPU-time budget for today is used",
 }
+GUARDS = (Rule.GPU_HEAT, Rule.GPU_POWER)  # the readings held with hysteresis (core/guard.py)
+BUDGETS = (Rule.ENERGY_BUDGET, Rule.GPU_TIME_BUDGET)
 
 
 def hub_words(held_by: str, server: str = "Ollama") -> str:
@@ -91,13 +109,19 @@ class Signals:
     gpu_busy: bool | None = None
     idle_seconds: float | None = None
     on_battery: bool | None = None
+    gpu_temp_c: float | None = None  # the hottest GPU's temperature
+    gpu_power_w: float | None = None  # every GPU's draw, summed
+    energy_today_kwh: float | None = None  # what the hub's requests used today (None: unknown)
+    gpu_hours_today: float | None = None  # the GPU's time serving the hub today
 
 
 @dataclass(frozen=True)
 class Memory:
-    """When each desktop rule's signal last said "hold" (what the hysteresis needs)."""
+    """When each desktop rule's signal last said "hold", and each guard's state (what
+    the hysteresis needs)."""
 
     last_held: Mapping[Rule, datetime] = field(default_factory=dict)
+    guards: Mapping[Rule, Watch] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -107,6 +131,7 @@ class Decision:
     until: datetime | None = None  # when it lets go by the clock alone, if known
     memory: Memory = Memory()
     next_look: datetime | None = None  # the decision may change then without a new signal
+    detail: str | None = None  # the shown rule's reading, in words ("GPU at 86 °C (...)")
 
 
 def read_desktop(readings: DesktopReadings, settings: Settings, now: datetime,
@@ -153,6 +178,10 @@ def enabled(settings: Settings) -> frozenset[Rule]:
           Rule.GPU_BUSY: settings.pause_when_gpu_busy,
           Rule.AWAY: settings.share_when_idle_only,
           Rule.BATTERY: settings.pause_on_battery,
+          Rule.GPU_HEAT: settings.max_gpu_temp > 0,
+          Rule.GPU_POWER: settings.max_gpu_power > 0,
+          Rule.ENERGY_BUDGET: settings.daily_energy_kwh > 0,
+          Rule.GPU_TIME_BUDGET: settings.daily_gpu_hours > 0,
           Rule.SCHEDULE: bool(settings.schedule)}
     return frozenset(rule for rule, yes in on.items() if yes)
 
@@ -178,17 +207,66 @@ def decide(settings: Settings, signals: Signals, memory: Memory = Memory(),
             holding[rule] = ends if rule is Rule.OWNER_FIRST else None
             looks.append(max(ends, now + timedelta(seconds=1)))
     last = {rule: when for rule, when in last.items() if rule in holding}
+    guards = _guards(settings, signals, memory, on, holding, looks)
     change = schedule.next_change(settings.schedule, now)
     if change is not None:
         looks.append(change)
     if settings.schedule and not schedule.allows(settings.schedule, now):
         holding[Rule.SCHEDULE] = change
-    kept = Memory(last)
+    kept = Memory(last, guards)
     if overridden_until is not None and overridden_until > now:
         return Decision(Act.SHARE, memory=kept, next_look=min([overridden_until, *looks]))
     next_look = min(looks) if looks else None
     if not holding:
         return Decision(Act.SHARE, memory=kept, next_look=next_look)
     rule = next(r for r in Rule if r in holding)
-    act = Act.PAUSE_NOW if rule in PAUSES_NOW else Act.FINISH_THEN_PAUSE
-    return Decision(act, rule, holding[rule], kept, next_look)
+    act = Act.PAUSE_NOW if PAUSES_NOW & holding.keys() else Act.FINISH_THEN_PAUSE
+    return Decision(act, rule, holding[rule], kept, next_look,
+                    detail_of(rule, settings, signals))
+
+
+def limits_of(settings: Settings) -> dict[Rule, tuple[float, float]]:
+    """Each guard's (limit, resume level)."""
+    return {Rule.GPU_HEAT: (settings.max_gpu_temp, resume_temperature(
+                settings.max_gpu_temp, settings.resume_gpu_temp)),
+            Rule.GPU_POWER: (settings.max_gpu_power, settings.max_gpu_power * POWER_RESUME)}
+
+
+def _guards(settings: Settings, signals: Signals, memory: Memory, on: frozenset[Rule],
+            holding: dict[Rule, datetime | None], looks: list[datetime]) -> dict[Rule, Watch]:
+    """The guards and budgets that hold now (added to ``holding``, their next looks to
+    ``looks``); the guards' new states."""
+    now = signals.now
+    readings = {Rule.GPU_HEAT: signals.gpu_temp_c, Rule.GPU_POWER: signals.gpu_power_w}
+    guards = {}
+    for rule, (limit, resume) in limits_of(settings).items():
+        if rule not in on:
+            continue
+        guards[rule] = state = watch(memory.guards.get(rule, Watch()), readings[rule], limit,
+                                     resume, now)
+        if state.holding:
+            holding[rule] = None
+        if (when := next_look(state, now)) is not None:
+            looks.append(max(when, now + timedelta(seconds=1)))
+    used = {Rule.ENERGY_BUDGET: (signals.energy_today_kwh, settings.daily_energy_kwh),
+            Rule.GPU_TIME_BUDGET: (signals.gpu_hours_today, settings.daily_gpu_hours)}
+    for rule, (today, budget) in used.items():
+        if rule in on and today is not None and today >= budget:
+            holding[rule] = midnight_after(now)
+            looks.append(midnight_after(now))
+    return guards
+
+
+def detail_of(rule: Rule, settings: Settings, signals: Signals) -> str | None:
+    """The reading behind a guard's or a budget's hold, in the owner's words."""
+    limit, resume = limits_of(settings).get(rule, (0.0, 0.0))
+    if rule is Rule.GPU_HEAT and signals.gpu_temp_c is not None:
+        return (f"GPU at {signals.gpu_temp_c:.0f} °C (resumes at {resume:.0f} °C or below)")
+    if rule is Rule.GPU_POWER and signals.gpu_power_w is not None:
+        return (f"GPU drawing {signals.gpu_power_w:.0f} W (resumes at {resume:.0f} W or "
+                "below)")
+    if rule is Rule.ENERGY_BUDGET:
+        return f"today's energy budget is used ({settings.daily_energy_kwh:.2f} kWh)"
+    if rule is Rule.GPU_TIME_BUDGET:
+        return f"today's GPU-time budget is used ({settings.daily_gpu_hours:g} h)"
+    return None

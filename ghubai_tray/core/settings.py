@@ -128,6 +128,20 @@ def _bounded(low: float, high: float, unit: str, integer: bool) -> Callable[[Any
     return parse
 
 
+def _off_or(low: float, high: float, unit: str) -> Callable[[Any], float]:
+    """A limit that is off at 0 (its default), else from ``low`` to ``high``."""
+    within = _bounded(low, high, unit, False)
+    expected = f"expected 0 (off) or a number of {unit} from {_plain(low)} to {_plain(high)}"
+
+    def parse(raw: Any) -> float:
+        try:
+            return 0.0 if _number(raw) == 0 else float(within(raw))
+        except ValueError:
+            raise ValueError(expected) from None
+
+    return parse
+
+
 _SIZE_UNITS = {"": 1, "b": 1, "kib": 1024, "kb": 1000, "mib": 1024**2, "mb": 1000**2}
 
 
@@ -281,6 +295,22 @@ SETTINGS: tuple[Setting, ...] = (
             "minutes without keyboard or mouse before the computer counts as idle", 10),
     Setting("pause_on_battery", "GHUBAI_PAUSE_ON_BATTERY", "--pause-on-battery", parse_bool,
             "pause while the computer runs on battery", True),
+    Setting("max_gpu_temp", "GHUBAI_MAX_GPU_TEMP", "--max-gpu-temp", _off_or(40, 110, "°C"),
+            "hold sharing once the GPU has been this hot for 10 s (0: off)", 0.0),
+    Setting("resume_gpu_temp", "GHUBAI_RESUME_GPU_TEMP", "--resume-gpu-temp",
+            _off_or(30, 110, "°C"),
+            "share again once the GPU has stayed this cool for 60 s (0: 10 °C under the "
+            "maximum)", 0.0),
+    Setting("max_gpu_power", "GHUBAI_MAX_GPU_POWER", "--max-gpu-power", _off_or(10, 2000, "W"),
+            "hold sharing once the GPU has drawn this many watts for 10 s (0: off)", 0.0),
+    Setting("daily_energy_kwh", "GHUBAI_DAILY_ENERGY_KWH", "--daily-energy-kwh",
+            _off_or(0.01, 100, "kWh"),
+            "stop sharing for the day once the hub's requests have used this much energy "
+            "(0: off)", 0.0),
+    Setting("daily_gpu_hours", "GHUBAI_DAILY_GPU_HOURS", "--daily-gpu-hours",
+            _off_or(0.1, 24, "hours"),
+            "stop sharing for the day once the hub's requests have used the GPU this long "
+            "(0: off)", 0.0),
     Setting("check_for_updates", "GHUBAI_CHECK_FOR_UPDATES", "--check-for-updates", parse_bool,
             "about once a day, ask the releases feed whether a newer version is out", True),
     Setting("update_url", "GHUBAI_UPDATE_URL", "--update-url", parse_update_url,
@@ -329,6 +359,11 @@ class Settings:
     share_when_idle_only: bool = False
     idle_minutes: int = 10
     pause_on_battery: bool = True
+    max_gpu_temp: float = 0.0
+    resume_gpu_temp: float = 0.0
+    max_gpu_power: float = 0.0
+    daily_energy_kwh: float = 0.0
+    daily_gpu_hours: float = 0.0
     check_for_updates: bool = True
     update_url: str = DEFAULT_UPDATE_URL
     update_prereleases: bool = False

@@ -16,6 +16,8 @@ from datetime import datetime
 from typing import Protocol
 
 from ghubai_tray.core.activity import Activity
+from ghubai_tray.core.guard import DayUse
+from ghubai_tray.core.hardware import Readings
 from ghubai_tray.core.server_kinds import ServerKind
 from ghubai_tray.core.settings import Settings
 
@@ -108,6 +110,9 @@ class Snapshot:
     # A rule of the owner's holds sharing (its name, e.g. "schedule"), and until when.
     held_by: str | None = None
     held_until: datetime | None = None
+    held_detail: str | None = None  # a guard's or budget's reading, in words
+    gpus: Readings | None = None  # the GPUs' readings, while a guard or budget is on
+    today_use: DayUse = field(default_factory=DayUse)  # the budgets' figures
     rules_overridden_until: datetime | None = None  # "Share anyway for 1 hour"
     update: UpdateView | None = None  # a newer version is out
     updating: str | None = None  # installing it: what happens now, in words

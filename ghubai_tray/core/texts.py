@@ -47,6 +47,17 @@ HELD_BY = {
     "GPU in use": "Paused: another program is using the GPU",
     "you are here": "Paused: you are using this computer",
     "battery": "Paused: on battery",
+    "GPU temperature": "Paused: the GPU is too hot",
+    "GPU power": "Paused: the GPU draws more power than you allow",
+    "energy budget": "Paused: today's energy budget is used, until midnight",
+    "GPU-time budget": "Paused: today's GPU-time budget is used, until midnight",
+}
+# The same, with the reading that holds (Snapshot.held_detail), where there is one.
+HELD_BY_DETAIL = {
+    "GPU temperature": "Paused: {detail}",
+    "GPU power": "Paused: {detail}",
+    "energy budget": "Paused: {detail}, until midnight",
+    "GPU-time budget": "Paused: {detail}, until midnight",
 }
 HELD_BY_UNTIL = {
     "schedule": HELD_UNTIL,
@@ -59,6 +70,8 @@ RULE_NAMES = {
     "your use of Ollama": "owner first", "full-screen app": "pause when full screen",
     "GPU in use": "pause when the GPU is busy", "you are here": "share only when away",
     "battery": "pause on battery", "schedule": "schedule",
+    "GPU temperature": "temperature guard", "GPU power": "power guard",
+    "energy budget": "daily energy budget", "GPU-time budget": "daily GPU-time budget",
 }
 
 
@@ -75,9 +88,13 @@ def moment(when: datetime, now: datetime) -> str:
     return f"{local:%a %d %b %H:%M}"
 
 
-def held(rule: str, until: str | None, server: str = "Ollama") -> str:
+def held(rule: str, until: str | None, server: str = "Ollama", detail: str | None = None
+         ) -> str:
     """The words for sharing held by ``rule`` (until ``until``, a :func:`moment`, when
-    known); ``server`` names the model server the owner uses."""
+    known); ``server`` names the model server the owner uses; ``detail``, the reading
+    that holds it (a guard's or a budget's)."""
+    if detail is not None and rule in HELD_BY_DETAIL:
+        return HELD_BY_DETAIL[rule].format(detail=detail)
     if until is not None and rule in HELD_BY_UNTIL:
         return HELD_BY_UNTIL[rule].format(until=until, rule=rule, server=server)
     return HELD_BY.get(rule, HELD).format(rule=rule, server=server)
@@ -118,11 +135,21 @@ SETTINGS_LABELS = {
     "pause_on_battery": "Pause on battery",
     "share_when_idle_only": "Share only when I am away",
     "idle_minutes": "Away after this long without input (min)",
+    "max_gpu_temp": "Hold sharing when the GPU reaches (°C)",
+    "resume_gpu_temp": "Share again once it is at or below (°C; 0: 10 °C lower)",
+    "max_gpu_power": "Hold sharing when the GPU draws more than (W)",
+    "daily_energy_kwh": "Energy budget per day (kWh)",
+    "daily_gpu_hours": "GPU-time budget per day (hours)",
     "pause_when_gpu_busy": "Pause while another program uses the GPU (NVIDIA)",
 }
 SETTINGS_TAB_SHARING = "Hub"
 SETTINGS_TAB_WHEN = "When to share"
 SETTINGS_TAB_LIMITS = "Limits"
+SETTINGS_TAB_HARDWARE = "Hardware"
+SETTINGS_HARDWARE_NOTE = (
+    "Keep your GPU cool, quiet and within a budget: sharing is held while the GPU is "
+    "too hot or draws too much (it resumes by itself once it has cooled down for a "
+    "minute), and for the rest of the day once a budget is used. 0 turns one off.")
 SETTINGS_TOKEN = "Provider token"
 SETTINGS_REMOVE_TOKEN = "Remove the stored token"
 SETTINGS_LIMITS_NOTE = ("Limits on each request from the hub (the README says why, under "
@@ -220,6 +247,9 @@ CLOUD = " (cloud)"
 SHARE_NEW = "Share new models automatically"
 ACTIVITY = "Activity"
 OPEN_ACTIVITY = "Charts and export…"
+ENERGY_BUDGET_USED = "Energy budget: {used} of {budget} kWh used today"
+ENERGY_BUDGET_UNMEASURED = "Energy budget: {budget} kWh (nothing measured yet today)"
+GPU_TIME_BUDGET_USED = "GPU-time budget: {used} of {budget} h used today"
 SERVING_NOW = "Serving now: {n}"
 TODAY = "Today: {requests} requests, {tokens} tokens"
 SINCE_INSTALL = "Since install: {requests} requests, {tokens} tokens"

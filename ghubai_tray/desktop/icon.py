@@ -117,7 +117,7 @@ def status_line(snap: Snapshot, now: datetime | None = None) -> str:
     if snap.state is State.PAUSED and not snap.paused and snap.held_by:
         held = snap.held_until
         return texts.held(snap.held_by, texts.moment(held, now) if held else None,
-                          SHORT[snap.server_kind])
+                          SHORT[snap.server_kind], snap.held_detail)
     if snap.state is State.PAUSED:
         until = snap.paused_until
         return (texts.PAUSED_UNTIL.format(until=texts.moment(until, now)) if until

@@ -134,7 +134,23 @@ def _activity(snap: Snapshot) -> Item:
         _info(texts.FAILED_TODAY.format(n=today.failed)),
         _info(texts.LIMITED_TODAY.format(n=today.limited)),
         _info(texts.SINCE_INSTALL.format(requests=life.requests, tokens=life.tokens)),
+        *(_info(line) for line in budget_lines(snap)),
         SEPARATOR, Item(texts.OPEN_ACTIVITY, Ui.ACTIVITY)))
+
+
+def budget_lines(snap: Snapshot) -> list[str]:
+    """How much of today's budgets the hub's requests have used, for the budgets set."""
+    settings, use = snap.settings, snap.today_use.on(snap.activity.day)
+    lines = []
+    if settings.daily_energy_kwh > 0:
+        lines.append(texts.ENERGY_BUDGET_USED.format(
+            used=f"{use.kwh:.2f}", budget=f"{settings.daily_energy_kwh:.2f}")
+            if use.kwh is not None else texts.ENERGY_BUDGET_UNMEASURED.format(
+                budget=f"{settings.daily_energy_kwh:.2f}"))
+    if settings.daily_gpu_hours > 0:
+        lines.append(texts.GPU_TIME_BUDGET_USED.format(
+            used=f"{use.gpu_hours:.1f}", budget=f"{settings.daily_gpu_hours:g}"))
+    return lines
 
 
 def _pause(snap: Snapshot, now: datetime) -> Item:

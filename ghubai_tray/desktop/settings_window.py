@@ -54,8 +54,11 @@ LIMITS_PER_COLUMN = 5  # two columns of limits, so the window fits a 768-pixel s
 RULE_TOGGLES = ("owner_first", "pause_when_fullscreen", "pause_on_battery",
                 "share_when_idle_only", "pause_when_gpu_busy")
 RULE_NUMBERS = ("owner_first_hold", "idle_minutes")
+GUARD_NUMBERS = ("max_gpu_temp", "resume_gpu_temp", "max_gpu_power", "daily_energy_kwh",
+                 "daily_gpu_hours")
 FIELDS = ("hub_url", "ollama_url", "allow_invalid_certs", "max_concurrent_requests",
-          "check_for_updates", "schedule", *RULE_TOGGLES, *RULE_NUMBERS, *LIMITS)
+          "check_for_updates", "schedule", *RULE_TOGGLES, *RULE_NUMBERS, *GUARD_NUMBERS,
+          *LIMITS)
 
 
 def _shown(value: Any) -> str:
@@ -136,8 +139,10 @@ class SettingsWindow:
         frame = ttk.Frame(self.tabs, padding=8)
         self.when_tab = ttk.Frame(self.tabs, padding=8)
         self.limits_tab = ttk.Frame(self.tabs, padding=8)
+        self.hardware_tab = ttk.Frame(self.tabs, padding=8)
         self.tabs.add(frame, text=texts.SETTINGS_TAB_SHARING)
         self.tabs.add(self.when_tab, text=texts.SETTINGS_TAB_WHEN)
+        self.tabs.add(self.hardware_tab, text=texts.SETTINGS_TAB_HARDWARE)
         self.tabs.add(self.limits_tab, text=texts.SETTINGS_TAB_LIMITS)
         first_run = settings.source("hub_url") == "default"  # the seed's developer address
         self.vars: dict[str, tk.StringVar] = {
@@ -146,7 +151,7 @@ class SettingsWindow:
             "max_concurrent_requests": tk.StringVar(value=str(settings.max_concurrent_requests)),
             "schedule": tk.StringVar(value=", ".join(str(w) for w in settings.schedule)),
             **{key: tk.StringVar(value=_shown(getattr(settings, key)))
-               for key in (*RULE_NUMBERS, *LIMITS)},
+               for key in (*RULE_NUMBERS, *GUARD_NUMBERS, *LIMITS)},
         }
         self.toggles = {key: tk.BooleanVar(value=getattr(settings, key))
                         for key in (*RULE_TOGGLES, "check_for_updates")}
@@ -196,6 +201,7 @@ class SettingsWindow:
         self._lockable(ttk.Entry(self.when_tab, textvariable=self.vars["schedule"], width=44),
                        "schedule").grid(row=0, column=1, sticky="we")
         self._rules(self.when_tab, self._error_row(self.when_tab, "schedule", 1))
+        numbers_tab(self, self.hardware_tab, texts.SETTINGS_HARDWARE_NOTE, GUARD_NUMBERS)
         self._limits(self.limits_tab)
         self._result_and_buttons(outer, 1)
 
@@ -327,7 +333,8 @@ class SettingsWindow:
                             foreground=ERROR if key in errors else NOTE)
         if errors:  # the first field in error in view, whichever tab it is on
             first = next(key for key in FIELDS if key in errors)
-            tab = (self.limits_tab if first in LIMITS else self.when_tab
+            tab = (self.limits_tab if first in LIMITS else self.hardware_tab
+                   if first in GUARD_NUMBERS else self.when_tab
                    if first in ("schedule", *RULE_NUMBERS) else 0)
             self.tabs.select(tab)  # type: ignore[no-untyped-call]
         return {k: v for k, v in parsed.items() if k not in self.locked}, errors
@@ -416,6 +423,19 @@ class SettingsWindow:
         results: queue.Queue[tuple[str, bool]] = queue.Queue()
         threading.Thread(target=work, daemon=True, name="settings-test").start()
         self.root.after(100, poll)
+
+
+def numbers_tab(window: SettingsWindow, frame: ttk.Frame, note: str, keys: tuple[str, ...]
+                ) -> None:
+    """A tab of numbers under a note: the hardware guard's and the daily budgets'."""
+    ttk.Label(frame, text=note, foreground="#555", wraplength=560).grid(
+        row=0, column=0, columnspan=2, sticky="w", pady=(0, 2))
+    row = 1
+    for key in keys:
+        window._label(frame, key, row)
+        window._lockable(ttk.Entry(frame, textvariable=window.vars[key], width=8),
+                         key).grid(row=row, column=1, sticky="w", padx=(6, 0))
+        row = window._error_row(frame, key, row + 1, wrap=300)
 
 
 def main(test_connection: ConnectionTest, flags: dict[str, Any] | None = None) -> int:

@@ -15,12 +15,13 @@ import logging
 import time
 from collections.abc import Callable
 
-from ghubai_tray.core.energy import Sample, Span, shares
+from ghubai_tray.core.energy import JOULES_PER_WH, Sample, Span, shares
 
 log = logging.getLogger("ghubai_tray.worker")
 
 INTERVAL = 0.5
 MAX_SAMPLES = 100_000  # a day of one request at two a second: the oldest go first
+STEADY = Sample(0.0, 1.0)  # one watt for ever: energy shares become time shares
 
 
 class EnergyMeter:
@@ -37,25 +38,28 @@ class EnergyMeter:
         self._task: asyncio.Task[None] | None = None
 
     def begin(self, request_id: str) -> None:
-        if self._read is None:
-            return
         self._running[request_id] = self._clock()
+        if self._read is None:
+            return  # no reading: the time is kept (the GPU-time budget), not the energy
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._sample(),
                                                                 name="energy-samples")
 
-    def end(self, request_id: str) -> float | None:
-        """The Wh the request's share comes to; None when no reading was had."""
+    def end(self, request_id: str) -> tuple[float | None, float]:
+        """The Wh the request's share comes to (None when no reading was had), and its
+        share of the GPU's time, in seconds: shared as the energy is, so the day's shares
+        add up to the time at least one hub request ran (the GPU-time budget's)."""
         start = self._running.pop(request_id, None)
         if start is None:
-            return None
+            return None, 0.0
         now = self._clock()
         others = [Span(s, now) for s in self._running.values()]
-        mine = Span(start, now)
-        share = shares(self._samples, [mine, *others, *self._ended])[0]
-        self._ended.append(mine)
+        spans = [Span(start, now), *others, *self._ended]
+        share = shares(self._samples, spans)[0]
+        seconds = (shares([STEADY], spans)[0] or 0.0) * JOULES_PER_WH  # 1 W: Wh to seconds
+        self._ended.append(spans[0])
         self._forget()
-        return round(share, 6) if share is not None else None
+        return (round(share, 6) if share is not None else None), round(seconds, 3)
 
     def _forget(self) -> None:
         """Keep only what a running request may still need."""

@@ -94,6 +94,7 @@ class _Relayed:
     first: float | None = None  # when the first piece went to the hub (monotonic)
     end: Done | None = None  # how the server's answer ended, with its counts
     energy_wh: float | None = None  # its share of the GPU's energy, where it is measured
+    gpu_s: float = 0.0  # its share of the GPU's time serving the hub
 
 
 class _HubGone(Exception):
@@ -309,9 +310,9 @@ class RequestRunner:
         rid = request.request_id
         self._store.count(request.model, served=int(outcome is Outcome.SERVED),
                           failed=int(outcome is not Outcome.SERVED))
-        relayed.energy_wh = self._meter.end(rid)
+        relayed.energy_wh, relayed.gpu_s = self._meter.end(rid)
         self._store.record(_entry(self._store, request, outcome, _category(outcome, why),
-                                  relayed, started))
+                                  relayed, started), relayed.gpu_s)
         final, lost = ("" if outcome is Outcome.SERVED else f"[error] {why}",
                        f"[error] {LOST_MID_ANSWER}")
         if outcome in (Outcome.SERVED, Outcome.FAILED):

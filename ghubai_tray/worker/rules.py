@@ -22,11 +22,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 from ghubai_tray.core import schedule
+from ghubai_tray.core.hardware import Readings
 from ghubai_tray.core.local_use import Loaded, Used, local_use, merged, others_working
 from ghubai_tray.core.rules import (
+    GUARDS,
     Act,
     Decision,
     DesktopReadings,
@@ -54,13 +57,15 @@ LOOK = 2.0  # the desktop's signals: a few cheap local reads
 # Ollama's /api/ps: Ollama logs every request it gets, so it is asked less often.
 OWNER_LOOK = 5.0
 DESKTOP = frozenset({Rule.FULLSCREEN, Rule.GPU_BUSY, Rule.AWAY, Rule.BATTERY})
+LIVE = DESKTOP | set(GUARDS)  # the rules whose signal is looked at every LOOK seconds
 
 
 class Rules:
     def __init__(self, store: StateStore, ollama: OllamaLink, runner: RequestRunner,
                  jobs: SideJobs, clock: Callable[[], datetime], check: float = RULES_CHECK,
                  desktop: DesktopReadings | None = None, look: float = LOOK,
-                 owner_look: float = OWNER_LOOK) -> None:
+                 owner_look: float = OWNER_LOOK,
+                 gpus: Callable[[], Readings] | None = None) -> None:
         self._store = store
         self._ollama = ollama
         self._runner = runner
@@ -70,6 +75,7 @@ class Rules:
         self._desktop = desktop
         self._look = look
         self._owner_look = owner_look
+        self._gpus = gpus
         self._owner_looked: float | None = None  # the loop's time of the last /api/ps look
         self._wake = asyncio.Event()
         self._memory = Memory()
@@ -94,7 +100,7 @@ class Rules:
             if decision.next_look is not None:
                 wait = min(wait, max(0.0, (decision.next_look - self._clock()).total_seconds()))
             on = enabled(settings)
-            if on & DESKTOP:
+            if on & LIVE:
                 wait = min(wait, self._look)
             if Rule.OWNER_FIRST in on:
                 wait = min(wait, self._owner_look)
@@ -127,7 +133,7 @@ class Rules:
                 log.info("a rule holds sharing%s: %s%s", until, hub_words(held_by, server), extra)
                 if snap.free_gpu_when_paused and decision.rule is not Rule.OWNER_FIRST:
                     self._jobs.spawn(free_gpu_once_idle(self._store, self._ollama))
-        self._store.held(held_by, decision.until)
+        self._store.held(held_by, decision.until, decision.detail)
         if decision.act is Act.PAUSE_NOW and held_by is not None and snap.active:
             await self._runner.cancel_all(
                 f"this machine stopped sharing ({hub_words(held_by, server)})")
@@ -141,9 +147,25 @@ class Rules:
             self._owner_looked = now
             local = await self._local_use(settings)
         desktop = self._desktop if on & DESKTOP else None
-        if desktop is None:
-            return Signals(self._clock(), local_use=local)
-        return await asyncio.to_thread(read_desktop, desktop, settings, self._clock(), local)
+        now_wall = self._clock()
+        signals = (Signals(now_wall, local_use=local) if desktop is None else
+                   await asyncio.to_thread(read_desktop, desktop, settings, now_wall, local))
+        readings = (await asyncio.to_thread(self._read_gpus)
+                    if on & set(GUARDS) and self._gpus is not None else None)
+        self._store.gpus(readings)
+        use = self._store.snapshot.today_use.on(now_wall.date().isoformat())
+        return replace(signals, gpu_temp_c=readings.hottest_c if readings else None,
+                       gpu_power_w=readings.power_w if readings else None,
+                       energy_today_kwh=use.kwh, gpu_hours_today=use.gpu_hours)
+
+    def _read_gpus(self) -> Readings | None:
+        """The GPUs now; a failing read is no reading (never a hold, never a stopped loop)."""
+        assert self._gpus is not None
+        try:
+            return self._gpus()
+        except Exception:
+            log.exception("the GPUs could not be read")
+            return None
 
     async def _local_use(self, settings: Settings) -> bool:
         """Whether someone on this computer used the model server since the last look.

@@ -19,6 +19,8 @@ from typing import Any
 
 from ghubai_tray.core import activity
 from ghubai_tray.core.activity import Activity
+from ghubai_tray.core.guard import DayUse
+from ghubai_tray.core.hardware import Readings
 from ghubai_tray.core.ledger import Entry, tally_of
 from ghubai_tray.core.server_kinds import ServerIdentity, ServerKind
 from ghubai_tray.core.settings import Settings
@@ -65,6 +67,7 @@ class StateStore:
         # The tallies staged with them; None: nothing is staged (count() always stages one).
         self._activity: Activity | None = None
         self._ledger: Callable[[Entry], None] | None = None  # where each request's row goes
+        self._use = DayUse()  # today's, staged like the tallies
 
     @property
     def snapshot(self) -> Snapshot:
@@ -118,10 +121,22 @@ class StateStore:
         self._commit(replace(self._snapshot, settings=settings,
                              models=model_views(self._local, settings)))
 
-    def held(self, by: str | None, until: datetime | None) -> None:
-        """A rule holds sharing (``by``, until ``until``), or none does."""
-        if (by, until) != (self._snapshot.held_by, self._snapshot.held_until):
-            self._commit(replace(self._snapshot, held_by=by, held_until=until))
+    def held(self, by: str | None, until: datetime | None, detail: str | None = None) -> None:
+        """A rule holds sharing (``by``, until ``until``; a guard's reading in words), or
+        none does."""
+        snap = self._snapshot
+        if (by, until, detail) != (snap.held_by, snap.held_until, snap.held_detail):
+            self._commit(replace(snap, held_by=by, held_until=until, held_detail=detail))
+
+    def gpus(self, readings: Readings | None) -> None:
+        """The GPUs' readings, as the rules last read them (None: no guard asks)."""
+        if readings != self._snapshot.gpus:
+            self._commit(replace(self._snapshot, gpus=readings))
+
+    def use_loaded(self, use: DayUse) -> None:
+        """Today's use as the ledger holds it (the worker starting again mid-day)."""
+        self._use = use
+        self._commit(self._snapshot)
 
     def override_rules(self, until: datetime | None) -> None:
         if until != self._snapshot.rules_overridden_until:
@@ -157,10 +172,12 @@ class StateStore:
             self._per_model[model] = bump(self._per_model.get(model, Counters()))
         self._activity = self.current_activity  # staged: it goes out with the counters
 
-    def record(self, entry: Entry) -> None:
+    def record(self, entry: Entry, gpu_s: float = 0.0) -> None:
         """One hub request ended (or was refused): its row for the ledger, and what it
-        adds to the menu's tallies, from the same row (they cannot disagree)."""
+        adds to the menu's tallies and to today's use (its share of the GPU's time,
+        ``gpu_s``), from the same row (they cannot disagree)."""
         tally = tally_of(entry)
+        self._use = self._use.add(entry.day, entry.energy_wh, gpu_s)
         self._activity = activity.bump(self.current_activity, self._today(),
                                        requests=tally.requests, tokens=tally.tokens,
                                        failed=tally.failed, limited=tally.limited)
@@ -212,6 +229,8 @@ class StateStore:
         return self._changed
 
     def _commit(self, snap: Snapshot) -> None:
+        if self._use != snap.today_use:
+            snap = replace(snap, today_use=self._use)
         if self._activity is not None:
             snap = replace(snap, totals=self._totals, activity=self._activity,
                            per_model=tuple(sorted(self._per_model.items())))

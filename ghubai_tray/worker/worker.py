@@ -110,7 +110,9 @@ class Worker:
         update_installer: Installer | None = None,
     ) -> None:
         self._jobs = SideJobs()
-        self._store = StateStore(settings, self._jobs, wait_for_tray=wait_for_tray)
+        wall = clock or _now  # the one clock of the rules, the hours and "today"
+        self._store = StateStore(settings, self._jobs, lambda: wall().date(),
+                                 wait_for_tray=wait_for_tray)
         problems = Problems()
         self._ollama = OllamaLink(ollama, settings)
         self._runner = RequestRunner(self._store, self._ollama, self._jobs,
@@ -131,7 +133,7 @@ class Worker:
                                         install_update=self._updates.install)
         self._rules = Rules(self._store, self._ollama, self._runner, self._jobs, clock or _now,
                             rules_check, desktop=desktop, look=rules_look,
-                            owner_look=owner_look)
+                            owner_look=owner_look, gpus=gpus)
         self._problems = problems
         self._ledger = Ledger(ledger_path) if ledger_path is not None else None
         self._hours: HoursKept | None = None
@@ -242,6 +244,7 @@ class Worker:
             self._ledger = None
             return
         self._store.activity_loaded(tallies)
+        self._store.use_loaded(self._ledger.today_use)
         self._store.keep_ledger(self._ledger.add)
         self._hours = HoursKept(self._ledger.add, self._clock)
         self._store.subscribe(self._hours.seen)

@@ -37,7 +37,9 @@ GOOD = {"hub_url": "https://hub.example.com/gridhub", "ollama_url": "http://loca
         "owner_first_hold": "120", "pause_when_fullscreen": True, "pause_on_battery": False,
         "share_when_idle_only": True, "idle_minutes": "5", "pause_when_gpu_busy": False,
         "max_messages": "200", "max_embedding_inputs": "64", "max_tools": "8",
-        "max_stop_strings": "4", "max_prompt_size": "1MiB", "check_for_updates": False}
+        "max_stop_strings": "4", "max_prompt_size": "1MiB", "check_for_updates": False,
+        "max_gpu_temp": "85", "resume_gpu_temp": "0", "max_gpu_power": "0",
+        "daily_energy_kwh": "0.5", "daily_gpu_hours": "0"}
 
 
 def test_a_valid_form_gives_typed_settings() -> None:
@@ -48,7 +50,9 @@ def test_a_valid_form_gives_typed_settings() -> None:
                       "max_image_size": 5 * 1024 * 1024, "schedule": parse("Mon-Fri 18:00-23:30"),
                       "owner_first_hold": 120.0, "idle_minutes": 5, "max_messages": 200,
                       "max_embedding_inputs": 64, "max_tools": 8, "max_stop_strings": 4,
-                      "max_prompt_size": 1024 * 1024}
+                      "max_prompt_size": 1024 * 1024, "max_gpu_temp": 85.0,
+                      "resume_gpu_temp": 0.0, "max_gpu_power": 0.0, "daily_energy_kwh": 0.5,
+                      "daily_gpu_hours": 0.0}
 
 
 @pytest.mark.parametrize("field,value,message", [
@@ -60,6 +64,8 @@ def test_a_valid_form_gives_typed_settings() -> None:
     ("max_context", "10000000", "Expected a whole number of tokens from 256 to 1048576"),
     ("max_output_tokens", "0", "Expected a whole number of tokens from 1"),
     ("schedule", "evenings", "Expected windows like 18:00-23:30"),
+    ("max_gpu_temp", "20", "Expected 0 (off) or a number of °C from 40 to 110"),
+    ("daily_energy_kwh", "lots", "Expected 0 (off) or a number of kWh"),
 ])
 def test_each_invalid_field_is_explained_and_nothing_is_kept(field: str, value: Any,
                                                               message: str) -> None:

@@ -3,6 +3,7 @@ budgets in the rules' one decision."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 
 from hypothesis import given
@@ -29,7 +30,7 @@ READING = st.one_of(st.none(), st.floats(min_value=60, max_value=95, allow_nan=F
 STEPS = st.lists(st.tuples(st.floats(min_value=0.1, max_value=40), READING), max_size=120)
 
 
-def _run(steps: list[tuple[float, float | None]]) -> list[tuple[datetime, float | None, Watch]]:
+def _run(steps: Sequence[tuple[float, float | None]]) -> list[tuple[datetime, float | None, Watch]]:
     """Each look's time, reading and the guard's state after it."""
     state, now, seen = Watch(), START, []
     for gap, reading in steps:

@@ -642,9 +642,10 @@ def _status_lines(mode: Any, pid: Any, s: dict[str, Any]) -> list[str]:
                   else "yes, until you resume")
     elif s.get("held_by"):
         until = s.get("held_until")
-        rule = str(s["held_by"]) + (f": {s['held_detail']}" if s.get("held_detail") else "")
+        rule = str(s["held_by"])
         paused = (f"by a rule ({rule}), until {datetime.fromisoformat(until):%a %d %b %H:%M}"
                   if until else f"by a rule ({rule}), while it lasts")
+        paused += f": {s['held_detail']}" if s.get("held_detail") else ""
     else:
         paused = "no"
     shared = ", ".join(s.get("shared_models") or []) or "none"

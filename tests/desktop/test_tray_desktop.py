@@ -29,6 +29,7 @@ from ghubai_tray.desktop.menu import render_menu
 from tests.paths import ARTIFACTS
 from tests.processes import clean_environment, cli, counterparts, offline_environment, tray_app
 from tests.snapshots import snapshot
+from tests.testbed import fake_nvidia
 from tests.testbed.desktop import Desktop, desktop_available, keys_to, real_desktop, wait_for
 from tests.testbed.hub import AuthMode, GridHub, HubRequest
 from tests.testbed.ollama import OllamaStandIn
@@ -389,6 +390,41 @@ async def test_settings_opens_from_the_menu(tray: TrayBed) -> None:
     await tray.menu("Settings…")
     await asyncio.to_thread(close_settings, tray.desk)
     assert await quit_and_time(tray) < GRACE + 2
+
+
+@pytest.mark.skipif(fake_nvidia.CANNOT, reason=fake_nvidia.WHY)
+async def test_a_hot_gpu_holds_sharing_and_the_menu_says_so(tmp_path: Path) -> None:
+    """The tray with NVIDIA's fake driver preloaded (what pynvml finds as
+    libnvidia-ml.so.1), a GPU at 91 °C and a limit of 85: after ten seconds the menu, the
+    tooltip and ``status`` say so, with the reading and its source."""
+    library = fake_nvidia.load_fake(tmp_path)
+    sensors = tmp_path / "sensors"
+    sensors.write_text("0 name NVIDIA GeForce RTX 4070\n0 temperature 91\n0 power_mw 180000\n")
+    async with counterparts(GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED),
+                            OllamaStandIn()) as (hub, ollama):
+        env = {**clean_environment(tmp_path), "HUB_URL": hub.url, "PROVIDER_TOKEN": TOKEN,
+               "OLLAMA_LOCAL_URL": ollama.url, "PYSTRAY_BACKEND": "gtk",
+               "GHUBAI_MAX_GPU_TEMP": "85", "LD_PRELOAD": str(library),
+               "FAKE_NVML_SENSORS": str(sensors), "XDG_DATA_HOME": str(tmp_path / "data")}
+        with real_desktop(ARTIFACTS) as desk:
+            env.update(desk.env)
+            async with tray_app(env, "--grace", str(GRACE),
+                                stdout=asyncio.subprocess.DEVNULL) as proc:
+                title = "GhubAi — Paused: GPU at 91 °C (resumes at 75 °C or below)"
+                await asyncio.to_thread(wait_for, "the guard's tooltip",
+                                        lambda: desk.icon_title() == title, 40)
+                await hub.wait_until(lambda: bool(hub.nodes) and all(
+                    n.models == () for n in hub.nodes.values()), 20, "nothing registered")
+                await asyncio.to_thread(desk.open_menu)
+                await asyncio.to_thread(desk.screenshot, "tray-menu-gpu-hot.png", MENU_AREA)
+                await asyncio.to_thread(desk.close_menus)
+                code, out, _ = await cli("status", env=env)
+                assert code == 0, out
+                assert ("by a rule (GPU temperature), while it lasts: GPU at 91 °C (resumes at "
+                        "75 °C or below)") in out
+                assert "GPU:      NVIDIA GeForce RTX 4070: 91 °C, 180 W (NVIDIA NVML)" in out
+                proc.send_signal(2)
+                await asyncio.wait_for(proc.communicate(), GRACE + 10)
 
 
 async def test_the_activity_window_opens_from_the_menu(tray: TrayBed) -> None:

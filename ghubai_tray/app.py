@@ -10,13 +10,15 @@ nothing else in the package constructs a Worker.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ghubai_tray import __version__
 from ghubai_tray.adapters import ledger_db
 from ghubai_tray.adapters.config import config_path, save_settings
 from ghubai_tray.adapters.control import ControlServer
@@ -33,6 +35,7 @@ from ghubai_tray.worker import Worker, run_in_new_loop
 
 if TYPE_CHECKING:
     from ghubai_tray.adapters.update_install import SetupInstaller
+    from ghubai_tray.worker.ports import Telemetry
 
 
 def owner_worker(settings: Settings, token_provider: Callable[[str], TokenSource], *,
@@ -43,10 +46,32 @@ def owner_worker(settings: Settings, token_provider: Callable[[str], TokenSource
     says its icon is visible."""
     nvml = Nvml()  # one NVML for the game-mode rule and the GPUs' readings
     return Worker(settings, token_provider, persist=save_settings,
+                  telemetry=operators_telemetry(),
                   ledger_path=ledger_db.default_path(), gpus=GpuSensors(nvml).read,
                   wait_for_tray=wait_for_tray,
                   desktop=DesktopSignals(nvml=nvml), keyring_locked=keyring_locked_apart,
                   update_feed=release_feed, update_installer=self_installer())
+
+
+OTEL_ENDPOINTS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                  "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT")
+
+
+def operators_telemetry(env: Mapping[str, str] = os.environ) -> Telemetry | None:
+    """OpenTelemetry when the operator set ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or a signal's
+    own endpoint) and not ``OTEL_SDK_DISABLED``; nothing of it is imported otherwise."""
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return None
+    if not any(env.get(name, "").strip() for name in OTEL_ENDPOINTS):
+        return None
+    try:
+        from ghubai_tray.adapters.telemetry import Telemetry as OpenTelemetry
+    except ImportError as exc:
+        logging.getLogger("ghubai_tray").warning(
+            "OTEL_EXPORTER_OTLP_ENDPOINT is set, but the OpenTelemetry packages are not "
+            "installed (pip install 'ghubai-tray[otel]'): no telemetry (%s)", exc)
+        return None
+    return OpenTelemetry(__version__)
 
 
 def self_installer() -> SetupInstaller | None:

@@ -35,7 +35,10 @@ ALLOWED = {
 # Import names of the distributions pyproject.toml declares.
 DISTRIBUTIONS = {"pillow": "PIL", "pygobject": "gi", "tomli-w": "tomli_w",
                  "python-xlib": "Xlib", "pynacl": "nacl",
-                 "nvidia-ml-py": "pynvml"}
+                 "nvidia-ml-py": "pynvml", "opentelemetry-sdk": "opentelemetry",
+                 "opentelemetry-exporter-otlp-proto-http": "opentelemetry",
+                 "opentelemetry-instrumentation-httpx": "opentelemetry",
+                 "opentelemetry-instrumentation-logging": "opentelemetry"}
 ROOT_MODULES = {"__init__", "__main__", "cli", "app", "doctor"}
 
 
@@ -95,7 +98,8 @@ def test_each_module_imports_only_what_its_layer_may(path: Path) -> None:
 def test_every_third_party_import_is_declared() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     declared = set()
-    for requirement in [*project["dependencies"], *project["optional-dependencies"]["menu"]]:
+    extras = project["optional-dependencies"]
+    for requirement in [*project["dependencies"], *extras["menu"], *extras["otel"]]:
         name = re.split(r"[<>=;\[ ]", requirement, maxsplit=1)[0].lower()
         declared.add(DISTRIBUTIONS.get(name, name.replace("-", "_")))
     used = {name.split(".")[0] for p in SOURCES for name in imports_of(p)}

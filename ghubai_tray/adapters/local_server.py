@@ -62,6 +62,11 @@ class LocalServerClient:
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=8),
             headers={"User-Agent": "GhubAi-Tray"})
 
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The HTTP client every call goes through (the operators' telemetry instruments it)."""
+        return self._client
+
     async def aclose(self) -> None:
         await self._client.aclose()
 

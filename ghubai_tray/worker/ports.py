@@ -10,16 +10,35 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Protocol
 
 from ghubai_tray.adapters.hub import Invocation, Malformed
 from ghubai_tray.core.framing import Done, Failed, Framer
+from ghubai_tray.core.ledger import Entry
 from ghubai_tray.core.local_use import Used, loaded_by_worker, model_key, used_models
 from ghubai_tray.core.server_kinds import ServerIdentity, ServerKind
 from ghubai_tray.core.settings import Settings
+from ghubai_tray.core.state import Snapshot
 from ghubai_tray.core.tags import LocalModel
+
+
+class Telemetry(Protocol):
+    """The operators' telemetry (adapters/telemetry.py), when they asked for it."""
+
+    def start(self) -> None: ...
+
+    def shutdown(self) -> None: ...
+
+    def instrument(self, client: Any) -> None: ...
+
+    def traced(self, request_id: str, model: str, endpoint: str,
+               work: Coroutine[Any, Any, None]) -> Coroutine[Any, Any, None]: ...
+
+    def record(self, entry: Entry) -> None: ...
+
+    def seen(self, snap: Snapshot) -> None: ...
 
 
 class Ollama(Protocol):
@@ -27,6 +46,10 @@ class Ollama(Protocol):
 
     base_url: str
     name: str
+
+    @property
+    def http(self) -> Any:
+        """The HTTP client its calls go through (the telemetry instruments it)."""
 
     async def tags(self) -> tuple[LocalModel, ...]: ...
 

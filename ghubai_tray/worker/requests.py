@@ -17,7 +17,7 @@ import logging
 import random
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -158,12 +158,21 @@ def _note_limits(store: StateStore, request: InferenceRequest) -> None:
     store.count(request.model, limited=1)
 
 
+Traced = Callable[[InferenceRequest, Coroutine[Any, Any, None]], Coroutine[Any, Any, None]]
+"""Runs one request's life (the coroutine) inside its trace (the telemetry's span)."""
+
+
+def untraced(_request: InferenceRequest, work: Coroutine[Any, Any, None]
+             ) -> Coroutine[Any, Any, None]:
+    return work
+
+
 class RequestRunner:
     """Runs the hub's requests against Ollama, at most ``max_concurrent_requests`` at once."""
 
     def __init__(self, store: StateStore, ollama: OllamaLink, jobs: SideJobs,
-                 meter: EnergyMeter | None = None) -> None:
-        self._meter = meter or EnergyMeter(None)
+                 meter: EnergyMeter | None = None, traced: Traced = untraced) -> None:
+        self._meter, self._traced = meter or EnergyMeter(None), traced
         self._store = store
         self._ollama = ollama
         self._jobs = jobs
@@ -236,8 +245,8 @@ class RequestRunner:
             self._refuse(conn, exc.request_id, exc.reason,
                          is_openai(endpoint_of(arguments), target))
             return
-        task = asyncio.get_running_loop().create_task(self._serve(conn, request),
-                                                      name=f"request-{request.request_id}")
+        task = asyncio.get_running_loop().create_task(
+            self._traced(request, self._serve(conn, request)), name=f"request-{request.request_id}")
         self._tasks[request.request_id] = task
         self._conn_of[request.request_id] = conn
         self._publish()

@@ -66,7 +66,7 @@ class StateStore:
         self._per_model: dict[str, Counters] = {}
         # The tallies staged with them; None: nothing is staged (count() always stages one).
         self._activity: Activity | None = None
-        self._ledger: Callable[[Entry], None] | None = None  # where each request's row goes
+        self._sinks: list[Callable[[Entry], None]] = []  # where each request's row goes
         self._use = DayUse()  # today's, staged like the tallies
 
     @property
@@ -181,12 +181,16 @@ class StateStore:
         self._activity = activity.bump(self.current_activity, self._today(),
                                        requests=tally.requests, tokens=tally.tokens,
                                        failed=tally.failed, limited=tally.limited)
-        if self._ledger is not None:
-            self._ledger(entry)
+        for sink in self._sinks:
+            try:
+                sink(entry)
+            except Exception:  # a row not kept is said, never a request's end lost
+                log.exception("a request's row could not be handed on")
 
     def keep_ledger(self, sink: Callable[[Entry], None]) -> None:
-        """Send each request's row to ``sink`` (the ledger's writer) from now on."""
-        self._ledger = sink
+        """Send each request's row to ``sink`` (the ledger's writer, the telemetry) from now
+        on."""
+        self._sinks.append(sink)
 
     @property
     def today(self) -> date:

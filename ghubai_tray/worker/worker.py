@@ -45,8 +45,15 @@ from ghubai_tray.worker.discovery import POLL_INTERVAL, Discovery
 from ghubai_tray.worker.energy import EnergyMeter
 from ghubai_tray.worker.hours import HoursKept
 from ghubai_tray.worker.hub_supervisor import HubSupervisor
-from ghubai_tray.worker.ports import Connector, HubLink, Ollama, OllamaLink, ServerFactory
-from ghubai_tray.worker.requests import RequestRunner
+from ghubai_tray.worker.ports import (
+    Connector,
+    HubLink,
+    Ollama,
+    OllamaLink,
+    ServerFactory,
+    Telemetry,
+)
+from ghubai_tray.worker.requests import RequestRunner, Traced, untraced
 from ghubai_tray.worker.rules import LOOK, OWNER_LOOK, RULES_CHECK, Rules
 from ghubai_tray.worker.runtime import Problems, SideJobs, supervised
 from ghubai_tray.worker.store import StateStore
@@ -73,6 +80,23 @@ def server_for(settings: Settings, kind: ServerKind) -> Ollama:
 
 def _now() -> datetime:
     return datetime.now().astimezone()
+
+
+def _instrumented(factory: ServerFactory, telemetry: Telemetry) -> ServerFactory:
+    """Each model server's adapter, its HTTP calls traced."""
+    def build(settings: Settings, kind: ServerKind) -> Ollama:
+        server = factory(settings, kind)
+        telemetry.instrument(server.http)
+        return server
+
+    return build
+
+
+def _traced_by(telemetry: Telemetry | None) -> Traced:
+    if telemetry is None:
+        return untraced
+    return lambda request, work: telemetry.traced(request.request_id, request.model,
+                                                  request.endpoint, work)
 
 
 def _power_of(gpus: Callable[[], Readings] | None) -> Callable[[], float | None] | None:
@@ -108,15 +132,21 @@ class Worker:
         update_feed: Feed | None = None,
         first_update_check: timedelta = FIRST_CHECK_AFTER,
         update_installer: Installer | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._jobs = SideJobs()
         wall = clock or _now  # the one clock of the rules, the hours and "today"
         self._store = StateStore(settings, self._jobs, lambda: wall().date(),
                                  wait_for_tray=wait_for_tray)
         problems = Problems()
+        self._telemetry = telemetry
+        if telemetry is not None:
+            ollama = _instrumented(ollama, telemetry)
+            self._store.subscribe(telemetry.seen)
+            self._store.keep_ledger(telemetry.record)
         self._ollama = OllamaLink(ollama, settings)
         self._runner = RequestRunner(self._store, self._ollama, self._jobs,
-                                     EnergyMeter(_power_of(gpus)))
+                                     EnergyMeter(_power_of(gpus)), _traced_by(telemetry))
         self._discovery = Discovery(self._store, self._ollama, self._jobs, problems,
                                     poll_interval)
         self._hub = HubSupervisor(self._store, self._runner, connector,
@@ -200,6 +230,8 @@ class Worker:
         stop the loops, close the hub and Ollama connections, save the activity.
         """
         self._loop = asyncio.get_running_loop()
+        if self._telemetry is not None:
+            self._telemetry.start()
         self.running.set()
         await self._open_ledger()
         if self.settings.allow_invalid_certs:
@@ -230,6 +262,8 @@ class Worker:
                 if self._hours is not None:
                     self._hours.flush()
                 await asyncio.to_thread(self._ledger.close)
+            if self._telemetry is not None:
+                await asyncio.to_thread(self._telemetry.shutdown)
             self._store.stopped()
 
     async def _open_ledger(self) -> None:

@@ -48,7 +48,7 @@ screenshots: setup
 	mkdir -p docs/screenshots && cp artifacts/*.png docs/screenshots/
 	$(BIN)/python docs/icon_states.py
 
-.PHONY: llama-server-deps release-check release-notes release-sums release-dry-run release-key workflows-lint go-deps ollama-deps bench-ollama bench-servers bench-ledger bench-hostile soak fuzz bench bundle deb tarball dist dist-check windows-deps test-windows dist-windows dist-windows-check dist-windows-update-check bench-windows screenshots help setup system-deps run-system-deps python-deps node-deps run test check lint typecheck unit demo clean
+.PHONY: llama-server-deps release-check release-notes release-sums release-dry-run release-key workflows-lint go-deps ollama-deps bench-ollama bench-servers bench-ledger bench-fleet bench-hostile soak fuzz bench bundle deb tarball dist dist-check windows-deps test-windows dist-windows dist-windows-check dist-windows-update-check bench-windows screenshots help setup system-deps run-system-deps python-deps node-deps run test check lint typecheck unit demo clean
 
 help:
 	@echo "make run     start GhubAi Tray (the tray icon)"
@@ -217,6 +217,11 @@ bench-servers: setup
 # What keeping the ledger costs a request on the event loop, and the relay beside it.
 bench-ledger: setup
 	$(BIN)/python -m bench.ledger $(BENCH_ARGS)
+
+# Many workers on one test hub, the hub restarted: the time until all are back, the peak
+# of negotiations per second, each idle worker's memory and CPU (BENCH_ARGS="--write").
+bench-fleet: setup
+	$(BIN)/python -m bench.fleet $(BENCH_ARGS)
 
 # What hostile bodies cost the real Ollama, straight and through the worker, and the
 # worker's memory for them (BENCH_ARGS="--write" keeps the tables).

@@ -179,6 +179,9 @@ class HubSupervisor:
             self._conn = None
             if not handed_over:
                 session.cancel()
+                # its end is read whenever it comes (it ended the connection, said above), so
+                # a stop racing the hub's drop leaves no "Task exception was never retrieved"
+                session.add_done_callback(_read_end)
                 await self._runner.cancel_on(conn, "the hub connection was lost")
                 await conn.close()
         if self._acknowledged:
@@ -336,3 +339,8 @@ class HubSupervisor:
             self._problems.log("target", logging.WARNING,
                                f"the hub called {message.target[:60]!r}, which this worker "
                                "does not have; ignored")
+
+
+def _read_end(task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        task.exception()

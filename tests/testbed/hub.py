@@ -112,6 +112,7 @@ class HttpRecord:
     query: dict[str, str]
     headers: dict[str, str]
     status: int = 0  # 0 while the handler runs (a WebSocket, until it closes)
+    at: float = field(default_factory=time.monotonic, compare=False)  # when it came
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,7 @@ class Registration:
     connection_id: str
     machine_name: str
     models: tuple[str, ...]
+    at: float = field(default_factory=time.monotonic, compare=False)  # when it came
 
 
 @dataclass

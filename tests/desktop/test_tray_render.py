@@ -262,6 +262,24 @@ def test_activity_submenu() -> None:
     assert items[-1].enabled and items[-1].action is Ui.ACTIVITY  # the Activity window
 
 
+def test_the_activity_submenu_says_how_much_of_todays_budgets_is_used() -> None:
+    from ghubai_tray.core.activity import Activity
+    from ghubai_tray.core.guard import DayUse
+
+    today = Activity("2026-11-24")
+    use = DayUse().add("2026-11-24", 320.0, 4320.0)  # 0.32 kWh, 1.2 h of the GPU's time
+    items = find(render_menu(snap(activity=today, today_use=use, daily_energy_kwh=0.5,
+                                  daily_gpu_hours=3.0), DESKTOP, NOW), "Activity").submenu
+    assert "Energy budget: 0.32 of 0.50 kWh used today" in texts_of(items)
+    assert "GPU-time budget: 1.2 of 3 h used today" in texts_of(items)
+    yesterday = find(render_menu(snap(activity=Activity("2026-11-25"), today_use=use,
+                                      daily_energy_kwh=0.5), DESKTOP, NOW), "Activity").submenu
+    assert "Energy budget: 0.50 kWh (nothing measured yet today)" in texts_of(yesterday)
+    assert not any("budget" in t for t in texts_of(
+        find(render_menu(snap(activity=today, today_use=use), DESKTOP, NOW),
+             "Activity").submenu))  # no budget set: no line
+
+
 def test_start_at_login_greyed_out_where_unavailable() -> None:
     item = find(render_menu(snap(), Desktop("1", autostart=None)), "Start at login")
     assert not item.enabled

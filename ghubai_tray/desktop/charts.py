@@ -104,8 +104,11 @@ def nice_ceiling(value: float) -> tuple[float, float]:
     magnitude = 10 ** math.floor(math.log10(value))
     for factor in (0.2, 0.25, 0.5, 1.0, 2.0, 2.5, 5.0, 10.0):
         step = factor * magnitude
-        if value <= step * 4 + 1e-12 * magnitude:
-            return step * max(1, math.ceil(value / step - 1e-9)), step
+        if value <= step * 4:
+            ticks = max(1, math.ceil(value / step - 1e-9))  # 3.0000000001 steps: 3
+            if ticks * step < value:  # ... unless that leaves the value above the top
+                ticks += 1
+            return step * ticks, step
     return 10 * magnitude, 2.5 * magnitude  # pragma: no cover - the loop always returns
 
 

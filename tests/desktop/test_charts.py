@@ -30,7 +30,7 @@ VALUES = st.one_of(st.none(), st.floats(min_value=0, max_value=1e9, allow_nan=Fa
 @given(st.floats(min_value=1e-6, max_value=1e12, allow_nan=False))
 def test_the_axis_holds_the_value_in_three_or_four_round_steps(value: float) -> None:
     top, step = nice_ceiling(value)
-    assert top >= value * (1 - 1e-9)
+    assert top >= value  # every bar inside the chart
     assert round(top / step) in (1, 2, 3, 4) and math.isclose(top / step, round(top / step))
     assert round(top / step) >= 3 or top < value * 2.5  # never mostly empty
     mantissa = step / 10 ** math.floor(math.log10(step))
@@ -56,7 +56,7 @@ def _inside(shapes: list[Rect | Line | Text], box: Box) -> None:
         assert all(-0.01 <= y <= box.height + 0.01 for y in ys), shape
 
 
-@given(st.lists(st.lists(VALUES, min_size=30, max_size=30), min_size=1, max_size=6))
+@given(st.lists(st.lists(VALUES, min_size=30, max_size=30), min_size=1, max_size=4))
 def test_stacked_bars_stay_inside_and_are_as_tall_as_their_values(
         columns: list[list[float | None]]) -> None:
     series = [Series(f"model {i}", tuple(c)) for i, c in enumerate(columns)]

@@ -15,7 +15,7 @@ from ghubai_tray.adapters.credentials import TokenSource
 from ghubai_tray.adapters.hub import HubConnection
 from ghubai_tray.core.settings import Settings
 from ghubai_tray.core.state import Stop
-from ghubai_tray.worker import Worker
+from ghubai_tray.worker import BACKOFF_FIRST, Worker
 from tests.testbed.hub import GridHub, HubRequest
 from tests.testbed.ollama import OllamaStandIn
 
@@ -57,7 +57,12 @@ async def running_bed(
     persist: Callable[[dict[str, Any]], None] | None = None, ledger_path: Path | None = None,
     **options: Any,
 ) -> AsyncIterator[Bed]:
-    """Hub, Ollama stand-in and worker; ``ollama_url`` points the worker elsewhere."""
+    """Hub, Ollama stand-in and worker; ``ollama_url`` points the worker elsewhere.
+
+    After a drop the bed's worker retries within half a second, not anywhere in the 10 s a
+    restarted hub's fleet is spread over: many tests drop the hub, and the spread itself is
+    tested on the default (tests/worker/test_worker_reconnect.py)."""
+    options.setdefault("reconnect_spread", BACKOFF_FIRST)
     hub = hub or GridHub(tokens=[TOKEN])
     ollama = ollama or OllamaStandIn()
     await hub.start()

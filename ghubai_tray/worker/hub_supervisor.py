@@ -31,12 +31,17 @@ from ghubai_tray.worker.store import StateStore
 
 log = logging.getLogger("ghubai_tray.worker")
 
-# Backoff: the first retry comes within half a second (a hub restart is usually
-# quick), doubling up to 30 s; jitter spreads a crowd of workers reconnecting to
-# a hub that just came back. A rejected token is retried every 5 minutes only,
-# and at once when the token or the hub URL changes (checked every 15 s).
+# Backoff: a hub that cannot be reached is tried again within half a second, then
+# the wait doubles up to 30 s, with jitter. A hub that accepted us and then dropped
+# the connection most likely restarted, and dropped every donor at the same moment:
+# those retries are spread evenly over 10 s (then 20 s, then 30 s while it stays
+# away), because half a second's jitter spreads one worker's retries, not a fleet's
+# (bench/fleet.py measured 87 % of 300 workers negotiating in the same second).
+# A rejected token is retried every 5 minutes only, and at once when the token or
+# the hub URL changes (checked every 15 s).
 BACKOFF_FIRST = 0.5
 BACKOFF_CAP = 30.0
+RECONNECT_SPREAD = 10.0
 AUTH_RETRY = 300.0
 TOKEN_RECHECK = 15.0
 
@@ -47,11 +52,22 @@ def backoff_delay(attempt: int, rng: random.Random | None = None) -> float:
     return base * (rng or random).uniform(0.5, 1.0)
 
 
+def reconnect_delay(attempt: int, rng: random.Random | None = None,
+                    spread: float = RECONNECT_SPREAD) -> float:
+    """Seconds before retry ``attempt`` after the hub dropped an accepted connection: anywhere
+    in a window of ``spread`` seconds, doubling, ≤ 30 s ("full jitter": a fleet dropped at
+    once comes back evenly over the window instead of at once)."""
+    window = min(BACKOFF_CAP, spread * 2.0 ** max(0, attempt - 1))
+    low = min(BACKOFF_FIRST / 2, window)
+    return (rng or random).uniform(low, window)
+
+
 class HubSupervisor:
     def __init__(self, store: StateStore, runner: RequestRunner, connector: Connector,
                  read_token: Callable[[str], str | None], jobs: SideJobs, problems: Problems,
                  *, rng: random.Random, clock: Callable[[], datetime],
-                 keyring_locked: Callable[[], bool | None] | None = None) -> None:
+                 keyring_locked: Callable[[], bool | None] | None = None,
+                 reconnect_spread: float = RECONNECT_SPREAD) -> None:
         self._store = store
         self._runner = runner
         self._connector = connector
@@ -61,6 +77,8 @@ class HubSupervisor:
         self._problems = problems
         self._rng = rng
         self._clock = clock
+        self._spread = reconnect_spread
+        self._dropped = False  # the hub dropped an accepted connection, not yet accepted again
         self._wake = asyncio.Event()  # try again now: the token or the hub changed
         self._switch = asyncio.Event()  # open a new connection, let the old one finish
         self._registration_due = asyncio.Event()
@@ -160,7 +178,7 @@ class HubSupervisor:
             await self._auth_rejected(exc, token)
             return 1
         except HubError as exc:
-            await self._retry_later(str(exc), backoff_delay(attempt + 1, self._rng), token)
+            await self._retry_later(str(exc), self._delay(attempt + 1), token)
             return attempt + 1
         self._switch.clear()
         self._conn = conn  # before the task runs: a switch-over asked meanwhile is not lost
@@ -186,10 +204,17 @@ class HubSupervisor:
                 await conn.close()
         if self._acknowledged:
             # The hub accepted us on that connection: whatever ended it, the backoff starts
-            # over (sessions always end by an error, so this cannot hang on their result).
+            # over (sessions always end by an error, so this cannot hang on their result),
+            # spread as a restarted hub's whole fleet needs.
             attempt = 0
-        await self._retry_later(reason, backoff_delay(attempt + 1, self._rng), token)
+            self._dropped = True
+        await self._retry_later(reason, self._delay(attempt + 1), token)
         return attempt + 1
+
+    def _delay(self, attempt: int) -> float:
+        if self._dropped:
+            return reconnect_delay(attempt, self._rng, self._spread)
+        return backoff_delay(attempt, self._rng)
 
     async def _switched_during(self, session: asyncio.Task[None]) -> bool:
         """Wait for the session to end or a switch-over to be asked; True for the latter."""
@@ -331,6 +356,7 @@ class HubSupervisor:
             if conn is not self._conn:
                 return  # an answer on a replaced connection says nothing of the new one
             self._acknowledged = True
+            self._dropped = False
             count = len(self._last_registered or [])
             reason = (f"paused, connected to {conn.host}" if self._store.snapshot.holding
                       else f"sharing {texts.counted(count, 'model')} with {conn.host}")

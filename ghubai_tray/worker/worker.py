@@ -44,7 +44,7 @@ from ghubai_tray.worker.commands import PAUSE_CHECK, CommandHandler, Persist
 from ghubai_tray.worker.discovery import POLL_INTERVAL, Discovery
 from ghubai_tray.worker.energy import EnergyMeter
 from ghubai_tray.worker.hours import HoursKept
-from ghubai_tray.worker.hub_supervisor import HubSupervisor
+from ghubai_tray.worker.hub_supervisor import RECONNECT_SPREAD, HubSupervisor
 from ghubai_tray.worker.ports import (
     Connector,
     HubLink,
@@ -133,6 +133,7 @@ class Worker:
         first_update_check: timedelta = FIRST_CHECK_AFTER,
         update_installer: Installer | None = None,
         telemetry: Telemetry | None = None,
+        reconnect_spread: float = RECONNECT_SPREAD,
     ) -> None:
         self._jobs = SideJobs()
         wall = clock or _now  # the one clock of the rules, the hours and "today"
@@ -152,7 +153,8 @@ class Worker:
         self._hub = HubSupervisor(self._store, self._runner, connector,
                                   lambda url: token_provider(url).token, self._jobs, problems,
                                   rng=rng or random.Random(), clock=clock or _now,
-                                  keyring_locked=keyring_locked)
+                                  keyring_locked=keyring_locked,
+                                  reconnect_spread=reconnect_spread)
         self._updates = UpdateWatch(self._store, update_feed, clock or _now,
                                     rng or random.Random(), first_update_check,
                                     installer=update_installer, stop=self._request_stop)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
+import time
+from collections import Counter
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +17,14 @@ from ghubai_tray.adapters.credentials import TokenSource
 from ghubai_tray.adapters.hub import HubConnection
 from ghubai_tray.core.settings import Settings
 from ghubai_tray.core.state import RetryNow, Snapshot, State, Stop, TokenChanged
-from ghubai_tray.worker import BACKOFF_CAP, BACKOFF_FIRST, Worker, backoff_delay
+from ghubai_tray.worker import (
+    BACKOFF_CAP,
+    BACKOFF_FIRST,
+    RECONNECT_SPREAD,
+    Worker,
+    backoff_delay,
+    reconnect_delay,
+)
 from tests.testbed.hub import AuthMode, GridHub
 from tests.testbed.ollama import OllamaStandIn
 from tests.worker_bed import TOKEN, failure_of, running_bed, with_settings
@@ -28,6 +39,60 @@ def test_backoff_starts_under_a_second_doubles_and_is_capped() -> None:
         base = min(BACKOFF_CAP, 0.5 * 2 ** (attempt - 1))
         assert base / 2 <= delay <= base
     assert backoff_delay(1) <= 0.5 and backoff_delay(30) <= BACKOFF_CAP
+
+
+def test_after_a_drop_retries_are_spread_over_a_window_that_doubles() -> None:
+    rng = random.Random(7)
+    for attempt in range(1, 40):
+        window = min(BACKOFF_CAP, RECONNECT_SPREAD * 2 ** (attempt - 1))
+        draws = [reconnect_delay(attempt, rng) for _ in range(2000)]
+        assert all(BACKOFF_FIRST / 2 <= d <= window for d in draws)
+        # evenly: each tenth of the window holds about a tenth of the draws (200 ± 80)
+        tenths = Counter(min(9, int(10 * (d - BACKOFF_FIRST / 2) / (window - BACKOFF_FIRST / 2)))
+                         for d in draws)
+        assert all(120 <= tenths[k] <= 280 for k in range(10)), (attempt, tenths)
+    assert BACKOFF_FIRST / 4 <= reconnect_delay(1, rng, spread=BACKOFF_FIRST) <= BACKOFF_FIRST
+
+
+async def test_a_fleet_the_hub_dropped_comes_back_spread_over_ten_seconds() -> None:
+    """A hub restart drops every donor at once: their first retries must not come at once
+    (bench/fleet.py saw 87 % of 300 workers negotiate in the same second with a half-second
+    jitter). Thirty real workers on one hub, the default spread, the hub restarted."""
+    hub, ollama = GridHub(tokens=[TOKEN]), OllamaStandIn()
+    await hub.start()
+    await ollama.start()
+    base = Settings(hub_url=hub.url, ollama_url=ollama.url, discovery_interval=30.0)
+    workers = [Worker(replace(base, machine_name=f"donor-{i:02d}"),
+                      lambda url: TokenSource(TOKEN, "test"), poll_interval=5.0,
+                      rng=random.Random(i)) for i in range(30)]
+    tasks = [asyncio.create_task(w.run()) for w in workers]
+
+    def all_registered() -> bool:
+        return len({n.machine_name for n in hub.nodes.values() if n.models == MODELS}) == 30
+
+    try:
+        await hub.wait_until(all_registered, 60, "thirty workers registered")
+        seen, restarted = len(hub.http), time.monotonic()
+        await hub.restart()
+        waits = []
+        for worker in workers:
+            snap = await worker.wait_for(lambda s: s.next_attempt is not None, 15, "a retry")
+            assert snap.next_attempt is not None
+            waits.append((snap.next_attempt - datetime.now().astimezone()).total_seconds())
+        assert max(waits) <= RECONNECT_SPREAD and max(waits) - min(waits) >= RECONNECT_SPREAD / 2
+        await hub.wait_until(all_registered, 60, "thirty workers registered again")
+        negotiations = [r.at - restarted for r in hub.http[seen:]
+                        if r.path.endswith("/negotiate")]
+        assert len(negotiations) >= 30
+        per_second = Counter(int(t) for t in negotiations)
+        assert max(per_second.values()) <= 10, sorted(per_second.items())
+        assert max(negotiations) >= RECONNECT_SPREAD / 2
+    finally:
+        for worker in workers:
+            worker.submit(Stop(grace=0.0))
+        await asyncio.wait(tasks, timeout=30)
+        await hub.stop()
+        await ollama.stop()
 
 
 async def serves_again(bed: object) -> None:

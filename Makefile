@@ -9,6 +9,8 @@ LLAMA_CPP_VERSION := 0.3.36
 OLLAMA_VERSION := 0.17.4
 MINIAUDIO_VERSION := 1.71
 OLLAMA_BIN := $(CACHE)/ollama-v$(OLLAMA_VERSION)/ollama
+JAEGER_VERSION := 1.75.0
+JAEGER_BIN := $(CACHE)/jaeger-v$(JAEGER_VERSION)/jaeger
 
 # Debian packages the test suite and later milestones need: a real X display and
 # tray host (Xvfb, trayer, xdotool, x11-utils, imagemagick), a D-Bus session with
@@ -48,7 +50,7 @@ screenshots: setup
 	mkdir -p docs/screenshots && cp artifacts/*.png docs/screenshots/
 	$(BIN)/python docs/icon_states.py
 
-.PHONY: llama-server-deps release-check release-notes release-sums release-dry-run release-key workflows-lint go-deps ollama-deps bench-ollama bench-servers bench-ledger bench-fleet bench-hostile soak fuzz bench bundle deb tarball dist dist-check windows-deps test-windows dist-windows dist-windows-check dist-windows-update-check bench-windows screenshots help setup system-deps run-system-deps python-deps node-deps run test check lint typecheck unit demo clean
+.PHONY: llama-server-deps release-check release-notes release-sums release-dry-run release-key workflows-lint go-deps ollama-deps jaeger-deps bench-ollama bench-servers bench-ledger bench-fleet bench-hostile soak fuzz bench bundle deb tarball dist dist-check windows-deps test-windows dist-windows dist-windows-check dist-windows-update-check bench-windows docker docker-deps docker-check screenshots help setup system-deps run-system-deps python-deps node-deps run test check lint typecheck unit demo clean
 
 help:
 	@echo "make run     start GhubAi Tray (the tray icon)"
@@ -60,7 +62,7 @@ help:
 	@echo "make dist-windows    the Windows bundle and its setup.exe (under Wine)"
 	@echo "make demo    the hub, the Ollama stand-in and the tray, with a request every 5 s"
 
-setup: system-deps python-deps node-deps go-deps ollama-deps llama-server-deps
+setup: system-deps python-deps node-deps go-deps ollama-deps llama-server-deps jaeger-deps
 
 system-deps:
 	@$(call apt_install,$(APT_PACKAGES))
@@ -146,6 +148,21 @@ $(OLLAMA_BIN): | go-deps python-deps
 			GOBIN=$(dir $(OLLAMA_BIN)) go install github.com/ollama/ollama@v$(OLLAMA_VERSION); \
 		status=$$?; rm -rf $$tmp; exit $$status; \
 	else echo "NOTE: Go is missing; the real-Ollama tests will be skipped"; fi
+
+# The real Jaeger v2 for the telemetry test that reads traces back, built once from its Go
+# module into the cache (a module of our own in the cache holds it as a tool, as Jaeger's
+# docs say to install it; its go.sum pins every dependency after the first build).
+jaeger-deps: $(JAEGER_BIN)
+
+$(JAEGER_BIN): | go-deps
+	@if command -v go >/dev/null || [ -x /usr/local/go/bin/go ]; then \
+		echo "Building Jaeger $(JAEGER_VERSION) from its Go module (a few minutes, cached afterwards)"; \
+		mod=$(CACHE)/jaeger-module; mkdir -p $$mod && cd $$mod && \
+		export PATH=$$PATH:/usr/local/go/bin GOTOOLCHAIN=auto GOFLAGS=-mod=mod && \
+		{ test -f go.mod || go mod init ghubai-tray-jaeger >/dev/null 2>&1; } && \
+		go get -tool github.com/jaegertracing/jaeger/cmd/jaeger@v$(JAEGER_VERSION) && \
+		go build -trimpath -o $@ github.com/jaegertracing/jaeger/cmd/jaeger; \
+	else echo "NOTE: Go is missing; the real-Jaeger test will be skipped"; fi
 
 # make run installs only what running needs: no test toolchain, no llama.cpp build.
 run-system-deps:
@@ -265,6 +282,34 @@ dist: deb tarball
 # under Xvfb), remove it, and check what is left (as root, as in CI).
 dist-check: dist
 	GHUBAI_DEB=$$(ls dist/ghubai-tray_$(VERSION)_amd64.deb) $(BIN)/pytest -q -m dist
+
+# -- The container (installer/Dockerfile) ---------------------------------------------
+# make docker: the image from PyPI on python:3.11-slim, as an operator builds it (needs a
+# registry). make docker-check: Debian's Docker engine and debootstrap installed and the
+# engine started (as root), the image built on a Debian base made by debootstrap from a
+# wheelhouse made here (no registry reachable; tests/testbed/container.py), then run
+# against the test hub and the Ollama stand-in (tests/test_container.py), and its size said.
+DOCKER_IMAGE ?= ghubai-tray:$(VERSION)
+DOCKER_CHECK_IMAGE := ghubai-tray:check
+
+docker:
+	DOCKER_BUILDKIT=0 docker build -f installer/Dockerfile -t $(DOCKER_IMAGE) .
+
+docker-deps:
+	@$(call apt_install,docker.io debootstrap)
+	@if ! docker info >/dev/null 2>&1; then \
+		if [ "$$(id -u)" != 0 ]; then echo "The Docker engine is not running (start it as root: dockerd)"; exit 1; fi; \
+		mkdir -p $(CACHE); echo "Starting the Docker engine (its log: $(CACHE)/dockerd.log)"; \
+		nohup dockerd >$(CACHE)/dockerd.log 2>&1 & \
+		for i in $$(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done; \
+		docker info >/dev/null 2>&1 || { tail -20 $(CACHE)/dockerd.log; exit 1; }; \
+	fi
+
+docker-check: docker-deps python-deps
+	$(BIN)/python -m tests.testbed.container --tag $(DOCKER_CHECK_IMAGE)
+	GHUBAI_DOCKER_IMAGE=$(DOCKER_CHECK_IMAGE) $(BIN)/pytest -q -p no:cacheprovider -m docker tests/test_container.py
+	@docker image inspect -f '{{.Size}}' $(DOCKER_CHECK_IMAGE) | \
+		awk '{printf "The image: %.0f MB (on the Debian base made by debootstrap)\n", $$1 / 1e6}'
 
 # -- Windows, on the official Windows CPython under Wine (tests/testbed/wine.py) -----------
 # Wine and mingw-w64 (for the Wine lane's bcryptprimitives.dll) from Debian; CPython 3.11

@@ -25,10 +25,10 @@ def dockerfile() -> list[tuple[str, str]]:
 def test_the_container_runs_headless_as_a_non_root_user_with_a_health_check() -> None:
     steps = dockerfile()
     kinds = [k for k, _ in steps]
-    assert steps[0] == ("FROM", "python:3.11-slim")
+    assert steps[0] == ("ARG", "BASE=python:3.11-slim") and steps[1] == ("FROM", "${BASE}")
     assert kinds.index("USER") < kinds.index("ENTRYPOINT")
     assert dict(steps)["USER"] not in ("root", "0")
-    assert dict(steps)["ENTRYPOINT"] == '["ghubai-tray", "--headless"]'
+    assert dict(steps)["ENTRYPOINT"] == '["ghubai-tray", "--headless", "--grace", "8"]'
     assert "doctor" in dict(steps)["HEALTHCHECK"]
     env = " ".join(v for k, v in steps if k == "ENV")
     for variable in ("HUB_URL=", "OLLAMA_LOCAL_URL=", "ALLOW_INVALID_CERTS="):

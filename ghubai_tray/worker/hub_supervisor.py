@@ -52,6 +52,11 @@ def backoff_delay(attempt: int, rng: random.Random | None = None) -> float:
     return base * (rng or random).uniform(0.5, 1.0)
 
 
+def retry_delay(attempt: int, rng: random.Random, spread: float | None) -> float:
+    """The backoff, or the spread one after a drop when ``spread`` is given."""
+    return backoff_delay(attempt, rng) if spread is None else reconnect_delay(attempt, rng, spread)
+
+
 def reconnect_delay(attempt: int, rng: random.Random | None = None,
                     spread: float = RECONNECT_SPREAD) -> float:
     """Seconds before retry ``attempt`` after the hub dropped an accepted connection: anywhere
@@ -78,7 +83,7 @@ class HubSupervisor:
         self._rng = rng
         self._clock = clock
         self._spread = reconnect_spread
-        self._dropped = False  # the hub dropped an accepted connection, not yet accepted again
+        self._spread_now: float | None = None  # the spread while the hub has dropped us
         self._wake = asyncio.Event()  # try again now: the token or the hub changed
         self._switch = asyncio.Event()  # open a new connection, let the old one finish
         self._registration_due = asyncio.Event()
@@ -178,7 +183,8 @@ class HubSupervisor:
             await self._auth_rejected(exc, token)
             return 1
         except HubError as exc:
-            await self._retry_later(str(exc), self._delay(attempt + 1), token)
+            await self._retry_later(str(exc), retry_delay(attempt + 1, self._rng,
+                                                          self._spread_now), token)
             return attempt + 1
         self._switch.clear()
         self._conn = conn  # before the task runs: a switch-over asked meanwhile is not lost
@@ -207,14 +213,10 @@ class HubSupervisor:
             # over (sessions always end by an error, so this cannot hang on their result),
             # spread as a restarted hub's whole fleet needs.
             attempt = 0
-            self._dropped = True
-        await self._retry_later(reason, self._delay(attempt + 1), token)
+            self._spread_now = self._spread
+        await self._retry_later(reason, retry_delay(attempt + 1, self._rng, self._spread_now),
+                                token)
         return attempt + 1
-
-    def _delay(self, attempt: int) -> float:
-        if self._dropped:
-            return reconnect_delay(attempt, self._rng, self._spread)
-        return backoff_delay(attempt, self._rng)
 
     async def _switched_during(self, session: asyncio.Task[None]) -> bool:
         """Wait for the session to end or a switch-over to be asked; True for the latter."""
@@ -356,7 +358,7 @@ class HubSupervisor:
             if conn is not self._conn:
                 return  # an answer on a replaced connection says nothing of the new one
             self._acknowledged = True
-            self._dropped = False
+            self._spread_now = None
             count = len(self._last_registered or [])
             reason = (f"paused, connected to {conn.host}" if self._store.snapshot.holding
                       else f"sharing {texts.counted(count, 'model')} with {conn.host}")

@@ -8,6 +8,8 @@ reaches past the adapters.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
@@ -22,6 +24,8 @@ from ghubai_tray.core.server_kinds import ServerIdentity, ServerKind
 from ghubai_tray.core.settings import Settings
 from ghubai_tray.core.state import Snapshot
 from ghubai_tray.core.tags import LocalModel
+
+log = logging.getLogger("ghubai_tray.worker")
 
 
 class Telemetry(Protocol):
@@ -97,6 +101,15 @@ class Connector(Protocol):
                  max_message_bytes: int) -> Awaitable[HubLink]: ...
 
 
+LOOK_FIRST_WAIT = 1.0
+
+
+def _read_end(task: asyncio.Future[None]) -> None:
+    """A look that outlived its wait: its end read, its failure logged."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("owner first's look before a request failed: %s", exc)
+
+
 class Use:
     """One call of the worker's on a model; ``accept()`` once Ollama has taken it."""
 
@@ -125,6 +138,23 @@ class OllamaLink:
         self._touched: dict[str, set[float | None]] = {}
         self._last: dict[str, float | None] = {}  # model key -> its last use's expiry
         self._wall: Callable[[], float] = time.time
+        # Owner first's look at the server (set by the rules while that rule is on): made
+        # before each hub request reaches it, so that the owner's use since the last
+        # request is seen before this one moves the model's expiry over it.
+        self.look_first: Callable[[], Awaitable[None]] | None = None
+
+    async def before_use(self) -> None:
+        """Owner first's look before a hub request, for at most :data:`LOOK_FIRST_WAIT`
+        seconds (a slow server delays no request for longer; the look goes on)."""
+        if self.look_first is None:
+            return
+        look = asyncio.ensure_future(self.look_first())
+        try:
+            await asyncio.wait_for(asyncio.shield(look), LOOK_FIRST_WAIT)
+        except TimeoutError:
+            look.add_done_callback(_read_end)
+        except Exception:  # the look's failure must not fail the request
+            log.exception("owner first's look before a request failed")
 
     @contextmanager
     def using(self, model: str, keep_alive: float | None = None) -> Iterator[Use]:

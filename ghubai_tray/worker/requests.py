@@ -281,6 +281,7 @@ class RequestRunner:
                 settings = self._store.snapshot.settings
                 try:
                     keep_alive = request.canonical.keep_alive if request.canonical else None
+                    await self._ollama.before_use()
                     with self._ollama.using(request.model, keep_alive) as use:
                         end = await self._ollama.client.relay(
                             request.path, request.body, to_hub,

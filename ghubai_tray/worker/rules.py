@@ -81,8 +81,23 @@ class Rules:
         self._memory = Memory()
         self._seen_ps: tuple[str, Loaded] | None = None  # (Ollama URL, its last /api/ps)
         self._used_late: Used = {}
+        self._looking = asyncio.Lock()  # one look at the model server at a time
+        self._owner_seen = False  # a look before a hub request saw the owner's use
         self._seen = (store.snapshot.settings, store.snapshot.rules_overridden_until)
         store.subscribe(self._on_snapshot)
+        ollama.look_first = self._look_first
+
+    async def _look_first(self) -> None:
+        """Before each hub request reaches the model server, while owner first is on: a
+        look, because the request will move the model's expiry over whatever the owner's
+        chat since the last look left there (under steady hub traffic the looks every few
+        seconds saw one owner's chat in ten). What it sees is decided on at once."""
+        settings = self._store.snapshot.settings
+        if Rule.OWNER_FIRST not in enabled(settings):
+            return
+        if await self._local_use(settings):
+            self._owner_seen = True
+            self._wake.set()
 
     def _on_snapshot(self, snap: Snapshot) -> None:
         """New settings (the Settings window, a reload), or "Share anyway", are looked at
@@ -146,6 +161,7 @@ class Rules:
                                        or now - self._owner_looked >= self._owner_look * 0.9):
             self._owner_looked = now
             local = await self._local_use(settings)
+        local, self._owner_seen = local or self._owner_seen, False
         desktop = self._desktop if on & DESKTOP else None
         now_wall = self._clock()
         signals = (Signals(now_wall, local_use=local) if desktop is None else
@@ -181,6 +197,10 @@ class Rules:
         running count for this look only (their expiries are not known yet); once
         they end, they are taken with theirs.
         """
+        async with self._looking:
+            return await self._look_at_server(settings)
+
+    async def _look_at_server(self, settings: Settings) -> bool:
         client = self._ollama.client
         ours = self._ollama.running()
         busy = await client.busy_slots()

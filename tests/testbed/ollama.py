@@ -208,6 +208,7 @@ class OllamaStandIn(Observable):
         self.expires: dict[str, int] = {}
         self.unloads: list[str] = []
         self.active = 0
+        self.ps_delay = 0.0  # seconds /api/ps takes to answer (a server that is slow to)
         self._modified_at = go_time()
         self._runner: web.AppRunner | None = None
 
@@ -413,6 +414,8 @@ class OllamaStandIn(Observable):
         return web.Response(body=b"\x00\xffnot json{", content_type="text/plain")
 
     async def _ps(self, request: web.Request) -> web.Response:
+        if self.ps_delay:
+            await asyncio.sleep(self.ps_delay)  # the slow server the test asked for
         running = [
             {"name": m.name, "model": m.name, "size": m.size, "digest": m.digest,
              "details": m.details(),

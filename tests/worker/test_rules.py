@@ -96,11 +96,12 @@ async def test_a_manual_pause_wins_over_share_anyway() -> None:
 # -- owner first: the owner's own chat with Ollama comes before the hub's ------------
 
 
-async def _local_chat(bed: Bed, model: str) -> None:
+async def _local_chat(bed: Bed, model: str, **options: str) -> None:
     """A chat of the owner's, straight to Ollama as any local client sends it."""
     async with httpx.AsyncClient(base_url=bed.ollama.url) as client:
         response = await client.post("/api/chat", json={
-            "model": model, "stream": False, "messages": [{"role": "user", "content": "hi"}]})
+            "model": model, "stream": False, "messages": [{"role": "user", "content": "hi"}],
+            **options})
         assert response.status_code == 200
 
 
@@ -145,6 +146,40 @@ async def test_a_local_chat_stops_sharing_within_seconds_until_the_hold_has_pass
         assert time.monotonic() - seen >= hold - 0.5
         assert bed.worker.snapshot.held_by is None
         assert "mistral:7b" not in bed.ollama.unloads  # the owner's model stays loaded
+
+
+async def test_the_look_before_a_hub_request_sees_the_chat_it_would_cover() -> None:
+    """The owner's chat ends, then a hub request on the same model moves its expiry over
+    the chat's before the next regular look (a minute away here): the look the worker makes
+    before forwarding the hub's request sees the chat all the same."""
+    async with running_bed(settings=with_settings(owner_first_hold=60.0), rules_look=60.0,
+                           owner_look=60.0) as bed:
+        await bed.registered(*MODELS)
+        await (await bed.request("/api/chat", {
+            "model": "mistral:7b", "messages": [{"role": "user", "content": "x"}]},
+            model="mistral:7b")).wait()
+        assert bed.worker.snapshot.held_by is None  # the hub's own request is not the owner's
+        await _local_chat(bed, "mistral:7b", keep_alive="10m")  # an expiry not the worker's
+        await (await bed.request("/api/chat", {
+            "model": "mistral:7b", "messages": [{"role": "user", "content": "x"}]},
+            model="mistral:7b")).wait()
+        await bed.worker.wait_for(lambda s: s.held_by == "your use of Ollama", 10,
+                                  "the look before the request to see the owner's chat")
+        await bed.registered()
+
+
+async def test_a_server_slow_to_say_what_it_holds_delays_a_hub_request_a_second_at_most(
+) -> None:
+    async with running_bed(rules_look=60.0, owner_look=60.0) as bed:
+        await bed.registered(*MODELS)
+        bed.ollama.ps_delay = 30.0
+        started = time.monotonic()
+        served = await bed.request("/api/chat", {
+            "model": "llama3.2:1b", "messages": [{"role": "user", "content": "x"}]})
+        await served.wait(20)
+        assert json.loads(served.fragments[-1])["done"] is True
+        assert time.monotonic() - started < 10  # the look waited 1 s; the server, 30
+        bed.ollama.ps_delay = 0.0
 
 
 async def test_owner_first_off_ignores_local_chats() -> None:

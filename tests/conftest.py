@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, settings
 from tests.processes import clean_environment
 from tests.testbed.fake_nvidia import FakeNvidia
 from tests.testbed.godecode import GO_MISSING, go_available
+from tests.testbed.jaeger import JAEGER_MISSING, jaeger_available
 from tests.testbed.llama_cpp_server import (
     LLAMA_SERVER_MISSING,
     LlamaCppServer,
@@ -48,6 +49,7 @@ COUNTERPARTS = (
     ("ollama", real_ollama_available, OLLAMA_MISSING, "REAL-OLLAMA TESTS DID NOT RUN"),
     ("llamacpp", llama_cpp_server_available, LLAMA_SERVER_MISSING,
      "LLAMA-SERVER TESTS DID NOT RUN"),
+    ("jaeger", jaeger_available, JAEGER_MISSING, "THE REAL-JAEGER TEST DID NOT RUN"),
 )
 
 
@@ -58,6 +60,7 @@ LINUX_LANE = {
     "go": "Ollama's Go decoder is built for Linux here; the Linux lane (make test) runs it",
     "ollama": "the real Ollama is built for Linux here; the Linux lane (make test) runs it",
     "llamacpp": "llama.cpp's llama-server is built for Linux here; the Linux lane runs it",
+    "jaeger": "Jaeger is built for Linux here; the Linux lane (make test) runs it",
 }
 
 

@@ -22,6 +22,7 @@ from tests.processes import clean_environment, offline_environment
 from tests.testbed.desktop import desktop_available, real_desktop, wait_for
 from tests.testbed.hub import AuthMode, GridHub
 from tests.testbed.ollama import OllamaStandIn
+from tests.testbed.otlp import OtlpReceiver
 from tests.worker_bed import TOKEN
 
 DEB = os.environ.get("GHUBAI_DEB", "")
@@ -98,10 +99,14 @@ def test_every_library_taken_from_the_system_is_a_dependency(installed: list[str
 async def test_installed_doctor_and_headless_relay_a_streamed_request(
     installed: list[str], tmp_path: Path
 ) -> None:
+    """Headless as a fleet's machine runs it, OpenTelemetry on: the .deb carries the
+    [otel] extra, and the request's trace, the metrics and the logs reach a collector."""
     hub = GridHub(tokens=[TOKEN], auth=AuthMode.REQUIRED)
     ollama = OllamaStandIn(token_delay=0.01)
+    collector = OtlpReceiver()
     await hub.start()
     await ollama.start()
+    await collector.start()
     env = {**clean_environment(tmp_path), "HUB_URL": hub.url, "PROVIDER_TOKEN": TOKEN,
            "OLLAMA_LOCAL_URL": ollama.url}
     try:
@@ -110,8 +115,10 @@ async def test_installed_doctor_and_headless_relay_a_streamed_request(
         out, _ = await asyncio.wait_for(doctor.communicate(), 60)
         assert doctor.returncode == 0, out.decode()
         proc = await asyncio.create_subprocess_exec(
-            "/usr/bin/ghubai-tray", "--headless", env=env, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE)
+            "/usr/bin/ghubai-tray", "--headless", stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env={
+                **env, "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
+                "OTEL_BSP_SCHEDULE_DELAY": "200", "OTEL_METRIC_EXPORT_INTERVAL": "500"})
         try:
             await hub.wait_until(lambda: any(n.models == MODELS for n in hub.nodes.values()),
                                  60, "the installed worker to register")
@@ -120,6 +127,11 @@ async def test_installed_doctor_and_headless_relay_a_streamed_request(
                 "messages": [{"role": "user", "content": "hi"}]})
             await req.wait()
             assert json.loads(req.fragments[-1])["done"] is True
+            await collector.wait_until(lambda: any(
+                s.name == "hub request /api/chat" for s in collector.spans()), 30,
+                "the request's span from the installed worker")
+            await collector.wait_until(lambda: "ghubai.requests" in collector.metrics(), 30,
+                                       "its metrics")
             proc.send_signal(signal.SIGTERM)
             _, err = await asyncio.wait_for(proc.communicate(), 30)
         finally:
@@ -127,9 +139,13 @@ async def test_installed_doctor_and_headless_relay_a_streamed_request(
                 proc.kill()
         assert proc.returncode == 0, err.decode()
         assert TOKEN.encode() not in err
+        assert b"OpenTelemetry" not in err or b"could not export" not in err, err.decode()
+        assert any("/api/chat llama3.2:1b" in r.body.string_value for r in collector.logs())
+        assert TOKEN.encode() not in b"".join(collector.raw)
     finally:
         await hub.stop()
         await ollama.stop()
+        await collector.stop()
     # What the user made stays theirs: removal must not touch it (checked after dpkg -r).
     assert (tmp_path / "logs" / "ghubai-tray.log").exists()
 

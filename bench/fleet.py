@@ -8,8 +8,8 @@ measures:
 
 - the time until every worker is registered again: p50, p99 and the last;
 - the negotiations per second the hub saw, at the peak (one-second buckets), against
-  what a herd with no jitter would bring (all of them in the first second): the
-  reconnection backoff's jitter is what spreads them;
+  what a herd with no jitter would bring (all of them in the first second): the spread
+  of the first retry after a drop (``RECONNECT_SPREAD``) is what spreads them;
 - each worker's memory and CPU while idle (the process's resident memory and CPU time
   over an idle minute, divided by the workers; the hub and stand-in included, so an
   upper bound).
@@ -40,7 +40,7 @@ from ghubai_tray.adapters.credentials import TokenSource
 from ghubai_tray.adapters.hub import HubConnection
 from ghubai_tray.core.settings import Settings
 from ghubai_tray.core.state import Stop
-from ghubai_tray.worker import Worker
+from ghubai_tray.worker import RECONNECT_SPREAD, Worker
 from tests.testbed.hub import GridHub
 from tests.testbed.ollama import OllamaStandIn
 
@@ -128,9 +128,12 @@ def table(found: dict[str, Any]) -> list[str]:
     per_s = found["peak"]
     scale = 10_000 / count
     share = per_s / max(found["negotiations"], 1)
-    verdict = ("That is a thundering herd: the first retry after a drop comes within half a "
-               "second, which spreads one worker's retries but not a fleet's." if share > 0.5
-               else "The backoff's jitter spreads them.")
+    even = 1 / RECONNECT_SPREAD
+    verdict = ("That is a thundering herd: most of the fleet knocked in the same second." if
+               share > 0.5 else
+               f"After a drop each worker's first retry comes anywhere in the next "
+               f"{RECONNECT_SPREAD:g} s, which spreads them (an even spread would put {even:.0%} "
+               "in each second); a hub that cannot take that rate would need a wider window.")
     return [
         f"{count} workers in one process (each its own hub connection), one test hub, one "
         "Ollama stand-in; the hub restarted once all were registered.",

@@ -214,8 +214,10 @@ soak: setup
 # validation, endpoints, fragments, hub records, logs, client errors, and arbitrary
 # invocations into a live worker) with at least 10,000 generated cases each. Selected by
 # the marker, so a new property test joins without being listed here.
+# The property tests are independent and CPU-bound: one pytest-xdist worker per core.
+FUZZ_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 fuzz: setup
-	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -q --timeout 1800 -m hypothesis tests
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -q --timeout 1800 -n $(FUZZ_WORKERS) -m hypothesis tests
 
 # Benchmarks print figures and ratios against a baseline measured in the same run; they
 # never pass or fail. BENCH_ARGS="--quick" for a short run; --write keeps bench/RESULTS.md.

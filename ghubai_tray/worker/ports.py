@@ -149,12 +149,16 @@ class OllamaLink:
         if self.look_first is None:
             return
         look = asyncio.ensure_future(self.look_first())
-        try:
-            await asyncio.wait_for(asyncio.shield(look), LOOK_FIRST_WAIT)
+        try:  # asyncio.timeout, not wait_for: on 3.11 that can lose the request's cancel
+            async with asyncio.timeout(LOOK_FIRST_WAIT):
+                await asyncio.shield(look)
         except TimeoutError:
-            look.add_done_callback(_read_end)
+            pass
         except Exception:  # the look's failure must not fail the request
             log.exception("owner first's look before a request failed")
+        finally:
+            if not look.done():  # it goes on; its end is read when it comes
+                look.add_done_callback(_read_end)
 
     @contextmanager
     def using(self, model: str, keep_alive: float | None = None) -> Iterator[Use]:

@@ -184,7 +184,10 @@ def real_desktop(artifacts: Path, extra_env: dict[str, str] | None = None, *,
                                          stderr=subprocess.DEVNULL))
 
     try:
-        start("Xvfb", display, "-screen", "0", "1024x768x24", "-nolisten", "tcp")
+        # -noreset: an X server resets when its last client leaves, deleting the root
+        # window's properties, so a test's setting (Xft.dpi) made before trayer connects
+        # was sometimes gone by the time the app looked
+        start("Xvfb", display, "-screen", "0", "1024x768x24", "-nolisten", "tcp", "-noreset")
         wait_for("Xvfb", lambda: Path(f"/tmp/.X11-unix/X{number}").exists())
         if "DBUS_SESSION_BUS_ADDRESS" not in env or not notifications:
             config = (["--config-file", str(_failing_notifications_bus(artifacts))]

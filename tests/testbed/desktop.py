@@ -220,8 +220,12 @@ def real_desktop(artifacts: Path, extra_env: dict[str, str] | None = None, *,
     finally:
         for proc in reversed(children):
             proc.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
+        for proc in reversed(children):
+            try:
                 proc.wait(5)
+            except subprocess.TimeoutExpired:  # never left running (nor its Popen unreaped:
+                proc.kill()                    # a ResourceWarning in a later test)
+                proc.wait()
         if bus_pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(bus_pid, 15)

@@ -92,26 +92,20 @@ async def test_an_https_url_for_an_http_hub_gets_the_http_hint_and_no_tls_ok() -
     assert tls.level is Level.WARN and tls.detail.startswith("not verified")
 
 
-def test_test_connection_shows_the_fix_a_probe_found() -> None:
+async def test_test_connection_shows_the_fix_a_probe_found() -> None:
     """The Settings window's Test connection left the hints out ("one line each"): the
-    owner who typed 127.0.0.1:5080 (completed to https://) was not told to try http://."""
+    owner who typed 127.0.0.1:5080 (completed to https://) was not told to try http://.
+    (The report runs its own event loop, as the window's thread does: on a thread here.)"""
     import asyncio
-    import threading
 
-    loop = asyncio.new_event_loop()
     hub = GridHub()
-    loop.run_until_complete(hub.start())
-    serving = threading.Thread(target=loop.run_forever, daemon=True)
-    serving.start()
+    await hub.start()
     try:
         settings = Settings(hub_url=hub.url.replace("http://", "https://"),
                             ollama_url="http://127.0.0.1:9")
-        report, ok = connection_report(settings, "any-token")
+        report, ok = await asyncio.to_thread(connection_report, settings, "any-token")
     finally:
-        loop.call_soon_threadsafe(loop.stop)
-        serving.join(10)
-        loop.run_until_complete(hub.stop())
-        loop.close()
+        await hub.stop()
     assert not ok
     lines = report.splitlines()
     hub_line = next(i for i, line in enumerate(lines) if line.startswith("[FAIL] hub:"))
